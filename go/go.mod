@@ -1,0 +1,3 @@
+module gocoder/go
+
+go 1.22

@@ -1,0 +1,223 @@
+// Package gocheck checks Go source with the standard library's own parser: whole files and
+// fragments (declaration lists, statement lists, expressions), with every syntax error mapped back
+// to the caller's text, gofmt cleanliness, the declarations the source holds and, on request, a
+// go/types check with standard-library imports resolved.
+package gocheck
+
+import (
+	"bytes"
+	"go/ast"
+	"go/format"
+	"go/parser"
+	"go/scanner"
+	"go/token"
+	"sort"
+)
+
+// Kinds of input. KindAuto asks Check to detect the kind.
+const (
+	KindAuto  = "auto"
+	KindFile  = "file"
+	KindDecls = "decls"
+	KindStmts = "stmts"
+	KindExpr  = "expr"
+)
+
+// Options select the work done beyond parsing.
+type Options struct {
+	Kind      string // auto, file, decls, stmts or expr
+	Gofmt     bool   // report whether the source is gofmt-clean
+	Decls     bool   // list the declarations
+	Docs      bool   // with Decls: include each declaration's doc comment
+	TypeCheck bool   // run go/types (standard-library imports resolved)
+}
+
+// Diagnostic is one error, positioned in the caller's text: 1-based line, 1-based byte column,
+// 0-based byte offset.
+type Diagnostic struct {
+	Line   int    `json:"line"`
+	Col    int    `json:"col"`
+	Offset int    `json:"offset"`
+	Msg    string `json:"msg"`
+}
+
+// Decl is one top-level declaration (or, for methods, Name is "Recv.Method").
+type Decl struct {
+	Kind      string `json:"kind"` // func, method, type, interface, struct, var, const
+	Name      string `json:"name"`
+	Recv      string `json:"recv,omitempty"`
+	StartLine int    `json:"start_line"`
+	EndLine   int    `json:"end_line"`
+	Start     int    `json:"start"` // byte offsets of the declaration (doc comment excluded), end exclusive
+	End       int    `json:"end"`
+	Doc       string `json:"doc,omitempty"`
+}
+
+// Result is the verdict on one input.
+type Result struct {
+	OK         bool         `json:"ok"`
+	Kind       string       `json:"kind"`
+	Package    string       `json:"package,omitempty"`
+	Errors     []Diagnostic `json:"errors"`
+	Gofmt      *bool        `json:"gofmt,omitempty"` // nil when not asked or when the source does not parse
+	Decls      []Decl       `json:"decls,omitempty"`
+	TypeErrors []Diagnostic `json:"type_errors,omitempty"`
+	TypeOK     *bool        `json:"type_ok,omitempty"`
+}
+
+// parsed is one parse of the caller's source under one wrapping.
+type parsed struct {
+	kind   string
+	fset   *token.FileSet
+	file   *ast.File // nil for expressions
+	expr   ast.Expr
+	errs   []Diagnostic
+	prefix int // bytes the wrapper put before the caller's text
+	srcLen int
+}
+
+// wrappers turn a fragment into a file. The prefix ends in a newline so that lines shift by a
+// whole number and columns stay those of the caller's text.
+var wrappers = map[string][2]string{
+	KindFile:  {"", ""},
+	KindDecls: {"package p\n", ""},
+	KindStmts: {"package p\nfunc _() {\n", "\n}\n"},
+}
+
+func parseAs(kind string, src []byte) *parsed {
+	p := &parsed{kind: kind, fset: token.NewFileSet(), srcLen: len(src)}
+	const mode = parser.AllErrors | parser.ParseComments | parser.SkipObjectResolution
+	var err error
+	if kind == KindExpr {
+		p.expr, err = parser.ParseExprFrom(p.fset, "", src, mode)
+	} else {
+		w := wrappers[kind]
+		p.prefix = len(w[0])
+		buf := make([]byte, 0, len(w[0])+len(src)+len(w[1]))
+		buf = append(append(append(buf, w[0]...), src...), w[1]...)
+		p.file, err = parser.ParseFile(p.fset, "", buf, mode)
+	}
+	if list, ok := err.(scanner.ErrorList); ok {
+		for _, e := range list {
+			p.errs = append(p.errs, p.diag(e.Pos.Offset, e.Msg))
+		}
+	} else if err != nil {
+		p.errs = append(p.errs, Diagnostic{Line: 1, Col: 1, Msg: err.Error()})
+	}
+	return p
+}
+
+// diag maps an offset in the wrapped text to the caller's line, column and offset. Positions in
+// the wrapper (such as "expected '}', found 'EOF'" at the closing brace) land on the end of the text.
+// Check turns the offset into a line and column once the kind is chosen.
+func (p *parsed) diag(off int, msg string) Diagnostic {
+	return Diagnostic{Offset: off - p.prefix, Msg: msg}
+}
+
+// offset is a node position as a byte offset in the caller's text.
+func (p *parsed) offset(pos token.Pos) int {
+	return p.fset.Position(pos).Offset - p.prefix
+}
+
+// Check parses src as the kind opts.Kind names (or the kind it detects) and reports on it.
+func Check(src []byte, opts Options) *Result {
+	var p *parsed
+	switch opts.Kind {
+	case "", KindAuto:
+		p = detect(src)
+	case KindFile, KindDecls, KindStmts, KindExpr:
+		p = parseAs(opts.Kind, src)
+	default:
+		return &Result{Kind: opts.Kind, Errors: []Diagnostic{{Line: 1, Col: 1, Msg: "unknown kind " + opts.Kind}}}
+	}
+	lines := lineStarts(src)
+	// The parser repeats an error at one place while it recovers; report each once.
+	var errs []Diagnostic
+	for i, e := range p.errs {
+		if i > 0 && e == p.errs[i-1] {
+			continue
+		}
+		errs = append(errs, position(lines, src, e.Offset, e.Msg))
+	}
+	p.errs = errs
+	r := &Result{OK: len(p.errs) == 0, Kind: p.kind, Errors: p.errs}
+	if r.Errors == nil {
+		r.Errors = []Diagnostic{}
+	}
+	if p.file != nil && p.kind == KindFile && p.file.Name != nil {
+		r.Package = p.file.Name.Name
+	}
+	if opts.Gofmt && r.OK {
+		clean := isGofmt(src)
+		r.Gofmt = &clean
+	}
+	if opts.Decls && p.file != nil && (p.kind == KindFile || p.kind == KindDecls) {
+		r.Decls = declarations(p, lines, src, opts.Docs)
+	}
+	if opts.TypeCheck && p.file != nil {
+		typeOK, terrs := typeCheck(p, lines, src)
+		r.TypeOK, r.TypeErrors = &typeOK, terrs
+	}
+	return r
+}
+
+// detect picks the reading of src that parses, or else the one that gets furthest before its first
+// error: a file if it starts with a package clause, else declarations, statements, an expression.
+func detect(src []byte) *parsed {
+	if startsWithPackage(src) {
+		return parseAs(KindFile, src)
+	}
+	var best *parsed
+	for _, kind := range []string{KindDecls, KindStmts, KindExpr} {
+		p := parseAs(kind, src)
+		if len(p.errs) == 0 {
+			return p
+		}
+		if best == nil || p.errs[0].Offset > best.errs[0].Offset {
+			best = p
+		}
+	}
+	return best
+}
+
+// startsWithPackage reports whether the first token of src is the keyword package.
+func startsWithPackage(src []byte) bool {
+	var s scanner.Scanner
+	fset := token.NewFileSet()
+	s.Init(fset.AddFile("", -1, len(src)), src, nil, 0)
+	_, tok, _ := s.Scan()
+	return tok == token.PACKAGE
+}
+
+// isGofmt reports whether gofmt would leave src unchanged.
+func isGofmt(src []byte) bool {
+	out, err := format.Source(src)
+	return err == nil && bytes.Equal(out, src)
+}
+
+// lineStarts gives the byte offset where each line of src starts.
+func lineStarts(src []byte) []int {
+	starts := []int{0}
+	for i, c := range src {
+		if c == '\n' {
+			starts = append(starts, i+1)
+		}
+	}
+	return starts
+}
+
+// position turns a byte offset in src (clamped into it) into a Diagnostic.
+func position(lines []int, src []byte, off int, msg string) Diagnostic {
+	if off < 0 {
+		off = 0
+	}
+	if off > len(src) {
+		off = len(src)
+	}
+	i := sort.Search(len(lines), func(i int) bool { return lines[i] > off }) - 1
+	return Diagnostic{Line: i + 1, Col: off - lines[i] + 1, Offset: off, Msg: msg}
+}
+
+func parseFileFset(fset *token.FileSet, name string, src []byte) (*ast.File, error) {
+	return parser.ParseFile(fset, name, src, parser.AllErrors|parser.ParseComments|parser.SkipObjectResolution)
+}

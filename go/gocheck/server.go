@@ -1,0 +1,211 @@
+package gocheck
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// Request is one line of the server protocol. Src carries UTF-8 text; SrcB64 carries any bytes
+// (JSON strings cannot hold invalid UTF-8). Gofmt and Decls default to true.
+type Request struct {
+	ID        json.RawMessage `json:"id"`
+	Op        string          `json:"op"` // check (default), typecheck_package, ping
+	Src       *string         `json:"src"`
+	SrcB64    *string         `json:"src_b64"`
+	Kind      string          `json:"kind"`
+	Gofmt     *bool           `json:"gofmt"`
+	Decls     *bool           `json:"decls"`
+	Docs      bool            `json:"docs"`
+	TypeCheck bool            `json:"typecheck"`
+	Files     []PackageFile   `json:"files"`
+	TimeoutMS int             `json:"timeout_ms"`
+}
+
+// Response is one line back: the Result of a check, or an error, or a timeout, with the request's id.
+type Response struct {
+	ID json.RawMessage `json:"id"`
+	*Result
+	FileErrors []FileDiagnostic `json:"file_errors,omitempty"`
+	TimedOut   bool             `json:"timed_out,omitempty"`
+	Error      string           `json:"error,omitempty"`
+}
+
+// ServerConfig bounds the server's work.
+type ServerConfig struct {
+	Workers         int           // requests checked at once
+	DefaultTimeout  time.Duration // per request, when the request names none
+	MaxRequestBytes int           // longer lines are answered with an error and skipped
+}
+
+// Serve answers JSON-lines requests from r on w until r ends. A bad request gets an error
+// response; it never stops the server. Responses may come out of order: match them by id.
+func Serve(r io.Reader, w io.Writer, cfg ServerConfig) error {
+	if cfg.Workers < 1 {
+		cfg.Workers = 1
+	}
+	out := &responder{w: bufio.NewWriterSize(w, 1<<16)}
+	jobs := make(chan []byte, cfg.Workers)
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for line := range jobs {
+				out.send(handle(line, cfg.DefaultTimeout))
+			}
+		}()
+	}
+	br := bufio.NewReaderSize(r, 1<<20)
+	var err error
+	for {
+		var line []byte
+		line, err = readLine(br, cfg.MaxRequestBytes)
+		if errors.Is(err, errTooLong) {
+			out.send(&Response{ID: json.RawMessage("null"), Error: fmt.Sprintf("request longer than %d bytes", cfg.MaxRequestBytes)})
+			continue
+		}
+		if len(line) > 0 {
+			jobs <- line
+		}
+		if err != nil {
+			break
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+type responder struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+}
+
+func (r *responder) send(resp *Response) {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		b, _ = json.Marshal(&Response{ID: resp.ID, Error: "encoding response: " + err.Error()})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.w.Write(b)
+	r.w.WriteByte('\n')
+	r.w.Flush()
+}
+
+var errTooLong = errors.New("line too long")
+
+// readLine reads one newline-terminated line of at most max bytes; a longer one is consumed
+// whole and reported as errTooLong.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if max > 0 && len(line)+len(chunk) > max {
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			if err != nil && err != io.EOF {
+				return nil, err
+			}
+			return nil, errTooLong
+		}
+		line = append(line, chunk...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return trimNewline(line), err
+	}
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// handle decodes and answers one request, within its deadline.
+func handle(line []byte, defTimeout time.Duration) *Response {
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		id := json.RawMessage("null")
+		var probe struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if json.Unmarshal(line, &probe) == nil && probe.ID != nil {
+			id = probe.ID
+		}
+		return &Response{ID: id, Error: "bad request: " + err.Error()}
+	}
+	if req.ID == nil {
+		req.ID = json.RawMessage("null")
+	}
+	timeout := defTimeout
+	if req.TimeoutMS > 0 {
+		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
+	}
+	done := make(chan *Response, 1)
+	go func() { done <- answer(&req) }()
+	if timeout <= 0 {
+		return <-done
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case resp := <-done:
+		return resp
+	case <-timer.C:
+		// The check goes on in its goroutine and its answer is dropped; the client decides
+		// whether a server with abandoned work should be restarted.
+		return &Response{ID: req.ID, TimedOut: true, Error: fmt.Sprintf("timed out after %v", timeout)}
+	}
+}
+
+// answer does the work of one decoded request; a panic becomes an error response.
+func answer(req *Request) (resp *Response) {
+	resp = &Response{ID: req.ID}
+	defer func() {
+		if p := recover(); p != nil {
+			resp = &Response{ID: req.ID, Error: fmt.Sprintf("internal error: %v\n%s", p, debug.Stack())}
+		}
+	}()
+	switch req.Op {
+	case "", "check":
+		var src []byte
+		switch {
+		case req.SrcB64 != nil:
+			b, err := base64.StdEncoding.DecodeString(*req.SrcB64)
+			if err != nil {
+				return &Response{ID: req.ID, Error: "bad request: src_b64: " + err.Error()}
+			}
+			src = b
+		case req.Src != nil:
+			src = []byte(*req.Src)
+		default:
+			return &Response{ID: req.ID, Error: "bad request: no src or src_b64"}
+		}
+		resp.Result = Check(src, Options{
+			Kind: req.Kind, Gofmt: orTrue(req.Gofmt), Decls: orTrue(req.Decls),
+			Docs: req.Docs, TypeCheck: req.TypeCheck,
+		})
+	case "typecheck_package":
+		resp.FileErrors = TypeCheckPackage(req.Files)
+	case "ping":
+	default:
+		return &Response{ID: req.ID, Error: "bad request: unknown op " + req.Op}
+	}
+	return resp
+}
+
+func orTrue(b *bool) bool { return b == nil || *b }

@@ -1,0 +1,82 @@
+"""The `gocoder` command line: the only module that imports Typer.
+
+Each subcommand is a thin wrapper: parse options, build the config, call one library function,
+render the result. Results go to stdout, progress and logs to stderr. Exit 0 success, 1 a negative
+verdict (code that does not parse), 2 usage or input error (a GocoderError, one line).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from gocoder import GocoderError, __version__
+from gocoder.config import Config, load_config, to_dict, to_toml
+
+app = typer.Typer(
+    name="gocoder",
+    help="Train small hierarchical-recursive models that write Go, checked by Go's own parser.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+err = Console(stderr=True)  # progress and logs; rich styles only on a TTY
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file; its keys override the defaults.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override one config key, e.g. --set validate.servers=4 (repeatable)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def _config(path: Path | None, sets: list[str] | None) -> Config:
+    return load_config(path, sets or ())
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"gocoder {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Train small hierarchical-recursive models that write Go, checked by Go's own parser."""
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the resolved config: defaults, then the TOML file, then --set overrides.
+
+    Example: gocoder config show --set validate.servers=4
+    """
+    cfg = _config(config, set_)
+    print(json.dumps(to_dict(cfg), indent=2) if as_json else to_toml(cfg), end="" if not as_json else "\n")
+
+
+def main() -> None:
+    """Console-script entry: a GocoderError becomes one line on stderr and exit 2.
+
+    Typer's standalone mode already turns usage errors into exit 2 and Ctrl-C into exit 130.
+    """
+    try:
+        app()
+    except GocoderError as e:
+        err.print(f"error: {e}", style="red", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

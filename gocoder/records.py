@@ -1,0 +1,120 @@
+"""JSONL records: reading with errors that name the file and line, and appending that survives a kill.
+
+A raw PR record (data/raw/*.jsonl):
+    id, source, repo, pr_number, sha, merged_at, title, body,
+    files_changed: [{path, status (added|modified|deleted|renamed), before, after}]
+A hierarchical record (data/hierarchical/*.jsonl): see docs/FORMATS.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from gocoder import GocoderError
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield each record of a JSONL file; a bad line is a GocoderError naming file and line.
+
+    A last line without its newline is a record cut off by a kill: it is an error too, since
+    dropping it silently would lose data; `JsonlWriter` repairs such a tail before appending.
+    """
+    path = Path(path)
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise GocoderError(f"{path}: cannot read: {e.strerror}") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise GocoderError(f"{path}:{lineno}: not UTF-8") from None
+            except json.JSONDecodeError as e:
+                raise GocoderError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})") from None
+            if not isinstance(rec, dict):
+                raise GocoderError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            yield rec
+
+
+def iter_jsonl_inputs(path: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Records of a .jsonl file, or of every .jsonl file in a folder (sorted), with their file."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise GocoderError(f"{path}: no .jsonl files")
+    elif path.exists():
+        files = [path]
+    else:
+        raise GocoderError(f"{path}: no such file or folder")
+    for f in files:
+        for rec in read_jsonl(f):
+            yield f, rec
+
+
+def content_hash(*parts: str) -> str:
+    """A short stable hash of text, for record ids and dedup."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+class JsonlWriter:
+    """Appends records to a JSONL file, each exactly once across kills and reruns.
+
+    On open it drops a torn last line (a record half-written when the process was killed) and
+    reads the ids already present, so a rerun skips them. Each record is one write of one line,
+    flushed, so what is on disk is always whole records plus at most one torn tail.
+    """
+
+    def __init__(self, path: str | Path, key: str = "id"):
+        self.path = Path(path)
+        self.key = key
+        self.seen: set[str] = set()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            self._repair_tail()
+            for rec in read_jsonl(self.path):
+                self.seen.add(rec[key])
+        self._f = self.path.open("ab")
+
+    def _repair_tail(self) -> None:
+        with self.path.open("rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def write(self, rec: dict[str, Any]) -> bool:
+        """Append rec unless its id was written before; True if written."""
+        k = rec[self.key]
+        if k in self.seen:
+            return False
+        line = json.dumps(rec, ensure_ascii=False) + "\n"
+        self._f.write(line.encode("utf-8", "surrogatepass"))
+        self._f.flush()
+        self.seen.add(k)
+        return True
+
+    def write_all(self, recs: Iterable[dict[str, Any]]) -> int:
+        return sum(self.write(r) for r in recs)
+
+    def close(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
