@@ -28,8 +28,83 @@ class ValidateConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """The model (gocoder/model.py): shapes, the HRM/TRM recursion and halting; `type` picks the family."""
+
+    type: typing.Literal["recursive", "gpt"] = "recursive"
+    vocab_size: int = 0  # 0: taken from the tokenizer
+    d_model: int = 64
+    n_heads: int = 4
+    planner_layers: int = 2  # H, slow: prefix-LM over prompt + plan (+ code positions, causally)
+    generator_layers: int = 2  # L, fast: causal over the code, cross-attends the planner
+    gpt_layers: int = 0  # gpt only; 0: as many as give the recursive model's parameter count
+    mlp_mult: float = 2.6667  # SwiGLU hidden = mlp_mult * d_model, rounded up to a multiple of 32
+    max_seq_len: int = 512
+    rope_theta: float = 10000.0
+    h_cycles: int = 2
+    l_cycles: int = 2
+    grad: typing.Literal["last", "last_k", "one_step"] = "last"  # gradient through which cycles
+    grad_k: int = 1  # with grad = "last_k": how many final H cycles carry gradient
+    segments: int = 2  # deep-supervision segments (the state is detached between them)
+    halting: typing.Literal["bce", "q", "none"] = "bce"  # TRM's BCE head, HRM's Q-learning, or off
+    halt_explore: float = 0.1  # q only: chance a sample gets a random minimum number of segments
+    halt_acc: float = 1.0  # a sample "is correct" (BCE target) when this share of answer tokens is
+    n_verdict: int = 6  # validator verdict features fed to the controller (see data.verdict_features)
+    tie_embeddings: bool = True
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One curriculum stage: which examples it admits, and when training moves on."""
+
+    name: str = "all"
+    max_plan_steps: int = 0  # 0: no limit; 1 admits single-function changes only
+    max_tokens: int = 0  # 0: no limit (prompt + plan + code tokens)
+    until_step: int = 0  # move on at this optimizer step (0: never, by step)
+    until_metric: str = ""  # or when this validation metric (e.g. "val_code_loss") ...
+    until_below: float = 0.0  # ... drops below this value
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """`gocoder train`: data, optimisation, checkpoints, logging."""
+
+    data: str = "data/shards"  # shard folder written by `gocoder shards`
+    tokenizer: str = "tokenizer"  # tokenizer folder or .model file
+    out: str = "runs/tiny"
+    seed: int = 1234
+    steps: int = 200
+    batch_size: int = 8  # examples per micro-batch (per process)
+    grad_accum: int = 1
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    w_plan: float = 0.4
+    w_code: float = 0.4
+    w_ctrl: float = 0.2
+    w_halt: float = 0.5
+    ema_decay: float = 0.999  # 0: no EMA
+    device: str = "auto"  # auto: cuda when available, else cpu
+    compile: bool = False
+    ddp: bool = False  # through torchrun: reads RANK / WORLD_SIZE / LOCAL_RANK
+    ddp_backend: str = "auto"  # auto: nccl on cuda, gloo on cpu
+    log_every: int = 10
+    eval_every: int = 100  # 0: never
+    eval_batches: int = 4
+    eval_samples: int = 8  # greedy samples checked by gocheck per evaluation
+    eval_max_new: int = 128
+    ckpt_every: int = 100
+    stages: tuple[StageConfig, ...] = (StageConfig(),)
+
+
+@dataclass(frozen=True)
 class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
@@ -149,4 +224,6 @@ def _toml_value(v: Any) -> str:
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # a section inside a list (train.stages): an inline table
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
     raise TypeError(f"cannot write {v!r} as TOML")
