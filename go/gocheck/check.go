@@ -147,8 +147,8 @@ func Check(src []byte, opts Options) *Result {
 	if p.file != nil && p.kind == KindFile && p.file.Name != nil {
 		r.Package = p.file.Name.Name
 	}
-	if opts.Gofmt && r.OK {
-		clean := isGofmt(src)
+	if opts.Gofmt && r.OK && len(src) <= MaxGofmtBytes {
+		clean := isGofmt(p, src)
 		r.Gofmt = &clean
 	}
 	if opts.Decls && p.file != nil && (p.kind == KindFile || p.kind == KindDecls) {
@@ -189,8 +189,19 @@ func startsWithPackage(src []byte) bool {
 	return tok == token.PACKAGE
 }
 
-// isGofmt reports whether gofmt would leave src unchanged.
-func isGofmt(src []byte) bool {
+// MaxGofmtBytes bounds the gofmt comparison: printing costs about three parses, and on a
+// multi-megabyte generated file the verdict is not worth the wait (Gofmt is then null).
+const MaxGofmtBytes = 8 << 20
+
+// isGofmt reports whether gofmt would leave src unchanged. A whole file is printed from the AST
+// already parsed (format.Node, the printer settings of gofmt); a fragment goes through
+// format.Source, which knows how to indent and print partial source.
+func isGofmt(p *parsed, src []byte) bool {
+	if p.kind == KindFile {
+		var buf bytes.Buffer
+		err := format.Node(&buf, p.fset, p.file)
+		return err == nil && bytes.Equal(buf.Bytes(), src)
+	}
 	out, err := format.Source(src)
 	return err == nil && bytes.Equal(out, src)
 }
