@@ -111,6 +111,65 @@ def check_cmd(
     raise typer.Exit(1 if n else 0)
 
 
+@app.command("collect")
+def collect_cmd(
+    repo: Annotated[Path | None, typer.Option("--repo", help="A local git clone: one record per merged PR.")] = None,
+    github: Annotated[
+        str | None, typer.Option("--github", help="OWNER/NAME on GitHub (token from $GITHUB_TOKEN).")
+    ] = None,
+    go_src: Annotated[
+        Path | None, typer.Option("--go-src", help="A Go source tree: one record per documented func.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output JSONL (default: data/raw/SOURCE-REPO.jsonl).")
+    ] = None,
+    all_commits: Annotated[
+        bool, typer.Option("--all-commits", help="--repo: also plain (non-PR) mainline commits.")
+    ] = False,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Worker threads.")] = None,
+    decontaminate: Annotated[
+        Path | None,
+        typer.Option("--decontaminate", help="Blocklist of hashes, or a benchmark .jsonl to hash."),
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Collect raw PR records from a git clone, GitHub, or a Go source tree; rerun to resume.
+
+    Example: gocoder collect --repo ../cobra --workers 2 --decontaminate ../shared/bench/mbxp_go.jsonl
+    """
+    from gocoder.collect import collect
+
+    cfg = _config(config, set_)
+    res = collect(
+        cfg.collect, repo=repo, github=github, go_src=go_src, out=out, all_commits=all_commits,
+        workers=workers, decontaminate=decontaminate, console=err,
+    )
+    if as_json:
+        print(json.dumps(res.to_dict()))
+        return
+    print(f"{res.written} new records in {res.out} ({res.duplicates} duplicates, "
+          f"{res.units} units done, {res.resumed} done before)")
+    for reason, n in sorted(res.skipped.items()):
+        print(f"  skipped {reason}: {n}")
+
+
+@app.command("blocklist")
+def blocklist_cmd(
+    bench: Annotated[Path, typer.Argument(help="Benchmark JSONL with prompt/test fields (MBXP, HumanEval-X).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Blocklist file to write (one hash a line).")],
+) -> None:
+    """Write the decontamination blocklist of a benchmark, for collect --decontaminate.
+
+    Example: gocoder blocklist ../shared/bench/mbxp_go.jsonl -o data/mbxp.blocklist
+    """
+    from gocoder.decontam import write_blocklist
+
+    print(f"{write_blocklist(bench, out)} hashes in {out}")
+
+
+
 def main() -> None:
     """Console-script entry: a GocoderError becomes one line on stderr and exit 2.
 

@@ -101,8 +101,24 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class CollectConfig:
+    """`gocoder collect`: where raw PR records go and how sources are read."""
+
+    out_dir: str = "data/raw"  # default output folder: OUT_DIR/SOURCE-REPO.jsonl
+    workers: int = 2  # threads running cat-file / HTTP / gocheck requests
+    max_file_bytes: int = 1_000_000  # larger Go files are skipped as oversized
+    rev: str = "HEAD"  # --repo: the branch whose first-parent history is mined
+    github_api: str = "https://api.github.com"  # --github: REST base URL (a local server in tests)
+    github_cache: str = ".cache/github"  # ETag cache of GET responses
+    github_max_wait_s: float = 3600.0  # longest total sleep for rate limits before giving up
+    github_retries: int = 5  # per request, on 5xx, secondary limits and network errors
+    github_timeout_s: float = 30.0  # per HTTP request
+
+
+@dataclass(frozen=True)
 class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

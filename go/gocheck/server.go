@@ -2,6 +2,7 @@ package gocheck
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -16,7 +17,7 @@ import (
 // (JSON strings cannot hold invalid UTF-8). Gofmt and Decls default to true.
 type Request struct {
 	ID        json.RawMessage `json:"id"`
-	Op        string          `json:"op"` // check (default), typecheck_package, ping
+	Op        string          `json:"op"` // check (default), typecheck_package, mutate, ping
 	Src       *string         `json:"src"`
 	SrcB64    *string         `json:"src_b64"`
 	Kind      string          `json:"kind"`
@@ -26,6 +27,9 @@ type Request struct {
 	TypeCheck bool            `json:"typecheck"`
 	Files     []PackageFile   `json:"files"`
 	TimeoutMS int             `json:"timeout_ms"`
+	Seed      int64           `json:"seed"`      // mutate: the generator's seed
+	PerFunc   int             `json:"per_func"`  // mutate: mutants per function
+	BugKinds  []string        `json:"bug_kinds"` // mutate: kinds to plant (default all)
 }
 
 // Response is one line back: the Result of a check, or an error, or a timeout, with the request's id.
@@ -33,6 +37,7 @@ type Response struct {
 	ID json.RawMessage `json:"id"`
 	*Result
 	FileErrors []FileDiagnostic `json:"file_errors,omitempty"`
+	Mutants    []Mutant         `json:"mutants,omitempty"`
 	TimedOut   bool             `json:"timed_out,omitempty"`
 	Error      string           `json:"error,omitempty"`
 }
@@ -68,7 +73,8 @@ func Serve(r io.Reader, w io.Writer, cfg ServerConfig) error {
 		var line []byte
 		line, err = readLine(br, cfg.MaxRequestBytes)
 		if errors.Is(err, errTooLong) {
-			out.send(&Response{ID: json.RawMessage("null"), Error: fmt.Sprintf("request longer than %d bytes", cfg.MaxRequestBytes)})
+			// line holds the request's head: its id is readable when it is the first key.
+			out.send(&Response{ID: leadingID(line), Error: fmt.Sprintf("bad request: longer than %d bytes", cfg.MaxRequestBytes)})
 			continue
 		}
 		if len(line) > 0 {
@@ -105,20 +111,26 @@ func (r *responder) send(resp *Response) {
 
 var errTooLong = errors.New("line too long")
 
-// readLine reads one newline-terminated line of at most max bytes; a longer one is consumed
-// whole and reported as errTooLong.
+// readLine reads one newline-terminated line of at most max bytes, the newline not counted. A
+// longer one is consumed whole and reported as errTooLong with its first chunk, so that the
+// caller can still read the id at its head.
 func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	var line []byte
 	for {
 		chunk, err := br.ReadSlice('\n')
-		if max > 0 && len(line)+len(chunk) > max {
+		n := len(line) + len(chunk)
+		if err == nil {
+			n-- // the newline
+		}
+		if max > 0 && n > max {
+			head := append(line, chunk[:min(len(chunk), 4096)]...)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
 			if err != nil && err != io.EOF {
 				return nil, err
 			}
-			return nil, errTooLong
+			return head, errTooLong
 		}
 		line = append(line, chunk...)
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -126,6 +138,22 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 		}
 		return trimNewline(line), err
 	}
+}
+
+// leadingID reads the id of a request from its first bytes when "id" is the object's first key.
+func leadingID(head []byte) json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(head))
+	var id json.RawMessage
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return json.RawMessage("null")
+	}
+	if t, err := dec.Token(); err != nil || t != "id" {
+		return json.RawMessage("null")
+	}
+	if dec.Decode(&id) != nil {
+		return json.RawMessage("null")
+	}
+	return id
 }
 
 func trimNewline(b []byte) []byte {
@@ -195,12 +223,24 @@ func answer(req *Request) (resp *Response) {
 		default:
 			return &Response{ID: req.ID, Error: "bad request: no src or src_b64"}
 		}
+		if !ValidKind(req.Kind) {
+			return &Response{ID: req.ID, Error: "bad request: unknown kind " + req.Kind}
+		}
 		resp.Result = Check(src, Options{
 			Kind: req.Kind, Gofmt: orTrue(req.Gofmt), Decls: orTrue(req.Decls),
 			Docs: req.Docs, TypeCheck: req.TypeCheck,
 		})
 	case "typecheck_package":
 		resp.FileErrors = TypeCheckPackage(req.Files)
+	case "mutate":
+		if req.Src == nil {
+			return &Response{ID: req.ID, Error: "bad request: mutate needs src"}
+		}
+		ms, err := Mutate([]byte(*req.Src), MutateOptions{Seed: req.Seed, PerFunc: req.PerFunc, Kinds: req.BugKinds})
+		if err != nil {
+			return &Response{ID: req.ID, Error: "mutate: " + err.Error()}
+		}
+		resp.Mutants = ms
 	case "ping":
 	default:
 		return &Response{ID: req.ID, Error: "bad request: unknown op " + req.Op}
