@@ -62,8 +62,13 @@ def check_paths(
     gofmt: bool = False,
     kind: str = "file",
     all_dirs: bool = False,
+    all_errors: bool = False,
 ) -> Report:
-    """Check every .go file under paths; gofmt=True also reports files gofmt would change."""
+    """Check every .go file under paths; gofmt=True also reports files gofmt would change.
+
+    Like the Go compiler, it reports the first syntax error of each line and at most 10 a file
+    (the rest are mostly the parser's cascades) unless all_errors.
+    """
     report = Report()
     files = list(walk(paths, all_dirs))
     srcs = []
@@ -80,7 +85,8 @@ def check_paths(
         report.sources[name] = src
         if r.error and not r.errors:
             report.findings.append(Finding(name, 1, 1, "checker", r.error))
-        report.findings += [Finding(name, e.line, e.col, "syntax", e.msg) for e in r.errors]
+        errors = r.errors if all_errors else _first_per_line(r.errors)
+        report.findings += [Finding(name, e.line, e.col, "syntax", e.msg) for e in errors]
         if gofmt and r.gofmt is False:
             report.findings.append(Finding(name, 1, 1, "gofmt", "file is not gofmt-ed"))
         if typecheck and r.ok and r.kind == "file":
@@ -96,6 +102,15 @@ def check_paths(
             report.findings.append(Finding(e["file"], e["line"], e["col"], "typecheck", e["msg"]))
     report.findings.sort(key=lambda x: (x.path, x.line, x.col))
     return report
+
+
+def _first_per_line(errors, limit: int = 10):
+    out, lines = [], set()
+    for e in errors:
+        if e.line not in lines and len(out) < limit:
+            lines.add(e.line)
+            out.append(e)
+    return out
 
 
 def _display(p: Path) -> str:

@@ -348,7 +348,7 @@ class Checker:
     def _wait(self, req: dict[str, Any], srv: _Server, fut: Future, timeout: float) -> dict[str, Any]:
         # The server answers a late request itself; this wait only catches a hung or stalled process.
         size = len(req.get("src") or req.get("src_b64") or "")
-        grace = 5.0 + size / 20e6
+        grace = self.cfg.hang_grace_s + size / 20e6  # plus time to move a large request through the pipe
         try:
             return fut.result(timeout=timeout + grace)
         except FutureTimeout:
