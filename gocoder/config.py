@@ -25,6 +25,7 @@ class ValidateConfig:
     servers: int = 2  # gocheck server processes in the pool
     timeout_s: float = 10.0  # per request, syntax check
     typecheck_timeout_s: float = 120.0  # per request with a type check (first stdlib imports are slow)
+    hang_grace_s: float = 5.0  # past its deadline plus this, a silent server is taken as hung and restarted
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,25 @@ class CollectConfig:
 
 
 @dataclass(frozen=True)
+class TokenizerConfig:
+    """`gocoder tokenizer train/eval`: the SentencePiece model and its training sample."""
+
+    path: str = "tokenizer"  # the tokenizer folder (gocoder.model, .vocab, .json) read and written
+    vocab_size: int = 16000
+    model_type: typing.Literal["bpe", "unigram"] = "bpe"
+    sample_chars: int = 200_000_000  # stop streaming training text after this many characters (0: all)
+    sample_sentences: int = 0  # SentencePiece's own random sample of chunks (0: every chunk)
+    max_sentence_length: int = 65536  # bytes per training chunk; longer texts are cut at line ends
+    max_piece_length: int = 16  # longest piece in characters
+    split_digits: bool = False
+    character_coverage: float = 0.9995  # rarer characters go to byte fallback
+    threads: int = 2
+
+
+@dataclass(frozen=True)
 class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
