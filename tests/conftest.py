@@ -1,0 +1,128 @@
+"""Shared fixtures. Each builds its data itself: no network, no files outside tmp."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import git
+import pytest
+
+GO_MAIN = "package main\n\nfunc main() {\n\tprintln(Sum(1, 2))\n}\n"
+SUM_V1 = "package main\n\n// Sum adds numbers.\nfunc Sum(xs ...int) int {\n\tt := 0\n\tfor _, x := range xs {\n\t\tt += x\n\t}\n\treturn t\n}\n"  # noqa: E501
+SUM_V2 = SUM_V1.replace("func Sum", "// Empty input gives 0.\nfunc Sum")
+UTIL = "package main\n\nfunc double(x int) int { return 2 * x }\n"
+OLD = "package main\n\nfunc old() {}\n"
+
+
+class RepoBuilder:
+    """Small helper over GitPython: commits with fixed dates, so the history is the same every run."""
+
+    def __init__(self, path: Path):
+        self.repo = git.Repo.init(path, initial_branch="main")
+        with self.repo.config_writer() as cw:
+            cw.set_value("user", "name", "Test")
+            cw.set_value("user", "email", "test@example.com")
+        self.path, self.t = Path(path), 1_700_000_000
+
+    def _env(self) -> dict[str, str]:
+        self.t += 60
+        date = f"{self.t} +0000"
+        return {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+
+    def commit(self, message: str, files: dict[str, str | bytes | None]) -> str:
+        for rel, content in files.items():
+            p = self.path / rel
+            if content is None:
+                self.repo.git.rm("-q", rel)
+                continue
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(content if isinstance(content, bytes) else content.encode())
+            self.repo.git.add(rel)
+        with self.repo.git.custom_environment(**self._env()):
+            self.repo.git.commit("-q", "-m", message)
+        return self.repo.head.commit.hexsha
+
+    def mv(self, src: str, dst: str) -> None:
+        self.repo.git.mv(src, dst)
+
+    def branch(self, name: str) -> None:
+        self.repo.git.checkout("-q", "-b", name)
+
+    def checkout(self, name: str) -> None:
+        self.repo.git.checkout("-q", name)
+
+    def merge(self, branch: str, message: str | None = None) -> str:
+        args = ["-m", message] if message else ["--no-edit"]  # --no-edit: git's default message
+        with self.repo.git.custom_environment(**self._env()):
+            self.repo.git.merge("-q", "--no-ff", *args, branch)
+        return self.repo.head.commit.hexsha
+
+
+@pytest.fixture(scope="session")
+def go_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Go repository whose mainline has every kind of PR that collect must handle (read-only).
+
+    mainline, oldest first:
+      1 plain commit: main.go, util.go, old.go, README.md
+      2 merge "Merge pull request #1 from alice/sum" (PR title in the body): adds sum.go
+      3 plain commit touching README.md only
+      4 squash "Rename util, drop old (#2)": util.go -> helpers.go, old.go deleted
+      5 default merge "Merge branch 'fix-empty'" of one commit: modifies sum.go
+      6 default merge "Merge branch 'minmax'" of two commits: adds max.go, min.go
+      7 custom merge message "Introduce config loading": adds config.go
+      8 squash "Add stats (#5)": stats.go, plus a binary .go, data.bin, vendor/, a generated file
+      9 squash "Update docs (#6)": README.md only
+     10 plain commit "Tweak main": main.go
+    """
+    b = RepoBuilder(tmp_path_factory.mktemp("go_repo"))
+    b.commit("Initial commit", {"main.go": GO_MAIN, "util.go": UTIL, "old.go": OLD, "README.md": "# demo\n"})
+    b.branch("sum")
+    b.commit("Add Sum helper\n\nSum adds numbers.", {"sum.go": SUM_V1})
+    b.checkout("main")
+    b.merge("sum", "Merge pull request #1 from alice/sum\n\nAdd a Sum helper\n\nIt sums ints.\nFast.")
+    b.commit("Update README", {"README.md": "# demo\n\nMore.\n"})
+    b.mv("util.go", "helpers.go")
+    b.commit("Rename util, drop old (#2)\n\nOld code goes.", {"old.go": None})
+    b.branch("fix-empty")
+    b.commit("Document empty input in Sum\n\nThe zero case was unclear.", {"sum.go": SUM_V2})
+    b.checkout("main")
+    b.merge("fix-empty")
+    b.branch("minmax")
+    minmax = "package main\n\nfunc Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n"
+    b.commit("Add Max", {"max.go": minmax})
+    b.commit("Add Min\n\nMirror of Max.", {"min.go": minmax.replace("Max", "Min").replace(">", "<")})
+    b.checkout("main")
+    b.merge("minmax")
+    b.branch("config")
+    b.commit("wip", {"config.go": "package main\n\ntype Config struct {\n\tName string\n}\n"})
+    b.checkout("main")
+    b.merge("config", "Introduce config loading\n\nReads settings from a struct.")
+    b.commit("Add stats (#5)", {
+        "stats.go": "package main\n\nfunc Mean(xs []float64) float64 {\n\treturn 0\n}\n",
+        "blob.go": b"package main\x00\xff\x00",
+        "data.bin": bytes(range(256)),
+        "vendor/x/x.go": "package x\n",
+        "zz_generated.go": "// Code generated by stringer. DO NOT EDIT.\n\npackage main\n",
+    })
+    b.commit("Update docs (#6)", {"README.md": "# demo\n\nDocs.\n"})
+    b.commit("Tweak main", {"main.go": GO_MAIN.replace("1, 2", "1, 2, 3")})
+    return b.path
+
+
+def fast_import_repo(path: Path, n: int) -> Path:
+    """A repository of n squash-merged PRs built with one `git fast-import` (fast for n in thousands)."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    lines = []
+    for i in range(1, n + 1):
+        msg = f"Change f{i} (#{i})".encode()
+        src = f"package p\n\n// F{i} returns {i}.\nfunc F{i}() int {{ return {i} }}\n".encode()
+        lines += [b"commit refs/heads/main", f"mark :{i}".encode(),
+                  f"committer T <t@example.com> {1_700_000_000 + i} +0000".encode(),
+                  b"data %d" % len(msg), msg]
+        if i > 1:
+            lines.append(f"from :{i - 1}".encode())
+        lines += [b"M 100644 inline f%d.go" % (i % 50), b"data %d" % len(src), src, b""]
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"\n".join(lines) + b"\n", check=True)
+    return path

@@ -1,0 +1,194 @@
+"""gocoder collect --repo and the engine: records, skips, dedup, resume, decontamination, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import git
+import pytest
+from conftest import SUM_V1, SUM_V2, UTIL, RepoBuilder, fast_import_repo
+
+from gocoder import GocoderError
+from gocoder.collect import collect
+from gocoder.config import CollectConfig
+from gocoder.decontam import code_hashes, load_blocklist, write_blocklist
+from gocoder.records import read_jsonl
+
+CFG = CollectConfig()
+
+
+def _collect(repo: Path, out: Path, **kw):
+    res = collect(CFG, repo=repo, out=out, **kw)
+    return res, {r["title"]: r for r in read_jsonl(out)}
+
+
+def test_repo_records(go_repo: Path, tmp_path: Path) -> None:
+    res, recs = _collect(go_repo, tmp_path / "o.jsonl")
+    assert list(recs) == [  # mainline order, oldest first; plain commits and non-Go PRs left out
+        "Add a Sum helper", "Rename util, drop old", "Document empty input in Sum", "Add Max",
+        "Introduce config loading", "Add stats",
+    ]
+    pr1 = recs["Add a Sum helper"]  # GitHub merge: title and body from the message body
+    assert (pr1["pr_number"], pr1["body"], pr1["source"]) == (1, "It sums ints.\nFast.", "git")
+    assert pr1["files_changed"] == [{"path": "sum.go", "status": "added", "before": "", "after": SUM_V1}]
+    assert pr1["repo"] == str(go_repo.resolve()) and len(pr1["sha"]) == 40
+    assert pr1["merged_at"].startswith("2023-11-14T")
+    squash = recs["Rename util, drop old"]
+    assert (squash["pr_number"], squash["body"]) == (2, "Old code goes.")
+    by_path = {f["path"]: f for f in squash["files_changed"]}
+    assert by_path["helpers.go"] == {"path": "helpers.go", "status": "renamed", "before": UTIL, "after": UTIL}
+    assert by_path["old.go"]["status"] == "deleted" and by_path["old.go"]["after"] == ""
+    fix = recs["Document empty input in Sum"]  # default merge of one commit: that commit's message
+    assert (fix["pr_number"], fix["body"]) == (None, "The zero case was unclear.")
+    assert fix["files_changed"] == [{"path": "sum.go", "status": "modified", "before": SUM_V1, "after": SUM_V2}]
+    multi = recs["Add Max"]  # default merge of two commits: first subject, every message in the body
+    assert multi["body"] == "Add Max\n\nAdd Min\n\nMirror of Max."
+    assert [f["path"] for f in multi["files_changed"]] == ["max.go", "min.go"]
+    assert recs["Introduce config loading"]["body"] == "Reads settings from a struct."
+    stats = recs["Add stats"]
+    assert [f["path"] for f in stats["files_changed"]] == ["stats.go"]
+    assert res.skipped["binary"] == 1 and res.skipped["generated"] == 1 and res.skipped["vendored"] == 1
+    assert res.skipped["plain-commit"] == 3 and res.skipped["no-go-change"] == 1
+    assert res.skipped["non-go"] == 2 and (res.written, res.duplicates) == (6, 0)
+
+
+def test_all_commits_and_workers_keep_order(go_repo: Path, tmp_path: Path) -> None:
+    _, one = _collect(go_repo, tmp_path / "a.jsonl", all_commits=True, workers=1)
+    _, four = _collect(go_repo, tmp_path / "b.jsonl", all_commits=True, workers=4)
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert "Tweak main" in one and "Initial commit" in one and one["Tweak main"]["pr_number"] is None
+    assert list(one) == list(four)
+
+
+def test_same_change_same_id_and_dedup(go_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    _collect(go_repo, out)
+    first = out.read_bytes()
+    (tmp_path / "o.jsonl.done").unlink()  # forget progress: every record is seen again
+    res, _ = _collect(go_repo, out)
+    assert (res.written, res.duplicates) == (0, 6) and out.read_bytes() == first
+
+
+def test_resume_after_torn_tail(go_repo: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full.jsonl"
+    _collect(go_repo, full)
+    lines = full.read_bytes().splitlines(keepends=True)
+    part = tmp_path / "part.jsonl"
+    part.write_bytes(b"".join(lines[:2]) + lines[2][:50])  # killed while writing record 3
+    res, _ = _collect(go_repo, part)
+    assert part.read_bytes() == full.read_bytes() and res.written == 4
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_rerun(tmp_path: Path) -> None:
+    repo = fast_import_repo(tmp_path / "big", 3000)
+    ref = tmp_path / "ref.jsonl"
+    collect(CFG, repo=repo, out=ref)
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-c", "from gocoder.cli import main; main()", "collect", "--repo", str(repo),
+           "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.stat().st_size > 20_000:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "collect finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = out.read_bytes()
+    assert 0 < len(killed) < len(ref.read_bytes())
+    rerun = subprocess.run(cmd, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert out.read_bytes() == ref.read_bytes()
+    ids = [r["id"] for r in read_jsonl(out)]
+    assert len(ids) == len(set(ids)) == 3000
+
+
+def test_decontaminate(go_repo: Path, tmp_path: Path) -> None:
+    bench = tmp_path / "bench.jsonl"
+    # A benchmark whose entry point is Max: its signature is blocked, in any layout.
+    row = {"task_id": "T/1", "entry_point": "Max",
+           "prompt": "package main\n// Max of two.\nfunc Max (a, b int) int {\n",
+           "test": "\nfunc main() {\n\tif Max(1, 2) != 2 { panic(1) }\n}\n", "canonical_solution": None}
+    bench.write_text(json.dumps(row) + "\n")
+    blocklist = tmp_path / "block.txt"
+    assert write_blocklist(bench, blocklist) == 2  # Max's header, the harness main
+    assert load_blocklist(blocklist) == load_blocklist(bench)
+    res, recs = _collect(go_repo, tmp_path / "o.jsonl", decontaminate=blocklist)
+    assert "Add Max" not in recs and len(recs) == 5 and res.skipped["contaminated"] == 1
+    assert code_hashes("package x\nfunc Max(a, b int) int { return a }") & load_blocklist(bench)
+
+
+@pytest.mark.parametrize(
+    "text, where",
+    [("zz\n", ":1: expected a 16-digit hex hash"), ("# ok\n0123456789abcdef\nnope\n", ":3:")],
+)
+def test_bad_blocklist(tmp_path: Path, text: str, where: str) -> None:
+    p = tmp_path / "b.txt"
+    p.write_text(text)
+    with pytest.raises(GocoderError, match=f"b.txt{where}"):
+        load_blocklist(p)
+
+
+def test_bad_benchmark_jsonl(go_repo: Path, tmp_path: Path) -> None:
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text('{"prompt": "func f() {}"}\n{oops\n')
+    with pytest.raises(GocoderError, match=r"bench.jsonl:2: malformed JSON"):
+        collect(CFG, repo=go_repo, out=tmp_path / "o.jsonl", decontaminate=bench)
+
+
+def test_bad_repos(tmp_path: Path, go_repo: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    with pytest.raises(GocoderError, match=r"nope: no such repository"):
+        collect(CFG, repo=tmp_path / "nope", out=out)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(GocoderError, match=r"plain: not a git repository"):
+        collect(CFG, repo=tmp_path / "plain", out=out)
+    shallow = tmp_path / "shallow"
+    git.Repo.clone_from(f"file://{go_repo}", shallow, depth=1)
+    with pytest.raises(GocoderError, match=r"shallow: shallow clone"):
+        collect(CFG, repo=shallow, out=out)
+    nogo = RepoBuilder(tmp_path / "nogo")
+    nogo.commit("docs", {"README.md": "hi\n"})
+    with pytest.raises(GocoderError, match=r"nogo: no Go files"):
+        collect(CFG, repo=nogo.path, out=out)
+    empty = RepoBuilder(tmp_path / "empty")
+    with pytest.raises(GocoderError, match=r"empty: no commit 'HEAD'"):
+        collect(CFG, repo=empty.path, out=out)
+    with pytest.raises(GocoderError, match=r"exactly one of --repo, --github, --go-src"):
+        collect(CFG, repo=go_repo, github="a/b", out=out)
+    assert not out.exists()
+
+
+def test_corrupt_output_is_an_error_and_kept(go_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    _collect(go_repo, out)
+    lines = out.read_bytes().splitlines(keepends=True)
+    broken = lines[0] + b"{not json}\n" + b"".join(lines[1:])
+    out.write_bytes(broken)
+    with pytest.raises(GocoderError, match=r"o.jsonl:2: malformed JSON"):
+        _collect(go_repo, out)
+    assert out.read_bytes() == broken
+
+
+def test_cli_error_is_one_line_exit_2(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-c", "from gocoder.cli import main; main()", "collect", "--repo", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert f"{tmp_path}: not a git repository" in r.stderr
+
+
+def test_cli_summary_json(go_repo: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-c", "from gocoder.cli import main; main()", "collect", "--repo", str(go_repo),
+           "-o", str(tmp_path / "o.jsonl"), "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["written"] == 6 and summary["skipped"]["binary"] == 1
