@@ -74,6 +74,7 @@ type parsed struct {
 	errs   []Diagnostic
 	prefix int // bytes the wrapper put before the caller's text
 	srcLen int
+	base   int // the token.Pos of the wrapped text's first byte
 }
 
 // wrappers turn a fragment into a file. The prefix ends in a newline so that lines shift by a
@@ -97,6 +98,7 @@ func parseAs(kind string, src []byte) *parsed {
 		buf = append(append(append(buf, w[0]...), src...), w[1]...)
 		p.file, err = parser.ParseFile(p.fset, "", buf, mode)
 	}
+	p.fset.Iterate(func(f *token.File) bool { p.base = f.Base(); return false })
 	if list, ok := err.(scanner.ErrorList); ok {
 		for _, e := range list {
 			p.errs = append(p.errs, p.diag(e.Pos.Offset, e.Msg))
@@ -107,16 +109,28 @@ func parseAs(kind string, src []byte) *parsed {
 	return p
 }
 
-// diag maps an offset in the wrapped text to the caller's line, column and offset. Positions in
-// the wrapper (such as "expected '}', found 'EOF'" at the closing brace) land on the end of the text.
-// Check turns the offset into a line and column once the kind is chosen.
+// diag maps an offset in the wrapped text to the caller's offset. Positions in the wrapper (such
+// as "expected '}', found 'EOF'" at the closing brace) land on the end of the text; clamping here
+// matters to detect, which compares how far each reading got. Check adds line and column once the
+// kind is chosen.
 func (p *parsed) diag(off int, msg string) Diagnostic {
-	return Diagnostic{Offset: off - p.prefix, Msg: msg}
+	return Diagnostic{Offset: min(max(off-p.prefix, 0), p.srcLen), Msg: msg}
 }
 
-// offset is a node position as a byte offset in the caller's text.
+// offset is a node position as a byte offset in the caller's text, clamped into it. It is
+// computed from the file's base, not fset.Position: a node ending on a missing closing token ends
+// one past EOF, where Position answers offset 0.
 func (p *parsed) offset(pos token.Pos) int {
-	return p.fset.Position(pos).Offset - p.prefix
+	return min(max(int(pos)-p.base-p.prefix, 0), p.srcLen)
+}
+
+// ValidKind reports whether Check knows kind ("" means auto).
+func ValidKind(kind string) bool {
+	switch kind {
+	case "", KindAuto, KindFile, KindDecls, KindStmts, KindExpr:
+		return true
+	}
+	return false
 }
 
 // Check parses src as the kind opts.Kind names (or the kind it detects) and reports on it.
@@ -131,7 +145,12 @@ func Check(src []byte, opts Options) *Result {
 		return &Result{Kind: opts.Kind, Errors: []Diagnostic{{Line: 1, Col: 1, Msg: "unknown kind " + opts.Kind}}}
 	}
 	lines := lineStarts(src)
-	// The parser repeats an error at one place while it recovers; report each once.
+	// The parser repeats an error at one place while it recovers; report each once. Errors from
+	// the wrapper's tail were clamped onto the end of the text, so sort again before comparing.
+	sort.SliceStable(p.errs, func(i, j int) bool {
+		a, b := p.errs[i], p.errs[j]
+		return a.Offset < b.Offset || a.Offset == b.Offset && a.Msg < b.Msg
+	})
 	var errs []Diagnostic
 	for i, e := range p.errs {
 		if i > 0 && e == p.errs[i-1] {
@@ -224,6 +243,9 @@ func position(lines []int, src []byte, off int, msg string) Diagnostic {
 	}
 	if off > len(src) {
 		off = len(src)
+	}
+	if len(lines) == 0 { // a position in no known file (typecheck_package): report it at 1:1
+		lines = []int{0}
 	}
 	i := sort.Search(len(lines), func(i int) bool { return lines[i] > off }) - 1
 	return Diagnostic{Line: i + 1, Col: off - lines[i] + 1, Offset: off, Msg: msg}

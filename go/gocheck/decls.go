@@ -12,6 +12,7 @@ func declarations(p *parsed, lines []int, src []byte, docs bool) []Decl {
 	var out []Decl
 	add := func(kind, name, recv string, node ast.Node, doc *ast.CommentGroup) {
 		start, end := p.offset(node.Pos()), p.offset(node.End())
+		end = max(end, start) // a node of a broken parse may lack its end
 		d := Decl{
 			Kind: kind, Name: name, Recv: recv, Start: start, End: end,
 			StartLine: position(lines, src, start, "").Line,

@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/build"
 	"go/importer"
+	"go/scanner"
 	"go/token"
 	"go/types"
 	"sync"
@@ -52,7 +53,8 @@ func checkFiles(fset *token.FileSet, files []*ast.File, at func(token.Position, 
 		FakeImportC: true,
 		Error: func(err error) {
 			if te, ok := err.(types.Error); ok {
-				errs = append(errs, at(fset.Position(te.Pos), te.Msg))
+				// Unadjusted: a //line comment must not rename the file or move the offset.
+				errs = append(errs, at(fset.PositionFor(te.Pos, false), te.Msg))
 			} else {
 				errs = append(errs, Diagnostic{Line: 1, Col: 1, Msg: err.Error()})
 			}
@@ -78,23 +80,28 @@ type FileDiagnostic struct {
 	Diagnostic
 }
 
-// TypeCheckPackage type-checks whole files that form one package (the files must parse; syntax
-// errors are reported by Check). Errors name the file they are in.
+// TypeCheckPackage type-checks whole files that form one package. Errors name the file they are
+// in. Syntax errors come first: a partial AST can type-check clean, and that must not read as ok.
 func TypeCheckPackage(files []PackageFile) []FileDiagnostic {
 	fset := token.NewFileSet()
 	var asts []*ast.File
 	lines := map[string][]int{}
 	srcs := map[string][]byte{}
+	out := []FileDiagnostic{}
 	for _, f := range files {
 		src := []byte(f.Src)
-		af, _ := parseFileFset(fset, f.Name, src)
-		if af == nil {
-			continue
-		}
-		asts = append(asts, af)
+		af, err := parseFileFset(fset, f.Name, src)
 		lines[f.Name], srcs[f.Name] = lineStarts(src), src
+		if list, ok := err.(scanner.ErrorList); ok {
+			for _, e := range list {
+				d := position(lines[f.Name], src, e.Pos.Offset, e.Msg)
+				out = append(out, FileDiagnostic{File: f.Name, Diagnostic: d})
+			}
+		}
+		if af != nil {
+			asts = append(asts, af)
+		}
 	}
-	out := []FileDiagnostic{}
 	for _, d := range checkFiles(fset, asts, func(pos token.Position, msg string) Diagnostic {
 		d := position(lines[pos.Filename], srcs[pos.Filename], pos.Offset, msg)
 		d.Msg = pos.Filename + "\x00" + msg

@@ -51,6 +51,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fl.Usage()
 		return 2
 	}
+	if !gocheck.ValidKind(*kind) {
+		fmt.Fprintf(stderr, "gocheck: unknown -kind %q (want auto, file, decls, stmts or expr)\n", *kind)
+		return 2
+	}
 	files, err := expand(fl.Args(), *all)
 	if err != nil {
 		fmt.Fprintln(stderr, "gocheck:", err)
