@@ -170,6 +170,78 @@ def blocklist_cmd(
 
 
 
+tokenizer_app = typer.Typer(help="Train and evaluate the SentencePiece tokenizer.", no_args_is_help=True)
+app.add_typer(tokenizer_app, name="tokenizer")
+
+
+@tokenizer_app.command("train")
+def tokenizer_train(
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="Hierarchical JSONL file or folder, serialized to text.")
+    ] = None,
+    go_src: Annotated[
+        Path | None, typer.Option("--go-src", help="A folder of .go files, each file one text (chunked).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Tokenizer folder to write (default: tokenizer.path).")
+    ] = None,
+    vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="Pieces in the vocabulary.")] = None,
+    model_type: Annotated[str | None, typer.Option("--model-type", help="bpe or unigram.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the tokenizer on serialized records and/or Go source; saves model, vocab and settings.
+
+    Example: gocoder tokenizer train --input data/hierarchical/ --vocab-size 16000 --model-type bpe
+    """
+    from gocoder.tokenizer_run import train_from_config
+
+    sets = list(set_ or [])
+    sets += [f"tokenizer.vocab_size={vocab_size}"] if vocab_size is not None else []
+    sets += [f'tokenizer.model_type="{model_type}"'] if model_type is not None else []
+    meta = train_from_config(_config(config, sets).tokenizer, input, go_src, out, console=err)
+    if as_json:
+        print(json.dumps(meta))
+        return
+    s = meta["sample"]
+    print(f"{meta['path']}: {meta['settings']['model_type']} {meta['settings']['vocab_size']} pieces, "
+          f"{s['texts']} texts ({s['chars']} chars) in {meta['train_seconds']} s, sha256 {meta['hash'][:16]}")
+
+
+@tokenizer_app.command("eval")
+def tokenizer_eval(
+    corpus: Annotated[Path, typer.Option("--corpus", help="Hierarchical JSONL file or folder, or a folder of .go.")],
+    tokenizer: Annotated[
+        Path | None, typer.Option("--tokenizer", "-t", help="Tokenizer folder or .model (default: tokenizer.path).")
+    ] = None,
+    show: Annotated[int, typer.Option("--show", help="How many round-trip mismatches to print.")] = 5,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Byte-exact round trip over a corpus, chars/token on Go, plans and descriptions, encode speed.
+
+    Exit 1 if any text does not decode back to itself.
+    Example: gocoder tokenizer eval --corpus "$(go env GOROOT)/src" --tokenizer tokenizer/
+    """
+    from gocoder.tokenizer import Tokenizer
+    from gocoder.tokenizer_run import evaluate_tokenizer
+
+    cfg = _config(config, set_)
+    rep = evaluate_tokenizer(Tokenizer.load(tokenizer or cfg.tokenizer.path), corpus, show=show, console=err)
+    if as_json:
+        print(json.dumps(rep.to_dict(), ensure_ascii=False))
+    else:
+        cpt = ", ".join(f"{k} {v}" for k, v in rep.chars_per_token.items() if v is not None)
+        print(f"{rep.items} texts, {rep.chars} chars, {rep.tokens} tokens; round trip: "
+              f"{rep.items - rep.mismatches} exact, {rep.mismatches} mismatched")
+        print(f"chars/token: {cpt}; encode {rep.encode_mb_per_s} MB/s")
+        for ex in rep.examples:
+            print(f"  mismatch {ex['item']} at char {ex['char']}: {ex['expected']!r} -> {ex['decoded']!r}")
+    raise typer.Exit(1 if rep.mismatches else 0)
+
+
 def main() -> None:
     """Console-script entry: a GocoderError becomes one line on stderr and exit 2.
 
