@@ -1,0 +1,327 @@
+"""The tagged training text: a hierarchical record to text and back, lossless.
+
+Grammar (tags are single tokens from tokenizer/special_tokens.json; T(x) is x with every copy of a
+tag escaped, L(x) is a one-line field: backslash and newline C-escaped, then T):
+
+    text     = prompt plan code validate
+    prompt   = "<PROBLEM>" L(description) "\\n" T(details) "</PROBLEM>"
+               "<CONTEXT>" "<FILE>" L(file) "\\n" T(before) "</FILE>" "</CONTEXT>" [refine]
+    refine   = "<REFINE>" "<CODE>" T(previous code) "</CODE>"
+               "<VALIDATE>" verdicts T(first diagnostic) "</VALIDATE>"
+    plan     = "<PLAN>" { "<STEP>" "<INTENT:I>" ["<TARGET:k>" L(name) "\\n"] T(description) } "</PLAN>"
+    code     = "<CODE>" T(code) "</CODE>"
+    validate = "<VALIDATE>" verdicts "</VALIDATE>"
+    verdicts = ["<SYNTAX_OK>" | "<SYNTAX_ERR>"] ["<TEST_PASS>" | "<TEST_FAIL>"]   (absent = null)
+
+Escaping rule: a tag is "<" + BODY (e.g. "</CODE>" has BODY "/CODE>"). In field text every
+"<" + k backslashes + BODY (k >= 0) becomes "<" + (k+1) backslashes + BODY, and parse removes one
+backslash from each "<" + (k>=1) backslashes + BODY. Escaped text never holds a tag, so a Go file
+containing "</CODE>" round-trips and never yields the `</CODE>` token id. A struct target is written
+as `<TARGET:type>` (the vocabulary has no struct kind), so it parses back as "type:NAME".
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gocoder import GocoderError
+
+SPECIAL_TOKENS = Path(__file__).resolve().parent.parent / "tokenizer" / "special_tokens.json"
+SYMBOL_GROUPS = ("structure", "intents", "targets", "validation")
+# The tags the grammar above is written in; load_vocab checks the JSON holds every one of them.
+_GRAMMAR = ("<PROBLEM>", "</PROBLEM>", "<CONTEXT>", "</CONTEXT>", "<FILE>", "</FILE>", "<PLAN>",
+            "</PLAN>", "<STEP>", "<CODE>", "</CODE>", "<VALIDATE>", "</VALIDATE>", "<REFINE>",
+            "<SYNTAX_OK>", "<SYNTAX_ERR>", "<TEST_PASS>", "<TEST_FAIL>")
+
+
+@dataclass(frozen=True)
+class Vocab:
+    control: dict[str, str]  # pad/unk/bos/eos -> piece
+    symbols: tuple[str, ...]  # the user-defined symbols, in id order
+    intents: tuple[str, ...]  # "FIX", ...
+    target_kinds: tuple[str, ...]  # "func", ...
+    tag_re: re.Pattern[str]  # a raw tag
+    esc_re: re.Pattern[str]  # "<" + k>=0 backslashes + BODY
+    unesc_re: re.Pattern[str]  # "<" + k>=1 backslashes + BODY
+
+
+@functools.cache
+def load_vocab(path: str | Path = SPECIAL_TOKENS) -> Vocab:
+    """The special tokens of special_tokens.json, checked so that escaping is a bijection."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise GocoderError(f"{path}: cannot read special tokens: {e}") from None
+    symbols = tuple(t for g in SYMBOL_GROUPS for t in data.get(g, []))
+    for t in symbols:
+        # One "<" at the start and one ">" at the end: then no BODY is a prefix of another and
+        # matches never overlap, which the escaping rule relies on.
+        if not (isinstance(t, str) and re.fullmatch(r"<[^<>\\\s]+>", t)):
+            raise GocoderError(f"{path}: special token {t!r} must look like <NAME> (no spaces, <, > or \\)")
+    if len(set(symbols)) != len(symbols):
+        raise GocoderError(f"{path}: duplicate special tokens")
+    missing = [t for t in _GRAMMAR if t not in symbols]
+    if missing or set(data.get("control", {})) != {"pad", "unk", "bos", "eos"}:
+        raise GocoderError(f"{path}: missing special tokens {missing or 'control pad/unk/bos/eos'}")
+    bodies = "|".join(re.escape(t[1:]) for t in symbols)
+    return Vocab(
+        control=dict(data["control"]),
+        symbols=symbols,
+        intents=tuple(t[len("<INTENT:"):-1] for t in data["intents"]),
+        target_kinds=tuple(t[len("<TARGET:"):-1] for t in data["targets"]),
+        tag_re=re.compile(f"<(?:{bodies})"),
+        esc_re=re.compile(f"<(\\\\*(?:{bodies}))"),
+        unesc_re=re.compile(f"<\\\\(\\\\*(?:{bodies}))"),
+    )
+
+
+def escape(text: str) -> str:
+    """Field text -> text holding no tag (see the module docstring)."""
+    return load_vocab().esc_re.sub(r"<\\\1", text) if "<" in text else text
+
+
+def unescape(text: str) -> str:
+    """The inverse of escape: what the model wrote between two tags -> the field's text."""
+    return load_vocab().unesc_re.sub(r"<\1", text) if "<\\" in text else text
+
+
+def _line(text: str) -> str:
+    return escape(text.replace("\\", "\\\\").replace("\n", "\\n"))
+
+
+def _unline(raw: str, where: int) -> str:
+    def one(m: re.Match[str]) -> str:
+        if m.group(1) == "n":
+            return "\n"
+        if m.group(1) == "\\":
+            return "\\"
+        raise GocoderError(f"serialized text, char {where}: bad escape {m.group(0)!r} in a one-line field")
+
+    text = unescape(raw)
+    return re.sub(r"\\(.|$)", one, text) if "\\" in text else text
+
+
+def _field(rec: dict[str, Any], path: str, default: Any = ...) -> Any:
+    node: Any = rec
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            if default is not ...:
+                return default
+            raise GocoderError(f"record {rec.get('id', '?')}: missing field {path!r}")
+        node = node[key]
+    return node
+
+
+def _str(rec: dict[str, Any], path: str, default: Any = ...) -> str:
+    v = _field(rec, path, default)
+    if not isinstance(v, str):
+        raise GocoderError(f"record {rec.get('id', '?')}: field {path!r} must be a string, got {v!r}")
+    return v
+
+
+def _verdict(v: Any, yes: str, no: str, rec: dict[str, Any], path: str) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return yes if v else no
+    raise GocoderError(f"record {rec.get('id', '?')}: field {path!r} must be true, false or null, got {v!r}")
+
+
+def _validation(rec: dict[str, Any], path: str, diagnostic: str = "") -> str:
+    syn = _verdict(_field(rec, f"{path}.syntax", None), "<SYNTAX_OK>", "<SYNTAX_ERR>", rec, path)
+    tst = _verdict(_field(rec, f"{path}.tests", None), "<TEST_PASS>", "<TEST_FAIL>", rec, path)
+    return f"<VALIDATE>{syn}{tst}{escape(diagnostic)}</VALIDATE>"
+
+
+def _target(rec: dict[str, Any], i: int, target: str) -> tuple[str, str]:
+    kind, sep, name = target.partition(":")
+    kind = "type" if kind == "struct" else kind  # the vocabulary's kinds: a struct is a type
+    if not sep or kind not in load_vocab().target_kinds:
+        raise GocoderError(
+            f"record {rec.get('id', '?')}: plan.steps[{i}].target {target!r} must be KIND:NAME "
+            f"with KIND one of {', '.join(load_vocab().target_kinds)}, struct"
+        )
+    return kind, name
+
+
+def serialized_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """The part of a record that serialize writes, as parse gives it back (struct -> type)."""
+    steps = []
+    for i, s in enumerate(_field(rec, "plan.steps")):
+        t = (s.get("target") if isinstance(s, dict) else None) or ""
+        target = "{}:{}".format(*_target(rec, i, t)) if t else ""
+        steps.append({"intent": s["intent"], "target": target, "description": s.get("description", "")})
+    out: dict[str, Any] = {
+        "problem": {"description": _str(rec, "problem.description"), "details": _str(rec, "problem.details", "")},
+        "context": {"file": _str(rec, "context.file", ""), "before": _str(rec, "context.before", "")},
+        "plan": {"steps": steps},
+        "solution": {"code": _str(rec, "solution.code"),
+                     "validation": {k: _field(rec, f"solution.validation.{k}", None) for k in ("syntax", "tests")}},
+    }
+    if "refine" in rec:
+        out["refine"] = {"code": _str(rec, "refine.code"), "diagnostic": _str(rec, "refine.diagnostic", ""),
+                         "validation": {k: _field(rec, f"refine.validation.{k}", None) for k in ("syntax", "tests")}}
+    return out
+
+
+def segments(rec: dict[str, Any], solution: bool = True) -> dict[str, str]:
+    """{prompt, plan, code, validate}: their concatenation in this order is serialize(rec).
+
+    prompt holds the problem, the context and, when rec has a `refine` field, the refine block.
+    With solution=False code and validate are "" (a generation prefix: the model writes `<CODE>` next).
+    """
+    prompt = (f"<PROBLEM>{_line(_str(rec, 'problem.description'))}\n{escape(_str(rec, 'problem.details', ''))}"
+              f"</PROBLEM><CONTEXT><FILE>{_line(_str(rec, 'context.file', ''))}\n"
+              f"{escape(_str(rec, 'context.before', ''))}</FILE></CONTEXT>")
+    if "refine" in rec:
+        prompt += (f"<REFINE><CODE>{escape(_str(rec, 'refine.code'))}</CODE>"
+                   f"{_validation(rec, 'refine.validation', _str(rec, 'refine.diagnostic', ''))}")
+    steps = _field(rec, "plan.steps")
+    if not isinstance(steps, list):
+        raise GocoderError(f"record {rec.get('id', '?')}: field 'plan.steps' must be a list")
+    plan = ["<PLAN>"]
+    for i, s in enumerate(steps):
+        intent = s.get("intent") if isinstance(s, dict) else None
+        if intent not in load_vocab().intents:
+            raise GocoderError(f"record {rec.get('id', '?')}: plan.steps[{i}].intent {intent!r} must be one of "
+                               f"{', '.join(load_vocab().intents)}")
+        plan.append(f"<STEP><INTENT:{intent}>")
+        target = s.get("target") or ""
+        if not isinstance(target, str) or not isinstance(s.get("description", ""), str):
+            raise GocoderError(f"record {rec.get('id', '?')}: plan.steps[{i}] target and description must be strings")
+        if target:
+            kind, name = _target(rec, i, target)
+            plan.append(f"<TARGET:{kind}>{_line(name)}\n")
+        plan.append(escape(s.get("description", "")))
+    plan.append("</PLAN>")
+    out = {"prompt": prompt, "plan": "".join(plan), "code": "", "validate": ""}
+    if solution:
+        out["code"] = f"<CODE>{escape(_str(rec, 'solution.code'))}</CODE>"
+        out["validate"] = _validation(rec, "solution.validation")
+    return out
+
+
+def serialize(rec: dict[str, Any]) -> str:
+    """The record's training text (see the grammar in the module docstring)."""
+    return "".join(segments(rec).values())
+
+
+def format_diagnostic(d: Any) -> str:
+    """'line:col: msg' for a gocheck Diagnostic (or anything with line/col/msg); a str as is."""
+    return d if isinstance(d, str) else f"{d.line}:{d.col}: {d.msg}"
+
+
+def serialize_refine(rec: dict[str, Any], previous_code: str, diagnostics: Sequence[Any], *,
+                     syntax: bool | None = False, tests: bool | None = None, solution: bool = True) -> str:
+    """The text of a refinement: rec's prompt, the previous code with its first diagnostic, the plan.
+
+    Only the first diagnostic is kept: the ones after it are mostly cascades of the first. With
+    solution=False the text ends after the plan, the prefix from which the model writes new code.
+    """
+    first = format_diagnostic(diagnostics[0]) if diagnostics else ""
+    r = dict(rec, refine={"code": previous_code, "diagnostic": first,
+                          "validation": {"syntax": syntax, "tests": tests}})
+    return "".join(segments(r, solution=solution).values())
+
+
+class _Reader:
+    """A cursor over serialized text; every error names the character offset."""
+
+    def __init__(self, text: str):
+        self.text, self.pos, self.v = text, 0, load_vocab()
+
+    def fail(self, want: str) -> GocoderError:
+        return GocoderError(f"serialized text, char {self.pos}: expected {want}, "
+                            f"found {self.text[self.pos:self.pos + 24]!r}")
+
+    def take(self, tag: str) -> bool:
+        if self.text.startswith(tag, self.pos):
+            self.pos += len(tag)
+            return True
+        return False
+
+    def expect(self, tag: str) -> None:
+        if not self.take(tag):
+            raise self.fail(repr(tag))
+
+    def until_tag(self) -> str:
+        """The escaped field text up to the next tag (left unread), unescaped."""
+        m = self.v.tag_re.search(self.text, self.pos)
+        if m is None:
+            raise self.fail("a closing tag")
+        raw, self.pos = self.text[self.pos:m.start()], m.start()
+        return unescape(raw)
+
+    def line(self) -> str:
+        end = self.text.find("\n", self.pos)
+        m = self.v.tag_re.search(self.text, self.pos, end if end >= 0 else len(self.text))
+        if end < 0 or m is not None:
+            raise self.fail("a one-line field ended by a newline")
+        start, self.pos = self.pos, end + 1
+        return _unline(self.text[start:end], start)
+
+    def verdicts(self) -> dict[str, bool | None]:
+        syntax = True if self.take("<SYNTAX_OK>") else False if self.take("<SYNTAX_ERR>") else None
+        tests = True if self.take("<TEST_PASS>") else False if self.take("<TEST_FAIL>") else None
+        return {"syntax": syntax, "tests": tests}
+
+    def one_of(self, prefix: str, names: Sequence[str]) -> str | None:
+        for n in names:
+            if self.take(f"<{prefix}:{n}>"):
+                return n
+        return None
+
+
+def parse(text: str) -> dict[str, Any]:
+    """Serialized text -> the record's serialized fields: parse(serialize(r)) == serialized_fields(r).
+
+    Strict: text that does not follow the grammar is a GocoderError naming the character offset.
+    """
+    r = _Reader(text)
+    r.expect("<PROBLEM>")
+    problem = {"description": r.line(), "details": r.until_tag()}
+    r.expect("</PROBLEM>")
+    r.expect("<CONTEXT>")
+    r.expect("<FILE>")
+    context = {"file": r.line(), "before": r.until_tag()}
+    r.expect("</FILE>")
+    r.expect("</CONTEXT>")
+    refine = None
+    if r.take("<REFINE>"):
+        r.expect("<CODE>")
+        prev = r.until_tag()
+        r.expect("</CODE>")
+        r.expect("<VALIDATE>")
+        verdicts = r.verdicts()
+        refine = {"code": prev, "diagnostic": r.until_tag(), "validation": verdicts}
+        r.expect("</VALIDATE>")
+    r.expect("<PLAN>")
+    steps = []
+    while r.take("<STEP>"):
+        intent = r.one_of("INTENT", r.v.intents)
+        if intent is None:
+            raise r.fail("<INTENT:...>")
+        kind = r.one_of("TARGET", r.v.target_kinds)
+        target = f"{kind}:{r.line()}" if kind is not None else ""
+        steps.append({"intent": intent, "target": target, "description": r.until_tag()})
+    r.expect("</PLAN>")
+    r.expect("<CODE>")
+    code = r.until_tag()
+    r.expect("</CODE>")
+    r.expect("<VALIDATE>")
+    validation = r.verdicts()
+    r.expect("</VALIDATE>")
+    if r.pos != len(text):
+        raise r.fail("the end of the text")
+    out: dict[str, Any] = {"problem": problem, "context": context, "plan": {"steps": steps},
+                           "solution": {"code": code, "validation": validation}}
+    if refine is not None:
+        out["refine"] = refine
+    return out

@@ -1,0 +1,161 @@
+"""The tokenizer: byte-exact round trips, one id per special token, hash-checked loading, eval, CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokfixtures import GO_TRICKY, tiny_records, train_tiny_tokenizer
+
+from gocoder import GocoderError
+from gocoder.serialize import load_vocab, serialize
+from gocoder.tokenizer import Tokenizer, chunks, train_tokenizer
+from gocoder.tokenizer_run import evaluate_tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    return train_tiny_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+def gocoder(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "gocoder", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("i", range(len(GO_TRICKY)))
+def test_tricky_go_round_trips(tiny_tokenizer, i):
+    ids = tiny_tokenizer.encode(GO_TRICKY[i])
+    assert tiny_tokenizer.decode(ids) == GO_TRICKY[i]
+    assert tiny_tokenizer.encode_batch([GO_TRICKY[i]]) == [ids]
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text())
+def test_any_text_round_trips(tiny_tokenizer, text):
+    assert tiny_tokenizer.decode(tiny_tokenizer.encode(text)) == text
+
+
+def test_each_special_token_is_one_distinct_id(tiny_tokenizer):
+    tok = tiny_tokenizer
+    ids = {s: tok.token_id(s) for s in load_vocab().symbols}
+    assert len(set(ids.values())) == len(ids) == len(load_vocab().symbols)
+    for s, i in ids.items():
+        assert tok.encode(s) == [i] and tok.decode([i]) == s
+    assert {tok.pad_id, tok.bos_id, tok.eos_id}.isdisjoint(ids.values())
+    assert len({tok.pad_id, tok.bos_id, tok.eos_id}) == 3
+    assert tok.decode([tok.bos_id, *tok.encode("x"), tok.eos_id, tok.pad_id]) == "x"
+    with pytest.raises(GocoderError, match="not a special token"):
+        tok.token_id("<NOPE>")
+
+
+def test_escaped_tag_in_code_is_not_the_special_id(tiny_tokenizer):
+    rec = tiny_records(6)[5]  # its code holds "</CODE><CODE> <STEP>"
+    ids = tiny_tokenizer.encode(serialize(rec))
+    assert ids.count(tiny_tokenizer.token_id("</CODE>")) == 1
+    assert ids.count(tiny_tokenizer.token_id("<STEP>")) == len(rec["plan"]["steps"])
+    assert tiny_tokenizer.decode(ids) == serialize(rec)
+
+
+def test_encode_batch_matches_encode_with_u2581(tiny_tokenizer):
+    texts = ["\u2581", "a \u2581b\u2581", "", "\t\t\n", "plain"]
+    assert tiny_tokenizer.encode_batch(texts) == [tiny_tokenizer.encode(t) for t in texts]
+    assert [tiny_tokenizer.decode(x) for x in tiny_tokenizer.encode_batch(texts)] == texts
+
+
+def test_load_checks_hash_and_accepts_model_path(tiny_tokenizer, tmp_path):
+    src = tiny_tokenizer.path.parent
+    assert Tokenizer.load(tiny_tokenizer.path).hash == Tokenizer.load(src).hash == tiny_tokenizer.hash
+    for name in ("gocoder.model", "gocoder.json"):
+        (tmp_path / name).write_bytes((src / name).read_bytes())
+    model = tmp_path / "gocoder.model"
+    model.write_bytes(model.read_bytes() + b"\0")
+    with pytest.raises(GocoderError, match="sha256 does not match"):
+        Tokenizer.load(tmp_path)
+    with pytest.raises(GocoderError, match="cannot read tokenizer"):
+        Tokenizer.load(tmp_path / "nothing")
+
+
+def test_pickles(tiny_tokenizer):
+    t = pickle.loads(pickle.dumps(tiny_tokenizer))
+    assert t.encode(GO_TRICKY[4]) == tiny_tokenizer.encode(GO_TRICKY[4]) and t.hash == tiny_tokenizer.hash
+
+
+def test_chunks_cut_at_line_ends_and_never_lose_bytes():
+    text = "".join(f"line {i} é世\n" for i in range(200)) + "x" * 50 + "世" * 40
+    parts = list(chunks(text, 64))
+    assert "".join(parts) == text
+    assert all(len(p.encode()) <= 64 for p in parts)
+    assert all(p.endswith("\n") for p in parts if "line" in p)
+    assert list(chunks("short", 64)) == ["short"]
+
+
+def test_long_text_is_chunked_not_skipped(tmp_path):
+    long_go = "package big\n\n" + "".join(f"func f{i}() int {{ return {i} }}\n" for i in range(400))
+    tok = Tokenizer.load(train_tokenizer([long_go], tmp_path, 400, "bpe", max_sentence_length=1024))
+    sample = tok.meta["sample"]
+    assert sample["texts"] == 1 and sample["chunks"] > 10 and sample["chars"] == len(long_go)
+    assert tok.decode(tok.encode(long_go)) == long_go
+
+
+def test_unigram_trains_and_round_trips(tmp_path):
+    tok = Tokenizer.load(train_tokenizer(GO_TRICKY * 4, tmp_path, 380, "unigram"))
+    assert tok.meta["settings"]["model_type"] == "unigram"
+    assert all(tok.decode(tok.encode(g)) == g for g in GO_TRICKY)
+
+
+def test_bad_training_input_is_an_error(tmp_path):
+    with pytest.raises(GocoderError, match="--vocab-size 100: must be at least"):
+        train_tokenizer(GO_TRICKY, tmp_path, 100, "bpe")
+    with pytest.raises(GocoderError, match="--model-type 'wordpiece'"):
+        train_tokenizer(GO_TRICKY, tmp_path, 400, "wordpiece")
+    with pytest.raises(GocoderError):
+        train_tokenizer([], tmp_path, 400, "bpe")
+    assert not (tmp_path / "gocoder.json").exists()
+
+
+def test_eval_on_records_and_go_folder(tiny_tokenizer, tmp_path):
+    jl = tmp_path / "h.jsonl"
+    jl.write_text("".join(json.dumps(r) + "\n" for r in tiny_records(6)))
+    rep = evaluate_tokenizer(tiny_tokenizer, jl)
+    assert rep.items == 6 and rep.mismatches == 0
+    assert set(rep.chars_per_token) == {"all", "go", "plan", "description"}
+    assert all(v > 1 for v in rep.chars_per_token.values())
+    for i, g in enumerate(GO_TRICKY):
+        (tmp_path / f"f{i}.go").write_text(g, newline="")
+    (tmp_path / "h.jsonl").unlink()
+    rep = evaluate_tokenizer(tiny_tokenizer, tmp_path)
+    assert rep.items == len(GO_TRICKY) and rep.mismatches == 0 and rep.chars_per_token["plan"] is None
+
+
+def test_eval_counts_and_shows_mismatches(tiny_tokenizer, tmp_path, monkeypatch):
+    (tmp_path / "a.go").write_text("package a\n\tx\n")
+    (tmp_path / "b.go").write_text("package b\n")
+    broken = pickle.loads(pickle.dumps(tiny_tokenizer))
+    monkeypatch.setattr(broken, "decode", lambda ids: tiny_tokenizer.decode(ids).replace("\t", "    "))
+    rep = evaluate_tokenizer(broken, tmp_path)
+    assert rep.mismatches == 1
+    assert rep.examples[0]["item"].endswith("a.go") and rep.examples[0]["char"] == 10
+
+
+def test_cli_train_and_eval(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, g in enumerate(GO_TRICKY):
+        (src / f"f{i}.go").write_text(g, newline="")
+    jl = tmp_path / "h.jsonl"
+    jl.write_text("".join(json.dumps(r) + "\n" for r in tiny_records(6)))
+    out = tmp_path / "tok"
+    p = gocoder("tokenizer", "train", "--input", str(jl), "--go-src", str(src), "-o", str(out),
+                "--vocab-size", "400", "--json")
+    assert p.returncode == 0, p.stderr
+    meta = json.loads(p.stdout)
+    assert meta["sample"]["texts"] == 6 + len(GO_TRICKY) and meta["settings"]["vocab_size"] == 400
+    p = gocoder("tokenizer", "eval", "--corpus", str(src), "-t", str(out))
+    assert p.returncode == 0 and f"{len(GO_TRICKY)} exact, 0 mismatched" in p.stdout, p.stderr
+    p = gocoder("tokenizer", "eval", "--corpus", str(tmp_path / "none"), "-t", str(out))
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "--corpus" in p.stderr
