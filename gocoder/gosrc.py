@@ -77,7 +77,8 @@ class GoSrcSource:
         for rel in self._walk():
             reason = skip_path(rel)
             if reason:
-                skips[reason] += reason != "non-go"  # other files in a source tree are not news
+                if reason != "non-go":  # other files in a source tree are not news
+                    skips[reason] += 1
                 yield rel, None
             else:
                 yield rel, rel
