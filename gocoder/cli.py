@@ -155,6 +155,79 @@ def collect_cmd(
         print(f"  skipped {reason}: {n}")
 
 
+@app.command("synth")
+def synth_cmd(
+    go_src: Annotated[Path, typer.Option("--go-src", help="A Go source tree whose functions get planted bugs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL, appended to (rerun to resume).")] = Path(
+        "data/raw/synth.jsonl"
+    ),
+    per_func: Annotated[int | None, typer.Option("--per-func", help="Mutants per function.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the mutant choice and phrasing.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Files mutated at once.")] = None,
+    decontaminate: Annotated[
+        Path | None,
+        typer.Option("--decontaminate", help="Blocklist of hashes, or a benchmark .jsonl to hash."),
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plant bugs (seven kinds) in real Go functions: synthetic fix records; rerun to resume.
+
+    Example: gocoder synth --go-src "$(go env GOROOT)/src" --out data/raw/synth.jsonl --per-func 2 --seed 1
+    """
+    import dataclasses
+
+    from gocoder.synth import synth
+
+    cfg = _config(config, set_)
+    scfg = dataclasses.replace(
+        cfg.synth,
+        **{k: v for k, v in (("per_func", per_func), ("seed", seed)) if v is not None},
+    )
+    res = synth(cfg.collect, scfg, go_src, out, workers=workers, decontaminate=decontaminate, console=err)
+    if as_json:
+        print(json.dumps(res.to_dict()))
+        return
+    print(f"{res.written} new records in {res.out} ({res.duplicates} duplicates, "
+          f"{res.units} files done, {res.resumed} done before)")
+    for reason, n in sorted(res.skipped.items()):
+        print(f"  skipped {reason}: {n}")
+
+
+@app.command("annotate")
+def annotate_cmd(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Raw records: a .jsonl file or a folder of them.")] = Path(
+        "data/raw"
+    ),
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder for train/valid/test.jsonl (default: annotate.out_dir).")
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Shares of repositories for train,valid,test, e.g. 0.9,0.05,0.05.")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn raw PR records into hierarchical plans (intent, targets, steps), split by repository.
+
+    Example: gocoder annotate --input data/raw/ --out data/hierarchical/ --split 0.9,0.05,0.05
+    """
+    from gocoder.annotate import annotate
+
+    cfg = _config(config, set_)
+    res = annotate(cfg.annotate, input, out, split=split, vcfg=cfg.validate, console=err)
+    if as_json:
+        print(json.dumps(res.to_dict()))
+        return
+    splits = ", ".join(f"{n} {s}" for s, n in sorted(res.written.items())) or "none"
+    print(f"{sum(res.written.values())} new records in {res.out_dir} ({splits}; "
+          f"{res.resumed} done before, {res.duplicates} duplicates)")
+    for reason, n in sorted(res.skipped.items()):
+        print(f"  skipped {reason}: {n}")
+
+
 @app.command("blocklist")
 def blocklist_cmd(
     bench: Annotated[Path, typer.Argument(help="Benchmark JSONL with prompt/test fields (MBXP, HumanEval-X).")],

@@ -133,12 +133,33 @@ class TokenizerConfig:
 
 
 @dataclass(frozen=True)
+class SynthConfig:
+    """`gocoder synth`: bugs planted in real Go functions by gocheck's mutate op."""
+
+    per_func: int = 1  # mutants per function, each of a different edit
+    seed: int = 0  # with the function's name, picks the mutants and their phrasing
+    kinds: tuple[str, ...] = ()  # bug kinds to plant; empty: all seven
+    timeout_s: float = 120.0  # per file: its first type check imports standard-library packages from source
+
+
+@dataclass(frozen=True)
+class AnnotateConfig:
+    """`gocoder annotate`: raw PR records to hierarchical plans, split by repository."""
+
+    out_dir: str = "data/hierarchical"
+    split: tuple[float, ...] = (0.9, 0.05, 0.05)  # train, valid, test shares of repositories
+    batch: int = 64  # records whose files go to gocheck in one pipelined batch
+
+
+@dataclass(frozen=True)
 class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:

@@ -1,0 +1,253 @@
+"""`gocoder annotate`: raw PR records (data/raw/) to hierarchical records (data/hierarchical/).
+
+For each raw record (docs/FORMATS.md) every changed Go file's before and after goes to gocheck,
+which lists their top-level declarations with byte spans; gocoder/plans.py diffs those lists into
+targets, classifies the intent and writes the steps. The solution is the text of the added and
+modified declarations after the change, doc comments included; its syntax verdict is gocheck's on
+the files after the change.
+
+Splits are by repository (a record's `repo`: for go-src and synth records that is one package of
+the tree), by a hash of its name, so no repository is in two splits and the split of a repository
+never depends on what else is in the input. Records stream through in batches (one pipelined
+gocheck round trip per batch); output is appended with JsonlWriter, and records already written,
+or skipped before (listed in OUT/skipped.done), are not done again: kill and rerun resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gocoder import GocoderError
+from gocoder.config import AnnotateConfig, ValidateConfig
+from gocoder.plans import DeclChange, decl_changes, intent_of, plan_steps
+
+SPLITS = ("train", "valid", "test")
+_KEYWORD = {"var": "var", "const": "const", "func": "func", "method": "func"}
+
+
+def parse_split(value: str | Sequence[float]) -> tuple[float, float, float]:
+    """Three shares (train, valid, test), each >= 0, summing to 1: "0.9,0.05,0.05" or a sequence."""
+    try:
+        parts = [float(x) for x in (value.split(",") if isinstance(value, str) else value)]
+    except ValueError:
+        parts = []
+    if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-6:
+        raise GocoderError(f"--split {value!r}: expected three shares train,valid,test that sum to 1, e.g. 0.9,0.05,0.05")
+    return parts[0], parts[1], parts[2]
+
+
+def split_of(repo: str, shares: Sequence[float]) -> str:
+    """The split of a repository: a hash of its name placed on the cumulative shares."""
+    u = int.from_bytes(hashlib.sha256(repo.encode("utf-8", "surrogatepass")).digest()[:8], "big") / 2**64
+    cum = 0.0
+    for name, share in zip(SPLITS, shares, strict=True):
+        cum += share
+        if u < cum:
+            return name
+    return next(n for n, s in reversed(list(zip(SPLITS, shares, strict=True))) if s > 0)
+
+
+def read_raw(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of a raw JSONL file; a bad line or record is an error naming file:line."""
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise GocoderError(f"{path}: cannot read: {e.strerror}") from None
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise GocoderError(f"{path}:{lineno}: not UTF-8") from None
+            except json.JSONDecodeError as e:
+                raise GocoderError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})") from None
+            problem = _raw_problem(rec)
+            if problem:
+                raise GocoderError(f"{path}:{lineno}: not a raw PR record: {problem}")
+            yield lineno, rec
+
+
+def _raw_problem(rec: Any) -> str | None:
+    if not isinstance(rec, dict):
+        return f"expected a JSON object, got {type(rec).__name__}"
+    for key in ("id", "repo", "title"):
+        if not isinstance(rec.get(key), str):
+            return f"field {key!r} must be a string"
+    if not isinstance(rec.get("body") or "", str):
+        return "field 'body' must be a string or null"
+    files = rec.get("files_changed")
+    if not isinstance(files, list):
+        return "field 'files_changed' must be a list"
+    for i, f in enumerate(files):
+        if not isinstance(f, dict) or not all(isinstance(f.get(k), str) for k in ("path", "before", "after")):
+            return f"files_changed[{i}] needs string path, before and after"
+    return None
+
+
+def _with_doc(src: str, change: DeclChange) -> str:
+    """A declaration's after text with the // comment lines right above it; a spec cut from a
+    grouped `var (...)` gets its keyword so that the solution parses on its own."""
+    head = src.encode("utf-8", "surrogatepass")[: change.pos].decode("utf-8", "replace")
+    lines = head.split("\n")[:-1]  # the last is the declaration's own line, up to it
+    doc: list[str] = []
+    while lines and lines[-1].strip().startswith("//"):
+        doc.insert(0, lines.pop().strip())
+    text = change.after
+    if not text.startswith(("func", "type", "var", "const")):
+        text = f"{_KEYWORD.get(change.kind, 'type')} {text}"
+    return "\n".join([*doc, text])
+
+
+def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequence[float]):
+    """The hierarchical record of rec, or (None, why it is skipped)."""
+    files = [f for f in rec["files_changed"] if f["path"].endswith(".go")]
+    changes: list[DeclChange] = []
+    syntax = True
+    for j, f in enumerate(files):
+        rb, ra = checked.get((j, "before")), checked.get((j, "after"))
+        if (rb and rb.timed_out) or (ra and ra.timed_out) or (rb and rb.error) or (ra and ra.error):
+            return None, "check-failed"
+        changes += decl_changes(f["path"], f["before"], f["after"], rb.decls if rb else (), ra.decls if ra else ())
+        if ra is not None:
+            syntax = syntax and ra.ok
+    if not changes:
+        return None, "no-declaration-change"
+    title, body = rec["title"], rec.get("body") or ""
+    renamed = sum(f.get("status") == "renamed" for f in files)
+    # A synthetic record is a planted bug: its fix is a FIX whatever the phrasing says.
+    overall = "FIX" if rec.get("bug_kind") else intent_of(title, body, changes, renamed)
+    steps = plan_steps(title, body, changes, overall)
+    weight = Counter(c.file for c in changes if c.change != "touched") or Counter(c.file for c in changes)
+    main = next(f for f in files if f["path"] == weight.most_common(1)[0][0])
+    after = {f["path"]: f["after"] for f in files}
+    seen: set[tuple[str, int]] = set()
+    code = []
+    for c in changes:
+        if c.change in ("added", "modified") and (c.file, c.pos) not in seen:
+            seen.add((c.file, c.pos))
+            code.append(_with_doc(after[c.file], c))
+    out = {
+        "id": rec["id"], "split": split_of(rec["repo"], shares), "source": rec.get("source"),
+        "repo": rec["repo"], "pr_number": rec.get("pr_number"), "sha": rec.get("sha"),
+        "problem": {"description": title, "details": body},
+        "context": {"file": main["path"], "before": main["before"]},
+        "plan": {"intent": overall, "steps": steps},
+        "solution": {"code": "\n\n".join(code), "validation": {"syntax": syntax, "tests": None}},
+    }  # fmt: skip
+    if rec.get("bug_kind"):
+        out["bug_kind"] = rec["bug_kind"]
+    return out, None
+
+
+def check_batch(recs: list[dict[str, Any]], checker) -> list[dict[tuple[int, str], Any]]:
+    """gocheck's verdicts (with declarations) on every Go file before and after, one round trip."""
+    where, srcs = [], []
+    for i, rec in enumerate(recs):
+        files = [f for f in rec["files_changed"] if f["path"].endswith(".go")]
+        for j, f in enumerate(files):
+            for side in ("before", "after"):
+                if f[side]:  # "" where the file did not exist: no declarations, nothing to check
+                    where.append((i, j, side))
+                    srcs.append(f[side])
+    results = checker.check_many(srcs, kind="auto", docs=True, gofmt=False) if srcs else []
+    out: list[dict[tuple[int, str], Any]] = [{} for _ in recs]
+    for (i, j, side), res in zip(where, results, strict=True):
+        out[i][(j, side)] = res
+    return out
+
+
+@dataclass
+class AnnotateResult:
+    out_dir: Path
+    written: Counter[str] = field(default_factory=Counter)  # by split
+    resumed: int = 0  # records a previous run wrote or skipped
+    duplicates: int = 0  # ids seen twice in the input
+    skipped: Counter[str] = field(default_factory=Counter)  # by reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "written": dict(self.written), "resumed": self.resumed,
+                "duplicates": self.duplicates, "skipped": dict(self.skipped)}  # fmt: skip
+
+
+def _inputs(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise GocoderError(f"{path}: no .jsonl files")
+        return files
+    if not path.exists():
+        raise GocoderError(f"{path}: no such file or folder")
+    return [path]
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def annotate(
+    cfg: AnnotateConfig, input: Path, out_dir: Path | None = None, *, split: str | None = None,
+    vcfg: ValidateConfig | None = None, console: Console | None = None,
+) -> AnnotateResult:
+    """Annotate every raw record under input into OUT/{train,valid,test}.jsonl; rerun to resume."""
+    from gocoder.records import JsonlWriter
+    from gocoder.validate import get_checker
+
+    shares = parse_split(split if split is not None else cfg.split)
+    files = _inputs(Path(input))
+    out_dir = Path(out_dir or cfg.out_dir)
+    res = AnnotateResult(out_dir=out_dir)
+    console = console or Console(stderr=True)
+    total = sum(_count_lines(p) for p in files)
+    writers = {s: JsonlWriter(out_dir / f"{s}.jsonl") for s in SPLITS}
+    skipped = JsonlWriter(out_dir / "skipped.done")
+    before = set(skipped.seen).union(*(w.seen for w in writers.values()))
+    done = set(before)
+    checker = get_checker(vcfg)
+    progress = Progress(TextColumn("annotate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, disable=not console.is_terminal)  # fmt: skip
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        for rec, checked in zip(batch, check_batch(batch, checker), strict=True):
+            out, why = build(rec, checked, shares)
+            if out is None:
+                res.skipped[why] += 1
+                skipped.write({"id": rec["id"], "reason": why})
+            elif writers[out["split"]].write(out):
+                res.written[out["split"]] += 1
+            done.add(rec["id"])
+            progress.advance(task)
+        batch.clear()
+
+    try:
+        with progress:
+            task = progress.add_task("annotate", total=total)
+            try:
+                for path in files:
+                    for _, rec in read_raw(path):
+                        if rec["id"] in done or any(r["id"] == rec["id"] for r in batch):
+                            res.resumed += rec["id"] in before
+                            res.duplicates += rec["id"] not in before
+                            progress.advance(task)
+                            continue
+                        batch.append(rec)
+                        if len(batch) >= cfg.batch:
+                            flush()
+            finally:
+                flush()  # what was read before an error or an interrupt is still written whole
+    finally:
+        for w in (*writers.values(), skipped):
+            w.close()
+    return res

@@ -1,0 +1,225 @@
+"""Plans of a change: its intent, its targets (a declaration-level diff), and one step per target.
+
+Pure functions over a raw PR record and gocheck's declaration lists; gocoder/annotate.py streams
+records through them. The parts:
+- intent_of: FIX, ADD, REFACTOR, OPTIMIZE, UPDATE or REMOVE from the title and body (conventional
+  commit prefixes, the first verb, "fixes #N", bug words) and from the diff (only additions, only
+  removals, renames);
+- decl_changes: which top-level declarations a file's change adds, removes, modifies or only
+  touches (comments, doc or layout changed, code the same), from gocheck's byte spans;
+- plan_steps: one step per target, its intent, and a description taken from the body's sentences
+  when one names the target.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+INTENTS = ("FIX", "ADD", "REFACTOR", "OPTIMIZE", "UPDATE", "REMOVE", "PRESERVE")
+
+# Conventional-commit types (conventionalcommits.org, Angular's list, and common extras).
+PREFIX_INTENT = {
+    "fix": "FIX", "bugfix": "FIX", "hotfix": "FIX", "feat": "ADD", "feature": "ADD",
+    "refactor": "REFACTOR", "style": "REFACTOR", "perf": "OPTIMIZE", "revert": "REMOVE",
+    "chore": "UPDATE", "docs": "UPDATE", "doc": "UPDATE", "build": "UPDATE", "ci": "UPDATE",
+    "test": "UPDATE", "tests": "UPDATE", "deps": "UPDATE",
+}  # fmt: skip
+PREFIX_RE = re.compile(r"^\s*([A-Za-z]+)(\([^)]*\))?!?:\s*")
+
+# The first verb of a subject says most (CommitPackFT keeps subjects by their imperative verb).
+VERBS = {
+    "FIX": "fix fixes fixed fixing correct corrects corrected resolve resolves resolved repair prevent "
+           "prevents avoid avoids patch handle handles guard workaround ensure ensures restore restores "
+           "bugfix hotfix recover catch",
+    "ADD": "add adds added adding implement implements implemented introduce introduces support supports "
+           "create creates new allow allows enable enables provide provides expose exposes init initial "
+           "feat feature generate",
+    "REFACTOR": "refactor refactors refactored rename renames renamed move moves moved extract extracts "
+                "simplify simplifies clean cleanup cleans reorganize restructure rewrite rewrites tidy "
+                "unify split replace replaces migrate migrates use uses format lint polish decouple",
+    "OPTIMIZE": "optimize optimizes optimise optimized speed speedup accelerate perf reduce reduces "
+                "faster cache caches preallocate",
+    "UPDATE": "update updates updated upgrade upgrades bump bumps change changes changed set modify "
+              "tweak adjust improve improves enhance enhances release doc docs document comment "
+              "chore upgrade sync",
+    "REMOVE": "remove removes removed delete deletes deleted drop drops dropped revert reverts reverted "
+              "deprecate deprecates strip disable disables unexport",
+}  # fmt: skip
+VERB_INTENT = {w: intent for intent, words in VERBS.items() for w in words.split()}
+# Words anywhere in the subject that point at a bug or at speed.
+FIX_WORDS = re.compile(r"\b(bug|panic|panics|crash|nil pointer|deadlock|race|leak|incorrect|wrong|"
+                       r"error when|fails?|broken|typo|invalid|issue)\b", re.I)  # fmt: skip
+PERF_WORDS = re.compile(r"\b(performance|allocations?|faster|speed up|benchmark|zero-copy|memory usage)\b", re.I)
+ISSUE_RE = re.compile(r"\b(fix(es|ed)?|close[sd]?|resolve[sd]?)\s+(\S+/\S+)?#\d+", re.I)
+
+
+def strip_prefix(title: str) -> str:
+    """The subject without a conventional-commit prefix (`fix(http): x` -> `x`)."""
+    return PREFIX_RE.sub("", title, count=1)
+
+
+def text_intent(title: str, body: str = "") -> str | None:
+    """The intent the words give, or None when they say nothing."""
+    m = PREFIX_RE.match(title)
+    if m and m.group(1).lower() in PREFIX_INTENT:
+        return PREFIX_INTENT[m.group(1).lower()]
+    subject = strip_prefix(title)
+    # Skip a component prefix ("transport/http: add x") and leading punctuation.
+    subject = re.sub(r"^[\w./-]+:\s+", "", subject)
+    words = re.findall(r"[a-z]+(?:-[a-z]+)?", subject.lower())
+    if words and words[0] in VERB_INTENT:
+        verb = VERB_INTENT[words[0]]
+        # "update ... to fix the panic": a generic verb yields to a bug word.
+        if verb in ("UPDATE", "REFACTOR") and FIX_WORDS.search(subject):
+            return "FIX"
+        return verb
+    if FIX_WORDS.search(subject) or ISSUE_RE.search(title):
+        return "FIX"
+    if PERF_WORDS.search(subject):
+        return "OPTIMIZE"
+    for w in words[:4]:  # a verb after a leading noun ("HTTP: support x", "docs update")
+        if w in VERB_INTENT:
+            return VERB_INTENT[w]
+    if ISSUE_RE.search(body or ""):
+        return "FIX"
+    return None
+
+
+def diff_intent(changes: list[DeclChange], renamed_files: int = 0) -> str | None:
+    """The intent the diff alone gives: only additions, only removals, renames; else None."""
+    kinds = {c.change for c in changes if c.change != "touched"}
+    if renamed_files or _renames(changes):
+        return "REFACTOR"
+    if kinds == {"added"}:
+        return "ADD"
+    if kinds == {"removed"}:
+        return "REMOVE"
+    return None
+
+
+def intent_of(title: str, body: str, changes: list[DeclChange], renamed_files: int = 0) -> str:
+    """The change's intent: the words when they speak, else the diff, else UPDATE."""
+    by_text = text_intent(title, body)
+    by_diff = diff_intent(changes, renamed_files)
+    if by_text is None:
+        return by_diff or "UPDATE"
+    # A generic verb ("update x") over a diff that only adds or only removes: the diff is sharper.
+    if by_text == "UPDATE" and by_diff in ("ADD", "REMOVE"):
+        return by_diff
+    return by_text
+
+
+@dataclass(frozen=True)
+class DeclChange:
+    """One top-level declaration that a file's change affects."""
+
+    file: str
+    kind: str  # func, method, type, interface, struct, var, const
+    name: str
+    change: str  # added, removed, modified, touched (comments, doc or layout only)
+    before: str  # the declaration's text ("" when added)
+    after: str  # "" when removed
+    pos: int  # byte offset in after (in before when removed): steps follow the file's order
+
+    @property
+    def target(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+_TOKEN = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|//[^\n]*|/\*.*?\*/|\w+|\S', re.S)
+
+
+def code_tokens(text: str) -> list[str]:
+    """Go tokens without comments or layout: two texts with the same tokens do the same thing."""
+    return [t for t in _TOKEN.findall(text) if not t.startswith(("//", "/*"))]
+
+
+def _group(kind: str) -> str:
+    return "type" if kind in ("type", "struct", "interface") else kind
+
+
+def _index(src: bytes, decls) -> dict[tuple[str, str], tuple]:
+    """(kind group, name) -> (decl, text, doc). A repeated key (several `init` funcs) gets #2, #3."""
+    out: dict[tuple[str, str], tuple] = {}
+    for d in decls:
+        key = (_group(d.kind), d.name)
+        n = 2
+        while key in out:
+            key, n = (_group(d.kind), f"{d.name}#{n}"), n + 1
+        out[key] = (d, src[d.start : d.end].decode("utf-8", "replace"), d.doc)
+    return out
+
+
+def decl_changes(path: str, before: str, after: str, before_decls, after_decls) -> list[DeclChange]:
+    """The declarations of one file that its change adds, removes, modifies or touches."""
+    b = _index(before.encode("utf-8", "surrogatepass"), before_decls)
+    a = _index(after.encode("utf-8", "surrogatepass"), after_decls)
+    out = []
+    for key, (d, text, doc) in a.items():
+        name = d.name
+        if key not in b:
+            out.append(DeclChange(path, d.kind, name, "added", "", text, d.start))
+            continue
+        _, btext, bdoc = b[key]
+        if btext == text and bdoc == doc:
+            continue
+        change = "modified" if code_tokens(btext) != code_tokens(text) else "touched"
+        out.append(DeclChange(path, d.kind, name, change, btext, text, d.start))
+    for key, (d, text, _) in b.items():
+        if key not in a:
+            out.append(DeclChange(path, d.kind, d.name, "removed", text, "", d.start))
+    return out
+
+
+def _renames(changes: list[DeclChange]) -> bool:
+    """A declaration removed and one added whose code is the same but for the name."""
+    added = {tuple(t for t in code_tokens(c.after) if t != c.name.split(".")[-1])
+             for c in changes if c.change == "added"}  # fmt: skip
+    return any(tuple(t for t in code_tokens(c.before) if t != c.name.split(".")[-1]) in added
+               for c in changes if c.change == "removed")  # fmt: skip
+
+
+def step_intent(change: str, overall: str) -> str:
+    if change == "touched":
+        return "PRESERVE"  # only comments or layout moved: the behaviour must stay as it is
+    if change == "added":
+        return "REFACTOR" if overall == "REFACTOR" else "ADD"
+    if change == "removed":
+        return "REFACTOR" if overall == "REFACTOR" else "REMOVE"
+    return overall if overall in ("FIX", "REFACTOR", "OPTIMIZE", "UPDATE") else "UPDATE"
+
+
+_NOISE = re.compile(r"<!--.*?-->|^\s*#+ .*$|^\s*[-*] \[[ xX]\].*$|^(Signed-off-by|Co-authored-by):.*$", re.S | re.M)
+
+
+def sentences(body: str) -> list[str]:
+    """The body's sentences and bullet items, PR-template noise (headings, checkboxes) dropped."""
+    text = _NOISE.sub("\n", body or "")
+    out = []
+    for para in re.split(r"\n\s*\n|\n\s*[-*+] |\n\s*\d+\. ", text):
+        for s in re.split(r"(?<=[.!?])\s+(?=[A-Z`])", " ".join(para.split())):
+            s = s.strip(" -*+")
+            if len(s) > 8 and re.search(r"[A-Za-z]{3}", s):
+                out.append(s)
+    return out
+
+
+_VERB = {"FIX": "Fix", "ADD": "Add", "REFACTOR": "Refactor", "OPTIMIZE": "Optimize", "UPDATE": "Update",
+         "REMOVE": "Remove", "PRESERVE": "Keep the behaviour of"}  # fmt: skip
+
+
+def plan_steps(title: str, body: str, changes: list[DeclChange], overall: str) -> list[dict[str, str]]:
+    """One step per target, in file order; modified and added before touched ones."""
+    sents = sentences(body)
+    rank = {"modified": 0, "added": 0, "removed": 0, "touched": 1}
+    steps = []
+    for c in sorted(changes, key=lambda c: rank[c.change]):
+        intent = step_intent(c.change, overall)
+        short = c.name.split(".")[-1].split("#")[0]
+        said = next((s for s in sents if re.search(rf"\b{re.escape(short)}\b", s)), None)
+        if said is None and len(changes) == 1:
+            said = strip_prefix(title).strip() or None
+        desc = said or f"{_VERB[intent]} {c.kind} {c.name.split('#')[0]}"
+        steps.append({"intent": intent, "target": f"{c.kind}:{c.name.split('#')[0]}", "description": desc})
+    return steps
