@@ -93,7 +93,10 @@ func TypeCheckPackage(files []PackageFile) []FileDiagnostic {
 		af, err := parseFileFset(fset, f.Name, src)
 		lines[f.Name], srcs[f.Name] = lineStarts(src), src
 		if list, ok := err.(scanner.ErrorList); ok {
-			for _, e := range list {
+			for i, e := range list {
+				if i > 0 && e.Pos.Offset == list[i-1].Pos.Offset && e.Msg == list[i-1].Msg {
+					continue // the parser repeats itself while it recovers
+				}
 				d := position(lines[f.Name], src, e.Pos.Offset, e.Msg)
 				out = append(out, FileDiagnostic{File: f.Name, Diagnostic: d})
 			}

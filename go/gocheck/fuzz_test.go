@@ -1,0 +1,53 @@
+package gocheck
+
+import (
+	"bytes"
+	"go/parser"
+	"go/token"
+	"testing"
+)
+
+var fuzzKinds = []string{KindAuto, KindFile, KindDecls, KindStmts, KindExpr}
+
+// FuzzCheck holds Check to what every caller relies on, on any bytes: it never panics, every
+// position lies inside the input with line and column agreeing with the offset, and a text that
+// go/parser accepts as a file is ok as kind file. Seeded from validators/cases.
+//
+//	go test -run XXX -fuzz FuzzCheck -fuzztime 60s ./gocheck
+func FuzzCheck(f *testing.F) {
+	for _, c := range loadCases(f) {
+		// Huge seeds (the nesting-limit case) only slow the mutator down.
+		if len(c.Src) > 8<<10 {
+			continue
+		}
+		k := 0
+		for i, kind := range fuzzKinds {
+			if kind == c.Request.Kind {
+				k = i
+			}
+		}
+		f.Add(c.Src, uint8(k))
+	}
+	f.Fuzz(func(t *testing.T, src []byte, k uint8) {
+		kind := fuzzKinds[int(k)%len(fuzzKinds)]
+		// go/types runs on broken ASTs too; imports are left out only because resolving them from
+		// GOROOT/src costs seconds, which would starve the mutator.
+		typecheck := !bytes.Contains(src, []byte("import"))
+		r := Check(src, Options{Kind: kind, Gofmt: true, Decls: true, Docs: true, TypeCheck: typecheck})
+		if r.OK != (len(r.Errors) == 0) {
+			t.Fatalf("ok=%v with %d errors", r.OK, len(r.Errors))
+		}
+		if r.Gofmt != nil && !r.OK {
+			t.Fatalf("gofmt verdict on text that does not parse")
+		}
+		if err := positionsInside(src, r); err != nil {
+			t.Fatal(err)
+		}
+		const mode = parser.AllErrors | parser.ParseComments | parser.SkipObjectResolution
+		if _, err := parser.ParseFile(token.NewFileSet(), "", src, mode); err == nil {
+			if rf := Check(src, Options{Kind: KindFile}); !rf.OK {
+				t.Fatalf("go/parser accepts the file, Check says %+v", rf.Errors)
+			}
+		}
+	})
+}
