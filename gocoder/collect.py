@@ -136,7 +136,7 @@ def collect(
 ) -> CollectResult:
     """Collect raw PR records from one source into out (default data/raw/SOURCE-REPO.jsonl)."""
     blocklist = load_blocklist(decontaminate) if decontaminate else set()
-    workers = workers or cfg.workers
+    workers = cfg.workers if workers is None else workers
     if workers < 1:
         raise GocoderError(f"--workers {workers}: must be at least 1")
     src = open_source(cfg, repo=repo, github=github, go_src=go_src, all_commits=all_commits)

@@ -55,17 +55,22 @@ class Commit:
     changes: list[Change]
 
 
-def open_repo(path: Path) -> git.Repo:
-    """The repository at path, or a one-line GocoderError naming it."""
+def open_repo(path: Path) -> tuple[git.Repo, git.Git]:
+    """The repository at path and a git that runs in its git dir, or a one-line GocoderError naming it.
+
+    Commands run in the git dir itself: that works for clones and bare repositories alike (GitPython
+    takes a bare repository without a config file for a work tree's .git)."""
     try:
         repo = git.Repo(path)
+        g = git.Git(repo.git_dir)
+        shallow = g.rev_parse("--is-shallow-repository").strip() == "true"
     except git.NoSuchPathError:
         raise GocoderError(f"{path}: no such repository (path does not exist)") from None
-    except git.InvalidGitRepositoryError:
+    except (git.InvalidGitRepositoryError, git.GitCommandError):
         raise GocoderError(f"{path}: not a git repository") from None
-    if repo.git.rev_parse("--is-shallow-repository").strip() == "true":
+    if shallow:
         raise GocoderError(f"{path}: shallow clone; its merges lack parents (run git fetch --unshallow)")
-    return repo
+    return repo, g
 
 
 class GitSource:
@@ -73,9 +78,9 @@ class GitSource:
 
     def __init__(self, path: Path, cfg: CollectConfig, all_commits: bool = False):
         self.path = Path(path)
-        self.repo_obj = open_repo(self.path)
+        self.repo_obj, self.g = open_repo(self.path)
         self.cfg, self.all_commits = cfg, all_commits
-        g = self.repo_obj.git
+        g = self.g
         try:
             self.head = g.rev_parse("--verify", "--quiet", cfg.rev + "^{commit}").strip()
         except git.GitCommandError:
@@ -88,7 +93,7 @@ class GitSource:
         self._owner: dict[str, list[str]] | None = None  # merge -> commits it brought, oldest first
 
     def total(self) -> int:
-        return int(self.repo_obj.git.rev_list("--first-parent", "--count", self.head))
+        return int(self.g.rev_list("--first-parent", "--count", self.head))
 
     def units(self, skips: Counter[str]) -> Iterator[tuple[str, Any]]:
         for c in self._log():
@@ -145,7 +150,7 @@ class GitSource:
         """This thread's git, with its own persistent `cat-file --batch` (GitPython's is not thread-safe)."""
         g = getattr(self._local, "git", None)
         if g is None:
-            g = self._local.git = git.Git(self.repo_obj.working_dir or self.repo_obj.git_dir)
+            g = self._local.git = git.Git(self.repo_obj.git_dir)
             self._gits.append(g)
         return g
 
@@ -154,7 +159,7 @@ class GitSource:
 
     def _log(self) -> Iterator[Commit]:
         """The mainline, oldest first, each commit with its raw diff against its first parent."""
-        proc = self.repo_obj.git.log(
+        proc = self.g.log(
             "--first-parent", "--diff-merges=first-parent", "--raw", "-z", "--no-abbrev", "-M",
             "--reverse", "--no-color", "--no-ext-diff", "--format=%x1e%H%x1f%P%x1f%cI%x1f%B%x1f",
             self.head, as_process=True,
@@ -200,7 +205,7 @@ class GitSource:
         """Title and body from the commits a default merge brought in: the first one's subject as the
         title, every message (oldest first) as the body."""
         if self._owner is None:
-            self._owner = _merged_commits(self.repo_obj, self.head)
+            self._owner = _merged_commits(self.g, self.head)
         msgs = []
         for sha in self._owner.get(c.sha, []):
             raw = self._git().get_object_data(sha)[3].decode("utf-8", "replace")
@@ -231,11 +236,11 @@ def _parse_commit(raw: bytes) -> Commit:
                   message.decode("utf-8", "replace"), changes)
 
 
-def _merged_commits(repo: git.Repo, head: str) -> dict[str, list[str]]:
+def _merged_commits(g: git.Git, head: str) -> dict[str, list[str]]:
     """For each mainline merge, the commits it brought in (reachable from its other parents and not
     from its first parent), oldest first. Mainline commits are visited oldest first, so everything
     reachable from a first parent already has an owner: the walk is exact and O(commits)."""
-    order = repo.git.rev_list("--parents", "--topo-order", head).splitlines()
+    order = g.rev_list("--parents", "--topo-order", head).splitlines()
     parents = {ln[:40]: ln.split()[1:] for ln in order}
     pos = {ln[:40]: i for i, ln in enumerate(order)}  # larger = older
     mainline = []
