@@ -1,0 +1,110 @@
+"""Benchmark: gocoder collect (+ annotate, with targets) against PyDriller on the same commits.
+
+On one real Go repository (a full local clone, never committed here), in one run:
+  gocoder   `collect --repo` over the whole first-parent history (merged PRs and squash merges),
+            then `annotate` of those records (gocheck declaration lists -> targets, intents, steps)
+            when gocoder/annotate.py is present;
+  PyDriller Repository(only_commits=the same PR commits): for every modified file its source
+            before and after and its changed_methods (lizard), the closest thing it offers.
+Prints commits/s for both and the ratio (target: gocoder >= 10x PyDriller), and the kinds of
+targets each finds (PyDriller's changed_methods are functions only; gocoder's include types and
+interfaces). PyDriller is a bench-only dependency: pip install pydriller.
+
+    python bench/collect.py REPO [--workers N] [--no-annotate] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+
+from gocoder.collect import collect
+from gocoder.config import load_config
+from gocoder.records import read_jsonl
+
+
+def run_gocoder(repo: Path, tmp: Path, workers: int, with_annotate: bool) -> dict:
+    cfg = load_config()
+    quiet = Console(stderr=True, quiet=True)
+    t0 = time.perf_counter()
+    res = collect(cfg.collect, repo=repo, out=tmp / "raw.jsonl", workers=workers, console=quiet)
+    t_collect = time.perf_counter() - t0
+    shas = [r["sha"] for r in read_jsonl(tmp / "raw.jsonl")]
+    walked = subprocess.run(["git", "-C", str(repo), "rev-list", "--first-parent", "--count", cfg.collect.rev],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    out = {"commits": len(shas), "shas": shas, "collect_s": t_collect, "walked": int(walked),
+           "skipped": dict(res.skipped), "annotate_s": None, "target_kinds": {}}
+    if with_annotate:
+        from gocoder.annotate import annotate
+        from gocoder.validate import get_checker
+
+        get_checker(cfg.validate).check("package p\n")  # build gocheck and start its servers off the clock
+        t1 = time.perf_counter()
+        annotate(cfg.annotate, tmp / "raw.jsonl", tmp / "hier", console=quiet)
+        out["annotate_s"] = time.perf_counter() - t1
+        kinds: Counter[str] = Counter()
+        for split in ("train", "valid", "test"):
+            path = tmp / "hier" / f"{split}.jsonl"
+            for rec in read_jsonl(path) if path.exists() else ():
+                for step in rec["plan"]["steps"]:
+                    kinds[step["target"].split(":", 1)[0]] += 1
+        out["target_kinds"] = dict(kinds.most_common())
+    out["total_s"] = t_collect + (out["annotate_s"] or 0.0)
+    return out
+
+
+def run_pydriller(repo: Path, shas: list[str]) -> dict:
+    from pydriller import Repository
+
+    t0 = time.perf_counter()
+    n = files = methods = 0
+    for commit in Repository(str(repo), only_commits=shas).traverse_commits():
+        n += 1
+        for m in commit.modified_files:
+            if not (m.filename.endswith(".go")):
+                continue
+            files += 1
+            _ = (m.source_code_before, m.source_code)  # the whole texts, as gocoder keeps
+            methods += len(m.changed_methods)
+    return {"commits": n, "total_s": time.perf_counter() - t0, "go_files": files, "changed_methods": methods}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("repo", type=Path, help="a full (non-shallow) local clone of a Go repository")
+    ap.add_argument("--workers", type=int, default=2, help="gocoder collect worker threads")
+    ap.add_argument("--no-annotate", action="store_true", help="time collect alone")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        g = run_gocoder(args.repo, Path(tmp), args.workers, with_annotate=not args.no_annotate)
+    p = run_pydriller(args.repo, g["shas"])
+    g_rate, p_rate = g["commits"] / g["total_s"], p["commits"] / p["total_s"]
+    print(f"repository: {args.repo.resolve().name}  machine: {platform.machine()}, {os.cpu_count()} cores")
+    print(f"PR commits: {g['commits']} (of {g['walked']} mainline commits walked by gocoder)")
+    ann = f" + annotate {g['annotate_s']:.2f}s" if g["annotate_s"] is not None else " (annotate not run)"
+    print(f"gocoder   collect {g['collect_s']:.2f}s{ann} = {g['total_s']:.2f}s  {g_rate:8.1f} commits/s")
+    print(f"PyDriller {p['total_s']:.2f}s over {p['commits']} commits ({p['go_files']} Go files, "
+          f"{p['changed_methods']} changed methods)  {p_rate:8.1f} commits/s")
+    print(f"ratio gocoder/PyDriller: {g_rate / p_rate:.1f}x (target >= 10x)")
+    c_rate = g["commits"] / g["collect_s"]
+    print(f"collect alone: {c_rate:.1f} commits/s, {c_rate / p_rate:.1f}x PyDriller")
+    if g["target_kinds"]:
+        print("gocoder target kinds: " + ", ".join(f"{k} {n}" for k, n in g["target_kinds"].items()))
+    if args.json:
+        del g["shas"]
+        figures = {"gocoder": g, "pydriller": p, "ratio": g_rate / p_rate, "collect_ratio": c_rate / p_rate}
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
