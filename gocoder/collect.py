@@ -155,9 +155,12 @@ def run(src: Source, out: Path, workers: int, blocklist: set[str], console: Cons
         TextColumn(f"collect {src.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[written]} records"), console=console, disable=not console.is_terminal,
     )
+    done_path = out.with_name(out.name + ".done")
+    if not out.exists() and done_path.exists():
+        done_path.unlink()  # the output was deleted: its progress notes describe nothing any more
     with (
         JsonlWriter(out) as writer,
-        JsonlWriter(out.with_name(out.name + ".done")) as done,
+        JsonlWriter(done_path) as done,
         ThreadPoolExecutor(workers) as pool,
         progress,
     ):

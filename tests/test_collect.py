@@ -83,6 +83,9 @@ def test_resume_after_torn_tail(go_repo: Path, tmp_path: Path) -> None:
     part.write_bytes(b"".join(lines[:2]) + lines[2][:50])  # killed while writing record 3
     res, _ = _collect(go_repo, part)
     assert part.read_bytes() == full.read_bytes() and res.written == 4
+    full.unlink()  # deleting the output starts over, whatever OUT.done says
+    res, _ = _collect(go_repo, full)
+    assert full.read_bytes() == part.read_bytes() and res.written == 6
 
 
 @pytest.mark.slow
