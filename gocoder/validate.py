@@ -245,7 +245,7 @@ class _Server:
                 continue
             with self.lock:
                 fut = self.pending.pop(resp.get("id"), None)
-                if resp.get("timed_out"):
+                if resp.get("timed_out") or any(r.get("timed_out") for r in resp.get("results") or ()):
                     self.tainted = True
             if fut is not None:
                 fut.set_result(resp)
@@ -302,23 +302,37 @@ class Checker:
 
     def check(self, src: str | bytes, **opts: Any) -> CheckResult:
         """Check one source: kind ("auto", "file", "decls", "stmts", "expr"), typecheck, docs, gofmt."""
-        return self.check_many([src], **opts)[0]
+        timeout = self.cfg.typecheck_timeout_s if opts.get("typecheck") else self.cfg.timeout_s
+        return CheckResult.from_json(self.request(_request(src, **opts), timeout))
 
-    def check_many(self, srcs: Sequence[str | bytes], window: int = 256, **opts: Any) -> list[CheckResult]:
-        """Check many sources, pipelined over the pool; results in input order."""
+    def check_many(
+        self, srcs: Sequence[str | bytes], batch_items: int = 64, batch_bytes: int = 1 << 20, **opts: Any
+    ) -> list[CheckResult]:
+        """Check many sources, pipelined over the pool in batches; results in input order.
+
+        A batch is one request line carrying up to batch_items sources (and about batch_bytes):
+        per line, not per source, is where a snippet's cost goes.
+        """
         reqs = [_request(s, **opts) for s in srcs]
         timeout = self.cfg.typecheck_timeout_s if opts.get("typecheck") else self.cfg.timeout_s
-        results: list[CheckResult | None] = [None] * len(reqs)
-        inflight: collections.deque[tuple[int, _Server, Future]] = collections.deque()
-        for i, req in enumerate(reqs):
-            inflight.append((i, *self._submit(req, timeout)))
+        results: list[CheckResult] = []
+        window = 4 * len(self._servers)  # batches in flight: enough to keep every server busy
+        inflight: collections.deque[tuple[dict[str, Any], _Server, Future]] = collections.deque()
+
+        def collect_one() -> None:
+            req, srv, fut = inflight.popleft()
+            resp = self._wait(req, srv, fut, timeout)
+            answers = resp.get("results") or [resp] * len(req["batch"])  # a whole-batch failure
+            results.extend(CheckResult.from_json(a) for a in answers)
+
+        for batch in _batches(reqs, batch_items, batch_bytes):
+            req = {"batch": batch}
+            inflight.append((req, *self._submit(req, timeout)))
             if len(inflight) >= window:
-                j, srv, fut = inflight.popleft()
-                results[j] = self._collect(reqs[j], srv, fut, timeout)
+                collect_one()
         while inflight:
-            j, srv, fut = inflight.popleft()
-            results[j] = self._collect(reqs[j], srv, fut, timeout)
-        return results  # type: ignore[return-value]
+            collect_one()
+        return results
 
     def request(self, req: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
         """Send a raw protocol request (any op) and return the raw response."""
@@ -347,25 +361,27 @@ class Checker:
 
     def _wait(self, req: dict[str, Any], srv: _Server, fut: Future, timeout: float) -> dict[str, Any]:
         # The server answers a late request itself; this wait only catches a hung or stalled process.
-        size = len(req.get("src") or req.get("src_b64") or "")
-        grace = self.cfg.hang_grace_s + size / 20e6  # plus time to move a large request through the pipe
+        items = req.get("batch") or [req]
+        size = sum(len(r.get("src") or r.get("src_b64") or "") for r in items)
+        limit = timeout * len(items) + self.cfg.hang_grace_s + size / 20e6  # + moving large text through the pipe
+        hung = {"ok": False, "timed_out": True, "error": f"no answer within {limit:.0f}s"}
         try:
-            return fut.result(timeout=timeout + grace)
+            return fut.result(timeout=limit)
         except FutureTimeout:
             srv.kill()  # hung: restart it; its other pending requests fail over below
-            return {"ok": False, "timed_out": True, "error": f"no answer within {timeout + grace:.0f}s"}
+            return hung
         except _ServerDied as e:
-            retry_srv, retry = self._submit(req, timeout)  # once more, on a fresh server
-            try:
-                return retry.result(timeout=timeout + grace)
-            except FutureTimeout:
-                retry_srv.kill()
-                return {"ok": False, "timed_out": True, "error": f"no answer within {timeout + grace:.0f}s"}
-            except _ServerDied:
-                return {"ok": False, "error": f"gocheck crashed on this input: {e}"}
-
-    def _collect(self, req: dict[str, Any], srv: _Server, fut: Future, timeout: float) -> CheckResult:
-        return CheckResult.from_json(self._wait(req, srv, fut, timeout))
+            died = e
+        retry_srv, retry = self._submit(req, timeout)  # once more, on a fresh server
+        try:
+            return retry.result(timeout=limit)
+        except FutureTimeout:
+            retry_srv.kill()
+            return hung
+        except _ServerDied:
+            if "batch" in req:  # find the culprit: only its answer says crashed
+                return {"results": [self.request(r, timeout) for r in req["batch"]]}
+            return {"ok": False, "error": f"gocheck crashed on this input: {died}"}
 
     def close(self) -> None:
         with self._lock:
@@ -373,6 +389,20 @@ class Checker:
                 if srv is not None:
                     srv.kill()
             self._servers = [None] * len(self._servers)
+
+
+def _batches(reqs: list[dict[str, Any]], max_items: int, max_bytes: int):
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for r in reqs:
+        n = len(r.get("src") or r.get("src_b64") or "")
+        if batch and (len(batch) >= max_items or size + n > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(r)
+        size += n
+    if batch:
+        yield batch
 
 
 def _request(
