@@ -237,3 +237,25 @@ def test_go_src_documented_funcs(tmp_path: Path) -> None:
         collect(CFG, go_src=tmp_path / "nogo", out=out)
     with pytest.raises(GocoderError, match=r"--go-src .*missing: not a folder"):
         collect(CFG, go_src=tmp_path / "missing", out=out)
+
+
+@pytest.mark.parametrize(
+    "message, parents, expected",
+    [
+        ("Merge branch 'x' into 'main'\n\nAdd thing\n\nDetails.\n\nSee merge request grp/proj!34",
+         2, ("Add thing", "Details.", 34)),  # GitLab
+        ("Merge branch 'x'\n\nConflicts:\n\tfoo.go\n", 2, ("Merge branch 'x'", "", None)),  # nothing merged in
+        ("Release v2 (#9)\n\nNotes.", 2, ("Release v2", "Notes.", 9)),  # custom merge naming its PR
+        ("Fix thing (#7)\n\nWhy.", 1, ("Fix thing", "Why.", 7)),  # squash merge
+        ("Fix thing\n\nWhy.", 1, (None, "", None)),  # plain commit
+    ],
+)
+def test_pr_messages(go_repo: Path, message: str, parents: int, expected: tuple) -> None:
+    from gocoder.gitlog import Commit, GitSource
+
+    src = GitSource(go_repo, CFG)
+    try:
+        commit = Commit("f" * 40, ["a" * 40] * parents, "2024-01-01T00:00:00Z", message, [])
+        assert src._message(commit) == expected
+    finally:
+        src.close()
