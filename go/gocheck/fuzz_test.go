@@ -2,6 +2,7 @@ package gocheck
 
 import (
 	"bytes"
+	"go/format"
 	"go/parser"
 	"go/token"
 	"testing"
@@ -10,8 +11,9 @@ import (
 var fuzzKinds = []string{KindAuto, KindFile, KindDecls, KindStmts, KindExpr}
 
 // FuzzCheck holds Check to what every caller relies on, on any bytes: it never panics, every
-// position lies inside the input with line and column agreeing with the offset, and a text that
-// go/parser accepts as a file is ok as kind file. Seeded from validators/cases.
+// position lies inside the input with line and column agreeing with the offset, a text that
+// go/parser accepts as a file is ok as kind file (with gofmt's own verdict), and a text that is
+// ok as some kind is ok as auto. Seeded from validators/cases.
 //
 //	go test -run XXX -fuzz FuzzCheck -fuzztime 60s ./gocheck
 func FuzzCheck(f *testing.F) {
@@ -45,8 +47,20 @@ func FuzzCheck(f *testing.F) {
 		}
 		const mode = parser.AllErrors | parser.ParseComments | parser.SkipObjectResolution
 		if _, err := parser.ParseFile(token.NewFileSet(), "", src, mode); err == nil {
-			if rf := Check(src, Options{Kind: KindFile}); !rf.OK {
+			rf := Check(src, Options{Kind: KindFile, Gofmt: true})
+			if !rf.OK {
 				t.Fatalf("go/parser accepts the file, Check says %+v", rf.Errors)
+			}
+			// A file's verdict is printed from the parsed AST; it must be gofmt's own.
+			out, err := format.Source(src)
+			if clean := err == nil && bytes.Equal(out, src); rf.Gofmt == nil || *rf.Gofmt != clean {
+				t.Fatalf("gofmt verdict %v, format.Source says %v", rf.Gofmt, clean)
+			}
+		}
+		// auto finds a reading whenever one of them parses.
+		if kind != KindAuto && r.OK {
+			if ra := Check(src, Options{Kind: KindAuto}); !ra.OK {
+				t.Fatalf("ok as %s, not ok as auto (%s): %+v", kind, ra.Kind, ra.Errors)
 			}
 		}
 	})
