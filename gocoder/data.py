@@ -1,0 +1,268 @@
+"""Training data: hierarchical records -> tokenized shards on disk (memory-mapped) -> padded batches.
+
+Each record gives one clean example and, per rollout, two refinement examples built from a draft
+(docs/FORMATS.md, "Training shards"):
+- judge:  prompt ++ plan ++ the draft as code, no code loss; the controller learns REFINE (a draft with
+          a syntax error, or valid but wrong) or CONTINUE (a partial solution);
+- repair: the prompt with the draft and its first diagnostic in a refine block, the right code as the
+          answer, controller DONE: the generator learns to repair.
+Every draft is checked by gocheck, whose verdict becomes the controller's verdict features.
+
+A shard folder holds per split `tokens.bin` (uint32, all examples back to back), `index.npy`
+(int64 [N, len(COLUMNS)]), `verdict.npy` (float32 [N, N_VERDICT]) and one `meta.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gocoder import GocoderError
+from gocoder.model import CONTINUE, DONE, REFINE, Batch
+
+COLUMNS = ("offset", "prompt", "plan", "code", "code_loss", "ctrl", "steps", "kind")
+KINDS = ("clean", "judge", "repair")
+N_VERDICT = 6
+SPLITS = ("train", "valid", "test")
+
+
+def verdict_features(code: str, res: Any) -> list[float]:
+    """The validator's verdict as numbers: ok, errors (/10, capped), where the first error sits (as a
+    share of the lines), gofmt-clean, timed out, empty code."""
+    lines = max(code.count("\n") + 1, 1)
+    first = res.errors[0].line / lines if res.errors else 0.0
+    return [float(res.ok), min(len(res.errors), 10) / 10, min(first, 1.0), float(bool(res.gofmt)),
+            float(res.timed_out), float(not code.strip())]
+
+
+# ---------------------------------------------------------------------------------------- drafts
+
+_SYNTAX_EDITS = (
+    (re.compile(r"\}"), ""),  # a lost closing brace
+    (re.compile(r"\)"), ""),  # a lost closing paren
+    (re.compile(r"\{\n"), "{{\n"),  # a doubled opening brace
+    (re.compile(r":="), ":"),  # a broken short declaration
+    (re.compile(r"\n"), "\n)\n"),  # a stray paren on its own line
+)
+_WRONG_EDITS = (("<=", "<"), ("<", "<="), (">=", ">"), ("==", "!="), ("!=", "=="), ("&&", "||"),
+                ("||", "&&"), (" + ", " - "), (" - ", " + "), ("+= 1", "-= 1"), ("return nil", "return err"))
+
+
+def syntax_draft(code: str, rng: random.Random) -> str | None:
+    """code with one syntax error planted (gocheck then tells whether it really broke)."""
+    edits = [(rx, rep, m) for rx, rep in _SYNTAX_EDITS for m in rx.finditer(code)]
+    if not edits:
+        return None
+    rx, rep, m = rng.choice(edits)
+    return code[: m.start()] + rep + code[m.end():]
+
+
+def wrong_draft(code: str, rng: random.Random) -> str | None:
+    """code with one operator or value misused (HumanEvalFix's bug kinds); it must still parse."""
+    sites = [(a, b, m.start()) for a, b in _WRONG_EDITS for m in re.finditer(re.escape(a), code)]
+    if not sites:
+        return None
+    a, b, at = rng.choice(sites)
+    return code[:at] + b + code[at + len(a):]
+
+
+def partial_draft(code: str, rng: random.Random) -> str | None:
+    """The first 30-80% of code's lines: a solution still being written."""
+    lines = code.splitlines(keepends=True)
+    if len(lines) < 3:
+        return None
+    return "".join(lines[: max(1, int(len(lines) * rng.uniform(0.3, 0.8)))])
+
+
+# ------------------------------------------------------------------------------------ building
+
+def _examples(rec: dict[str, Any], rollouts: int, checker: Any, rng: random.Random) -> list[dict[str, Any]]:
+    """The clean example and the judge/repair pairs of one record, as text segments."""
+    from gocoder.serialize import segments  # the serializer imports the vocabulary once, lazily
+
+    code = rec.get("solution", {}).get("code", "")
+    steps = len(rec.get("plan", {}).get("steps", []))
+    drafts: list[tuple[str, str]] = []
+    for _ in range(rollouts):
+        kind = rng.choice(("syntax", "wrong", "partial"))
+        d = {"syntax": syntax_draft, "wrong": wrong_draft, "partial": partial_draft}[kind](code, rng)
+        if d is not None and d != code:
+            drafts.append((d, kind))
+    results = checker.check_many([code] + [d for d, _ in drafts])
+    # gocheck decides: a "syntax" draft that still parses, or a "wrong" one that does not, is dropped
+    keep = {"syntax": lambda r: not r.ok, "wrong": lambda r: r.ok, "partial": lambda r: True}
+    drafts = [(d, CONTINUE if kind == "partial" else REFINE, r)
+              for (d, kind), r in zip(drafts, results[1:], strict=True) if keep[kind](r)]
+    seg = segments(rec)
+    out = [dict(seg, code_loss=1, ctrl=DONE, steps=steps, kind=0, verdict=verdict_features(code, results[0]))]
+    for d, lab, r in drafts:
+        judge = segments(dict(rec, solution={"code": d, "validation": {"syntax": r.ok, "tests": None}}))
+        if lab == CONTINUE:  # unfinished: no closing tag, no verdict written yet
+            judge["code"], judge["validate"] = judge["code"].removesuffix("</CODE>"), ""
+        out.append(dict(judge, code_loss=0, ctrl=lab, steps=steps, kind=1, verdict=verdict_features(d, r)))
+        diag = f"{r.errors[0].line}:{r.errors[0].col}: {r.errors[0].msg}" if r.errors else ""
+        rep = segments(dict(rec, refine={"code": d, "diagnostic": diag,
+                                         "validation": {"syntax": r.ok, "tests": None}}))
+        out.append(dict(rep, code_loss=1, ctrl=DONE, steps=steps, kind=2, verdict=verdict_features(code, results[0])))
+    return out
+
+
+def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, rollouts: int = 1,
+                 seed: int = 0, checker: Any = None, progress: Any = None) -> dict[str, int]:
+    """Tokenize hierarchical records (a .jsonl file or a folder of them) into shards under out_dir.
+
+    Written to a temporary folder and renamed at the end: an interrupted build leaves the previous
+    shards whole, and a rerun starts over (tokenizing is fast next to training). Returns rows per split.
+    """
+    from gocoder.records import iter_jsonl_inputs
+
+    if checker is None:
+        from gocoder.validate import get_checker
+
+        checker = get_checker()
+    out = Path(out_dir)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    files: dict[str, Any] = {}
+    rows: dict[str, list] = {s: [] for s in SPLITS}
+    verdicts: dict[str, list] = {s: [] for s in SPLITS}
+    offsets = dict.fromkeys(SPLITS, 0)
+    try:
+        for path, rec in iter_jsonl_inputs(records):
+            split = rec.get("split", "train")
+            if split not in SPLITS:
+                raise GocoderError(f"{path}: record {rec.get('id', '?')}: unknown split {split!r}")
+            rng = random.Random(f"{seed}:{rec.get('id', '')}")  # per record: the same drafts on a rerun
+            for ex in _examples(rec, rollouts, checker, rng):
+                parts = tokenizer.encode_batch([ex["prompt"], ex["plan"], ex["code"] + ex["validate"]], threads=1)
+                if split not in files:
+                    (tmp / split).mkdir(parents=True, exist_ok=True)
+                    files[split] = (tmp / split / "tokens.bin").open("wb")
+                ids = np.asarray([t for p in parts for t in p], dtype=np.uint32)
+                files[split].write(ids.tobytes())
+                rows[split].append([offsets[split], *map(len, parts), ex["code_loss"], ex["ctrl"], ex["steps"],
+                                    ex["kind"]])
+                verdicts[split].append(ex["verdict"])
+                offsets[split] += len(ids)
+            if progress is not None:
+                progress(1)
+        for split, f in files.items():
+            f.close()
+            np.save(tmp / split / "index.npy", np.asarray(rows[split], dtype=np.int64).reshape(-1, len(COLUMNS)))
+            np.save(tmp / split / "verdict.npy", np.asarray(verdicts[split], dtype=np.float32).reshape(-1, N_VERDICT))
+        counts = {s: len(rows[s]) for s in files}
+        meta = {"tokenizer_hash": tokenizer.hash, "vocab_size": tokenizer.vocab_size, "pad_id": tokenizer.pad_id,
+                "columns": COLUMNS, "n_verdict": N_VERDICT, "rows": counts, "rollouts": rollouts, "seed": seed}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    finally:
+        for f in files.values():
+            f.close()
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return counts
+
+
+# ------------------------------------------------------------------------------------- reading
+
+class Shard:
+    """One split of a shard folder, memory-mapped: nothing is read until an example is asked for."""
+
+    def __init__(self, root: str | Path, split: str):
+        root = Path(root)
+        d = root / split
+        try:
+            self.meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
+            self.index = np.load(d / "index.npy", mmap_mode="r")
+            self.verdict = np.load(d / "verdict.npy", mmap_mode="r")
+            self.tokens = np.memmap(d / "tokens.bin", dtype=np.uint32, mode="r")
+        except (OSError, ValueError, json.JSONDecodeError) as e:
+            raise GocoderError(f"{d}: missing or unreadable shard ({e}); build it with `gocoder shards`") from None
+        if self.index.ndim != 2 or self.index.shape[1] != len(COLUMNS) or len(self.verdict) != len(self.index):
+            raise GocoderError(f"{d}/index.npy: expected [N, {len(COLUMNS)}] rows matching verdict.npy")
+        self.col = {c: i for i, c in enumerate(COLUMNS)}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def lengths(self) -> np.ndarray:
+        i = self.col
+        return self.index[:, i["prompt"]] + self.index[:, i["plan"]] + self.index[:, i["code"]]
+
+    def eligible(self, max_plan_steps: int, max_tokens: int) -> np.ndarray:
+        """Rows a curriculum stage admits."""
+        ok = np.ones(len(self), dtype=bool)
+        if max_plan_steps:
+            ok &= self.index[:, self.col["steps"]] <= max_plan_steps
+        if max_tokens:
+            ok &= self.lengths() <= max_tokens
+        return np.nonzero(ok)[0]
+
+    def example(self, i: int, max_len: int) -> tuple[np.ndarray, int, int, int]:
+        """Tokens and (prompt, plan, code) lengths of row i, cut to max_len: the prompt loses its middle
+        (the problem at its head and the refine block at its tail stay), then the code its end."""
+        off, P, Q, C = (int(self.index[i, self.col[c]]) for c in ("offset", "prompt", "plan", "code"))
+        tok = np.asarray(self.tokens[off: off + P + Q + C], dtype=np.int64)
+        if P + Q + C > max_len:
+            keep = max(1, max_len - Q - C)
+            if keep < P:
+                head = min(keep, max(1, keep // 2))
+                tok = np.concatenate([tok[:head], tok[P - (keep - head): P], tok[P:]])
+                P = keep
+            C = min(C, max_len - P - Q)
+            tok = tok[: P + Q + C]
+        return tok, P, Q, max(C, 0)
+
+    def batch(self, rows: list[int] | np.ndarray, max_len: int, pad_id: int) -> Batch:
+        """A right-padded Batch of the given rows."""
+        exs = [self.example(int(r), max_len) for r in rows]
+        T = max(len(t) for t, *_ in exs)
+        tokens = torch.full((len(exs), T), pad_id, dtype=torch.long)
+        for j, (t, *_) in enumerate(exs):
+            tokens[j, : len(t)] = torch.from_numpy(t)
+        lens = torch.tensor([e[1:] for e in exs], dtype=torch.long)  # [B, 3]
+        idx = np.asarray(rows, dtype=np.int64)
+        return Batch(tokens, lens[:, 0], lens[:, 1], lens[:, 2],
+                     torch.from_numpy(self.index[idx, self.col["code_loss"]].astype(np.float32)),
+                     torch.from_numpy(self.index[idx, self.col["ctrl"]].astype(np.int64)),
+                     torch.from_numpy(np.asarray(self.verdict[idx], dtype=np.float32)))
+
+
+def epoch_batches(shard: Shard, rows: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """One epoch's batches, deterministic from (seed, epoch): shuffle, sort each window of 32 batches by
+    length so a batch pads little, then shuffle the batches. Each batch is whole (the tail is dropped)."""
+    rng = np.random.default_rng([seed, epoch])
+    perm = rows[rng.permutation(len(rows))]
+    lengths = shard.lengths()
+    window = batch_size * 32
+    out = []
+    for w in range(0, len(perm), window):
+        chunk = perm[w: w + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out += [chunk[i: i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def iter_batches(shard: Shard, rows: np.ndarray, batch_size: int, seed: int, pos: dict[str, int],
+                 rank: int = 0, world: int = 1) -> Iterator[np.ndarray]:
+    """Batches forever from data position pos ({epoch, cursor}, updated as batches are taken: the
+    checkpoint saves it); under DDP each rank takes every world-th batch."""
+    while True:
+        batches = epoch_batches(shard, rows, batch_size, seed, pos["epoch"])
+        if len(batches) < world:
+            raise GocoderError(f"{len(rows)} examples make fewer than {world} batches of {batch_size}: "
+                               "lower train.batch_size or add data")
+        while pos["cursor"] + world <= len(batches):
+            b = batches[pos["cursor"] + rank]
+            pos["cursor"] += world
+            yield b
+        pos["epoch"], pos["cursor"] = pos["epoch"] + 1, 0

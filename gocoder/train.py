@@ -1,0 +1,389 @@
+"""`gocoder train`: the joint multi-task loop over tokenized shards, with exact resume.
+
+Loss = w_plan * plan + w_code * code + w_ctrl * controller + w_halt * halting (each a masked mean over
+the examples still active in a segment, then a mean over segments: gocoder/model.py). AdamW (fused on
+CUDA), linear warmup then cosine decay, gradient clipping, gradient accumulation, bf16 autocast on
+CUDA, opt-in torch.compile and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights,
+a curriculum of stages switched by step or by a validation metric.
+
+A checkpoint is a folder `ckpt-STEP/` (written under a temporary name, then renamed; `latest` names
+it): model.safetensors, ema.safetensors, config.json (the config, the tokenizer hash, the git SHA) and
+state.pt (optimizer, scheduler, RNG, data position, curriculum stage). Resuming from it on CPU with a
+fixed seed gives the same losses as a run that never stopped (tests/test_train.py checks it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gocoder import GocoderError
+from gocoder.config import Config, ModelConfig, to_dict
+from gocoder.data import Shard, iter_batches
+from gocoder.model import Batch, GocoderModel, count_params, train_flops
+from gocoder.records import JsonlWriter
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """Dense bf16 peak of the GPU, for MFU; None on CPU or an unknown GPU (MFU is then not reported)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+
+
+def lr_at(step: int, cfg: Any) -> float:
+    """Multiplier of cfg.lr: linear warmup, then cosine down to min_lr_ratio at cfg.steps."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.nn.Module:
+    """Everything model.py leaves out: device, compile and DDP, applied from outside."""
+    model.to(device)
+    wrapped: torch.nn.Module = model
+    if cfg.compile:
+        wrapped = torch.compile(wrapped, dynamic=True)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        ids = [device.index] if device.type == "cuda" else None
+        wrapped = torch.nn.parallel.DistributedDataParallel(wrapped, device_ids=ids)
+    return wrapped
+
+
+def _setup_dist(cfg: Any) -> tuple[int, int, int]:
+    """(rank, world, local_rank) from torchrun's environment; (0, 1, 0) without DDP."""
+    if not cfg.ddp:
+        return 0, 1, 0
+    try:
+        rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    except KeyError as e:
+        raise GocoderError(f"train.ddp=true needs torchrun's environment ({e.args[0]} is not set)") from None
+    backend = cfg.ddp_backend if cfg.ddp_backend != "auto" else ("nccl" if torch.cuda.is_available() else "gloo")
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend, rank=rank, world_size=world)
+    return rank, world, local
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+# --------------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(out: Path, step: int, model: GocoderModel, ema: dict[str, torch.Tensor] | None,
+                    state: dict[str, Any], meta: dict[str, Any], keep: int = 2) -> Path:
+    """Write ckpt-STEP/ atomically (temporary folder, then rename; `latest` last) and prune old ones."""
+    final = out / f"ckpt-{step:08d}"
+    tmp = out / f".ckpt-{step:08d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+    if ema is not None:
+        save_file({k: v.cpu().contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
+    torch.save(state, tmp / "state.pt")
+    (tmp / "config.json").write_text(json.dumps(dict(meta, step=step), indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    (out / ".latest.tmp").write_text(final.name + "\n", encoding="utf-8")
+    os.replace(out / ".latest.tmp", out / "latest")
+    for old in sorted(out.glob("ckpt-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict | None, dict]:
+    """(config.json, weights, EMA weights or None, training state) of a checkpoint folder or of a run
+    folder (its `latest`); anything missing or corrupt is a GocoderError naming the file."""
+    p = Path(path)
+    if (p / "latest").is_file():
+        p = p / (p / "latest").read_text(encoding="utf-8").strip()
+    f = p / "config.json"
+    try:
+        meta = json.loads(f.read_text(encoding="utf-8"))
+        f = p / "model.safetensors"
+        weights = load_file(f)
+        f = p / "ema.safetensors"
+        ema = load_file(f) if f.exists() else None
+        f = p / "state.pt"
+        state = torch.load(f, map_location="cpu", weights_only=True) if f.exists() else {}
+    except FileNotFoundError:
+        raise GocoderError(f"{f}: no checkpoint there (missing file)") from None
+    except (OSError, ValueError, SafetensorError, RuntimeError, json.JSONDecodeError) as e:
+        raise GocoderError(f"{f}: corrupt checkpoint: {str(e).splitlines()[0][:200]}") from None
+    return meta, weights, ema, state
+
+
+def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, dict[str, Any]]:
+    """A trained model from its checkpoint folder alone (EMA weights when there are some)."""
+    meta, weights, ema, _ = load_checkpoint(path)
+    model = GocoderModel(ModelConfig(**{k: v for k, v in meta["model"].items()}))
+    model.load_state_dict(ema if (use_ema and ema is not None) else weights)
+    return model.eval(), meta
+
+
+# ------------------------------------------------------------------------------------- the loop
+
+def _loss(out: Any, t: Any) -> torch.Tensor:
+    return t.w_plan * out.plan_loss + t.w_code * out.code_loss + t.w_ctrl * out.ctrl_loss + t.w_halt * out.halt_loss
+
+
+@torch.no_grad()
+def evaluate(model: GocoderModel, shard: Shard, cfg: Config, device: torch.device, tok: Any = None) -> dict:
+    """Validation losses over the first eval_batches batches, and the syntax-valid rate by gocheck
+    of greedy samples written from the first eval_samples prompts (when a tokenizer is given)."""
+    t, was = cfg.train, model.training
+    model.eval()
+    sums: dict[str, float] = {"val_plan_loss": 0.0, "val_code_loss": 0.0, "val_ctrl_loss": 0.0, "val_segments": 0.0}
+    n = 0
+    for i in range(0, min(len(shard), t.eval_batches * t.batch_size), t.batch_size):
+        rows = list(range(i, min(i + t.batch_size, len(shard))))
+        out = model(shard.batch(rows, cfg.model.max_seq_len, shard.meta["pad_id"]).to(device))
+        for k, v in (("plan", out.plan_loss), ("code", out.code_loss), ("ctrl", out.ctrl_loss)):
+            sums[f"val_{k}_loss"] += float(v)
+        sums["val_segments"] += float(out.segments.mean())
+        n += 1
+    res = {k: v / max(n, 1) for k, v in sums.items()}
+    if tok is not None and t.eval_samples > 0:
+        from gocoder.validate import get_checker
+
+        clean = [i for i in range(len(shard)) if shard.index[i, shard.col["kind"]] == 0][: t.eval_samples]
+        codes = greedy_codes(model, shard, clean, tok, cfg.model.max_seq_len, t.eval_max_new, device)
+        ok = [r.ok for r in get_checker(cfg.validate).check_many(codes)] if codes else []
+        res["val_syntax_valid"] = sum(ok) / max(len(ok), 1)
+    model.train(was)
+    return res
+
+
+@torch.no_grad()
+def greedy_codes(model: GocoderModel, shard: Shard, rows: list[int], tok: Any, max_len: int, max_new: int,
+                 device: torch.device) -> list[str]:
+    """Greedy plan-then-code continuations of the prompts of rows, decoded to Go ("" when the model
+    never opened a <CODE> block). No KV cache: each token reruns the model (evaluation-sized work)."""
+    from gocoder.serialize import unescape
+
+    code_open, code_close = tok.token_id("<CODE>"), tok.token_id("</CODE>")
+    prompts = [shard.example(r, max_len)[0][: shard.example(r, max_len)[1]].tolist() for r in rows]
+    gen: list[list[int]] = [[] for _ in rows]
+    start: list[int | None] = [None] * len(rows)  # index of <CODE> in gen
+    done = [False] * len(rows)
+    for _ in range(max_new):
+        act = [i for i in range(len(rows)) if not done[i] and len(prompts[i]) + len(gen[i]) < max_len]
+        if not act:
+            break
+        seqs = [prompts[i] + gen[i] for i in act]
+        tokens = torch.full((len(act), max(map(len, seqs))), shard.meta["pad_id"], dtype=torch.long)
+        for j, s in enumerate(seqs):
+            tokens[j, : len(s)] = torch.tensor(s)
+        P = torch.tensor([len(prompts[i]) for i in act])
+        C = torch.tensor([0 if start[i] is None else len(gen[i]) - start[i] for i in act])
+        Q = torch.tensor([len(gen[i]) for i in act]) - C
+        n = len(act)
+        b = Batch(tokens, P, Q, C, torch.zeros(n), torch.full((n,), -1), torch.zeros(n, model.cfg.n_verdict))
+        nxt = model(b.to(device), want_logits=True).last_logits.argmax(-1).tolist()
+        for i, t in zip(act, nxt, strict=True):
+            gen[i].append(t)
+            if start[i] is None and t == code_open:
+                start[i] = len(gen[i]) - 1
+            elif start[i] is not None and t == code_close:
+                done[i] = True
+    codes = []
+    for i in range(len(rows)):
+        if start[i] is None:
+            codes.append("")
+            continue
+        body = gen[i][start[i] + 1:]
+        codes.append(unescape(tok.decode(body[:-1] if done[i] else body)))
+    return codes
+
+
+def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, progress: bool = False) -> dict:
+    """Train cfg.model on the shards in cfg.train.data, writing checkpoints and metrics.jsonl to
+    cfg.train.out; resume continues from its latest checkpoint. stop_after ends this run after that
+    many optimizer steps (a time-boxed job), checkpointing first. Returns the last metrics."""
+    t = cfg.train
+    rank, world, local = _setup_dist(t)
+    device = torch.device(t.device if t.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local)
+    out = Path(t.out)
+    shard = Shard(t.data, "train")
+    valid = Shard(t.data, "valid") if (Path(t.data) / "valid").is_dir() else None
+    from gocoder.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(t.tokenizer)
+    if tok.hash != shard.meta["tokenizer_hash"]:
+        raise GocoderError(f"{t.data}/meta.json: the shards were tokenized by another tokenizer than {t.tokenizer}")
+    mcfg = cfg.model
+    if mcfg.vocab_size == 0:
+        mcfg = dataclasses.replace(mcfg, vocab_size=int(shard.meta["vocab_size"]))
+    if mcfg.n_verdict != shard.meta["n_verdict"]:
+        raise GocoderError(f"model.n_verdict={mcfg.n_verdict} but the shards carry {shard.meta['n_verdict']}")
+    cfg = dataclasses.replace(cfg, model=mcfg)
+    torch.manual_seed(t.seed)
+    model = GocoderModel(mcfg)
+    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if t.ema_decay > 0 else None
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": other, "weight_decay": 0.0}],
+                            lr=t.lr, betas=(0.9, t.beta2), fused=device.type == "cuda")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, t))
+    meta = {"config": to_dict(cfg), "model": to_dict(mcfg), "tokenizer_hash": shard.meta["tokenizer_hash"],
+            "git_sha": _git_sha(), "params": count_params(model)}
+    step, stage, pos = 0, 0, {"epoch": 0, "cursor": 0}
+    if resume:
+        ck_meta, weights, ck_ema, st = load_checkpoint(out)
+        if ck_meta.get("model") != meta["model"] or ck_meta.get("tokenizer_hash") != meta["tokenizer_hash"]:
+            raise GocoderError(f"{out}: the checkpoint's model config or tokenizer differs from this run's")
+        model.load_state_dict(weights)
+        ema = {k: v.float() for k, v in ck_ema.items()} if (ema is not None and ck_ema is not None) else ema
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        torch.set_rng_state(st["rng_cpu"])
+        step, stage, pos = st["step"], st["stage"], dict(st["data"])
+    wrapped = prepare_model(model, t, device)
+    if ema is not None:
+        ema = {k: v.to(device) for k, v in ema.items()}
+    log = JsonlWriter(out / "metrics.jsonl") if rank == 0 else None
+    peak = peak_flops(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+    def stage_rows(i: int):
+        s = t.stages[i]
+        rows = shard.eligible(s.max_plan_steps, s.max_tokens)
+        if len(rows) < t.batch_size * world:
+            raise GocoderError(f"train.stages[{i}] ({s.name}) admits {len(rows)} examples: too few for a batch")
+        return rows
+
+    batches = iter_batches(shard, stage_rows(stage), t.batch_size, t.seed + stage, pos, rank, world)
+    last: dict[str, Any] = {}
+    bar = _progress(progress and rank == 0, t.steps, step)
+    start_step = step
+    try:
+        while step < t.steps and (stop_after is None or step - start_step < stop_after):
+            t0 = time.perf_counter()
+            wrapped.train()
+            acc: dict[str, float] = {"plan_loss": 0.0, "code_loss": 0.0, "ctrl_loss": 0.0, "halt_loss": 0.0,
+                                     "loss": 0.0, "halt_segments": 0.0}
+            tokens = flops = 0.0
+            for micro in range(t.grad_accum):
+                b = shard.batch(next(batches), mcfg.max_seq_len, shard.meta["pad_id"]).to(device)
+                sync = micro == t.grad_accum - 1 or not hasattr(wrapped, "no_sync")
+                with (contextlib.nullcontext() if sync else wrapped.no_sync()), autocast:
+                    o = wrapped(b)
+                    loss = _loss(o, t)
+                (loss / t.grad_accum).backward()
+                for k in ("plan_loss", "code_loss", "ctrl_loss", "halt_loss"):
+                    acc[k] += float(getattr(o, k).detach()) / t.grad_accum
+                acc["loss"] += float(loss.detach()) / t.grad_accum
+                acc["halt_segments"] += float(o.segments.mean()) / t.grad_accum
+                tot, code = b.total_len.tolist(), b.code_len.tolist()
+                tokens += sum(tot)
+                flops += sum(train_flops(mcfg, n, c, float(s)) for n, c, s in zip(tot, code, o.segments.tolist(),
+                                                                                       strict=True))
+            gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip))
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            if ema is not None:
+                with torch.no_grad():
+                    for k, v in model.state_dict().items():
+                        ema[k].mul_(t.ema_decay).add_(v.float(), alpha=1 - t.ema_decay)
+            step += 1
+            dt = time.perf_counter() - t0
+            last = dict(acc, step=step, lr=sched.get_last_lr()[0], grad_norm=gnorm, stage=t.stages[stage].name,
+                        tokens_per_s=tokens * world / dt, mfu=(flops / dt / peak) if peak else None)
+            if log is not None and (step % t.log_every == 0 or step == t.steps):
+                log.write(dict(last, id=f"train-{step}"))
+            if valid is not None and t.eval_every and step % t.eval_every == 0 and rank == 0:
+                ev = evaluate(_ema_model(model, ema, mcfg, device), valid, cfg, device, tok)
+                last.update(ev)
+                log.write(dict(ev, id=f"eval-{step}", step=step))
+                s = t.stages[stage]
+                if s.until_metric and ev.get(s.until_metric, math.inf) < s.until_below:
+                    stage = _advance(stage, t, pos)
+                    batches = iter_batches(shard, stage_rows(stage), t.batch_size, t.seed + stage, pos, rank, world)
+            if t.stages[stage].until_step and step >= t.stages[stage].until_step and stage + 1 < len(t.stages):
+                stage = _advance(stage, t, pos)
+                batches = iter_batches(shard, stage_rows(stage), t.batch_size, t.seed + stage, pos, rank, world)
+            if rank == 0 and (step % t.ckpt_every == 0 or step == t.steps):
+                _save(out, step, model, ema, opt, sched, pos, stage, meta)
+            bar(step, last)
+    except KeyboardInterrupt:
+        if rank == 0:  # what was learned is kept: resume goes on from here
+            _save(out, step, model, ema, opt, sched, pos, stage, meta)
+        raise
+    finally:
+        bar(None, None)
+        if log is not None:
+            log.close()
+        if t.ddp and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if rank == 0 and step % t.ckpt_every and step != t.steps:
+        _save(out, step, model, ema, opt, sched, pos, stage, meta)
+    return last
+
+
+def _advance(stage: int, t: Any, pos: dict[str, int]) -> int:
+    """The next curriculum stage starts its own epochs from the beginning."""
+    pos["epoch"], pos["cursor"] = 0, 0
+    return min(stage + 1, len(t.stages) - 1)
+
+
+def _save(out, step, model, ema, opt, sched, pos, stage, meta) -> None:
+    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng_cpu": torch.get_rng_state(),
+             "step": step, "stage": stage, "data": dict(pos)}
+    save_checkpoint(out, step, model, ema, state, meta)
+
+
+def _ema_model(model: GocoderModel, ema: dict | None, mcfg: ModelConfig, device: torch.device) -> GocoderModel:
+    """The model to evaluate: a copy holding the EMA weights (TRM evaluates with them), else the model."""
+    if ema is None:
+        return model
+    m = GocoderModel(mcfg).to(device)
+    m.load_state_dict({k: v.to(m.state_dict()[k].dtype) for k, v in ema.items()})
+    return m
+
+
+def _progress(on: bool, total: int, done: int):
+    """A rich progress bar on stderr (a TTY only): call it with (step, metrics), then (None, None)."""
+    if not on:
+        return lambda *a: None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return lambda *a: None
+    p = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                 TextColumn("{task.fields[info]}"), console=console)
+    task = p.add_task("train", total=total, completed=done, info="")
+    p.start()
+
+    def update(step, m):
+        if step is None:
+            p.stop()
+            return
+        p.update(task, completed=step, info=f"loss {m['loss']:.3f} code {m['code_loss']:.3f} "
+                                             f"{m['tokens_per_s']:.0f} tok/s")
+
+    return update

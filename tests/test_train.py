@@ -1,0 +1,211 @@
+"""gocoder train on CPU: shards from real Go, overfitting, exact resume, checkpoints, DDP (gloo, world 1)."""
+# ruff: noqa: E501 (the Go corpus below is one function a line)
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+
+import pytest
+import torch
+
+from gocoder import GocoderError
+from gocoder.config import load_config
+from gocoder.data import Shard, build_shards, epoch_batches, partial_draft, syntax_draft, wrong_draft
+from gocoder.model import CONTINUE, DONE, REFINE
+from gocoder.train import load_checkpoint, load_model, lr_at, train
+
+# Small Go functions written for these tests (never copied from elsewhere), with a one-step plan each.
+FUNCS = [
+    ("Max", "returns the larger of two ints", "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n"),
+    ("Min", "returns the smaller of two ints", "func Min(a, b int) int {\n\tif a < b {\n\t\treturn a\n\t}\n\treturn b\n}\n"),
+    ("Abs", "returns the absolute value", "func Abs(x int) int {\n\tif x < 0 {\n\t\treturn -x\n\t}\n\treturn x\n}\n"),
+    ("Sum", "adds the numbers", "func Sum(xs []int) int {\n\tt := 0\n\tfor _, x := range xs {\n\t\tt += x\n\t}\n\treturn t\n}\n"),
+    ("Count", "counts x in xs", "func Count(xs []int, x int) int {\n\tn := 0\n\tfor _, v := range xs {\n\t\tif v == x {\n\t\t\tn++\n\t\t}\n\t}\n\treturn n\n}\n"),
+    ("Reverse", "reverses s in place", "func Reverse(s []int) {\n\tfor i, j := 0, len(s)-1; i < j; i, j = i+1, j-1 {\n\t\ts[i], s[j] = s[j], s[i]\n\t}\n}\n"),
+    ("IsEven", "reports whether n is even", "func IsEven(n int) bool {\n\treturn n%2 == 0\n}\n"),
+    ("Clamp", "limits x to [lo, hi]", "func Clamp(x, lo, hi int) int {\n\tif x < lo {\n\t\treturn lo\n\t}\n\tif x > hi {\n\t\treturn hi\n\t}\n\treturn x\n}\n"),
+    ("Contains", "reports whether s holds x", "func Contains(s []string, x string) bool {\n\tfor _, v := range s {\n\t\tif v == x {\n\t\t\treturn true\n\t\t}\n\t}\n\treturn false\n}\n"),
+    ("Index", "finds x in s", "func Index(s []int, x int) int {\n\tfor i, v := range s {\n\t\tif v == x {\n\t\t\treturn i\n\t\t}\n\t}\n\treturn -1\n}\n"),
+    ("Fact", "computes n factorial", "func Fact(n int) int {\n\tr := 1\n\tfor i := 2; i <= n; i++ {\n\t\tr *= i\n\t}\n\treturn r\n}\n"),
+    ("Fib", "computes the n-th Fibonacci number", "func Fib(n int) int {\n\ta, b := 0, 1\n\tfor i := 0; i < n; i++ {\n\t\ta, b = b, a+b\n\t}\n\treturn a\n}\n"),
+    ("Square", "squares x", "func Square(x int) int {\n\treturn x * x\n}\n"),
+    ("Mean", "averages xs", "func Mean(xs []float64) float64 {\n\tif len(xs) == 0 {\n\t\treturn 0\n\t}\n\tt := 0.0\n\tfor _, x := range xs {\n\t\tt += x\n\t}\n\treturn t / float64(len(xs))\n}\n"),
+    ("Keys", "lists the keys of m", "func Keys(m map[string]int) []string {\n\tks := make([]string, 0, len(m))\n\tfor k := range m {\n\t\tks = append(ks, k)\n\t}\n\treturn ks\n}\n"),
+    ("Repeat", "repeats s n times", "func Repeat(s string, n int) string {\n\tr := \"\"\n\tfor i := 0; i < n; i++ {\n\t\tr += s\n\t}\n\treturn r\n}\n"),
+]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: the tests share 2 cores with other work, and oversubscribed threads are 10x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def record(i: int, split: str = "train") -> dict:
+    name, what, code = FUNCS[i % len(FUNCS)]
+    return {"id": f"r{i}", "split": split, "source": "synth", "repo": "tests",
+            "problem": {"description": f"Add {name}", "details": f"{name} {what}."},
+            "context": {"file": "util.go", "before": "package util\n"},
+            "plan": {"steps": [{"intent": "ADD", "target": f"func:{name}", "description": what}]},
+            "solution": {"code": code, "validation": {"syntax": True, "tests": None}}}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """16 train and 4 valid records, a tokenizer trained on them, and their shards."""
+    from gocoder.serialize import serialize
+    from gocoder.tokenizer import Tokenizer, train_tokenizer
+
+    d = tmp_path_factory.mktemp("corpus")
+    recs = [record(i) for i in range(16)] + [record(i, "valid") for i in range(4)]
+    (d / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    train_tokenizer([serialize(r) for r in recs] * 4, d / "tok", vocab_size=420)
+    tok = Tokenizer.load(d / "tok")
+    counts = build_shards(d / "h.jsonl", tok, d / "shards", rollouts=1, seed=0)
+    return d, tok, counts
+
+
+def tiny(d, **sets) -> object:
+    base = {"train.data": str(d / "shards"), "train.tokenizer": str(d / "tok"), "train.out": str(d / "run"),
+            "train.eval_every": 0, "train.log_every": 1, "train.ema_decay": 0.0}
+    base.update(sets)
+    return load_config("configs/tiny.toml", [f"{k}={json.dumps(v)}" for k, v in base.items()])
+
+
+def losses(run) -> list[float]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if r["id"].startswith("train-")]
+
+
+def test_drafts_are_real_edits():
+    import random
+
+    code = FUNCS[0][2]
+    rng = random.Random(0)
+    assert syntax_draft(code, rng) != code
+    assert wrong_draft(code, rng) != code and wrong_draft("func f() {}\n", rng) is None
+    assert partial_draft(code, rng) and code.startswith(partial_draft(code, rng))
+
+
+def test_shards_hold_clean_judge_and_repair_rows(corpus):
+    d, tok, counts = corpus
+    sh = Shard(d / "shards", "train")
+    assert counts["valid"] >= 4 and len(sh) == counts["train"] >= 16
+    kind, ctrl, loss = (sh.index[:, sh.col[c]] for c in ("kind", "ctrl", "code_loss"))
+    assert (kind == 0).sum() == 16 and ((kind == 0) <= (ctrl == DONE)).all()
+    assert set(ctrl[kind == 1]) <= {REFINE, CONTINUE} and (loss[kind == 1] == 0).all()
+    assert (loss[kind == 2] == 1).all() and (ctrl[kind == 2] == DONE).all()
+    tokens, P, Q, C = sh.example(0, 10_000)
+    assert len(tokens) == P + Q + C and tokens[P + Q] == tok.token_id("<CODE>")
+    assert tokens[P] == tok.token_id("<PLAN>")
+    # the verdict of a clean row says "parses"; at least one judge row says it does not
+    assert sh.verdict[kind == 0][:, 0].all() and not sh.verdict[kind == 1][:, 0].all()
+
+
+def test_example_cut_keeps_problem_plan_and_code(corpus):
+    d, tok, _ = corpus
+    sh = Shard(d / "shards", "train")
+    full, P, Q, C = sh.example(0, 10_000)
+    cut, P2, Q2, C2 = sh.example(0, Q + C + 10)
+    assert (Q2, C2, P2) == (Q, C, 10) and len(cut) == Q + C + 10
+    assert cut[0] == full[0] and (cut[P2:] == full[P:]).all()
+
+
+def test_batch_order_is_deterministic_and_whole(corpus):
+    d, *_ = corpus
+    sh = Shard(d / "shards", "train")
+    rows = sh.eligible(0, 0)
+    a, b = epoch_batches(sh, rows, 4, 7, 0), epoch_batches(sh, rows, 4, 7, 0)
+    assert all((x == y).all() for x, y in zip(a, b, strict=True)) and all(len(x) == 4 for x in a)
+    assert not all((x == y).all() for x, y in zip(a, epoch_batches(sh, rows, 4, 7, 1), strict=True))
+
+
+def test_lr_schedule():
+    t = load_config(None, ["train.steps=100", "train.warmup_steps=10", "train.min_lr_ratio=0.1"]).train
+    assert lr_at(0, t) == pytest.approx(0.1) and lr_at(9, t) == pytest.approx(1.0)
+    assert lr_at(100, t) == pytest.approx(0.1) and lr_at(55, t) == pytest.approx(0.55)
+
+
+def test_resume_gives_the_same_losses(corpus, tmp_path):
+    d, *_ = corpus
+    straight = train(tiny(d, **{"train.out": str(tmp_path / "a"), "train.steps": 6, "train.ckpt_every": 100}))
+    cfg = tiny(d, **{"train.out": str(tmp_path / "b"), "train.steps": 6, "train.ckpt_every": 100})
+    train(cfg, stop_after=3)
+    assert load_checkpoint(tmp_path / "b")[3]["step"] == 3
+    resumed = train(cfg, resume=True)
+    assert losses(tmp_path / "a") == losses(tmp_path / "b") and len(losses(tmp_path / "a")) == 6
+    assert straight["loss"] == resumed["loss"]
+
+
+def test_missing_or_corrupt_checkpoint_is_one_line_error(corpus, tmp_path):
+    d, *_ = corpus
+    with pytest.raises(GocoderError, match="no checkpoint"):
+        train(tiny(d, **{"train.out": str(tmp_path / "none")}), resume=True)
+    cfg = tiny(d, **{"train.out": str(tmp_path / "c"), "train.steps": 1})
+    train(cfg)
+    ck = tmp_path / "c" / (tmp_path / "c" / "latest").read_text().strip()
+    (ck / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(GocoderError, match="model.safetensors: corrupt checkpoint") as e:
+        train(cfg, resume=True)
+    assert "\n" not in str(e.value)
+
+
+def test_checkpoint_describes_itself(corpus, tmp_path):
+    d, tok, _ = corpus
+    train(tiny(d, **{"train.out": str(tmp_path / "m"), "train.steps": 2, "train.ema_decay": 0.9}))
+    model, meta = load_model(tmp_path / "m")
+    assert meta["tokenizer_hash"] == tok.hash and meta["step"] == 2 and meta["model"]["vocab_size"] == tok.vocab_size
+    assert not model.training
+
+
+def test_ddp_world_size_one_matches_plain(corpus, tmp_path, monkeypatch):
+    d, *_ = corpus
+    plain = train(tiny(d, **{"train.out": str(tmp_path / "p"), "train.steps": 2}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                 "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(k, v)
+    ddp = train(tiny(d, **{"train.out": str(tmp_path / "q"), "train.steps": 2, "train.ddp": True,
+                          "train.ddp_backend": "gloo"}))
+    assert not torch.distributed.is_initialized()  # torn down at the end
+    assert losses(tmp_path / "p") == losses(tmp_path / "q") and plain["grad_norm"] == ddp["grad_norm"]
+
+
+def test_ddp_without_torchrun_env_is_an_error(corpus, monkeypatch):
+    d, *_ = corpus
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(GocoderError, match="torchrun"):
+        train(tiny(d, **{"train.ddp": True}))
+
+
+def test_curriculum_moves_on_by_step(corpus, tmp_path):
+    d, *_ = corpus
+    stages = '[{name="short", max_tokens=1, until_step=2}, {name="all"}]'
+    with pytest.raises(GocoderError, match="short"):
+        train(load_config("configs/tiny.toml", [f"train.stages={stages}", f"train.data={d / 'shards'}",
+                                                f"train.tokenizer={d / 'tok'}"]))
+    stages = '[{name="one", max_plan_steps=1, until_step=2}, {name="all"}]'
+    cfg = tiny(d, **{"train.out": str(tmp_path / "s"), "train.steps": 3})
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stages=load_config(
+        None, [f"train.stages={stages}"]).train.stages))
+    train(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in rows] == ["one", "one", "all"]  # steps 1-2 in "one"
+
+
+@pytest.mark.slow
+def test_tiny_model_overfits_16_examples_and_writes_go(corpus, tmp_path):
+    d, tok, _ = corpus
+    cfg = tiny(d, **{"train.out": str(tmp_path / "o"), "train.steps": 150, "train.eval_every": 150,
+                     "train.eval_samples": 4, "train.eval_max_new": 80})
+    last = train(cfg)
+    first = losses(tmp_path / "o")[0]
+    assert last["code_loss"] < 0.1 * first and last["plan_loss"] < 0.5
+    assert last["val_syntax_valid"] >= 0.5, last
