@@ -85,6 +85,8 @@ var wrappers = map[string][2]string{
 	KindStmts: {"package p\nfunc _() {\n", "\n}\n"},
 }
 
+var byteOrderMark = []byte("\ufeff")
+
 func parseAs(kind string, src []byte) *parsed {
 	p := &parsed{kind: kind, fset: token.NewFileSet(), srcLen: len(src)}
 	const mode = parser.AllErrors | parser.ParseComments | parser.SkipObjectResolution
@@ -93,9 +95,15 @@ func parseAs(kind string, src []byte) *parsed {
 		p.expr, err = parser.ParseExprFrom(p.fset, "", src, mode)
 	} else {
 		w := wrappers[kind]
+		body := src
 		p.prefix = len(w[0])
-		buf := make([]byte, 0, len(w[0])+len(src)+len(w[1]))
-		buf = append(append(append(buf, w[0]...), src...), w[1]...)
+		// go/scanner skips a byte order mark only at the start of its text, and in a wrapper the
+		// fragment's start is not; drop it here so that it means what it means at a file's start.
+		if bytes.HasPrefix(src, byteOrderMark) {
+			body, p.prefix = src[len(byteOrderMark):], p.prefix-len(byteOrderMark)
+		}
+		buf := make([]byte, 0, len(w[0])+len(body)+len(w[1]))
+		buf = append(append(append(buf, w[0]...), body...), w[1]...)
 		p.file, err = parser.ParseFile(p.fset, "", buf, mode)
 	}
 	p.fset.Iterate(func(f *token.File) bool { p.base = f.Base(); return false })
