@@ -114,7 +114,26 @@ func parseAs(kind string, src []byte) *parsed {
 	} else if err != nil {
 		p.errs = append(p.errs, Diagnostic{Line: 1, Col: 1, Msg: err.Error()})
 	}
+	if kind == KindStmts && p.file != nil {
+		p.checkEnclosed(p.prefix + len(src) + 1) // the wrapper's '}' follows its "\n"
+	}
 	return p
+}
+
+// checkEnclosed reports a statement fragment that closes the function it is wrapped in:
+// "x := 1\n}\nfunc g() {" parses, wrapped, as a valid file, but it is no statement list. The '}'
+// that ends the wrapper's body before closing (its offset in the wrapped text) is the error.
+func (p *parsed) checkEnclosed(closing int) {
+	if len(p.file.Decls) == 0 {
+		return
+	}
+	fn, ok := p.file.Decls[0].(*ast.FuncDecl)
+	if !ok || fn.Body == nil || !fn.Body.Rbrace.IsValid() {
+		return // a missing '}' is a parse error already
+	}
+	if off := int(fn.Body.Rbrace) - p.base; off < closing {
+		p.errs = append(p.errs, p.diag(off, "unexpected '}', closing a block the fragment did not open"))
+	}
 }
 
 // diag maps an offset in the wrapped text to the caller's offset. Positions in the wrapper (such
