@@ -11,9 +11,9 @@ import (
 var fuzzKinds = []string{KindAuto, KindFile, KindDecls, KindStmts, KindExpr}
 
 // FuzzCheck holds Check to what every caller relies on, on any bytes: it never panics, every
-// position lies inside the input with line and column agreeing with the offset, a text that
-// go/parser accepts as a file is ok as kind file (with gofmt's own verdict), and a text that is
-// ok as some kind is ok as auto. Seeded from validators/cases.
+// position lies inside the input with line and column agreeing with the offset, kind file is ok
+// exactly when go/parser accepts the file (with gofmt's own verdict), and a text that is ok as
+// some kind is ok as auto. Seeded from validators/cases.
 //
 //	go test -run XXX -fuzz FuzzCheck -fuzztime 60s ./gocheck
 func FuzzCheck(f *testing.F) {
@@ -46,11 +46,12 @@ func FuzzCheck(f *testing.F) {
 			t.Fatal(err)
 		}
 		const mode = parser.AllErrors | parser.ParseComments | parser.SkipObjectResolution
-		if _, err := parser.ParseFile(token.NewFileSet(), "", src, mode); err == nil {
-			rf := Check(src, Options{Kind: KindFile, Gofmt: true})
-			if !rf.OK {
-				t.Fatalf("go/parser accepts the file, Check says %+v", rf.Errors)
-			}
+		_, err := parser.ParseFile(token.NewFileSet(), "", src, mode)
+		rf := Check(src, Options{Kind: KindFile, Gofmt: true})
+		if rf.OK != (err == nil) {
+			t.Fatalf("go/parser says %v, Check as a file says %+v", err, rf.Errors)
+		}
+		if err == nil {
 			// A file's verdict is printed from the parsed AST; it must be gofmt's own.
 			out, err := format.Source(src)
 			if clean := err == nil && bytes.Equal(out, src); rf.Gofmt == nil || *rf.Gofmt != clean {
