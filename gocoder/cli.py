@@ -315,6 +315,61 @@ def tokenizer_eval(
     raise typer.Exit(1 if rep.mismatches else 0)
 
 
+@app.command("shards")
+def shards_cmd(
+    input: Annotated[
+        Path, typer.Option("--input", "-i", help="Hierarchical records: a .jsonl file or a folder.")
+    ] = Path("data/hierarchical"),
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Shard folder (default: train.data).")] = None,
+    rollouts: Annotated[int, typer.Option("--rollouts", help="Refinement drafts per record (judge + repair).")] = 1,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tokenize hierarchical records into training shards, with refinement rollouts checked by gocheck.
+
+    Example: gocoder shards --input data/hierarchical/ --out data/shards --set train.tokenizer=tokenizer
+    """
+    from rich.progress import Progress
+
+    from gocoder.data import build_shards
+    from gocoder.tokenizer import Tokenizer
+
+    cfg = _config(config, set_)
+    tok = Tokenizer.load(cfg.train.tokenizer)
+    dest = out or Path(cfg.train.data)
+    with Progress(console=err, disable=not err.is_terminal) as bar:
+        task = bar.add_task("shards", total=None)
+        counts = build_shards(input, tok, dest, rollouts=rollouts, seed=cfg.train.seed,
+                              checker=None, progress=lambda n: bar.advance(task, n))
+    print(json.dumps(counts) if as_json else f"{sum(counts.values())} examples in {dest} ({counts})")
+
+
+@app.command("train")
+def train_cmd(
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in train.out.")] = False,
+    stop_after: Annotated[
+        int | None, typer.Option("--stop-after", help="End this run after N optimizer steps (checkpointed).")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the model on tokenized shards; checkpoints and metrics.jsonl go to train.out.
+
+    Under torchrun with --set train.ddp=true the same command trains on N GPUs.
+    Example: gocoder train --config configs/tiny.toml --set train.steps=50
+    """
+    from gocoder.train import train
+
+    last = train(_config(config, set_), resume=resume, stop_after=stop_after, progress=True)
+    if as_json:
+        print(json.dumps(last))
+    elif last:
+        print(f"step {last['step']}: loss {last['loss']:.4f} (plan {last['plan_loss']:.4f}, "
+              f"code {last['code_loss']:.4f}, controller {last['ctrl_loss']:.4f})")
+
+
 def main() -> None:
     """Console-script entry: a GocoderError becomes one line on stderr and exit 2.
 

@@ -118,6 +118,8 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     if (p / "latest").is_file():
         p = p / (p / "latest").read_text(encoding="utf-8").strip()
     f = p / "config.json"
+    if not f.is_file():
+        raise GocoderError(f"{p}: no checkpoint there (neither a `latest` file nor a config.json)")
     try:
         meta = json.loads(f.read_text(encoding="utf-8"))
         f = p / "model.safetensors"
@@ -168,8 +170,9 @@ def evaluate(model: GocoderModel, shard: Shard, cfg: Config, device: torch.devic
 
         clean = [i for i in range(len(shard)) if shard.index[i, shard.col["kind"]] == 0][: t.eval_samples]
         codes = greedy_codes(model, shard, clean, tok, cfg.model.max_seq_len, t.eval_max_new, device)
-        ok = [r.ok for r in get_checker(cfg.validate).check_many(codes)] if codes else []
-        res["val_syntax_valid"] = sum(ok) / max(len(ok), 1)
+        # an empty answer (no <CODE> block, or nothing in it) is no valid Go, whatever a parser says of ""
+        checked = get_checker(cfg.validate).check_many([c for c in codes if c.strip()])
+        res["val_syntax_valid"] = sum(r.ok for r in checked) / max(len(codes), 1)
     model.train(was)
     return res
 
