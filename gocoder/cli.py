@@ -144,7 +144,7 @@ def collect_cmd(
     cfg = _config(config, set_)
     res = collect(
         cfg.collect, repo=repo, github=github, go_src=go_src, out=out, all_commits=all_commits,
-        workers=workers, decontaminate=decontaminate, console=err,
+        workers=workers, decontaminate=decontaminate, console=err, vcfg=cfg.validate,
     )
     if as_json:
         print(json.dumps(res.to_dict()))

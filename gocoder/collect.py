@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gocoder import GocoderError
-from gocoder.config import CollectConfig
+from gocoder.config import CollectConfig, ValidateConfig
 from gocoder.decontam import is_contaminated, load_blocklist
 from gocoder.records import JsonlWriter, content_hash
 
@@ -111,7 +111,7 @@ def slug(text: str) -> str:
 
 
 def open_source(cfg: CollectConfig, *, repo: Path | None, github: str | None, go_src: Path | None,
-                all_commits: bool) -> Source:
+                all_commits: bool, vcfg: ValidateConfig | None = None) -> Source:
     """The one source named by the options (exactly one of repo, github, go_src)."""
     given = [n for n, v in (("--repo", repo), ("--github", github), ("--go-src", go_src)) if v is not None]
     if len(given) != 1:
@@ -126,20 +126,20 @@ def open_source(cfg: CollectConfig, *, repo: Path | None, github: str | None, go
         return GitHubSource(github, cfg)
     from gocoder.gosrc import GoSrcSource
 
-    return GoSrcSource(go_src, cfg)  # type: ignore[arg-type]
+    return GoSrcSource(go_src, cfg, vcfg)  # type: ignore[arg-type]
 
 
 def collect(
     cfg: CollectConfig, *, repo: Path | None = None, github: str | None = None, go_src: Path | None = None,
     out: Path | None = None, all_commits: bool = False, workers: int | None = None,
-    decontaminate: Path | None = None, console: Console | None = None,
+    decontaminate: Path | None = None, console: Console | None = None, vcfg: ValidateConfig | None = None,
 ) -> CollectResult:
     """Collect raw PR records from one source into out (default data/raw/SOURCE-REPO.jsonl)."""
     blocklist = load_blocklist(decontaminate) if decontaminate else set()
     workers = cfg.workers if workers is None else workers
     if workers < 1:
         raise GocoderError(f"--workers {workers}: must be at least 1")
-    src = open_source(cfg, repo=repo, github=github, go_src=go_src, all_commits=all_commits)
+    src = open_source(cfg, repo=repo, github=github, go_src=go_src, all_commits=all_commits, vcfg=vcfg)
     try:
         out = Path(out) if out else Path(cfg.out_dir) / f"{src.name}-{slug(src.repo)}.jsonl"
         return run(src, out, workers, blocklist, console or Console(stderr=True))

@@ -19,7 +19,7 @@ from typing import Any
 
 from gocoder import GocoderError
 from gocoder.collect import decode_go, make_record, skip_path
-from gocoder.config import CollectConfig
+from gocoder.config import CollectConfig, ValidateConfig
 
 _SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.S)
 
@@ -46,7 +46,7 @@ def _tree_label(root: Path) -> str:
 class GoSrcSource:
     name = "go-src"
 
-    def __init__(self, root: Path, cfg: CollectConfig):
+    def __init__(self, root: Path, cfg: CollectConfig, vcfg: ValidateConfig | None = None):
         root = Path(root)
         if not root.is_dir():
             raise GocoderError(f"--go-src {root}: not a folder")
@@ -58,7 +58,7 @@ class GoSrcSource:
             raise GocoderError(f"--go-src {root}: no .go files")
         from gocoder.validate import get_checker  # builds gocheck on first use
 
-        self.checker = get_checker()
+        self.checker = get_checker(vcfg)  # vcfg counts only if this process has no checker yet
 
     def _walk(self) -> list[str]:
         if self._files is None:
