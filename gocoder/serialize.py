@@ -153,6 +153,7 @@ def _target(rec: dict[str, Any], i: int, target: str) -> tuple[str, str]:
 
 def serialized_fields(rec: dict[str, Any]) -> dict[str, Any]:
     """The part of a record that serialize writes, as parse gives it back (struct -> type)."""
+    segments(rec)  # the same checks, and the same errors, as serialize
     steps = []
     for i, s in enumerate(_field(rec, "plan.steps")):
         t = (s.get("target") if isinstance(s, dict) else None) or ""

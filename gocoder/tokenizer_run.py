@@ -29,6 +29,11 @@ def _progress(console: Console, what: str) -> Progress:
                     console=console, disable=not console.is_terminal)
 
 
+def _corpus_bytes(corpus: Path) -> int:
+    jsonl = corpus.is_file() or any(corpus.glob("*.jsonl"))
+    return _input_bytes(corpus, None) if jsonl else _input_bytes(None, corpus)
+
+
 def _input_bytes(input: Path | None, go_src: Path | None) -> int:
     total = 0
     if input is not None:
@@ -149,7 +154,7 @@ def evaluate_tokenizer(tok: Tokenizer, corpus: str | Path, show: int = 5, thread
 
     prog = _progress(console, "tokenizer eval")
     with prog:
-        task = prog.add_task("eval", total=None)
+        task = prog.add_task("eval", total=_corpus_bytes(corpus) or None)
         size = 0
         for item in corpus_items(corpus):
             batch.append(item)

@@ -49,6 +49,7 @@ def test_each_special_token_is_one_distinct_id(tiny_tokenizer):
     assert {tok.pad_id, tok.bos_id, tok.eos_id}.isdisjoint(ids.values())
     assert len({tok.pad_id, tok.bos_id, tok.eos_id}) == 3
     assert tok.decode([tok.bos_id, *tok.encode("x"), tok.eos_id, tok.pad_id]) == "x"
+    assert (tok.token_id("<pad>"), tok.token_id("<s>"), tok.token_id("</s>")) == (tok.pad_id, tok.bos_id, tok.eos_id)
     with pytest.raises(GocoderError, match="not a special token"):
         tok.token_id("<NOPE>")
 
@@ -65,6 +66,14 @@ def test_encode_batch_matches_encode_with_u2581(tiny_tokenizer):
     texts = ["\u2581", "a \u2581b\u2581", "", "\t\t\n", "plain"]
     assert tiny_tokenizer.encode_batch(texts) == [tiny_tokenizer.encode(t) for t in texts]
     assert [tiny_tokenizer.decode(x) for x in tiny_tokenizer.encode_batch(texts)] == texts
+
+
+def test_long_texts_encode_in_pieces_to_the_same_ids(tiny_tokenizer):
+    # encode cuts long texts before a space that follows a non-space (no piece crosses there)
+    long = "".join(GO_TRICKY[i % 3] for i in range(40)) + "x" * 3000 + "  y"
+    assert len(tiny_tokenizer._pieces(long)) > 10
+    assert tiny_tokenizer.encode(long) == tiny_tokenizer._sp.encode(long)
+    assert tiny_tokenizer.encode_batch([long, "a b", long]) == tiny_tokenizer._sp.encode([long, "a b", long])
 
 
 def test_load_checks_hash_and_accepts_model_path(tiny_tokenizer, tmp_path):
