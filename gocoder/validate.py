@@ -301,7 +301,8 @@ class Checker:
         self._servers: list[_Server | None] = [None] * max(1, self.cfg.servers)
 
     def check(self, src: str | bytes, **opts: Any) -> CheckResult:
-        """Check one source: kind ("auto", "file", "decls", "stmts", "expr"), typecheck, docs, gofmt."""
+        """Check one source. Options: kind ("auto", "file", "decls", "stmts", "expr"), typecheck, docs
+        (doc comments of declarations), gofmt (the gofmt verdict), decls (list declarations)."""
         timeout = self.cfg.typecheck_timeout_s if opts.get("typecheck") else self.cfg.timeout_s
         return CheckResult.from_json(self.request(_request(src, **opts), timeout))
 
@@ -406,7 +407,12 @@ def _batches(reqs: list[dict[str, Any]], max_items: int, max_bytes: int):
 
 
 def _request(
-    src: str | bytes, kind: str = "auto", typecheck: bool = False, docs: bool = False, gofmt: bool = True
+    src: str | bytes,
+    kind: str = "auto",
+    typecheck: bool = False,
+    docs: bool = False,
+    gofmt: bool = True,
+    decls: bool = True,
 ) -> dict[str, Any]:
     """A check request; bytes that are not UTF-8 travel as base64 (JSON strings cannot hold them)."""
     if isinstance(src, str):
@@ -420,7 +426,7 @@ def _request(
             text = src.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-    req: dict[str, Any] = {"kind": kind, "typecheck": typecheck, "docs": docs, "gofmt": gofmt}
+    req: dict[str, Any] = {"kind": kind, "typecheck": typecheck, "docs": docs, "gofmt": gofmt, "decls": decls}
     if text is not None:
         req["src"] = text
     else:

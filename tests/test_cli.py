@@ -1,0 +1,52 @@
+"""The CLI surface: pinned, documented, and with the exit codes the style guide promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import typer.main
+
+from gocoder import __version__
+from gocoder.cli import app
+
+
+def _commands(group, prefix: str = ""):
+    for name, cmd in sorted(group.commands.items()):
+        if hasattr(cmd, "commands"):  # a group (Typer vendors its own click)
+            yield from _commands(cmd, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", cmd
+
+
+def test_every_command_has_a_summary_an_example_and_helped_options():
+    root = typer.main.get_command(app)
+    for name, cmd in _commands(root):
+        assert cmd.help and "Example: gocoder " in cmd.help, f"{name}: docstring needs a summary and an example"
+        for p in cmd.params:
+            if getattr(p, "param_type_name", "") == "option" and p.name != "help":
+                assert p.help, f"{name} {p.opts}: option without help="
+
+
+def test_version_and_help():
+    p = subprocess.run([sys.executable, "-m", "gocoder", "--version"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == f"gocoder {__version__}"
+    p = subprocess.run([sys.executable, "-m", "gocoder", "--help"], capture_output=True, text=True)
+    assert p.returncode == 0 and "check" in p.stdout
+
+
+def test_config_show_resolves_overrides():
+    p = subprocess.run(
+        [sys.executable, "-m", "gocoder", "config", "show", "--set", "validate.servers=3"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert p.returncode == 0 and "[validate]\nservers = 3\n" in p.stdout
+
+
+def test_unknown_key_is_one_line_exit_2():
+    p = subprocess.run(
+        [sys.executable, "-m", "gocoder", "config", "show", "--set", "validate.nope=1"], capture_output=True, text=True
+    )
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == ["error: unknown config key 'validate.nope' in section [validate]; "
+                                             "known: hang_grace_s, servers, timeout_s, typecheck_timeout_s"]
