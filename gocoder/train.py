@@ -252,7 +252,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, t))
     meta = {"config": to_dict(cfg), "model": to_dict(mcfg), "tokenizer_hash": shard.meta["tokenizer_hash"],
             "git_sha": _git_sha(), "params": count_params(model)}
-    step, stage, pos = 0, 0, {"epoch": 0, "cursor": 0}
+    step, stage, pos, done_flops = 0, 0, {"epoch": 0, "cursor": 0}, 0.0
     if resume:
         ck_meta, weights, ck_ema, st = load_checkpoint(out)
         if ck_meta.get("model") != meta["model"] or ck_meta.get("tokenizer_hash") != meta["tokenizer_hash"]:
@@ -262,7 +262,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         torch.set_rng_state(st["rng_cpu"])
-        step, stage, pos = st["step"], st["stage"], dict(st["data"])
+        step, stage, pos, done_flops = st["step"], st["stage"], dict(st["data"]), st["flops"]
     wrapped = prepare_model(model, t, device)
     if ema is not None:
         ema = {k: v.to(device) for k, v in ema.items()}
@@ -312,9 +312,11 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
                     for k, v in model.state_dict().items():
                         ema[k].mul_(t.ema_decay).add_(v.float(), alpha=1 - t.ema_decay)
             step += 1
+            done_flops += flops * world
             dt = time.perf_counter() - t0
             last = dict(acc, step=step, lr=sched.get_last_lr()[0], grad_norm=gnorm, stage=t.stages[stage].name,
-                        tokens_per_s=tokens * world / dt, mfu=(flops / dt / peak) if peak else None)
+                        tokens_per_s=tokens * world / dt, mfu=(flops / dt / peak) if peak else None,
+                        flops=done_flops)
             if log is not None and (step % t.log_every == 0 or step == t.steps):
                 log.write(dict(last, id=f"train-{step}"))
             if valid is not None and t.eval_every and step % t.eval_every == 0 and rank == 0:
@@ -329,11 +331,11 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
                 stage = _advance(stage, t, pos)
                 batches = iter_batches(shard, stage_rows(stage), t.batch_size, t.seed + stage, pos, rank, world)
             if rank == 0 and (step % t.ckpt_every == 0 or step == t.steps):
-                _save(out, step, model, ema, opt, sched, pos, stage, meta)
+                _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops)
             bar(step, last)
     except KeyboardInterrupt:
         if rank == 0:  # what was learned is kept: resume goes on from here
-            _save(out, step, model, ema, opt, sched, pos, stage, meta)
+            _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops)
         raise
     finally:
         bar(None, None)
@@ -342,7 +344,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
         if t.ddp and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     if rank == 0 and step % t.ckpt_every and step != t.steps:
-        _save(out, step, model, ema, opt, sched, pos, stage, meta)
+        _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops)
     return last
 
 
@@ -352,9 +354,9 @@ def _advance(stage: int, t: Any, pos: dict[str, int]) -> int:
     return min(stage + 1, len(t.stages) - 1)
 
 
-def _save(out, step, model, ema, opt, sched, pos, stage, meta) -> None:
+def _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops) -> None:
     state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng_cpu": torch.get_rng_state(),
-             "step": step, "stage": stage, "data": dict(pos)}
+             "step": step, "stage": stage, "data": dict(pos), "flops": done_flops}
     save_checkpoint(out, step, model, ema, state, meta)
 
 
