@@ -41,7 +41,7 @@ def parse_split(value: str | Sequence[float]) -> tuple[float, float, float]:
     except ValueError:
         parts = []
     if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-6:
-        raise GocoderError(f"--split {value!r}: expected three shares train,valid,test that sum to 1, e.g. 0.9,0.05,0.05")
+        raise GocoderError(f"--split {value!r}: expected shares train,valid,test that sum to 1, e.g. 0.9,0.05,0.05")
     return parts[0], parts[1], parts[2]
 
 

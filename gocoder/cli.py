@@ -197,11 +197,11 @@ def synth_cmd(
 
 @app.command("annotate")
 def annotate_cmd(
-    input: Annotated[Path, typer.Option("--input", "-i", help="Raw records: a .jsonl file or a folder of them.")] = Path(
-        "data/raw"
-    ),
+    input: Annotated[
+        Path, typer.Option("--input", "-i", help="Raw records: a .jsonl file or a folder of them.")
+    ] = Path("data/raw"),
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output folder for train/valid/test.jsonl (default: annotate.out_dir).")
+        Path | None, typer.Option("--out", "-o", help="Folder for train/valid/test.jsonl (default: annotate.out_dir).")
     ] = None,
     split: Annotated[
         str | None, typer.Option("--split", help="Shares of repositories for train,valid,test, e.g. 0.9,0.05,0.05.")

@@ -37,7 +37,7 @@ VERBS = {
            "feat feature generate",
     "REFACTOR": "refactor refactors refactored rename renames renamed move moves moved extract extracts "
                 "simplify simplifies clean cleanup cleans reorganize restructure rewrite rewrites tidy "
-                "unify split replace replaces migrate migrates use uses format lint polish decouple",
+                "unify split replace replaces migrate migrates format lint polish decouple",
     "OPTIMIZE": "optimize optimizes optimise optimized speed speedup accelerate perf reduce reduces "
                 "faster cache caches preallocate",
     "UPDATE": "update updates updated upgrade upgrades bump bumps change changes changed set modify "
@@ -47,10 +47,18 @@ VERBS = {
               "deprecate deprecates strip disable disables unexport",
 }  # fmt: skip
 VERB_INTENT = {w: intent for intent, words in VERBS.items() for w in words.split()}
-# Words anywhere in the subject that point at a bug or at speed.
-FIX_WORDS = re.compile(r"\b(bug|panic|panics|crash|nil pointer|deadlock|race|leak|incorrect|wrong|"
-                       r"error when|fails?|broken|typo|invalid|issue)\b", re.I)  # fmt: skip
-PERF_WORDS = re.compile(r"\b(performance|allocations?|faster|speed up|benchmark|zero-copy|memory usage)\b", re.I)
+# Words anywhere in the subject that outrank a generic verb: a bug, speed, or style.
+FIX_WORDS = re.compile(r"\b(bugs?|panics?|crash(es)?|nil pointer|npe|deadlock|races?|leaks?|incorrect(ly)?|"
+                       r"wrong|errors?|err|fails?|failed|failure|broken|invalid|issues?|problems?|"
+                       r"exceptions?|overflow|missing|lacks?|misuse|mistakes?|can't|cannot|unexpected|"
+                       r"correct(ly)?|properly)\b", re.I)  # fmt: skip
+PERF_WORDS = re.compile(r"\b(optimi[sz](e|es|ed|ing|ation)|performance|prealloc\w*|allocations?|faster|"
+                        r"speed up|zero-copy|memory usage)\b", re.I)  # fmt: skip
+STYLE_WORDS = re.compile(r"\b(style|format(ting)?|lint(er)?|golangci-lint|gofmt|goimports|naming|"
+                         r"clean ?up|deprecated)\b", re.I)  # fmt: skip
+# Tests and versions: changes that add no behaviour, whatever verb ("add tests", "upgrade to v2").
+TEST_WORDS = re.compile(r"\b(tests?|unit tests?|test cases?|coverage|benchmarks?)\b", re.I)
+VERSION_WORDS = re.compile(r"\b(version|v?\d+\.\d+(\.\d+)?|deps|dependenc(y|ies)|go\.mod)\b", re.I)
 ISSUE_RE = re.compile(r"\b(fix(es|ed)?|close[sd]?|resolve[sd]?)\s+(\S+/\S+)?#\d+", re.I)
 
 
@@ -65,25 +73,22 @@ def text_intent(title: str, body: str = "") -> str | None:
     if m and m.group(1).lower() in PREFIX_INTENT:
         return PREFIX_INTENT[m.group(1).lower()]
     subject = strip_prefix(title)
-    # Skip a component prefix ("transport/http: add x") and leading punctuation.
-    subject = re.sub(r"^[\w./-]+:\s+", "", subject)
+    subject = re.sub(r"^[\w./-]+:\s*", "", subject)  # a component prefix: "transport/http: add x"
     words = re.findall(r"[a-z]+(?:-[a-z]+)?", subject.lower())
-    if words and words[0] in VERB_INTENT:
-        verb = VERB_INTENT[words[0]]
-        # "update ... to fix the panic": a generic verb yields to a bug word.
-        if verb in ("UPDATE", "REFACTOR") and FIX_WORDS.search(subject):
-            return "FIX"
-        return verb
-    if FIX_WORDS.search(subject) or ISSUE_RE.search(title):
-        return "FIX"
-    if PERF_WORDS.search(subject):
+    verb = VERB_INTENT.get(words[0]) if words else None
+    if PERF_WORDS.search(subject) and verb not in ("FIX", "REMOVE"):
         return "OPTIMIZE"
-    for w in words[:4]:  # a verb after a leading noun ("HTTP: support x", "docs update")
-        if w in VERB_INTENT:
-            return VERB_INTENT[w]
-    if ISSUE_RE.search(body or ""):
+    if FIX_WORDS.search(subject) and (verb in (None, "UPDATE", "REFACTOR") or re.search(r"\bmissing\b", subject)):
+        return "FIX"  # "update x to stop the panic", "add missing check"
+    if STYLE_WORDS.search(subject) and verb in (None, "UPDATE"):
+        return "REFACTOR"
+    if (TEST_WORDS.search(subject) or VERSION_WORDS.search(subject)) and verb in (None, "ADD", "UPDATE"):
+        return "UPDATE"
+    if verb is None:  # a verb after a leading noun: "HTTP server support x", "docs update"
+        verb = next((VERB_INTENT[w] for w in words[1:4] if w in VERB_INTENT), None)
+    if verb is None and (ISSUE_RE.search(title) or ISSUE_RE.search(body or "")):
         return "FIX"
-    return None
+    return verb
 
 
 def diff_intent(changes: list[DeclChange], renamed_files: int = 0) -> str | None:
@@ -99,11 +104,21 @@ def diff_intent(changes: list[DeclChange], renamed_files: int = 0) -> str | None
 
 
 def intent_of(title: str, body: str, changes: list[DeclChange], renamed_files: int = 0) -> str:
-    """The change's intent: the words when they speak, else the diff, else UPDATE."""
+    """The change's intent: the words when they speak, sharpened or replaced by the diff."""
     by_text = text_intent(title, body)
     by_diff = diff_intent(changes, renamed_files)
+    if changes and all(c.change == "touched" for c in changes):
+        return "UPDATE"  # comments or layout only: no behaviour changes, whatever the words say
+    if changes and by_text in (None, "ADD", "UPDATE") and all(c.file.endswith("_test.go") for c in changes):
+        return "UPDATE"  # tests only
     if by_text is None:
-        return by_diff or "UPDATE"
+        # No words: the diff's shape; new exported API reads as a feature; else FIX, the
+        # commonest reason to change code that exists.
+        if by_diff:
+            return by_diff
+        api = [c for c in changes if c.change == "added" and c.kind in ("func", "method", "type", "struct", "interface")
+               and c.name.split(".")[-1][:1].isupper() and not c.file.endswith("_test.go")]
+        return "ADD" if api else "FIX"
     # A generic verb ("update x") over a diff that only adds or only removes: the diff is sharper.
     if by_text == "UPDATE" and by_diff in ("ADD", "REMOVE"):
         return by_diff
@@ -157,7 +172,7 @@ def decl_changes(path: str, before: str, after: str, before_decls, after_decls) 
     a = _index(after.encode("utf-8", "surrogatepass"), after_decls)
     out = []
     for key, (d, text, doc) in a.items():
-        name = d.name
+        name = key[1]  # "init#2" for a repeated name: steps drop the suffix
         if key not in b:
             out.append(DeclChange(path, d.kind, name, "added", "", text, d.start))
             continue
@@ -168,7 +183,7 @@ def decl_changes(path: str, before: str, after: str, before_decls, after_decls) 
         out.append(DeclChange(path, d.kind, name, change, btext, text, d.start))
     for key, (d, text, _) in b.items():
         if key not in a:
-            out.append(DeclChange(path, d.kind, d.name, "removed", text, "", d.start))
+            out.append(DeclChange(path, d.kind, key[1], "removed", text, "", d.start))
     return out
 
 
@@ -190,7 +205,7 @@ def step_intent(change: str, overall: str) -> str:
     return overall if overall in ("FIX", "REFACTOR", "OPTIMIZE", "UPDATE") else "UPDATE"
 
 
-_NOISE = re.compile(r"<!--.*?-->|^\s*#+ .*$|^\s*[-*] \[[ xX]\].*$|^(Signed-off-by|Co-authored-by):.*$", re.S | re.M)
+_NOISE = re.compile(r"<!--[\s\S]*?-->|^[ \t]*#+ .*$|^[ \t]*[-*] \[[ xX]\].*$|^(Signed-off-by|Co-authored-by):.*$", re.M)
 
 
 def sentences(body: str) -> list[str]:

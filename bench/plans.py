@@ -1,0 +1,194 @@
+"""Quality of annotate's plans on real history: target F1 and intent accuracy. Run by hand.
+
+On one real Go repository with conventional commits (a local clone, never committed here):
+  1. `gocoder collect --repo` gives the raw PR records (merged and squash-merged PRs);
+  2. `gocoder annotate` runs on a copy of them with every conventional-commit prefix hidden (the
+     title's, and any at the start of a body line, where squash merges list their commits);
+  3. targets: each record's plan targets against an independent declaration-level diff computed
+     here with tree-sitter-go (annotate's come from go/parser through gocheck): micro P/R/F1 over
+     (record, kind:name) pairs, records annotate skipped counting as predicting nothing;
+  4. intent: the plan's intent against the one the hidden prefix names (plans.PREFIX_INTENT:
+     fix -> FIX, feat -> ADD, refactor/style -> REFACTOR, perf -> OPTIMIZE, revert -> REMOVE,
+     chore/docs/build/ci/test/deps -> UPDATE), over the records that had such a prefix.
+Targets: F1 >= 0.9, intent accuracy >= 0.8.
+
+    python bench/plans.py REPO [--work DIR] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import tree_sitter as ts
+import tree_sitter_go as tsg
+from rich.console import Console
+
+from gocoder.annotate import SPLITS, annotate
+from gocoder.collect import collect
+from gocoder.config import load_config
+from gocoder.plans import PREFIX_INTENT, PREFIX_RE
+from gocoder.records import JsonlWriter, read_jsonl
+
+_NO_BEHAVIOUR = ("UPDATE", "REFACTOR", "REMOVE", "PRESERVE")
+_PARSER = ts.Parser(ts.Language(tsg.language()))
+_BODY_PREFIX = re.compile(r"^(\s*(?:[-*+]\s*)?)[A-Za-z]+(\([^)\n]*\))?!?:\s*", re.M)
+
+
+# ---- the independent declaration diff (tree-sitter) ------------------------------------------
+
+
+def _recv(node) -> str:
+    """The receiver's type name, pointers and type arguments stripped."""
+    t = node.named_children[0].child_by_field_name("type") if node.named_children else None
+    while t is not None and t.type in ("pointer_type", "generic_type", "parenthesized_type"):
+        t = t.child_by_field_name("type") or (t.named_children[0] if t.named_children else None)
+    return t.text.decode() if t is not None else "?"
+
+
+def _doc(node) -> str:
+    """The comments right above a node (no blank line between), joined."""
+    out, row, prev = [], node.start_point[0], node.prev_sibling
+    while prev is not None and prev.type == "comment" and prev.end_point[0] == row - 1:
+        out.insert(0, prev.text.decode("utf-8", "replace"))
+        row, prev = prev.start_point[0], prev.prev_sibling
+    return "\n".join(out)
+
+
+def ts_decls(src: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(kind, name) -> (text, doc) for each top-level declaration, repeated names numbered."""
+    tree = _PARSER.parse(src.encode("utf-8", "surrogatepass"))
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def add(kind: str, name: str, node) -> None:
+        key, n = (kind, name), 2
+        while key in out:
+            key, n = (kind, f"{name}#{n}"), n + 1
+        out[key] = (node.text.decode("utf-8", "replace"), _doc(node))
+
+    for d in tree.root_node.named_children:
+        if d.type == "function_declaration":
+            add("func", d.child_by_field_name("name").text.decode(), d)
+        elif d.type == "method_declaration":
+            recv = _recv(d.child_by_field_name("receiver"))
+            add("method", f"{recv}.{d.child_by_field_name('name').text.decode()}", d)
+        elif d.type in ("type_declaration", "var_declaration", "const_declaration"):
+            grouped = any(c.type == "(" for c in d.children) or any(c.type.endswith("_list") for c in d.children)
+            specs = [c for c in d.named_children if c.type.endswith(("_spec", "_alias"))]
+            specs += [s for c in d.named_children if c.type.endswith("_spec_list") for s in c.named_children
+                      if s.type.endswith("_spec")]  # fmt: skip
+            for s in specs:
+                node = s if grouped else d
+                if d.type == "type_declaration":
+                    t = s.child_by_field_name("type")
+                    kind = {"struct_type": "struct", "interface_type": "interface"}.get(
+                        t.type if t is not None and s.type == "type_spec" else "", "type")
+                    add(kind, s.child_by_field_name("name").text.decode(), node)
+                else:
+                    kind = "var" if d.type == "var_declaration" else "const"
+                    for i in range(s.child_count):
+                        if s.field_name_for_child(i) == "name" and s.children[i].text != b"_":
+                            add(kind, s.children[i].text.decode(), node)
+    return out
+
+
+def ts_targets(rec: dict) -> Counter[str]:
+    """kind:name of every declaration the record's Go files add, remove or change (text or doc)."""
+    out: Counter[str] = Counter()
+    for f in rec["files_changed"]:
+        if not f["path"].endswith(".go"):
+            continue
+        b, a = ts_decls(f["before"]) if f["before"] else {}, ts_decls(f["after"]) if f["after"] else {}
+        for key in b.keys() | a.keys():
+            if b.get(key) != a.get(key):
+                out[f"{key[0]}:{key[1].split('#')[0]}"] += 1
+    return out
+
+
+# ---- the run -----------------------------------------------------------------------------------
+
+
+def hide_prefixes(rec: dict) -> dict:
+    return {**rec, "title": PREFIX_RE.sub("", rec["title"], count=1),
+            "body": _BODY_PREFIX.sub(r"\1", rec.get("body") or "")}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("repo", type=Path, help="a local git clone of a Go repository with conventional commits")
+    ap.add_argument("--work", type=Path, help="folder for the raw and annotated records (default: a temp dir)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-plans-"))
+    for sub in ("raw.jsonl", "raw.jsonl.done", "hidden", "hier"):  # a fresh measurement, not a resume
+        p = work / sub
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    cfg, quiet = load_config(), Console(stderr=True, quiet=True)
+
+    t0 = time.perf_counter()
+    collect(cfg.collect, repo=args.repo, out=work / "raw.jsonl", console=quiet)
+    raw = {r["id"]: r for r in read_jsonl(work / "raw.jsonl")}
+    with JsonlWriter(work / "hidden" / "raw.jsonl") as w:
+        w.write_all(hide_prefixes(r) for r in raw.values())
+    t1 = time.perf_counter()
+    annotate(cfg.annotate, work / "hidden", work / "hier", console=quiet)
+    t2 = time.perf_counter()
+    plans = {r["id"]: r for s in SPLITS for r in read_jsonl(work / "hier" / f"{s}.jsonl")}
+
+    tp = fp = fn = 0
+    kinds: Counter[str] = Counter()
+    for rid, rec in raw.items():
+        gold = ts_targets(rec)
+        pred = Counter(s["target"] for s in plans[rid]["plan"]["steps"]) if rid in plans else Counter()
+        tp += sum((gold & pred).values())
+        fp += sum((pred - gold).values())
+        fn += sum((gold - pred).values())
+        kinds.update(t.split(":")[0] for t in pred)
+    prec, rec_ = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    f1 = 2 * prec * rec_ / max(prec + rec_, 1e-9)
+
+    confusion: Counter[tuple[str, str]] = Counter()
+    by_type: dict[str, list[int]] = {}
+    for rid, rec in raw.items():
+        m = PREFIX_RE.match(rec["title"])
+        if not m or m.group(1).lower() not in PREFIX_INTENT or rid not in plans:
+            continue
+        gold, pred = PREFIX_INTENT[m.group(1).lower()], plans[rid]["plan"]["intent"]
+        confusion[(gold, pred)] += 1
+        by_type.setdefault(m.group(1).lower(), [0, 0])
+        by_type[m.group(1).lower()][0] += gold == pred
+        by_type[m.group(1).lower()][1] += 1
+    n_intent = sum(confusion.values())
+    acc = sum(v for (g, p), v in confusion.items() if g == p) / max(n_intent, 1)
+    # Secondary figure: maintenance prefixes (chore, docs, test, ci...) name no single intent
+    # ("chore: refactor cache", "chore: remove legacy code"); there any intent that changes no
+    # behaviour counts. The target is judged on the strict figure above.
+    lenient = sum(v for (g, p), v in confusion.items() if g == p or (g == "UPDATE" and p in _NO_BEHAVIOUR))
+    lenient /= max(n_intent, 1)
+
+    res = {
+        "repo": str(args.repo), "records": len(raw), "annotated": len(plans),
+        "target_precision": round(prec, 4), "target_recall": round(rec_, 4), "target_f1": round(f1, 4),
+        "target_pairs": tp + fn, "target_kinds": dict(kinds), "intent_records": n_intent,
+        "intent_accuracy": round(acc, 4), "intent_accuracy_lenient": round(lenient, 4),
+        "intent_by_prefix": {k: f"{c}/{n}" for k, (c, n) in sorted(by_type.items())},
+        "confusions": {f"{g}->{p}": v for (g, p), v in confusion.most_common() if g != p},
+        "collect_s": round(t1 - t0, 2), "annotate_s": round(t2 - t1, 2), "machine": platform.platform(),
+    }  # fmt: skip
+    for k, v in res.items():
+        print(f"{k:18} {v}")
+    print(f"target F1 {f1:.3f} (target >= 0.9): {'PASS' if f1 >= 0.9 else 'FAIL'}; "
+          f"intent accuracy {acc:.3f} (target >= 0.8): {'PASS' if acc >= 0.8 else 'FAIL'}")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

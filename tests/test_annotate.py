@@ -1,0 +1,167 @@
+"""gocoder annotate: raw records to hierarchical plans; splits; resume; bad input; a real git history."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import RepoBuilder
+from rich.console import Console
+
+from gocoder import GocoderError
+from gocoder.annotate import SPLITS, annotate, parse_split, split_of
+from gocoder.collect import collect
+from gocoder.config import AnnotateConfig, CollectConfig
+from gocoder.records import content_hash, read_jsonl
+from gocoder.validate import get_checker
+
+QUIET = Console(stderr=True, quiet=True)
+V1 = "package srv\n\n// Server serves.\ntype Server struct{}\n\nfunc (s *Server) Handle() int {\n\treturn 1\n}\n"
+V2 = (V1.replace("return 1", "return 2") + "\n// Close stops it.\nfunc (s *Server) Close() error { return nil }\n"
+      + "\nvar (\n\t// Max is the most.\n\tMax = 3\n)\n")  # fmt: skip
+
+
+def raw(title: str, before: str, after: str, repo: str = "r", body: str = "", path: str = "srv/srv.go", **kw):
+    files = [{"path": path, "status": "modified" if before and after else "added" if after else "deleted",
+              "before": before, "after": after}]  # fmt: skip
+    return {"id": content_hash(title, body, before, after, repo), "source": "git", "repo": repo, "pr_number": 1,
+            "sha": None, "merged_at": None, "title": title, "body": body, "files_changed": files, **kw}  # fmt: skip
+
+
+def write(path: Path, recs: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path
+
+
+def run(inp: Path, out: Path, split: str | None = None, **kw):
+    return annotate(AnnotateConfig(**kw), inp, out, split=split, console=QUIET)
+
+
+def all_out(out: Path) -> dict[str, dict]:
+    return {r["id"]: r for s in SPLITS for r in read_jsonl(out / f"{s}.jsonl")}
+
+
+def test_record_shape(tmp_path: Path) -> None:
+    rec = raw("fix(srv): Handle returns 2", V1, V2, body="Handle must return 2. Close is new.")
+    res = run(write(tmp_path / "in.jsonl", [rec]), tmp_path / "h", split="1,0,0")
+    (out,) = all_out(tmp_path / "h").values()
+    assert res.written == {"train": 1} and out["split"] == "train" and out["id"] == rec["id"]
+    assert out["problem"] == {"description": rec["title"], "details": rec["body"]}
+    assert out["context"] == {"file": "srv/srv.go", "before": V1}
+    assert out["plan"]["intent"] == "FIX"
+    assert out["plan"]["steps"] == [
+        {"intent": "FIX", "target": "method:Server.Handle", "description": "Handle must return 2."},
+        {"intent": "ADD", "target": "method:Server.Close", "description": "Close is new."},
+        {"intent": "ADD", "target": "var:Max", "description": "Add var Max"},
+    ]
+    code = out["solution"]["code"]
+    assert "// Close stops it.\nfunc (s *Server) Close()" in code and "// Max is the most.\nvar Max = 3" in code
+    assert get_checker().check(code, kind="decls").ok  # the solution parses on its own
+    assert out["solution"]["validation"] == {"syntax": True, "tests": None}
+
+
+def test_syntax_verdict_skips_and_sources(tmp_path: Path) -> None:
+    broken = raw("fix: half done", V1, V1.replace("return 1", "return (1"))
+    nothing = raw("chore: imports", V1, V1.replace("package srv\n", "package srv\n\nimport _ \"fmt\"\n"))
+    gosrc = raw("Sum adds numbers.", "", "func Sum(a, b int) int { return a + b }", source="go-src")
+    synth = raw("Sum is off by one", "func Sum(n int) int { return n }", "func Sum(n int) int { return n + 1 }",
+                bug_kind="off_by_one")  # fmt: skip
+    res = run(write(tmp_path / "in.jsonl", [broken, nothing, gosrc, synth]), tmp_path / "h")
+    out = all_out(tmp_path / "h")
+    assert out[broken["id"]]["solution"]["validation"]["syntax"] is False
+    assert res.skipped == {"no-declaration-change": 1} and nothing["id"] not in out
+    assert out[gosrc["id"]]["plan"]["steps"][0]["target"] == "func:Sum"
+    assert out[gosrc["id"]]["plan"]["intent"] == "ADD"
+    assert out[synth["id"]]["plan"]["intent"] == "FIX" and out[synth["id"]]["bug_kind"] == "off_by_one"
+
+
+def test_splits_by_repository(tmp_path: Path) -> None:
+    recs = [raw(f"fix {i}", V1, V1.replace("return 1", f"return {i + 2}"), repo=f"repo{i % 40}") for i in range(200)]
+    run(write(tmp_path / "in.jsonl", recs), tmp_path / "h", split="0.5,0.25,0.25")
+    out = all_out(tmp_path / "h")
+    assert len(out) == 200
+    where: dict[str, set[str]] = {}
+    for r in out.values():
+        where.setdefault(r["repo"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in where.values())  # no repository in two splits
+    assert {s for (s,) in where.values()} == set(SPLITS)
+    # Deterministic, and independent of the other repositories in the input.
+    assert all(r["split"] == split_of(r["repo"], (0.5, 0.25, 0.25)) for r in out.values())
+    counts = [sum(split_of(f"owner/r{i}", (0.9, 0.05, 0.05)) == s for i in range(4000)) for s in SPLITS]
+    assert 3500 < counts[0] < 3700 and 100 < counts[1] < 300 and 100 < counts[2] < 300
+    assert {split_of(f"r{i}", (0, 0, 1)) for i in range(50)} == {"test"}
+
+
+@pytest.mark.parametrize("bad", ["0.9,0.1", "a,b,c", "0.5,0.5,0.5", "-0.1,0.6,0.5"])
+def test_bad_split(bad: str) -> None:
+    with pytest.raises(GocoderError, match="--split"):
+        parse_split(bad)
+
+
+def test_resume_and_torn_tail(tmp_path: Path) -> None:
+    recs = [raw(f"fix {i}", V1, V1.replace("return 1", f"return {i + 2}"), repo=f"r{i}") for i in range(30)]
+    inp = write(tmp_path / "in.jsonl", recs)
+    run(inp, tmp_path / "a", batch=4)
+    first = {s: (tmp_path / "a" / f"{s}.jsonl").read_bytes() for s in SPLITS}
+    again = run(inp, tmp_path / "a", batch=4)
+    assert sum(again.written.values()) == 0 and again.resumed == 30
+    train = tmp_path / "a" / "train.jsonl"
+    train.write_bytes(first["train"][:-15])  # killed in the middle of the last record
+    again = run(inp, tmp_path / "a", batch=4)
+    assert sum(again.written.values()) == 1
+    assert {s: (tmp_path / "a" / f"{s}.jsonl").read_bytes() for s in SPLITS} == first
+
+
+def test_bad_input_names_file_and_line_and_keeps_output(tmp_path: Path) -> None:
+    good = [raw(f"fix {i}", V1, V1.replace("return 1", f"return {i + 2}")) for i in range(3)]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps(good[0]) + "\n\n" + json.dumps(good[1]) + "\n{oops\n" + json.dumps(good[2]) + "\n")
+    with pytest.raises(GocoderError, match=r"in\.jsonl:4: malformed JSON"):
+        run(inp, tmp_path / "h")
+    assert len(all_out(tmp_path / "h")) == 2  # what came before the bad line is written, whole
+    inp.write_bytes(json.dumps(good[0]).encode() + b"\n\xff\xfe\n")
+    with pytest.raises(GocoderError, match=r"in\.jsonl:2: not UTF-8"):
+        run(inp, tmp_path / "h2")
+    write(inp, [{**good[0], "files_changed": [{"path": "a.go"}]}])
+    with pytest.raises(GocoderError, match=r"in\.jsonl:1: not a raw PR record: files_changed\[0\]"):
+        run(inp, tmp_path / "h3")
+    with pytest.raises(GocoderError, match="no such file"):
+        run(tmp_path / "missing", tmp_path / "h4")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GocoderError, match="no .jsonl files"):
+        run(tmp_path / "empty", tmp_path / "h5")
+
+
+def test_git_history_end_to_end(tmp_path: Path) -> None:
+    """collect --repo then annotate: squash merges, a rename, a deletion, binary and non-Go files."""
+    b = RepoBuilder(tmp_path / "repo")
+    b.commit("feat: add server (#1)", {"srv/srv.go": V1, "README.md": "hi\n"})
+    b.commit("fix(srv): Handle returns 2 (#2)", {"srv/srv.go": V2, "logo.png": b"\x89PNG\0\0\x01"})
+    b.mv("srv/srv.go", "srv/server.go")
+    b.commit("refactor: rename srv.go (#3)", {"srv/server.go": V2.replace("struct{}", "struct{ n int }")})
+    b.commit("chore: drop the server (#4)", {"srv/server.go": None, "srv/doc.go": "// Package srv.\npackage srv\n"})
+    collect(CollectConfig(), repo=b.path, out=tmp_path / "raw" / "git.jsonl", console=QUIET)
+    run(tmp_path / "raw", tmp_path / "h")
+    out = sorted(all_out(tmp_path / "h").values(), key=lambda r: r["pr_number"])
+    plans = [(r["pr_number"], r["plan"]["intent"], sorted(s["target"] for s in r["plan"]["steps"])) for r in out]
+    assert plans == [
+        (1, "ADD", ["method:Server.Handle", "struct:Server"]),
+        (2, "FIX", ["method:Server.Close", "method:Server.Handle", "var:Max"]),
+        (3, "REFACTOR", ["struct:Server"]),
+        (4, "REMOVE", ["method:Server.Close", "method:Server.Handle", "struct:Server", "var:Max"]),
+    ]
+    assert out[3]["plan"]["steps"][0]["intent"] == "REMOVE"
+    assert len({r["split"] for r in out}) == 1  # one repository, one split
+
+
+def test_cli(tmp_path: Path) -> None:
+    write(tmp_path / "in.jsonl", [raw("fix: x", V1, V2)])
+    base = [sys.executable, "-m", "gocoder", "annotate", "--input", str(tmp_path / "in.jsonl"), "--out"]
+    p = subprocess.run([*base, str(tmp_path / "h"), "--split", "0,1,0", "--json"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["written"] == {"valid": 1}
+    p = subprocess.run([*base, str(tmp_path / "h2"), "--split", "1,1"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--split" in p.stderr and p.stderr.strip().count("\n") == 0

@@ -1,0 +1,184 @@
+"""Plans: intent from words and diff, the declaration-level diff, and steps."""
+
+from __future__ import annotations
+
+import pytest
+
+from gocoder.plans import DeclChange, code_tokens, decl_changes, intent_of, plan_steps, sentences, text_intent
+from gocoder.validate import get_checker
+
+BEFORE = '''package srv
+
+import "net/http"
+
+// Server serves.
+type Server struct{ mux *http.ServeMux }
+
+// Handler handles.
+type Handler interface{ Handle() }
+
+const (
+	A = 1
+	B = 2
+)
+
+var x, y = 1, 2
+
+func helper() int { return 1 }
+
+// Handle answers a request.
+func (s *Server) Handle(w http.ResponseWriter) {
+	w.WriteHeader(200)
+}
+
+func gone() {}
+
+func init() {}
+
+func init() { _ = 1 }
+'''
+
+AFTER = '''package srv
+
+import "net/http"
+
+// Server serves requests.
+type Server struct{ mux *http.ServeMux }
+
+// Handler handles.
+type Handler interface {
+	Handle()
+	Close() error
+}
+
+const (
+	A = 1
+	B = 3
+)
+
+var x, y = 1, 2
+
+func helper() int {
+	// one, always
+	return 1
+}
+
+// Handle answers a request.
+func (s *Server) Handle(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) Close() error { return nil }
+
+func init() {}
+
+func init() { _ = 2 }
+'''
+
+
+def diff(path: str, before: str, after: str) -> list[DeclChange]:
+    ck = get_checker()
+    rb = ck.check(before, kind="auto", docs=True, gofmt=False) if before else None
+    ra = ck.check(after, kind="auto", docs=True, gofmt=False) if after else None
+    return decl_changes(path, before, after, rb.decls if rb else (), ra.decls if ra else ())
+
+
+def test_decl_changes_kinds_and_names() -> None:
+    got = {(c.target, c.change) for c in diff("srv/server.go", BEFORE, AFTER)}
+    assert got == {
+        ("struct:Server", "touched"),  # doc comment only
+        ("interface:Handler", "modified"),
+        ("const:B", "modified"),
+        ("func:helper", "touched"),  # a comment and layout, same code
+        ("method:Server.Handle", "modified"),
+        ("method:Server.Close", "added"),
+        ("func:gone", "removed"),
+        ("func:init#2", "modified"),  # the second init, told apart from the first
+    }
+
+
+def test_added_and_deleted_files() -> None:
+    assert {c.change for c in diff("a.go", "", AFTER)} == {"added"}
+    assert {c.change for c in diff("a.go", BEFORE, "")} == {"removed"}
+    # A fragment (a go-src record's declaration) works too.
+    assert [c.target for c in diff("a.go", "", "func F() {}")] == ["func:F"]
+
+
+def test_code_tokens_ignore_comments_and_layout_not_strings() -> None:
+    assert code_tokens("f(a,  b) // x\n/* y */") == code_tokens("f(a, b)")
+    assert code_tokens('s := "// not a comment"') != code_tokens('s := ""')
+    assert code_tokens("x := `a\n//b`") == ["x", ":", "=", "`a\n//b`"]
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "want"),
+    [
+        ("fix(http): handle nil body", "", "FIX"),
+        ("feat!: add retries", "", "ADD"),
+        ("perf: faster decode", "", "OPTIMIZE"),
+        ("refactor: split server", "", "REFACTOR"),
+        ("revert: add retries", "", "REMOVE"),
+        ("chore: bump deps", "", "UPDATE"),
+        ("Add WithTimeout option", "", "ADD"),
+        ("transport/http: remove dead code", "", "REMOVE"),
+        ("Rename Foo to Bar", "", "REFACTOR"),
+        ("update decoder to stop a panic on empty input", "", "FIX"),
+        ("Add missing nil check", "", "FIX"),
+        ("reduce allocations in the encoder", "", "OPTIMIZE"),
+        ("encoder: optimize map keys", "", "OPTIMIZE"),
+        ("code style", "", "REFACTOR"),
+        ("add unit tests for the router", "", "UPDATE"),
+        ("upgrade grpc to v1.60.0", "", "UPDATE"),
+        ("server shutdown", "Fixes #12", "FIX"),
+        ("router tweaks", "", None),
+    ],
+)
+def test_text_intent(title: str, body: str, want: str | None) -> None:
+    assert text_intent(title, body) == want
+
+
+def test_intent_from_the_diff() -> None:
+    added = [DeclChange("a.go", "func", "F", "added", "", "func F() {}", 0)]
+    removed = [DeclChange("a.go", "func", "F", "removed", "func F() {}", "", 0)]
+    modified = [DeclChange("a.go", "func", "f", "modified", "func f() {}", "func f() { g() }", 0)]
+    renamed = [DeclChange("a.go", "func", "Old", "removed", "func Old() { g() }", "", 0),
+               DeclChange("a.go", "func", "New", "added", "", "func New() { g() }", 0)]  # fmt: skip
+    touched = [DeclChange("a.go", "func", "f", "touched", "func f() {}", "// c\nfunc f() {}", 0)]
+    tests = [DeclChange("a_test.go", "func", "TestF", "added", "", "func TestF() {}", 0)]
+    assert intent_of("router tweaks", "", added) == "ADD"
+    assert intent_of("router tweaks", "", removed) == "REMOVE"
+    assert intent_of("router tweaks", "", renamed) == "REFACTOR"
+    assert intent_of("router tweaks", "", modified) == "FIX"  # the commonest reason to edit code
+    assert intent_of("update router", "", added) == "ADD"  # a generic verb yields to a sharp diff
+    assert intent_of("fix typo", "", touched) == "UPDATE"  # comments only: no behaviour changes
+    assert intent_of("add TestF", "", tests) == "UPDATE"  # tests only
+    assert intent_of("fix: flaky TestF", "", tests) == "FIX"
+
+
+def test_sentences_drop_template_noise() -> None:
+    body = ("<!-- describe your change -->\n#### What type of PR is this?\n- [x] bug fix\n\n"
+            "The server dropped the body. Handle now copies it first.\n\n* also tidy Close\n"
+            "Signed-off-by: A <a@b.c>")  # fmt: skip
+    assert sentences(body) == ["The server dropped the body.", "Handle now copies it first.", "also tidy Close"]
+
+
+def test_steps_intents_and_descriptions() -> None:
+    changes = diff("srv/server.go", BEFORE, AFTER)
+    body = "Handle now writes http.StatusOK. Close releases the mux."
+    steps = plan_steps("fix(srv): status code", body, changes, "FIX")
+    by_target = {s["target"]: s for s in steps}
+    assert by_target["method:Server.Handle"] == {
+        "intent": "FIX", "target": "method:Server.Handle", "description": "Handle now writes http.StatusOK."}
+    assert by_target["method:Server.Close"]["intent"] == "ADD"
+    assert by_target["method:Server.Close"]["description"] == "Close releases the mux."
+    assert by_target["func:gone"] == {"intent": "REMOVE", "target": "func:gone", "description": "Remove func gone"}
+    assert by_target["func:helper"]["intent"] == "PRESERVE"
+    assert by_target["func:init"]["intent"] == "FIX"  # "#2" is dropped from the target
+    # Touched declarations come after the ones whose code changes.
+    assert [s["intent"] for s in steps][-2:] == ["PRESERVE", "PRESERVE"]
+    # A one-step plan takes the title (its prefix dropped) when the body names nothing.
+    one = plan_steps("fix(srv): status code", "", [c for c in changes if c.name == "Server.Handle"], "FIX")
+    assert one[0]["description"] == "status code"
+    # A refactor's new and removed declarations are part of the refactor.
+    assert {s["intent"] for s in plan_steps("t", "", changes, "REFACTOR") if s["target"] != "func:helper"
+            and s["target"] != "struct:Server"} == {"REFACTOR"}  # fmt: skip
