@@ -158,7 +158,7 @@ def part_quality(a, dev, work: Path) -> dict:
     from gocoder.train import evaluate, load_model, train
 
     sets = [f"train.data={a.data}", f"train.tokenizer={a.tokenizer}", f"train.steps={a.quality_steps}",
-            "train.eval_every=0", f"train.device={dev.type}", *a.set]
+            "train.eval_every=0", f"train.device={dev.type}", 'train.stages=[{name="all"}]', *a.set]
     cfg_path = ROOT / "configs" / ("tiny.toml" if a.tiny else f"recursive-{a.quality_size}.toml")
     rec_cfg = load_config(cfg_path, sets + [f"train.out={work / 'recursive'}"])
     t0 = time.perf_counter()

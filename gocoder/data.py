@@ -1,7 +1,8 @@
 """Training data: hierarchical records -> tokenized shards on disk (memory-mapped) -> padded batches.
 
-Each record gives one clean example and, per rollout, two refinement examples built from a draft
-(docs/FORMATS.md, "Training shards"):
+Each record gives one clean example and, per draft, two refinement examples (docs/FORMATS.md,
+"Training shards"). The drafts: per rollout one planted syntax error, operator misuse or partial solution,
+and the target declaration as it was before the change (for synth records, the planted bug):
 - judge:  prompt ++ plan ++ the draft as code, no code loss; the controller learns REFINE (a draft with
           a syntax error, or valid but wrong) or CONTINUE (a partial solution);
 - repair: the prompt with the draft and its first diagnostic in a refine block, the right code as the
@@ -83,6 +84,21 @@ def partial_draft(code: str, rng: random.Random) -> str | None:
     return "".join(lines[: max(1, int(len(lines) * rng.uniform(0.3, 0.8)))])
 
 
+def before_draft(rec: dict[str, Any], checker: Any) -> str | None:
+    """The target declaration as it was before the change (one-step plans): valid Go that does not yet
+    do what the plan asks; for a synth record, the planted bug itself."""
+    steps = rec.get("plan", {}).get("steps", [])
+    before = rec.get("context", {}).get("before", "")
+    if len(steps) != 1 or not before or not isinstance(steps[0], dict):
+        return None
+    name = (steps[0].get("target") or "").partition(":")[2]
+    raw = before.encode("utf-8")
+    for d in checker.check(before, kind="file", gofmt=False).decls if name else ():
+        if d.name == name:  # offsets are UTF-8 bytes
+            return raw[d.start: d.end].decode("utf-8", "replace")
+    return None
+
+
 # ------------------------------------------------------------------------------------ building
 
 def _examples(rec: dict[str, Any], rollouts: int, checker: Any, rng: random.Random) -> list[dict[str, Any]]:
@@ -92,6 +108,9 @@ def _examples(rec: dict[str, Any], rollouts: int, checker: Any, rng: random.Rand
     code = rec.get("solution", {}).get("code", "")
     steps = len(rec.get("plan", {}).get("steps", []))
     drafts: list[tuple[str, str]] = []
+    old = before_draft(rec, checker) if rollouts else None
+    if old is not None and old.strip() != code.strip():
+        drafts.append((old, "wrong"))
     for _ in range(rollouts):
         kind = rng.choice(("syntax", "wrong", "partial"))
         d = {"syntax": syntax_draft, "wrong": wrong_draft, "partial": partial_draft}[kind](code, rng)

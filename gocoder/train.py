@@ -319,12 +319,17 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
                         flops=done_flops)
             if log is not None and (step % t.log_every == 0 or step == t.steps):
                 log.write(dict(last, id=f"train-{step}"))
-            if valid is not None and t.eval_every and step % t.eval_every == 0 and rank == 0:
-                ev = evaluate(_ema_model(model, ema, mcfg, device), valid, cfg, device, tok)
-                last.update(ev)
-                log.write(dict(ev, id=f"eval-{step}", step=step))
-                s = t.stages[stage]
-                if s.until_metric and ev.get(s.until_metric, math.inf) < s.until_below:
+            if valid is not None and t.eval_every and step % t.eval_every == 0:
+                move = torch.zeros(1, device=device)
+                if rank == 0:
+                    ev = evaluate(_ema_model(model, ema, mcfg, device), valid, cfg, device, tok)
+                    last.update(ev)
+                    log.write(dict(ev, id=f"eval-{step}", step=step))
+                    s = t.stages[stage]
+                    move += bool(s.until_metric) and ev.get(s.until_metric, math.inf) < s.until_below
+                if world > 1:  # rank 0 decides, so every rank reads the same stage's data
+                    torch.distributed.broadcast(move, 0)
+                if move.item() and stage + 1 < len(t.stages):
                     stage = _advance(stage, t, pos)
                     batches = iter_batches(shard, stage_rows(stage), t.batch_size, t.seed + stage, pos, rank, world)
             if t.stages[stage].until_step and step >= t.stages[stage].until_step and stage + 1 < len(t.stages):
@@ -351,7 +356,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
 def _advance(stage: int, t: Any, pos: dict[str, int]) -> int:
     """The next curriculum stage starts its own epochs from the beginning."""
     pos["epoch"], pos["cursor"] = 0, 0
-    return min(stage + 1, len(t.stages) - 1)
+    return stage + 1
 
 
 def _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops) -> None:

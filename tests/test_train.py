@@ -12,7 +12,7 @@ import torch
 
 from gocoder import GocoderError
 from gocoder.config import load_config
-from gocoder.data import Shard, build_shards, epoch_batches, partial_draft, syntax_draft, wrong_draft
+from gocoder.data import Shard, before_draft, build_shards, epoch_batches, partial_draft, syntax_draft, wrong_draft
 from gocoder.model import CONTINUE, DONE, REFINE
 from gocoder.train import load_checkpoint, load_model, lr_at, train
 
@@ -92,6 +92,16 @@ def test_drafts_are_real_edits():
     assert partial_draft(code, rng) and code.startswith(partial_draft(code, rng))
 
 
+def test_before_draft_is_the_old_declaration():
+    from gocoder.validate import get_checker
+
+    before = "package p\n\ntype T struct{}\n\n// Get gets.\nfunc (t T) Get(a int) int {\n\treturn a + 1 // é\n}\n"
+    rec = {"plan": {"steps": [{"intent": "FIX", "target": "method:T.Get"}]}, "context": {"before": before}}
+    assert before_draft(rec, get_checker()) == "func (t T) Get(a int) int {\n\treturn a + 1 // é\n}"
+    rec["plan"]["steps"][0]["target"] = "func:Missing"
+    assert before_draft(rec, get_checker()) is None
+
+
 def test_shards_hold_clean_judge_and_repair_rows(corpus):
     d, tok, counts = corpus
     sh = Shard(d / "shards", "train")
@@ -132,14 +142,19 @@ def test_lr_schedule():
 
 
 def test_resume_gives_the_same_losses(corpus, tmp_path):
+    # Q-learning halting draws random exploration: equality needs the RNG state restored too
     d, *_ = corpus
-    straight = train(tiny(d, **{"train.out": str(tmp_path / "a"), "train.steps": 6, "train.ckpt_every": 100}))
-    cfg = tiny(d, **{"train.out": str(tmp_path / "b"), "train.steps": 6, "train.ckpt_every": 100})
-    train(cfg, stop_after=3)
-    assert load_checkpoint(tmp_path / "b")[3]["step"] == 3
+    sets = {"train.steps": 4, "train.ckpt_every": 100, "train.batch_size": 4, "model.halting": "q",
+            "model.halt_explore": 0.5, "model.segments": 3, "train.ema_decay": 0.9}
+    straight = train(tiny(d, **sets, **{"train.out": str(tmp_path / "a")}))
+    cfg = tiny(d, **sets, **{"train.out": str(tmp_path / "b")})
+    train(cfg, stop_after=2)
+    assert load_checkpoint(tmp_path / "b")[3]["step"] == 2
     resumed = train(cfg, resume=True)
-    assert losses(tmp_path / "a") == losses(tmp_path / "b") and len(losses(tmp_path / "a")) == 6
-    assert straight["loss"] == resumed["loss"]
+    assert losses(tmp_path / "a") == losses(tmp_path / "b") and len(losses(tmp_path / "a")) == 4
+    assert straight["loss"] == resumed["loss"] and straight["flops"] == resumed["flops"]
+    ema_a, ema_b = load_checkpoint(tmp_path / "a")[2], load_checkpoint(tmp_path / "b")[2]
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
 
 
 def test_missing_or_corrupt_checkpoint_is_one_line_error(corpus, tmp_path):
