@@ -95,14 +95,18 @@ def _raw_problem(rec: Any) -> str | None:
     return None
 
 
-def _with_doc(src: str, change: DeclChange) -> str:
+def _with_doc(src: bytes, change: DeclChange) -> str:
     """A declaration's after text with the // comment lines right above it; a spec cut from a
     grouped `var (...)` gets its keyword so that the solution parses on its own."""
-    head = src.encode("utf-8", "surrogatepass")[: change.pos].decode("utf-8", "replace")
-    lines = head.split("\n")[:-1]  # the last is the declaration's own line, up to it
     doc: list[str] = []
-    while lines and lines[-1].strip().startswith("//"):
-        doc.insert(0, lines.pop().strip())
+    end = src.rfind(b"\n", 0, change.pos)  # the end of the line above the declaration
+    while end > 0:
+        start = src.rfind(b"\n", 0, end) + 1
+        line = src[start:end].decode("utf-8", "replace").strip()
+        if not line.startswith("//"):
+            break
+        doc.insert(0, line)
+        end = start - 1
     text = change.after
     if not text.startswith(("func", "type", "var", "const")):
         text = f"{_KEYWORD.get(change.kind, 'type')} {text}"
@@ -130,7 +134,7 @@ def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequ
     steps = plan_steps(title, body, changes, overall)
     weight = Counter(c.file for c in changes if c.change != "touched") or Counter(c.file for c in changes)
     main = next(f for f in files if f["path"] == weight.most_common(1)[0][0])
-    after = {f["path"]: f["after"] for f in files}
+    after = {f["path"]: f["after"].encode("utf-8", "surrogatepass") for f in files}
     seen: set[tuple[str, int]] = set()
     code = []
     for c in changes:

@@ -145,9 +145,35 @@ class DeclChange:
 _TOKEN = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|//[^\n]*|/\*.*?\*/|\w+|\S', re.S)
 
 
+_STR_OR_COMMENT = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|//[^\n]*|/\*.*?\*/', re.S)
+
+
+_SPACE = re.compile(r" ?([^\w ]) ?")
+
+
 def code_tokens(text: str) -> list[str]:
     """Go tokens without comments or layout: two texts with the same tokens do the same thing."""
     return [t for t in _TOKEN.findall(text) if not t.startswith(("//", "/*"))]
+
+
+def code_key(text: str) -> str:
+    """The text without comments and without layout outside string literals: equal keys, equal
+    code (as code_tokens, several times faster: the work is per literal, not per token)."""
+    out, code, pos = [], "", 0
+    for m in _STR_OR_COMMENT.finditer(text):
+        code += text[pos : m.start()]
+        pos = m.end()
+        if m.group().startswith(("//", "/*")):
+            code += " "  # a comment separates like a space
+            continue
+        out += [_layout(code), m.group()]
+        code = ""
+    return "".join([*out, _layout(code + text[pos:])])
+
+
+def _layout(code: str) -> str:
+    """Code outside literals with a space only where it separates two words (`return x`)."""
+    return _SPACE.sub(r"\1", " ".join(code.split())).strip()
 
 
 def _group(kind: str) -> str:
@@ -155,44 +181,57 @@ def _group(kind: str) -> str:
 
 
 def _index(src: bytes, decls) -> dict[tuple[str, str], tuple]:
-    """(kind group, name) -> (decl, text, doc). A repeated key (several `init` funcs) gets #2, #3."""
+    """(kind group, name) -> (decl, text bytes, doc). A repeated key (several `init`) gets #2, #3.
+    Texts stay bytes: most declarations are unchanged, and comparing bytes needs no decoding."""
     out: dict[tuple[str, str], tuple] = {}
     for d in decls:
         key = (_group(d.kind), d.name)
         n = 2
         while key in out:
             key, n = (_group(d.kind), f"{d.name}#{n}"), n + 1
-        out[key] = (d, src[d.start : d.end].decode("utf-8", "replace"), d.doc)
+        out[key] = (d, src[d.start : d.end], d.doc)
     return out
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
 
 
 def decl_changes(path: str, before: str, after: str, before_decls, after_decls) -> list[DeclChange]:
     """The declarations of one file that its change adds, removes, modifies or touches."""
+    if before == after:
+        return []
     b = _index(before.encode("utf-8", "surrogatepass"), before_decls)
     a = _index(after.encode("utf-8", "surrogatepass"), after_decls)
     out = []
-    for key, (d, text, doc) in a.items():
+    for key, (d, raw, doc) in a.items():
         name = key[1]  # "init#2" for a repeated name: steps drop the suffix
         if key not in b:
-            out.append(DeclChange(path, d.kind, name, "added", "", text, d.start))
+            out.append(DeclChange(path, d.kind, name, "added", "", _text(raw), d.start))
             continue
-        _, btext, bdoc = b[key]
-        if btext == text and bdoc == doc:
+        _, braw, bdoc = b[key]
+        if braw == raw and bdoc == doc:
             continue
-        change = "modified" if code_tokens(btext) != code_tokens(text) else "touched"
+        btext, text = _text(braw), _text(raw)
+        change = "modified" if code_key(btext) != code_key(text) else "touched"
         out.append(DeclChange(path, d.kind, name, change, btext, text, d.start))
-    for key, (d, text, _) in b.items():
+    for key, (d, raw, _) in b.items():
         if key not in a:
-            out.append(DeclChange(path, d.kind, key[1], "removed", text, "", d.start))
+            out.append(DeclChange(path, d.kind, key[1], "removed", _text(raw), "", d.start))
     return out
 
 
 def _renames(changes: list[DeclChange]) -> bool:
     """A declaration removed and one added whose code is the same but for the name."""
-    added = {tuple(t for t in code_tokens(c.after) if t != c.name.split(".")[-1])
-             for c in changes if c.change == "added"}  # fmt: skip
-    return any(tuple(t for t in code_tokens(c.before) if t != c.name.split(".")[-1]) in added
-               for c in changes if c.change == "removed")  # fmt: skip
+    removed = [c for c in changes if c.change == "removed"]
+    if not removed:
+        return False
+
+    def nameless(c: DeclChange, text: str) -> str:
+        return re.sub(rf"\b{re.escape(c.name.split('.')[-1].split('#')[0])}\b", "", code_key(text))
+
+    added = {nameless(c, c.after) for c in changes if c.change == "added"}
+    return bool(added) and any(nameless(c, c.before) in added for c in removed)
 
 
 def step_intent(change: str, overall: str) -> str:

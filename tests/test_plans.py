@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gocoder.plans import DeclChange, code_tokens, decl_changes, intent_of, plan_steps, sentences, text_intent
+from gocoder.plans import DeclChange, code_key, code_tokens, decl_changes, intent_of, plan_steps, sentences, text_intent
 from gocoder.validate import get_checker
 
 BEFORE = '''package srv
@@ -108,6 +108,11 @@ def test_code_tokens_ignore_comments_and_layout_not_strings() -> None:
     assert code_tokens("f(a,  b) // x\n/* y */") == code_tokens("f(a, b)")
     assert code_tokens('s := "// not a comment"') != code_tokens('s := ""')
     assert code_tokens("x := `a\n//b`") == ["x", ":", "=", "`a\n//b`"]
+    # code_key, the fast comparison annotate uses, agrees.
+    assert code_key("f(a,  b) // x\n/* y */") == code_key("f(a, b)")
+    assert code_key("func f() {\n\treturn a+b\n}") == code_key("func f() { return a + b }")
+    assert code_key('s := "a  b"') != code_key('s := "a b"')
+    assert code_key("return x") != code_key("returnx")
 
 
 @pytest.mark.parametrize(
