@@ -159,7 +159,7 @@ def part_quality(a, dev, work: Path) -> dict:
 
     sets = [f"train.data={a.data}", f"train.tokenizer={a.tokenizer}", f"train.steps={a.quality_steps}",
             "train.eval_every=0", f"train.device={dev.type}", 'train.stages=[{name="all"}]', *a.set]
-    cfg_path = ROOT / "configs" / ("tiny.toml" if a.tiny else f"recursive-{a.quality_size}.toml")
+    cfg_path = a.quality_config or ROOT / "configs" / ("tiny.toml" if a.tiny else f"recursive-{a.quality_size}.toml")
     rec_cfg = load_config(cfg_path, sets + [f"train.out={work / 'recursive'}"])
     t0 = time.perf_counter()
     rec = train(rec_cfg)
@@ -237,6 +237,7 @@ def main() -> None:
     ap.add_argument("--tokenizer", default="tokenizer", help="the shards' tokenizer")
     ap.add_argument("--compile", action="store_true", help="torch.compile both models of each comparison")
     ap.add_argument("--quality-size", default="10m", help="configs/recursive-SIZE.toml for the quality part")
+    ap.add_argument("--quality-config", help="config file for the quality runs (overrides --quality-size)")
     ap.add_argument("--quality-steps", type=int, default=2000, help="optimizer steps of the recursive run")
     ap.add_argument("--eval-samples", type=int, default=64, help="greedy samples checked by gocheck per model")
     ap.add_argument("--eval-batches", type=int, default=16, help="validation batches for the code loss")

@@ -93,7 +93,7 @@ def before_draft(rec: dict[str, Any], checker: Any) -> str | None:
         return None
     name = (steps[0].get("target") or "").partition(":")[2]
     raw = before.encode("utf-8")
-    for d in checker.check(before, kind="file", gofmt=False).decls if name else ():
+    for d in checker.check(before, kind="auto", gofmt=False).decls if name else ():
         if d.name == name:  # offsets are UTF-8 bytes
             return raw[d.start: d.end].decode("utf-8", "replace")
     return None

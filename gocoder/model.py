@@ -266,8 +266,8 @@ class GocoderModel(nn.Module):
 
     # ----------------------------------------------------------------------------- shared per batch
 
-    def _layout(self, b: Batch) -> dict[str, Tensor]:
-        """Positions and masks of one (sub-)batch."""
+    def _layout(self, b: Batch, masks: bool = True) -> dict[str, Tensor]:
+        """Positions and masks of one (sub-)batch (the GPT needs no masks: it runs plain causal)."""
         B, T = b.tokens.shape
         dev = b.tokens.device
         C = max(int(b.code_len.max()), 1)
@@ -275,22 +275,23 @@ class GocoderModel(nn.Module):
         start = b.prompt_len + b.plan_len  # [B] the first code position
         code_valid = ar_C[None] < b.code_len[:, None]  # [B, C]
         code_pos = (start[:, None] + ar_C[None]).clamp(max=T - 1)  # [B, C]
-        # planner: prompt keys visible to all, other keys causally; padding keys hidden
-        key_ok = ar_T[None] < b.total_len[:, None]  # [B, T]
-        pmask = (ar_T[None, None, :] < b.prompt_len[:, None, None]) | (ar_T[None, None, :] <= ar_T[None, :, None])
-        pmask = (pmask & key_ok[:, None, :])[:, None]  # [B, 1, T, T]
-        # generator: causal over code (the diagonal always, so empty rows never softmax over nothing)
-        gmask = (ar_C[None, :] <= ar_C[:, None])[None] & code_valid[:, None, :]  # [B, C, C]
-        gmask = gmask | torch.eye(C, dtype=torch.bool, device=dev)
-        xmask = (ar_T[None, None, :] <= code_pos[:, :, None]) & key_ok[:, None, :]  # [B, C, T]
+        lay = dict(code_pos=code_pos, code_valid=code_valid)
+        if masks:
+            # planner: prompt keys visible to all, other keys causally; padding keys hidden
+            key_ok = ar_T[None] < b.total_len[:, None]  # [B, T]
+            pmask = (ar_T[None, None, :] < b.prompt_len[:, None, None]) | (ar_T[None, None, :] <= ar_T[None, :, None])
+            lay["pmask"] = (pmask & key_ok[:, None, :])[:, None]  # [B, 1, T, T]
+            # generator: causal over code (the diagonal always, so empty rows never softmax over nothing)
+            gmask = (ar_C[None, :] <= ar_C[:, None])[None] & code_valid[:, None, :]  # [B, C, C]
+            lay["gmask"] = (gmask | torch.eye(C, dtype=torch.bool, device=dev))[:, None]
+            lay["xmask"] = ((ar_T[None, None, :] <= code_pos[:, :, None]) & key_ok[:, None, :])[:, None]  # [B,1,C,T]
         # plan predictions: states at [P-1, P+Q) predict plan tokens and the first code token
         Q1 = int((b.plan_len + (b.code_len > 0)).max())
         plan_pos = (b.prompt_len[:, None] - 1 + torch.arange(Q1, device=dev)[None]).clamp(max=T - 1)  # [B, Q1]
         plan_valid = torch.arange(Q1, device=dev)[None] < (b.plan_len + (b.code_len > 0))[:, None]
         plan_mask = torch.arange(T, device=dev)[None] - b.prompt_len[:, None]  # [B, T] offset into plan
         plan_mask = (plan_mask >= 0) & (plan_mask < b.plan_len[:, None])
-        return dict(code_pos=code_pos, code_valid=code_valid, pmask=pmask, gmask=gmask[:, None],
-                    xmask=xmask[:, None], plan_pos=plan_pos, plan_valid=plan_valid, plan_mask=plan_mask)
+        return dict(lay, plan_pos=plan_pos, plan_valid=plan_valid, plan_mask=plan_mask)
 
     def _heads(self, b: Batch, lay: dict, zH: Tensor, zL: Tensor):
         """Per-example losses' pieces and the controller, from the planner states [B, T, d] and the
@@ -408,7 +409,7 @@ class GocoderModel(nn.Module):
     def _forward_gpt(self, b: Batch, want_logits: bool) -> Output:
         """A flat causal decoder over the same text: plan and code losses on the same tokens, the same
         controller over its pooled plan state and its code-position states; one segment, no halting."""
-        lay = self._layout(b)
+        lay = self._layout(b, masks=False)
         T = b.tokens.shape[1]
         h = self.gpt(self.embed(b.tokens) * math.sqrt(self.cfg.d_model), None, self._rope(T, b.tokens.device))
         out = self._heads(b, lay, h, _gather(h, lay["code_pos"]))
