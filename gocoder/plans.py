@@ -103,14 +103,20 @@ def diff_intent(changes: list[DeclChange], renamed_files: int = 0) -> str | None
     return None
 
 
+def _aside(path: str) -> bool:
+    """A test file, or a file of an example program."""
+    return path.endswith("_test.go") or any(d in ("example", "examples", "_example", "_examples")
+                                            for d in path.split("/")[:-1])  # fmt: skip
+
+
 def intent_of(title: str, body: str, changes: list[DeclChange], renamed_files: int = 0) -> str:
     """The change's intent: the words when they speak, sharpened or replaced by the diff."""
     by_text = text_intent(title, body)
     by_diff = diff_intent(changes, renamed_files)
     if changes and all(c.change == "touched" for c in changes):
         return "UPDATE"  # comments or layout only: no behaviour changes, whatever the words say
-    if changes and by_text in (None, "ADD", "UPDATE") and all(c.file.endswith("_test.go") for c in changes):
-        return "UPDATE"  # tests only
+    if changes and by_text in (None, "ADD", "UPDATE") and all(_aside(c.file) for c in changes):
+        return "UPDATE"  # tests or examples only: documentation of the behaviour, not behaviour
     if by_text is None:
         # No words: the diff's shape; new exported API reads as a feature; else FIX, the
         # commonest reason to change code that exists.
