@@ -58,11 +58,11 @@ def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.
     """Everything model.py leaves out: device, compile and DDP, applied from outside."""
     model.to(device)
     wrapped: torch.nn.Module = model
-    if cfg.compile:
-        wrapped = torch.compile(wrapped, dynamic=True)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         ids = [device.index] if device.type == "cuda" else None
         wrapped = torch.nn.parallel.DistributedDataParallel(wrapped, device_ids=ids)
+    if cfg.compile:  # after DDP, so that its optimizer splits graphs at the gradient buckets
+        wrapped = torch.compile(wrapped, dynamic=True)
     return wrapped
 
 

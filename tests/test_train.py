@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -191,6 +194,19 @@ def test_ddp_world_size_one_matches_plain(corpus, tmp_path, monkeypatch):
                           "train.ddp_backend": "gloo"}))
     assert not torch.distributed.is_initialized()  # torn down at the end
     assert losses(tmp_path / "p") == losses(tmp_path / "q") and plain["grad_norm"] == ddp["grad_norm"]
+
+
+@pytest.mark.slow  # two processes that import torch
+def test_cli_trains_then_fails_in_one_line(corpus, tmp_path):
+    d, *_ = corpus
+    sets = [f"train.data={d / 'shards'}", f"train.tokenizer={d / 'tok'}", "train.eval_every=0", "train.batch_size=4"]
+    argv = [sys.executable, "-m", "gocoder", "train", "-c", "configs/tiny.toml", "--stop-after", "1"]
+    for s in sets + [f"train.out={tmp_path / 'r'}"]:
+        argv += ["--set", s]
+    p = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0 and p.stdout.startswith("step 1: loss "), p.stderr
+    p = subprocess.run(argv[:-2] + ["--set", f"train.out={tmp_path / 'none'}", "--resume"], capture_output=True, text=True)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "no checkpoint" in p.stderr
 
 
 def test_ddp_without_torchrun_env_is_an_error(corpus, monkeypatch):
