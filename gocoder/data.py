@@ -9,8 +9,9 @@ and the target declaration as it was before the change (for synth records, the p
           answer, controller DONE: the generator learns to repair.
 Every draft is checked by gocheck, whose verdict becomes the controller's verdict features.
 
-A shard folder holds per split `tokens.bin` (uint32, all examples back to back), `index.npy`
-(int64 [N, len(COLUMNS)]), `verdict.npy` (float32 [N, N_VERDICT]) and one `meta.json`.
+A shard folder holds per split `tokens.bin` (all examples back to back: uint16 up to 65,536 pieces,
+else uint32), `index.npy` (int64 [N, len(COLUMNS)]), `verdict.npy` (float32 [N, N_VERDICT]), and one
+`meta.json`.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, ro
     rows: dict[str, list] = {s: [] for s in SPLITS}
     verdicts: dict[str, list] = {s: [] for s in SPLITS}
     offsets = dict.fromkeys(SPLITS, 0)
+    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32  # half the disk and page cache
     try:
         for path, rec in iter_jsonl_inputs(records):
             split = rec.get("split", "train")
@@ -166,7 +168,7 @@ def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, ro
                 if split not in files:
                     (tmp / split).mkdir(parents=True, exist_ok=True)
                     files[split] = (tmp / split / "tokens.bin").open("wb")
-                ids = np.asarray([t for p in parts for t in p], dtype=np.uint32)
+                ids = np.asarray([t for p in parts for t in p], dtype=dtype)
                 files[split].write(ids.tobytes())
                 rows[split].append([offsets[split], *map(len, parts), ex["code_loss"], ex["ctrl"], ex["steps"],
                                     ex["kind"]])
@@ -180,6 +182,7 @@ def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, ro
             np.save(tmp / split / "verdict.npy", np.asarray(verdicts[split], dtype=np.float32).reshape(-1, N_VERDICT))
         counts = {s: len(rows[s]) for s in files}
         meta = {"tokenizer_hash": tokenizer.hash, "vocab_size": tokenizer.vocab_size, "pad_id": tokenizer.pad_id,
+                "dtype": np.dtype(dtype).name,
                 "columns": COLUMNS, "n_verdict": N_VERDICT, "rows": counts, "rollouts": rollouts, "seed": seed}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     finally:
@@ -203,8 +206,8 @@ class Shard:
             self.meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
             self.index = np.load(d / "index.npy", mmap_mode="r")
             self.verdict = np.load(d / "verdict.npy", mmap_mode="r")
-            self.tokens = np.memmap(d / "tokens.bin", dtype=np.uint32, mode="r")
-        except (OSError, ValueError, json.JSONDecodeError) as e:
+            self.tokens = np.memmap(d / "tokens.bin", dtype=np.dtype(self.meta["dtype"]), mode="r")
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
             raise GocoderError(f"{d}: missing or unreadable shard ({e}); build it with `gocoder shards`") from None
         if self.index.ndim != 2 or self.index.shape[1] != len(COLUMNS) or len(self.verdict) != len(self.index):
             raise GocoderError(f"{d}/index.npy: expected [N, {len(COLUMNS)}] rows matching verdict.npy")
