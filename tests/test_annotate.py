@@ -165,3 +165,29 @@ def test_cli(tmp_path: Path) -> None:
     assert json.loads(p.stdout)["written"] == {"valid": 1}
     p = subprocess.run([*base, str(tmp_path / "h2"), "--split", "1,1"], capture_output=True, text=True)
     assert p.returncode == 2 and "--split" in p.stderr and p.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_rerun(tmp_path: Path) -> None:
+    """A real kill -9 at some point of a run, then a rerun: the same files as one clean run."""
+    import os
+    import signal
+    import time
+
+    recs = [raw(f"fix {i}", V1, V1.replace("return 1", f"return {i + 2}"), repo=f"r{i % 50}") for i in range(3000)]
+    inp = write(tmp_path / "in.jsonl", recs)
+    clean = tmp_path / "clean"
+    run(inp, clean, batch=16)
+    cmd = [sys.executable, "-m", "gocoder", "annotate", "--input", str(inp), "--out", str(tmp_path / "k"),
+           "--set", "annotate.batch=16"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    train = tmp_path / "k" / "train.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not train.exists() or train.stat().st_size < 200_000):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the gocheck servers it started
+    proc.wait()
+    assert sum(1 for _ in train.open("rb")) < 2900, "the run finished before the kill: nothing was tested"
+    assert subprocess.run(cmd, capture_output=True, timeout=300).returncode == 0
+    for s in SPLITS:
+        assert (tmp_path / "k" / f"{s}.jsonl").read_bytes() == (clean / f"{s}.jsonl").read_bytes()

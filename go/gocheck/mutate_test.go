@@ -240,3 +240,24 @@ func quote(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\t", `\t`)
 	return `"` + r.Replace(s) + `"`
 }
+
+// FuzzMutate: Mutate never panics, and whatever it returns is a parsing mutant that differs.
+func FuzzMutate(f *testing.F) {
+	f.Add(sample, int64(1))
+	f.Add("package p\n\nfunc f(a, b int) int {\n\tif a < b && a != 0 {\n\t\treturn a - 1\n\t}\n\treturn b\n}\n", int64(2))
+	f.Add("package p\n\nfunc (T) m() { for i := 0; i < 3; i++ { _ = !true } }\n", int64(3))
+	f.Fuzz(func(t *testing.T, src string, seed int64) {
+		ms, err := Mutate([]byte(src), MutateOptions{Seed: seed, PerFunc: 2})
+		if err != nil {
+			return
+		}
+		for _, m := range ms {
+			if m.Before == m.After {
+				t.Fatalf("%s: mutant equals the original", m.Func)
+			}
+			if _, ok := formatFunc([]byte(m.Before)); !ok {
+				t.Fatalf("%s: mutant does not parse:\n%s", m.Func, m.Before)
+			}
+		}
+	})
+}
