@@ -305,11 +305,12 @@ class GocoderModel(nn.Module):
         pm = lay["plan_mask"].to(zH.dtype)
         pooled = (zH * pm[..., None]).sum(1) / pm.sum(1, keepdim=True).clamp(min=1)  # [B, d]
         ctrl, halt = self.controller(pooled, zL, lay["code_valid"], b.verdict)
-        # share of answer tokens predicted right, per example: the halting target (TRM's "correct")
-        right = (plan_logits.argmax(-1) == tgt) & lay["plan_valid"]
-        right_c = (code_logits.argmax(-1) == code_tok[:, 1:]) & code_valid
-        n = lay["plan_valid"].sum(1) + code_valid.sum(1)
-        acc = (right.sum(1) + right_c.sum(1)).float() / n.clamp(min=1)
+        acc = None
+        if halt is not None:  # share of answer tokens predicted right: the halting target (TRM's "correct")
+            right = (plan_logits.argmax(-1) == tgt) & lay["plan_valid"]
+            right_c = (code_logits.argmax(-1) == code_tok[:, 1:]) & code_valid
+            n = lay["plan_valid"].sum(1) + code_valid.sum(1)
+            acc = (right.sum(1) + right_c.sum(1)).float() / n.clamp(min=1)
         return dict(plan=(plan_logits, tgt, lay["plan_valid"]),
                     code=(code_logits, code_tok[:, 1:], code_valid & (b.code_loss[:, None] > 0)),
                     ctrl=ctrl, halt=halt, acc=acc)
