@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -71,15 +71,12 @@ def test_check_many_keeps_order_under_threads(checker):
 
     def work(t: int) -> None:
         srcs = [f"func f{t}_{i}() int {{ return {i} }}" for i in range(150)]
-        for i, r in enumerate(checker.check_many(srcs, window=32)):
+        for i, r in enumerate(checker.check_many(srcs, batch_items=16)):
             if not r.ok or r.decls[0].name != f"f{t}_{i}":
                 failures.append((t, i, r))
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))  # list() re-raises an exception from any thread
     assert failures == []
 
 
@@ -102,7 +99,8 @@ def test_deep_nesting_and_garbage_get_verdicts(checker):
 @pytest.mark.slow
 def test_50mb_file_gets_an_answer_or_a_timeout():
     c = Checker(ValidateConfig(servers=1, timeout_s=20.0))
-    body = "".join(f"func f{i}(x int) int {{\n\tif x > 0 {{\n\t\treturn x * {i}\n\t}}\n\treturn 0\n}}\n" for i in range(720_000))
+    fn = "func f{0}(x int) int {{\n\tif x > 0 {{\n\t\treturn x * {0}\n\t}}\n\treturn 0\n}}\n"
+    body = "".join(fn.format(i) for i in range(720_000))
     src = "package main\n\n" + body
     assert len(src) > 50e6
     t = time.monotonic()
