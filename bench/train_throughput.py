@@ -262,24 +262,29 @@ def main() -> None:
     parts = a.parts.split(",")
     res: dict = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
                  "peak_flops": peak, "torch": torch.__version__, "compile": a.compile, "tiny": a.tiny}
+
+    def save() -> None:  # after every part: a run cut off by a time limit keeps what it measured
+        if a.out:
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+
     if "gpt2" in parts:
         res["gpt2"] = part_gpt2(a, dev, peak)
+        save()
     if "recursive" in parts:
         res["recursive"] = part_recursive(a, dev, peak)
+        save()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if ("quality" in parts or "halting" in parts) and not a.data:
             print("quality and halting need --data (a shard folder): skipped", file=sys.stderr)
         elif "quality" in parts or "halting" in parts:
             res["quality"] = part_quality(a, dev, work)
+            save()
             if "halting" in parts:
                 res["halting"] = part_halting(a, dev, work)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(text + "\n")
-
+                save()
+    print(json.dumps(res, indent=2))
 
 if __name__ == "__main__":
     main()
