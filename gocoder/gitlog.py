@@ -176,7 +176,13 @@ class GitSource:
                 yield _parse_commit(buf)
         finally:
             proc.stdout.close()
-            proc.wait()
+            try:
+                proc.wait()
+            except git.GitCommandError as e:  # e.g. a snapshot missing blobs that rename detection reads
+                # GitPython wraps git's stderr as "\n  stderr: '...'": keep git's own first line.
+                err = [ln.strip(" '") for ln in str(e.stderr or "").replace("stderr:", "").splitlines()]
+                msg = next((ln for ln in err if ln), f"exit status {e.status}")
+                raise GocoderError(f"{self.path}: git log failed: {msg}") from None
 
     def _message(self, c: Commit) -> tuple[str | None, str, int | None]:
         """(title, body, pr number) of a commit that is a PR, or (None, "", None) for a plain commit."""

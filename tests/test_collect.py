@@ -170,6 +170,19 @@ def test_bad_repos(tmp_path: Path, go_repo: Path) -> None:
     assert not out.exists()
 
 
+def test_missing_blob_is_a_one_line_error(tmp_path: Path) -> None:
+    """A snapshot lacking a blob that rename detection must read: git's own reason, no traceback."""
+    b = RepoBuilder(tmp_path / "holes")
+    body = "package p\n\n" + "".join(f"func F{i}() int {{ return {i} }}\n" for i in range(40))
+    b.commit("add a", {"a.go": body})
+    b.mv("a.go", "b.go")
+    b.commit("Rename a to b (#2)", {"b.go": body + "func G() {}\n"})
+    sha = b.repo.git.rev_parse("HEAD~1:a.go")
+    (b.path / ".git" / "objects" / sha[:2] / sha[2:]).unlink()
+    with pytest.raises(GocoderError, match=rf"holes: git log failed: fatal: unable to read {sha}"):
+        collect(CFG, repo=b.path, out=tmp_path / "o.jsonl")
+
+
 def test_corrupt_output_is_an_error_and_kept(go_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.jsonl"
     _collect(go_repo, out)
