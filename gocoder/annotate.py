@@ -154,20 +154,32 @@ def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequ
     return out, None
 
 
-def check_batch(recs: list[dict[str, Any]], checker) -> list[dict[tuple[int, str], Any]]:
-    """gocheck's verdicts (with declarations) on every Go file before and after, one round trip."""
-    where, srcs = [], []
+def check_batch(recs: list[dict[str, Any]], checker, cache: dict[str, Any] | None = None,
+                cache_size: int = 4096) -> list[dict[tuple[int, str], Any]]:
+    """gocheck's verdicts (with declarations) on every Go file before and after, one round trip.
+
+    cache (text -> verdict) spans batches: a file's "before" is mostly the "after" of an earlier
+    change to it, so on a real history about half the texts were checked already.
+    """
+    cache = {} if cache is None else cache
+    where, todo = [], {}
     for i, rec in enumerate(recs):
         files = [f for f in rec["files_changed"] if f["path"].endswith(".go")]
         for j, f in enumerate(files):
             for side in ("before", "after"):
                 if f[side]:  # "" where the file did not exist: no declarations, nothing to check
-                    where.append((i, j, side))
-                    srcs.append(f[side])
-    results = checker.check_many(srcs, kind="auto", docs=True, gofmt=False) if srcs else []
+                    where.append((i, j, f[side], side))
+                    if f[side] not in cache:
+                        todo[f[side]] = None
+    srcs = list(todo)
+    for src, res in zip(srcs, checker.check_many(srcs, kind="auto", docs=True, gofmt=False) if srcs else [],
+                        strict=True):
+        cache[src] = res
     out: list[dict[tuple[int, str], Any]] = [{} for _ in recs]
-    for (i, j, side), res in zip(where, results, strict=True):
-        out[i][(j, side)] = res
+    for i, j, src, side in where:
+        out[i][(j, side)] = cache[src]
+    while len(cache) > cache_size:  # dicts keep insertion order: drop the oldest
+        del cache[next(iter(cache))]
     return out
 
 
@@ -222,9 +234,10 @@ def annotate(
     progress = Progress(TextColumn("annotate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, disable=not console.is_terminal)  # fmt: skip
     batch: list[dict[str, Any]] = []
+    verdicts: dict[str, Any] = {}
 
     def flush() -> None:
-        for rec, checked in zip(batch, check_batch(batch, checker), strict=True):
+        for rec, checked in zip(batch, check_batch(batch, checker, verdicts), strict=True):
             out, why = build(rec, checked, shares)
             if out is None:
                 res.skipped[why] += 1

@@ -99,8 +99,10 @@ class JsonlWriter:
         k = rec[self.key]
         if k in self.seen:
             return False
-        line = json.dumps(rec, ensure_ascii=False) + "\n"
-        self._f.write(line.encode("utf-8", "surrogatepass"))
+        # ASCII escapes: CPython's ASCII encoder is about twice as fast on source text, and the
+        # line stays valid UTF-8 even for a lone surrogate.
+        line = json.dumps(rec) + "\n"
+        self._f.write(line.encode("ascii"))
         self._f.flush()
         self.seen.add(k)
         return True
