@@ -73,12 +73,16 @@ def go_files(root: str | Path) -> list[Path]:
 
 
 def corpus_texts(input: str | Path | None = None, go_src: str | Path | None = None) -> Iterator[str]:
-    """Training text: serialized hierarchical records (a .jsonl file or folder), then raw .go files."""
+    """Training text: serialized hierarchical records (a .jsonl file or folder), then raw .go files.
+
+    Records of the valid and test splits are left out: the tokenizer must not see held-out text.
+    """
     if input is None and go_src is None:
         raise GocoderError("give --input (hierarchical JSONL) or --go-src (a folder of .go files)")
     if input is not None:
         for _, rec in iter_jsonl_inputs(input):
-            yield serialize(rec)
+            if rec.get("split") not in ("valid", "test"):
+                yield serialize(rec)
     if go_src is not None:
         for p in go_files(go_src):
             yield read_go(p)

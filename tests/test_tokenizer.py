@@ -157,7 +157,8 @@ def test_cli_train_and_eval(tmp_path):
     for i, g in enumerate(GO_TRICKY):
         (src / f"f{i}.go").write_text(g, newline="")
     jl = tmp_path / "h.jsonl"
-    jl.write_text("".join(json.dumps(r) + "\n" for r in tiny_records(6)))
+    held_out = [dict(r, split=s) for r, s in zip(tiny_records(2), ("valid", "test"), strict=True)]
+    jl.write_text("".join(json.dumps(r) + "\n" for r in tiny_records(6) + held_out))
     out = tmp_path / "tok"
     p = gocoder("tokenizer", "train", "--input", str(jl), "--go-src", str(src), "-o", str(out),
                 "--vocab-size", "400", "--json")
@@ -168,3 +169,13 @@ def test_cli_train_and_eval(tmp_path):
     assert p.returncode == 0 and f"{len(GO_TRICKY)} exact, 0 mismatched" in p.stdout, p.stderr
     p = gocoder("tokenizer", "eval", "--corpus", str(tmp_path / "none"), "-t", str(out))
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "--corpus" in p.stderr
+
+
+def test_shipped_tokenizer_loads_and_round_trips():
+    from gocoder.serialize import SPECIAL_TOKENS
+
+    tok = Tokenizer.load(SPECIAL_TOKENS.parent)  # tokenizer/: hash checked against gocoder.json
+    assert tok.vocab_size == tok.meta["settings"]["vocab_size"]
+    assert all(tok.encode(s) == [tok.token_id(s)] for s in load_vocab().symbols)
+    for text in [*GO_TRICKY, serialize(tiny_records(6)[5])]:
+        assert tok.decode(tok.encode(text)) == text
