@@ -197,10 +197,16 @@ def part_quality(a, dev, work: Path) -> dict:
 
 
 def part_halting(a, dev, work: Path) -> dict:
+    """Both weight sets of the quality run's recursive model: the EMA (what `quality` evaluates) and the
+    raw weights (what made training's halting decisions; the EMA's halting head lags behind them)."""
+    return {name: _halting(a, dev, work, ema) for name, ema in (("ema", True), ("raw", False))}
+
+
+def _halting(a, dev, work: Path, use_ema: bool) -> dict:
     from gocoder.data import Shard
     from gocoder.train import load_model
 
-    model, meta = load_model(work / "recursive")
+    model, meta = load_model(work / "recursive", use_ema=use_ema)
     model.to(dev).train()  # train mode: the halting of a training step (BCE: no exploration)
     valid = Shard(a.data, "valid")
     rows = list(range(min(len(valid), a.halting_batch)))
@@ -228,8 +234,8 @@ def part_halting(a, dev, work: Path) -> dict:
            "rows_per_sample": per_sample_rows, "rows_batchwise": batchwise_rows,
            "rows_saved": 1 - per_sample_rows / batchwise_rows, "step_s_per_sample": t_per, "step_s_batchwise": t_flat,
            "time_saved": 1 - t_per / t_flat}
-    print(f"halting: {res['rows_saved']:.1%} rows and {res['time_saved']:.1%} step time saved "
-          f"(segments per example {res['segments_hist']})", file=sys.stderr)
+    print(f"halting ({'EMA' if use_ema else 'raw'} weights): {res['rows_saved']:.1%} rows and {res['time_saved']:.1%} "
+          f"step time saved (examples per segment count {res['segments_hist']})", file=sys.stderr)
     return res
 
 

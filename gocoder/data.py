@@ -206,7 +206,7 @@ class Shard:
             self.meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
             self.index = np.load(d / "index.npy", mmap_mode="r")
             self.verdict = np.load(d / "verdict.npy", mmap_mode="r")
-            self.tokens = np.memmap(d / "tokens.bin", dtype=np.dtype(self.meta["dtype"]), mode="r")
+            self.tokens = np.memmap(d / "tokens.bin", dtype=np.dtype(self.meta.get("dtype", "uint32")), mode="r")
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
             raise GocoderError(f"{d}: missing or unreadable shard ({e}); build it with `gocoder shards`") from None
         if self.index.ndim != 2 or self.index.shape[1] != len(COLUMNS) or len(self.verdict) != len(self.index):
