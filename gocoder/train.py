@@ -60,7 +60,8 @@ def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.
     wrapped: torch.nn.Module = model
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         ids = [device.index] if device.type == "cuda" else None
-        wrapped = torch.nn.parallel.DistributedDataParallel(wrapped, device_ids=ids)
+        # the model's buffers (initial states, rotary tables) are constants: nothing to broadcast per step
+        wrapped = torch.nn.parallel.DistributedDataParallel(wrapped, device_ids=ids, broadcast_buffers=False)
     if cfg.compile:  # after DDP, so that its optimizer splits graphs at the gradient buckets
         wrapped = torch.compile(wrapped, dynamic=True)
     return wrapped
