@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -61,7 +62,9 @@ def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         ids = [device.index] if device.type == "cuda" else None
         # the model's buffers (initial states, rotary tables) are constants: nothing to broadcast per step
-        wrapped = torch.nn.parallel.DistributedDataParallel(wrapped, device_ids=ids, broadcast_buffers=False)
+        ddp = torch.nn.parallel.DistributedDataParallel
+        new_name = "forward_sync_buffers" in inspect.signature(ddp).parameters  # torch >= 2.13
+        wrapped = ddp(wrapped, device_ids=ids, **{"forward_sync_buffers" if new_name else "broadcast_buffers": False})
     if cfg.compile:  # after DDP, so that its optimizer splits graphs at the gradient buckets
         wrapped = torch.compile(wrapped, dynamic=True)
     return wrapped
