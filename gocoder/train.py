@@ -230,8 +230,9 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     t = cfg.train
     rank, world, local = _setup_dist(t)
     device = torch.device(t.device if t.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local)
+    if device.type == "cuda":
+        device = torch.device("cuda", local if world > 1 else (device.index or 0))
+        torch.cuda.set_device(device)  # NCCL and the CUDA RNG state act on the current device
     out = Path(t.out)
     shard = Shard(t.data, "train")
     valid = Shard(t.data, "valid") if (Path(t.data) / "valid").is_dir() else None
@@ -266,6 +267,8 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         torch.set_rng_state(st["rng_cpu"])
+        if device.type == "cuda" and "rng_cuda" in st:
+            torch.cuda.set_rng_state(st["rng_cuda"], device)
         step, stage, pos, done_flops = st["step"], st["stage"], dict(st["data"]), st["flops"]
     wrapped = prepare_model(model, t, device)
     if ema is not None:
@@ -366,6 +369,8 @@ def _advance(stage: int, t: Any, pos: dict[str, int]) -> int:
 def _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops) -> None:
     state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng_cpu": torch.get_rng_state(),
              "step": step, "stage": stage, "data": dict(pos), "flops": done_flops}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # HRM's exploration draws on the GPU
+        state["rng_cuda"] = torch.cuda.get_rng_state()
     save_checkpoint(out, step, model, ema, state, meta)
 
 
