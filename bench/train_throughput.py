@@ -161,21 +161,31 @@ def part_quality(a, dev, work: Path) -> dict:
     from gocoder.tokenizer import Tokenizer
     from gocoder.train import evaluate, load_model, train
 
-    sets = [f"train.data={a.data}", f"train.tokenizer={a.tokenizer}", f"train.steps={a.quality_steps}",
-            "train.eval_every=0", f"train.device={dev.type}", 'train.stages=[{name="all"}]', *a.set]
+    def ema(steps: int) -> str:
+        # an EMA horizon of a tenth of the run: the shipped 0.999 suits 20k steps, but after a few hundred
+        # it would still hold ~half the initial weights and both models would be judged by a blur
+        return f"train.ema_decay={max(0.0, 1 - 10 / steps):.6f}"
+
+    sets = [f"train.data={a.data}", f"train.tokenizer={a.tokenizer}", "train.eval_every=0",
+            f"train.device={dev.type}", 'train.stages=[{name="all"}]']
     cfg_path = a.quality_config or ROOT / "configs" / ("tiny.toml" if a.tiny else f"recursive-{a.quality_size}.toml")
-    rec_cfg = load_config(cfg_path, sets + [f"train.out={work / 'recursive'}"])
+    rec_cfg = load_config(cfg_path, sets + [f"train.steps={a.quality_steps}", ema(a.quality_steps), *a.set,
+                                            f"train.out={work / 'recursive'}"])
     t0 = time.perf_counter()
     rec = train(rec_cfg)
     rec_s = time.perf_counter() - t0
     shard = Shard(a.data, "train")
-    n = min(len(shard), 4096)
-    lens = shard.lengths()[:n].clip(max=rec_cfg.model.max_seq_len)
-    code = shard.index[:n, shard.col["code"]].clip(max=lens)
+    # the GPT's FLOPs per step, from the examples the run draws from (its first curriculum stage)
+    st = rec_cfg.train.stages[0]
+    rows = shard.eligible(st.max_plan_steps, st.max_tokens)
+    rows = rows[:: max(1, len(rows) // 4096)]
+    n = len(rows)
+    lens = shard.lengths()[rows].clip(max=rec_cfg.model.max_seq_len)
+    code = shard.index[rows, shard.col["code"]].clip(max=lens)
     gpt_model = dataclasses.replace(rec_cfg.model, type="gpt", vocab_size=shard.meta["vocab_size"])
     per_ex = sum(train_flops(gpt_model, int(t), int(c)) for t, c in zip(lens, code, strict=True)) / n
     gpt_steps = max(1, math.ceil(rec["flops"] / (per_ex * rec_cfg.train.batch_size * rec_cfg.train.grad_accum)))
-    gpt_cfg = load_config(cfg_path, sets + [f"train.out={work / 'gpt'}", 'model.type="gpt"',
+    gpt_cfg = load_config(cfg_path, sets + [ema(gpt_steps), *a.set, f"train.out={work / 'gpt'}", 'model.type="gpt"',
                                             f"train.steps={gpt_steps}"])
     t0 = time.perf_counter()
     gpt = train(gpt_cfg)
