@@ -84,6 +84,9 @@ def check_cmd(
         str, typer.Option("--kind", help="Read files as: file, or auto to accept fragments (declarations, statements).")
     ] = "file",
     all_dirs: Annotated[bool, typer.Option("--all", help="Also walk vendor/, testdata/ and hidden folders.")] = False,
+    all_errors: Annotated[
+        bool, typer.Option("--all-errors", help="Every syntax error, not the first of each line (max 10 a file).")
+    ] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -101,7 +104,9 @@ def check_cmd(
     cfg = _config(config, set_)
     checker = Checker(cfg.validate)
     try:
-        report = check_paths(paths, checker, typecheck=typecheck, gofmt=gofmt, kind=kind, all_dirs=all_dirs)
+        report = check_paths(
+            paths, checker, typecheck=typecheck, gofmt=gofmt, kind=kind, all_dirs=all_dirs, all_errors=all_errors
+        )
     finally:
         checker.close()
     sys.stdout.write(render(report, fmt))  # type: ignore[arg-type]
@@ -240,7 +245,6 @@ def blocklist_cmd(
     from gocoder.decontam import write_blocklist
 
     print(f"{write_blocklist(bench, out)} hashes in {out}")
-
 
 
 tokenizer_app = typer.Typer(help="Train and evaluate the SentencePiece tokenizer.", no_args_is_help=True)

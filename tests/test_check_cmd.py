@@ -43,6 +43,16 @@ def test_findings_exit_1_in_text_form(tree):
     assert "3 files checked" in p.stderr
 
 
+def test_first_error_of_each_line_unless_all_errors(tree):
+    # go/parser reports a cascade at the end of this file: several errors on its last line
+    (tree / "cascade.go").write_text("package p\n\nfunc f() {\n\tx := []int{1, 2\n\tfor {\n")
+    few = gocoder("check", "cascade.go", cwd=tree).stdout.splitlines()
+    every = gocoder("check", "cascade.go", "--all-errors", cwd=tree).stdout.splitlines()
+    lines = [ln.split(":")[1] for ln in few]
+    assert len(lines) == len(set(lines)) and len(few) < len(every)
+    assert few[0] == every[0]
+
+
 def test_all_walks_skipped_folders(tree):
     p = gocoder("check", ".", "--all", "--format", "json", cwd=tree)
     paths = {f["path"] for f in json.loads(p.stdout)["findings"]}
