@@ -15,7 +15,6 @@ into the UTF-8 encoding of the source.
 
 from __future__ import annotations
 
-import base64
 import collections
 import fcntl
 import hashlib
@@ -72,8 +71,7 @@ class Decl(NamedTuple):
     doc: str = ""
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(NamedTuple):
     ok: bool
     kind: str = ""
     package: str = ""
@@ -87,17 +85,21 @@ class CheckResult:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CheckResult:
+        # Positional and with empty lists skipped: this runs once per snippet checked.
+        get = d.get
+        errors, decls, terrs = get("errors"), get("decls"), get("type_errors")
+        error = get("error", "")
         return cls(
-            ok=bool(d.get("ok")) and not d.get("error"),
-            kind=d.get("kind", ""),
-            package=d.get("package", ""),
-            errors=tuple(Diagnostic(**e) for e in d.get("errors") or ()),
-            gofmt=d.get("gofmt"),
-            decls=tuple(Decl(**x) for x in d.get("decls") or ()),
-            type_ok=d.get("type_ok"),
-            type_errors=tuple(Diagnostic(**e) for e in d.get("type_errors") or ()),
-            timed_out=bool(d.get("timed_out")),
-            error=d.get("error", ""),
+            bool(get("ok")) and not error,
+            get("kind", ""),
+            get("package", ""),
+            tuple([Diagnostic(**e) for e in errors]) if errors else (),
+            get("gofmt"),
+            tuple([Decl(**x) for x in decls]) if decls else (),
+            get("type_ok"),
+            tuple([Diagnostic(**e) for e in terrs]) if terrs else (),
+            bool(get("timed_out")),
+            error,
         )
 
     @property
@@ -203,7 +205,7 @@ class _Server:
         self.lock = threading.Lock()
         self.pending: dict[int, Future] = {}
         self.ids = itertools.count(1)
-        self.outbox: collections.deque[bytes | None] = collections.deque()
+        self.outbox: collections.deque[tuple[bytes, ...] | None] = collections.deque()
         self.outbox_ready = threading.Condition(self.lock)
         self.stderr_tail: collections.deque[bytes] = collections.deque(maxlen=20)
         self.dead = False
@@ -218,8 +220,15 @@ class _Server:
                 raise _ServerDied("server is gone")
             rid = next(self.ids)
             self.pending[rid] = fut
-            # ASCII escapes: CPython's ASCII encoder is twice as fast on source text as its UTF-8 one.
-            self.outbox.append(json.dumps({**req, "id": rid}).encode() + b"\n")
+            # The source travels raw ("@N\n" + N bytes before the request line), not as a JSON
+            # string: escaping and unescaping whole files cost about as much as parsing them.
+            raw = req.get("_raw")
+            msg = {k: v for k, v in req.items() if k != "_raw"}
+            msg["id"] = rid
+            if raw is not None and "batch" not in msg:
+                msg["src_len"] = len(raw)
+            line = json.dumps(msg).encode() + b"\n"
+            self.outbox.append((b"@%d\n" % len(raw), raw, line) if raw is not None else (line,))
             self.outbox_ready.notify()
         return fut
 
@@ -228,11 +237,12 @@ class _Server:
             with self.lock:
                 while not self.outbox:
                     self.outbox_ready.wait()
-                line = self.outbox.popleft()
-            if line is None:
+                pieces = self.outbox.popleft()
+            if pieces is None:
                 return
             try:
-                self.proc.stdin.write(line)
+                for piece in pieces:
+                    self.proc.stdin.write(piece)
                 self.proc.stdin.flush()
             except (OSError, ValueError):
                 self._die()
@@ -327,8 +337,7 @@ class Checker:
             answers = resp.get("results") or [resp] * len(req["batch"])  # a whole-batch failure
             results.extend(CheckResult.from_json(a) for a in answers)
 
-        for batch in _batches(reqs, batch_items, batch_bytes):
-            req = {"batch": batch}
+        for req in _batches(reqs, batch_items, batch_bytes):
             inflight.append((req, *self._submit(req, timeout)))
             if len(inflight) >= window:
                 collect_one()
@@ -364,7 +373,7 @@ class Checker:
     def _wait(self, req: dict[str, Any], srv: _Server, fut: Future, timeout: float) -> dict[str, Any]:
         # The server answers a late request itself; this wait only catches a hung or stalled process.
         items = req.get("batch") or [req]
-        size = sum(len(r.get("src") or r.get("src_b64") or "") for r in items)
+        size = len(req.get("_raw") or b"")
         limit = timeout * len(items) + self.cfg.hang_grace_s + size / 20e6  # + moving large text through the pipe
         hung = {"ok": False, "timed_out": True, "error": f"no answer within {limit:.0f}s"}
         try:
@@ -382,7 +391,7 @@ class Checker:
             return hung
         except _ServerDied:
             if "batch" in req:  # find the culprit: only its answer says crashed
-                return {"results": [self.request(r, timeout) for r in req["batch"]]}
+                return {"results": [self.request(r, timeout) for r in _unbatch(req)]}
             return {"ok": False, "error": f"gocheck crashed on this input: {died}"}
 
     def close(self) -> None:
@@ -394,17 +403,43 @@ class Checker:
 
 
 def _batches(reqs: list[dict[str, Any]], max_items: int, max_bytes: int):
+    """Requests grouped into batch requests whose sources share one raw payload.
+
+    The options of a run of alike requests go once, on the batch (gocheck gives them to every
+    item that names none); each item is then only where its bytes are.
+    """
     batch: list[dict[str, Any]] = []
+    raws: list[bytes] = []
+    opts: dict[str, Any] | None = None
     size = 0
+
+    def emit() -> dict[str, Any]:
+        return {**(opts or {}), "batch": batch, "_raw": b"".join(raws)}
+
     for r in reqs:
-        n = len(r.get("src") or r.get("src_b64") or "")
-        if batch and (len(batch) >= max_items or size + n > max_bytes):
-            yield batch
-            batch, size = [], 0
-        batch.append(r)
-        size += n
+        raw = r["_raw"]
+        r_opts = {k: v for k, v in r.items() if k != "_raw"}
+        if batch and (len(batch) >= max_items or size + len(raw) > max_bytes or r_opts != opts):
+            yield emit()
+            batch, raws, size = [], [], 0
+        opts = r_opts
+        batch.append({"src_off": size, "src_len": len(raw)})
+        raws.append(raw)
+        size += len(raw)
     if batch:
-        yield batch
+        yield emit()
+
+
+def _unbatch(req: dict[str, Any]) -> list[dict[str, Any]]:
+    """A batch request's items as requests of their own, each with its own bytes."""
+    raw = req["_raw"]
+    opts = {k: v for k, v in req.items() if k not in ("batch", "_raw")}
+    out = []
+    for item in req["batch"]:
+        off, n = item["src_off"], item["src_len"]
+        rest = {k: v for k, v in item.items() if k not in ("src_off", "src_len")}
+        out.append({**opts, **rest, "_raw": raw[off : off + n]})
+    return out
 
 
 def _request(
@@ -415,24 +450,15 @@ def _request(
     gofmt: bool = True,
     decls: bool = True,
 ) -> dict[str, Any]:
-    """A check request; bytes that are not UTF-8 travel as base64 (JSON strings cannot hold them)."""
+    """A check request; its source goes as raw bytes beside the JSON (key _raw, never serialized)."""
     if isinstance(src, str):
         try:
-            src.encode("utf-8")
-            text: str | None = src
-        except UnicodeEncodeError:  # lone surrogates, e.g. from surrogateescape
-            src, text = src.encode("utf-8", "surrogateescape"), None
+            raw = src.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: sent as is, and Go reports the bad encoding
+            raw = src.encode("utf-8", "surrogatepass")
     else:
-        try:
-            text = src.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-    req: dict[str, Any] = {"kind": kind, "typecheck": typecheck, "docs": docs, "gofmt": gofmt, "decls": decls}
-    if text is not None:
-        req["src"] = text
-    else:
-        req["src_b64"] = base64.b64encode(src).decode()  # type: ignore[arg-type]
-    return req
+        raw = bytes(src)
+    return {"kind": kind, "typecheck": typecheck, "docs": docs, "gofmt": gofmt, "decls": decls, "_raw": raw}
 
 
 _default: Checker | None = None

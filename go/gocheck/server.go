@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -35,6 +37,12 @@ type Request struct {
 	// instead of one per source, which is most of the cost of a small snippet. Each item keeps
 	// its own deadline (the batch's timeout_ms when it names none).
 	Batch []Request `json:"batch"`
+	// SrcLen and SrcOff take the source from the raw payload sent before this request's line
+	// ("@N\n" then N bytes): no JSON escaping on either side, which for whole files cost about as
+	// much as parsing them.
+	SrcLen  *int `json:"src_len"`
+	SrcOff  int  `json:"src_off"`
+	payload []byte
 }
 
 // Response is one line back: the Result of a check, or an error, or a timeout, with the request's id.
@@ -61,15 +69,22 @@ func Serve(r io.Reader, w io.Writer, cfg ServerConfig) error {
 	if cfg.Workers < 1 {
 		cfg.Workers = 1
 	}
+	// The parser allocates much and keeps little: at Go's default GOGC=100 the collector took a
+	// quarter of the server's CPU on 1 KB functions. 200 halves that for 4 MB more resident memory
+	// (measured on 4,000 snippets); a GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 	out := &responder{w: bufio.NewWriterSize(w, 1<<16)}
-	jobs := make(chan []byte, cfg.Workers)
+	type job struct{ line, payload []byte }
+	jobs := make(chan job, cfg.Workers)
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for line := range jobs {
-				out.send(handle(line, cfg.DefaultTimeout))
+			for j := range jobs {
+				out.send(handlePayload(j.line, j.payload, cfg.DefaultTimeout))
 			}
 		}()
 	}
@@ -83,8 +98,22 @@ func Serve(r io.Reader, w io.Writer, cfg ServerConfig) error {
 			out.send(&Response{ID: leadingID(line), Error: fmt.Sprintf("bad request: longer than %d bytes", cfg.MaxRequestBytes)})
 			continue
 		}
+		var payload []byte
+		if len(line) > 0 && line[0] == '@' && err == nil {
+			// "@N": N raw bytes follow, then the request line that refers to them.
+			n, perr := strconv.Atoi(string(line[1:]))
+			if perr != nil || n < 0 || (cfg.MaxRequestBytes > 0 && n > cfg.MaxRequestBytes) {
+				out.send(&Response{ID: json.RawMessage("null"), Error: "bad request: payload header " + strconv.Quote(string(line))})
+				return fmt.Errorf("unreadable payload header %q: the stream cannot be resynchronized", line)
+			}
+			payload = make([]byte, n)
+			if _, err = io.ReadFull(br, payload); err != nil {
+				break
+			}
+			line, err = readLine(br, cfg.MaxRequestBytes)
+		}
 		if len(line) > 0 {
-			jobs <- line
+			jobs <- job{line, payload}
 		}
 		if err != nil {
 			break
@@ -171,6 +200,11 @@ func trimNewline(b []byte) []byte {
 
 // handle decodes and answers one request, within its deadline.
 func handle(line []byte, defTimeout time.Duration) *Response {
+	return handlePayload(line, nil, defTimeout)
+}
+
+// handlePayload is handle for a request whose sources may lie in a raw payload.
+func handlePayload(line, payload []byte, defTimeout time.Duration) *Response {
 	var req Request
 	if err := json.Unmarshal(line, &req); err != nil {
 		id := json.RawMessage("null")
@@ -185,13 +219,13 @@ func handle(line []byte, defTimeout time.Duration) *Response {
 	if req.ID == nil {
 		req.ID = json.RawMessage("null")
 	}
+	req.payload = payload
 	if req.Batch != nil {
 		resp := &Response{ID: req.ID, Results: make([]*Response, len(req.Batch))}
 		for i := range req.Batch {
 			item := &req.Batch[i]
-			if item.TimeoutMS == 0 {
-				item.TimeoutMS = req.TimeoutMS
-			}
+			item.payload = payload
+			inherit(item, &req)
 			if item.Batch != nil {
 				resp.Results[i] = &Response{ID: item.ID, Error: "bad request: a batch inside a batch"}
 				continue
@@ -201,6 +235,28 @@ func handle(line []byte, defTimeout time.Duration) *Response {
 		return resp
 	}
 	return withDeadline(&req, defTimeout)
+}
+
+// inherit gives a batch item the batch's options where the item names none: a batch of sources
+// checked alike then carries its options once, not once per source.
+func inherit(item, batch *Request) {
+	if item.TimeoutMS == 0 {
+		item.TimeoutMS = batch.TimeoutMS
+	}
+	if item.Op == "" {
+		item.Op = batch.Op
+	}
+	if item.Kind == "" {
+		item.Kind = batch.Kind
+	}
+	if item.Gofmt == nil {
+		item.Gofmt = batch.Gofmt
+	}
+	if item.Decls == nil {
+		item.Decls = batch.Decls
+	}
+	item.Docs = item.Docs || batch.Docs
+	item.TypeCheck = item.TypeCheck || batch.TypeCheck
 }
 
 // withDeadline answers one request, or answers it as timed out when its deadline passes first.
@@ -273,6 +329,12 @@ func answer(req *Request) (resp *Response) {
 	case "", "check":
 		var src []byte
 		switch {
+		case req.SrcLen != nil:
+			off, n := req.SrcOff, *req.SrcLen
+			if off < 0 || n < 0 || off+n > len(req.payload) {
+				return &Response{ID: req.ID, Error: fmt.Sprintf("bad request: src_off %d + src_len %d outside the %d-byte payload", off, n, len(req.payload))}
+			}
+			src = req.payload[off : off+n : off+n]
 		case req.SrcB64 != nil:
 			b, err := base64.StdEncoding.DecodeString(*req.SrcB64)
 			if err != nil {
@@ -282,7 +344,7 @@ func answer(req *Request) (resp *Response) {
 		case req.Src != nil:
 			src = []byte(*req.Src)
 		default:
-			return &Response{ID: req.ID, Error: "bad request: no src or src_b64"}
+			return &Response{ID: req.ID, Error: "bad request: no src, src_b64 or src_len"}
 		}
 		if !ValidKind(req.Kind) {
 			return &Response{ID: req.ID, Error: "bad request: unknown kind " + req.Kind}

@@ -83,7 +83,7 @@ func TestServeBadRequests(t *testing.T) {
 	)
 	for id, want := range map[string]string{
 		"null": "bad request: invalid character", "5": "bad request: json: cannot unmarshal number",
-		"6": "bad request: unknown op compile", "7": "bad request: no src or src_b64",
+		"6": "bad request: unknown op compile", "7": "bad request: no src, src_b64 or src_len",
 		"8": "bad request: unknown kind go", "9": "bad request: longer than 100 bytes",
 		"11": "bad request: src_b64:",
 	} {
@@ -178,5 +178,60 @@ func TestServeTypecheckPackage(t *testing.T) {
 	}
 	if len(errs3) != 2 || errs3[0] != eof("expected ';', found 'EOF'") || errs3[1] != eof("expected '}', found 'EOF'") {
 		t.Errorf("syntax errors in a package file: %+v", errs3)
+	}
+}
+
+// TestServeRawPayload: sources sent raw after an "@N" header, referred to by offset and length,
+// with a batch's options inherited by items that name none.
+func TestServeRawPayload(t *testing.T) {
+	payload := "func f() {}\nx +\xff"
+	stream := fmt.Sprintf("@%d\n%s", len(payload), payload) +
+		`{"id":1,"kind":"decls","gofmt":false,"batch":[{"src_len":12},{"src_off":12,"src_len":3,"kind":"stmts"},{"src_off":10,"src_len":9}]}` + "\n" +
+		`{"id":2,"src":"x := 1"}` + "\n"
+	var out strings.Builder
+	if err := Serve(strings.NewReader(stream), &out, ServerConfig{Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var first, second Response
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 responses, got %q", out.String())
+	}
+	for _, l := range lines {
+		var r Response
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		if string(r.ID) == "1" {
+			first = r
+		} else {
+			second = r
+		}
+	}
+	if len(first.Results) != 3 {
+		t.Fatalf("batch answered %d items, want 3", len(first.Results))
+	}
+	a, b, c := first.Results[0], first.Results[1], first.Results[2]
+	if !a.OK || a.Kind != "decls" || a.Gofmt != nil || len(a.Decls) != 1 {
+		t.Errorf("item 0 (inherits kind decls, gofmt off): %+v", a.Result)
+	}
+	if b.OK || b.Kind != "stmts" || b.Errors[0].Offset > 3 {
+		t.Errorf("item 1 (its own kind, bytes 12..15 only): %+v", b.Result)
+	}
+	if !strings.Contains(c.Error, "outside the 16-byte payload") {
+		t.Errorf("item 2 out of range: %q", c.Error)
+	}
+	if second.Result == nil || !second.OK {
+		t.Errorf("a plain line after a payload: %+v", second)
+	}
+}
+
+// TestServeBadPayloadHeader: a header that is not a length leaves the stream unreadable; the
+// server says so and stops rather than reading garbage as requests.
+func TestServeBadPayloadHeader(t *testing.T) {
+	var out strings.Builder
+	err := Serve(strings.NewReader("@x\n{\"id\":1,\"src\":\"x\"}\n"), &out, ServerConfig{Workers: 1})
+	if err == nil || !strings.Contains(out.String(), "payload header") {
+		t.Fatalf("err %v, out %q", err, out.String())
 	}
 }
