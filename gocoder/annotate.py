@@ -16,7 +16,6 @@ or skipped before (listed in OUT/skipped.done), are not done again: kill and rer
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gocoder import GocoderError
 from gocoder.config import AnnotateConfig, ValidateConfig
 from gocoder.plans import DeclChange, decl_changes, intent_of, plan_steps
+from gocoder.records import read_jsonl_numbered
 
 SPLITS = ("train", "valid", "test")
 _KEYWORD = {"var": "var", "const": "const", "func": "func", "method": "func"}
@@ -58,24 +58,11 @@ def split_of(repo: str, shares: Sequence[float]) -> str:
 
 def read_raw(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) of a raw JSONL file; a bad line or record is an error naming file:line."""
-    try:
-        f = path.open("rb")
-    except OSError as e:
-        raise GocoderError(f"{path}: cannot read: {e.strerror}") from None
-    with f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise GocoderError(f"{path}:{lineno}: not UTF-8") from None
-            except json.JSONDecodeError as e:
-                raise GocoderError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})") from None
-            problem = _raw_problem(rec)
-            if problem:
-                raise GocoderError(f"{path}:{lineno}: not a raw PR record: {problem}")
-            yield lineno, rec
+    for lineno, rec in read_jsonl_numbered(path):
+        problem = _raw_problem(rec)
+        if problem:
+            raise GocoderError(f"{path}:{lineno}: not a raw PR record: {problem}")
+        yield lineno, rec
 
 
 def _raw_problem(rec: Any) -> str | None:

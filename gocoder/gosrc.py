@@ -83,16 +83,22 @@ class GoSrcSource:
             else:
                 yield rel, rel
 
-    def work(self, rel: str) -> tuple[list[dict[str, Any]], Counter[str]]:
-        skips: Counter[str] = Counter()
+    def read(self, rel: str, skips: Counter[str]) -> tuple[bytes, str | None]:
+        """A file's bytes and its text; text None (and the reason counted) when it is no Go to use."""
         try:
             data = (self.root / rel).read_bytes()
         except OSError:
             skips["unreadable"] += 1
-            return [], skips
+            return b"", None
         text, reason = decode_go(data, self.cfg.max_file_bytes)
         if text is None:
             skips[reason or "unreadable"] += 1
+        return data, text
+
+    def work(self, rel: str) -> tuple[list[dict[str, Any]], Counter[str]]:
+        skips: Counter[str] = Counter()
+        data, text = self.read(rel, skips)
+        if text is None:
             return [], skips
         res = self.checker.check(data, kind="file", docs=True, gofmt=False)
         if not res.ok:

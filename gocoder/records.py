@@ -19,10 +19,15 @@ from gocoder import GocoderError
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield each record of a JSONL file; a bad line is a GocoderError naming file and line.
+    """Yield each record of a JSONL file; a bad line is a GocoderError naming file and line."""
+    for _, rec in read_jsonl_numbered(path):
+        yield rec
 
-    A last line without its newline is a record cut off by a kill: it is an error too, since
-    dropping it silently would lose data; `JsonlWriter` repairs such a tail before appending.
+
+def read_jsonl_numbered(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) for each record of a JSONL file; a bad line is a GocoderError naming
+    file and line. Blank lines are skipped. A torn last line (no newline, cut off by a kill) is an
+    error too, since dropping it silently would lose data; `JsonlWriter` repairs such a tail.
     """
     path = Path(path)
     try:
@@ -41,7 +46,7 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 raise GocoderError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})") from None
             if not isinstance(rec, dict):
                 raise GocoderError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            yield rec
+            yield lineno, rec
 
 
 def iter_jsonl_inputs(path: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:

@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 
 from gocoder import GocoderError
-from gocoder.collect import CollectResult, decode_go, make_record, run
+from gocoder.collect import CollectResult, make_record, run
 from gocoder.config import CollectConfig, SynthConfig
 from gocoder.decontam import load_blocklist
 from gocoder.gosrc import GoSrcSource
@@ -102,14 +102,8 @@ class SynthSource(GoSrcSource):
 
     def work(self, rel: str) -> tuple[list[dict[str, Any]], Counter[str]]:
         skips: Counter[str] = Counter()
-        try:
-            data = (self.root / rel).read_bytes()
-        except OSError:
-            skips["unreadable"] += 1
-            return [], skips
-        text, reason = decode_go(data, self.cfg.max_file_bytes)
+        data, text = self.read(rel, skips)
         if text is None:
-            skips[reason or "unreadable"] += 1
             return [], skips
         req = {"op": "mutate", "src": text, "seed": self.synth.seed, "per_func": self.synth.per_func,
                "bug_kinds": list(self.synth.kinds)}  # fmt: skip
