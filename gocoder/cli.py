@@ -151,11 +151,16 @@ def collect_cmd(
         cfg.collect, repo=repo, github=github, go_src=go_src, out=out, all_commits=all_commits,
         workers=workers, decontaminate=decontaminate, console=err, vcfg=cfg.validate,
     )
+    _print_collected(res, "units", as_json)
+
+
+def _print_collected(res, unit: str, as_json: bool) -> None:
+    """The summary of collect and synth (same engine, same result)."""
     if as_json:
         print(json.dumps(res.to_dict()))
         return
     print(f"{res.written} new records in {res.out} ({res.duplicates} duplicates, "
-          f"{res.units} units done, {res.resumed} done before)")
+          f"{res.units} {unit} done, {res.resumed} done before)")
     for reason, n in sorted(res.skipped.items()):
         print(f"  skipped {reason}: {n}")
 
@@ -191,13 +196,7 @@ def synth_cmd(
         **{k: v for k, v in (("per_func", per_func), ("seed", seed)) if v is not None},
     )
     res = synth(cfg.collect, scfg, go_src, out, workers=workers, decontaminate=decontaminate, console=err)
-    if as_json:
-        print(json.dumps(res.to_dict()))
-        return
-    print(f"{res.written} new records in {res.out} ({res.duplicates} duplicates, "
-          f"{res.units} files done, {res.resumed} done before)")
-    for reason, n in sorted(res.skipped.items()):
-        print(f"  skipped {reason}: {n}")
+    _print_collected(res, "files", as_json)
 
 
 @app.command("annotate")
