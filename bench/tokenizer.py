@@ -27,9 +27,9 @@ from gocoder.tokenizer import Tokenizer, corpus_texts, go_files, read_go, train_
 from gocoder.tokenizer_run import evaluate_tokenizer
 
 
-def _train(go_src: str, out: str, vocab: int, kind: str, threads: int) -> dict:
+def _train(go_src: str, out: str, vocab: int, kind: str, threads: int, sample_chars: int = 0) -> dict:
     t0 = time.perf_counter()
-    train_tokenizer(corpus_texts(go_src=go_src), out, vocab, kind, threads=threads)
+    train_tokenizer(corpus_texts(go_src=go_src), out, vocab, kind, threads=threads, sample_chars=sample_chars)
     return {"train_s": time.perf_counter() - t0,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--types", nargs="+", default=["bpe", "unigram"], help="model types")
     ap.add_argument("--threads", type=int, default=2, help="training and encode threads")
     ap.add_argument("--repeat", type=int, default=2, help="encode timings: best of this many")
+    ap.add_argument("--sample-chars", type=int, default=0,
+                    help="train on the first N characters of the corpus (0: all); evaluation is always on all of it")
     args = ap.parse_args()
 
     files = go_files(args.go_src)
@@ -67,7 +69,8 @@ def main() -> None:
         for vocab in args.vocab:
             out = Path(args.out) / f"{kind}-{vocab}"
             with ctx.Pool(1) as pool:  # a fresh process: ru_maxrss is this training's peak
-                row = pool.apply(_train, (args.go_src, str(out), vocab, kind, args.threads))
+                row = pool.apply(_train, (args.go_src, str(out), vocab, kind, args.threads, args.sample_chars))
+            row["sample_chars"] = args.sample_chars
             tok = Tokenizer.load(out)
             rep = evaluate_tokenizer(tok, args.go_src, show=3, threads=args.threads)
             sp = spm.SentencePieceProcessor(model_file=str(out / "gocoder.model"))

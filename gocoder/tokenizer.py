@@ -185,7 +185,11 @@ class Tokenizer:
         self._sp = spm.SentencePieceProcessor(model_proto=model)
         self._meta_ids = [self._sp.piece_to_id(f"<0x{b:02X}>") for b in META.encode("utf-8")]
         crossing = re.compile(f"[^{META}]{META}")
-        self._cuttable = not any(crossing.search(self._sp.id_to_piece(i)) for i in range(self.vocab_size))
+        # NOTE(gocoder): cutting long texts is exact for BPE (checked on all of GOROOT/src) but not
+        # for unigram, whose ids differed from SentencePiece's on GOROOT/src: unigram encodes whole.
+        self._cuttable = meta.get("settings", {}).get("model_type", "bpe") == "bpe" and not any(
+            crossing.search(self._sp.id_to_piece(i)) for i in range(self.vocab_size)
+        )
         v = load_vocab()
         self._special = {s: self._sp.piece_to_id(s) for s in (*v.control.values(), *v.symbols)}
         stale = [s for s, i in self._special.items() if self._sp.id_to_piece(i) != s]

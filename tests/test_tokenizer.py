@@ -114,6 +114,8 @@ def test_long_text_is_chunked_not_skipped(tmp_path):
 def test_unigram_trains_and_round_trips(tmp_path):
     tok = Tokenizer.load(train_tokenizer(GO_TRICKY * 4, tmp_path, 380, "unigram"))
     assert tok.meta["settings"]["model_type"] == "unigram"
+    long = "".join(g for g in GO_TRICKY if "\u2581" not in g) * 40  # long enough that BPE would cut it
+    assert tok.encode_batch([long]) == [tok._sp.encode(long)]  # unigram: whole-text ids, as SentencePiece
     assert all(tok.decode(tok.encode(g)) == g for g in GO_TRICKY)
 
 
