@@ -38,6 +38,9 @@ SetOpt = Annotated[
     typer.Option("--set", help="Override one config key, e.g. --set validate.servers=4 (repeatable)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+DecontaminateOpt = Annotated[
+    Path | None, typer.Option("--decontaminate", help="Blocklist of hashes, or a benchmark .jsonl to hash.")
+]
 
 
 def _config(path: Path | None, sets: list[str] | None) -> Config:
@@ -132,10 +135,7 @@ def collect_cmd(
         bool, typer.Option("--all-commits", help="--repo: also plain (non-PR) mainline commits.")
     ] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-w", help="Worker threads.")] = None,
-    decontaminate: Annotated[
-        Path | None,
-        typer.Option("--decontaminate", help="Blocklist of hashes, or a benchmark .jsonl to hash."),
-    ] = None,
+    decontaminate: DecontaminateOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
@@ -174,10 +174,7 @@ def synth_cmd(
     per_func: Annotated[int | None, typer.Option("--per-func", help="Mutants per function.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the mutant choice and phrasing.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", help="Files mutated at once.")] = None,
-    decontaminate: Annotated[
-        Path | None,
-        typer.Option("--decontaminate", help="Blocklist of hashes, or a benchmark .jsonl to hash."),
-    ] = None,
+    decontaminate: DecontaminateOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
