@@ -226,7 +226,7 @@ class Checker:
         """Check one source. Options: kind ("auto", "file", "decls", "stmts", "expr"), typecheck, docs
         (doc comments of declarations), gofmt (the gofmt verdict), decls (list declarations)."""
         timeout = self.cfg.typecheck_timeout_s if opts.get("typecheck") else self.cfg.timeout_s
-        return CheckResult.from_json(self.request(_request(src, **opts), timeout))
+        return CheckResult.from_json(self.request({**_options(**opts), "_raw": _raw(src)}, timeout))
 
     def check_many(
         self, srcs: Sequence[str | bytes], batch_items: int = 64, batch_bytes: int = 1 << 20, **opts: Any
@@ -236,7 +236,7 @@ class Checker:
         A batch is one request line carrying up to batch_items sources (and about batch_bytes):
         per line, not per source, is where a snippet's cost goes.
         """
-        reqs = [_request(s, **opts) for s in srcs]
+        raws, options = [_raw(s) for s in srcs], _options(**opts)
         timeout = self.cfg.typecheck_timeout_s if opts.get("typecheck") else self.cfg.timeout_s
         results: list[CheckResult] = []
         window = 4 * len(self._servers)  # batches in flight: enough to keep every server busy
@@ -248,7 +248,7 @@ class Checker:
             answers = resp.get("results") or [resp] * len(req["batch"])  # a whole-batch failure
             results.extend(CheckResult.from_json(a) for a in answers)
 
-        for req in _batches(reqs, batch_items, batch_bytes):
+        for req in _batches(raws, options, batch_items, batch_bytes):
             inflight.append((req, *self._submit(req, timeout)))
             if len(inflight) >= window:
                 collect_one()
@@ -313,32 +313,19 @@ class Checker:
             self._servers = [None] * len(self._servers)
 
 
-def _batches(reqs: list[dict[str, Any]], max_items: int, max_bytes: int):
-    """Requests grouped into batch requests whose sources share one raw payload.
-
-    The options of a run of alike requests go once, on the batch (gocheck gives them to every
-    item that names none); each item is then only where its bytes are.
-    """
+def _batches(raws: list[bytes], opts: dict[str, Any], max_items: int, max_bytes: int):
+    """Sources grouped into batch requests that share one raw payload. The options go once, on the
+    batch (gocheck gives them to every item); each item is only where its bytes are."""
     batch: list[dict[str, Any]] = []
-    raws: list[bytes] = []
-    opts: dict[str, Any] | None = None
-    size = 0
-
-    def emit() -> dict[str, Any]:
-        return {**(opts or {}), "batch": batch, "_raw": b"".join(raws)}
-
-    for r in reqs:
-        raw = r["_raw"]
-        r_opts = {k: v for k, v in r.items() if k != "_raw"}
-        if batch and (len(batch) >= max_items or size + len(raw) > max_bytes or r_opts != opts):
-            yield emit()
-            batch, raws, size = [], [], 0
-        opts = r_opts
+    start = size = 0
+    for i, raw in enumerate(raws):
+        if batch and (len(batch) >= max_items or size + len(raw) > max_bytes):
+            yield {**opts, "batch": batch, "_raw": b"".join(raws[start:i])}
+            batch, start, size = [], i, 0
         batch.append({"src_off": size, "src_len": len(raw)})
-        raws.append(raw)
         size += len(raw)
     if batch:
-        yield emit()
+        yield {**opts, "batch": batch, "_raw": b"".join(raws[start:])}
 
 
 def _unbatch(req: dict[str, Any]) -> list[dict[str, Any]]:
@@ -353,23 +340,21 @@ def _unbatch(req: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _request(
-    src: str | bytes,
-    kind: str = "auto",
-    typecheck: bool = False,
-    docs: bool = False,
-    gofmt: bool = True,
-    decls: bool = True,
+def _options(
+    kind: str = "auto", typecheck: bool = False, docs: bool = False, gofmt: bool = True, decls: bool = True
 ) -> dict[str, Any]:
-    """A check request; its source goes as raw bytes beside the JSON (key _raw, never serialized)."""
+    """The options of a check request."""
+    return {"kind": kind, "typecheck": typecheck, "docs": docs, "gofmt": gofmt, "decls": decls}
+
+
+def _raw(src: str | bytes) -> bytes:
+    """A source as the bytes sent beside the JSON (request key _raw, never serialized)."""
     if isinstance(src, str):
         try:
-            raw = src.encode("utf-8")
+            return src.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: sent as is, and Go reports the bad encoding
-            raw = src.encode("utf-8", "surrogatepass")
-    else:
-        raw = bytes(src)
-    return {"kind": kind, "typecheck": typecheck, "docs": docs, "gofmt": gofmt, "decls": decls, "_raw": raw}
+            return src.encode("utf-8", "surrogatepass")
+    return bytes(src)
 
 
 _default: Checker | None = None
