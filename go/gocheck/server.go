@@ -20,7 +20,7 @@ import (
 // (JSON strings cannot hold invalid UTF-8). Gofmt and Decls default to true.
 type Request struct {
 	ID        json.RawMessage `json:"id"`
-	Op        string          `json:"op"` // check (default), typecheck_package, mutate, ping
+	Op        string          `json:"op"` // check (default), typecheck_package, mutate, ast, ping
 	Src       *string         `json:"src"`
 	SrcB64    *string         `json:"src_b64"`
 	Kind      string          `json:"kind"`
@@ -51,6 +51,7 @@ type Response struct {
 	*Result
 	FileErrors []FileDiagnostic `json:"file_errors,omitempty"`
 	Mutants    []Mutant         `json:"mutants,omitempty"`
+	Shape      []string         `json:"shape,omitempty"`   // op ast: the normalized syntax tree (see Shape)
 	Results    []*Response      `json:"results,omitempty"` // a batch's answers, in its order
 	TimedOut   bool             `json:"timed_out,omitempty"`
 	Error      string           `json:"error,omitempty"`
@@ -326,7 +327,7 @@ func answer(req *Request) (resp *Response) {
 		}
 	}()
 	switch req.Op {
-	case "", "check":
+	case "", "check", "ast":
 		var src []byte
 		switch {
 		case req.SrcLen != nil:
@@ -348,6 +349,11 @@ func answer(req *Request) (resp *Response) {
 		}
 		if !ValidKind(req.Kind) {
 			return &Response{ID: req.ID, Error: "bad request: unknown kind " + req.Kind}
+		}
+		if req.Op == "ast" {
+			shape, kind, ok := Shape(src, req.Kind)
+			resp.Result, resp.Shape = &Result{OK: ok, Kind: kind, Errors: []Diagnostic{}}, shape
+			return resp
 		}
 		resp.Result = Check(src, Options{
 			Kind: req.Kind, Gofmt: orTrue(req.Gofmt), Decls: orTrue(req.Decls),
