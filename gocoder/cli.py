@@ -370,6 +370,31 @@ def train_cmd(
               f"code {last['code_loss']:.4f}, controller {last['ctrl_loss']:.4f})")
 
 
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by gocoder train (holds metrics.jsonl).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the PNGs and report.md "
+                                             "(default: RUN_DIR/report).")] = None,
+    eval_file: Annotated[
+        Path | None, typer.Option("--eval", help="Per-item results of gocoder eval (default: RUN_DIR/eval.jsonl).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plot a training run (losses, syntax-valid rate, halting, refinement) and write report.md.
+
+    Example: gocoder report runs/tiny --out runs/tiny/report
+    """
+    from gocoder.report import build_report
+
+    rep = build_report(run_dir, out, eval_file)
+    if as_json:
+        print(json.dumps({"report": str(rep.markdown), "images": [str(p) for p in rep.images], "notes": rep.notes}))
+        return
+    print(f"{rep.markdown} ({len(rep.images)} plots: {', '.join(p.name for p in rep.images)})")
+    for n in rep.notes:
+        err.print(f"note: {n}", highlight=False, markup=False)
+
+
 def main() -> None:
     """Console-script entry: a GocoderError becomes one line on stderr and exit 2.
 
