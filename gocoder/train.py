@@ -160,6 +160,7 @@ def evaluate(model: GocoderModel, shard: Shard, cfg: Config, device: torch.devic
     t, was = cfg.train, model.training
     model.eval()
     sums: dict[str, float] = {"val_plan_loss": 0.0, "val_code_loss": 0.0, "val_ctrl_loss": 0.0, "val_segments": 0.0}
+    hist = [0] * cfg.model.segments  # hist[i]: examples that halted after i + 1 segments (gocoder report plots it)
     n = 0
     for i in range(0, min(len(shard), t.eval_batches * t.batch_size), t.batch_size):
         rows = list(range(i, min(i + t.batch_size, len(shard))))
@@ -167,8 +168,11 @@ def evaluate(model: GocoderModel, shard: Shard, cfg: Config, device: torch.devic
         for k, v in (("plan", out.plan_loss), ("code", out.code_loss), ("ctrl", out.ctrl_loss)):
             sums[f"val_{k}_loss"] += float(v)
         sums["val_segments"] += float(out.segments.mean())
+        for s in out.segments.round().long().tolist():
+            hist[min(max(s, 1), len(hist)) - 1] += 1
         n += 1
-    res = {k: v / max(n, 1) for k, v in sums.items()}
+    res: dict[str, Any] = {k: v / max(n, 1) for k, v in sums.items()}
+    res["val_segments_hist"] = hist
     if tok is not None and t.eval_samples > 0:
         from gocoder.validate import get_checker
 
@@ -258,6 +262,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     meta = {"config": to_dict(cfg), "model": to_dict(mcfg), "tokenizer_hash": shard.meta["tokenizer_hash"],
             "git_sha": _git_sha(), "params": count_params(model)}
     step, stage, pos, done_flops = 0, 0, {"epoch": 0, "cursor": 0}, 0.0
+    done_tokens, done_s = 0.0, 0.0  # totals over all runs of this training (resume continues them)
     if resume:
         ck_meta, weights, ck_ema, st = load_checkpoint(out)
         if ck_meta.get("model") != meta["model"] or ck_meta.get("tokenizer_hash") != meta["tokenizer_hash"]:
@@ -270,6 +275,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
         if device.type == "cuda" and "rng_cuda" in st:
             torch.cuda.set_rng_state(st["rng_cuda"], device)
         step, stage, pos, done_flops = st["step"], st["stage"], dict(st["data"]), st["flops"]
+        done_tokens, done_s = st.get("tokens", 0.0), st.get("seconds", 0.0)  # absent before they were kept
     wrapped = prepare_model(model, t, device)
     if ema is not None:
         ema = {k: v.to(device) for k, v in ema.items()}
@@ -288,6 +294,11 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     last: dict[str, Any] = {}
     bar = _progress(progress and rank == 0, t.steps, step)
     start_step = step
+    loop_t = time.perf_counter()
+
+    def train_s() -> float:  # wall seconds of the loop (steps, evaluations, checkpoints), over all runs
+        return done_s + time.perf_counter() - loop_t
+
     try:
         while step < t.steps and (stop_after is None or step - start_step < stop_after):
             t0 = time.perf_counter()
@@ -320,10 +331,11 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
                         ema[k].mul_(t.ema_decay).add_(v.float(), alpha=1 - t.ema_decay)
             step += 1
             done_flops += flops * world
+            done_tokens += tokens * world
             dt = time.perf_counter() - t0
             last = dict(acc, step=step, lr=sched.get_last_lr()[0], grad_norm=gnorm, stage=t.stages[stage].name,
                         tokens_per_s=tokens * world / dt, mfu=(flops / dt / peak) if peak else None,
-                        flops=done_flops)
+                        flops=done_flops, tokens=done_tokens, train_s=train_s())
             if log is not None and (step % t.log_every == 0 or step == t.steps):
                 log.write(dict(last, id=f"train-{step}"))
             if valid is not None and t.eval_every and step % t.eval_every == 0:
@@ -343,11 +355,11 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
                 stage = _advance(stage, t, pos)
                 batches = iter_batches(shard, stage_rows(stage), t.batch_size, t.seed + stage, pos, rank, world)
             if rank == 0 and (step % t.ckpt_every == 0 or step == t.steps):
-                _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops)
+                _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, done_tokens, train_s())
             bar(step, last)
     except KeyboardInterrupt:
         if rank == 0:  # what was learned is kept: resume goes on from here
-            _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops)
+            _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, done_tokens, train_s())
         raise
     finally:
         bar(None, None)
@@ -356,7 +368,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
         if t.ddp and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     if rank == 0 and step % t.ckpt_every and step != t.steps:
-        _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops)
+        _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, done_tokens, train_s())
     return last
 
 
@@ -366,9 +378,10 @@ def _advance(stage: int, t: Any, pos: dict[str, int]) -> int:
     return stage + 1
 
 
-def _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops) -> None:
+def _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, tokens=0.0, seconds=0.0) -> None:
     state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng_cpu": torch.get_rng_state(),
-             "step": step, "stage": stage, "data": dict(pos), "flops": done_flops}
+             "step": step, "stage": stage, "data": dict(pos), "flops": done_flops, "tokens": tokens,
+             "seconds": seconds}
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # HRM's exploration draws on the GPU
         state["rng_cuda"] = torch.cuda.get_rng_state()
     save_checkpoint(out, step, model, ema, state, meta)
