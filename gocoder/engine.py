@@ -1,0 +1,405 @@
+"""The token-level generation engine: KV caches for both model families, sampling, batches, streaming.
+
+It works on token ids only (the Go check lives in gocoder/generate.py's outer loop), after nanochat's
+engine.py: prefill each prompt once, copy its cache to its samples, then one forward step per token.
+
+- `type = "gpt"`: one causal stack, one K/V cache per layer.
+- `type = "recursive"`: the model is a fixed chain of stack passes (per segment, per H cycle: l_cycles
+  generator passes, then one planner pass; gocoder/model.py `_recur`). Past the prompt every pass is causal
+  per position, so each pass and layer gets its own self-attention cache, and each planner state that the
+  generator cross-attends (the planner's output before each cycle) a cache of its cross-attention K/V.
+  A new token runs every pass at its own position only. Generator rope positions count from `<CODE>`,
+  the planner's are absolute; rows still writing the plan skip the generator passes.
+NOTE(gocoder): halting is per sequence and cannot be per token under a cache: the engine runs a fixed
+number of segments (the model's `segments` unless told otherwise); a full forward whose halting head
+never fires (HRM's bias -5 start) computes the same thing, which tests/test_engine.py checks.
+
+Every generated token is fed once more after its row ends, so that a row's final states (kept on the CPU
+in `Completion.state` for `Engine.decide`) cover its whole sequence, as the controller saw it in training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gocoder import GocoderError
+from gocoder.model import GocoderModel, apply_rope
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1 = off
+    stop: tuple[int, ...] = ()  # ids that end a row (the stop id is kept in Completion.tokens)
+    seed: int | None = None  # a torch.Generator seed: the same seed gives the same samples
+
+    def __post_init__(self):
+        bad = (("max_new_tokens", self.max_new_tokens < 0), ("temperature", not self.temperature >= 0),
+               ("top_k", self.top_k < 0), ("top_p", not 0 < self.top_p <= 1))
+        for name, wrong in bad:
+            if wrong:
+                raise GocoderError(f"sampling.{name}: {getattr(self, name)!r} is out of range "
+                                   "(max_new_tokens >= 0, temperature >= 0, top_k >= 0, 0 < top_p <= 1)")
+
+
+@dataclass
+class Completion:
+    prompt_index: int
+    sample_index: int
+    tokens: list[int]  # generated ids only (not the prompt)
+    stopped: bool  # True when a stop id ended it (else max_new_tokens or the model's max_seq_len)
+    state: Any = None  # what Engine.decide needs (the final plan/code states of this row); opaque
+
+
+@dataclass(frozen=True)
+class Decision:
+    probs: tuple[float, float, float]  # CONTINUE, REFINE, DONE (gocoder.model's order)
+    halt: float | None  # the halting head's probability, None when the model has none
+
+
+def sample(logits: Tensor, s: Sampling, gen: torch.Generator | None) -> Tensor:
+    """Next ids [b] from logits [b, V] (float): greedy, or temperature with top-k and top-p (nucleus)."""
+    if s.temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / s.temperature
+    if s.top_k > 0:
+        kth = logits.topk(min(s.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if s.top_p < 1:
+        srt, order = logits.sort(dim=-1, descending=True)
+        p = srt.softmax(-1)
+        drop = p.cumsum(-1) - p >= s.top_p  # the tokens after the nucleus (the most likely always stays)
+        logits = logits.masked_fill(drop.scatter(1, order, drop), -math.inf)
+    return torch.multinomial(logits.softmax(-1), 1, generator=gen)[:, 0]
+
+
+# ------------------------------------------------------------------------------------- cached blocks
+
+
+@dataclass
+class _At:
+    """Where one pass writes and reads its caches: per-row positions of a subset of the batch rows."""
+
+    rows: Tensor  # [b] batch rows
+    sub: bool  # rows is a strict subset (reads gather, else they slice)
+    pos: Tensor | None  # [b] the position each row writes; None: a prefill of positions [0, n)
+    n: int  # keys to read
+    mask: Tensor | None  # [b, 1, 1, n] bool, or None for plain causal (GPT prefill)
+    rope: tuple[Tensor, Tensor] | None
+
+
+def _store(kv: tuple[Tensor, Tensor], k: Tensor, v: Tensor, at: _At) -> tuple[Tensor, Tensor]:
+    """Write k, v [b, h, q, hd] into the cache [B, h, cap, hd] and return the keys the queries read."""
+    kc, vc = kv
+    if at.pos is None:
+        kc[:, :, : k.shape[2]], vc[:, :, : k.shape[2]] = k, v
+        return k, v
+    kc[at.rows, :, at.pos], vc[at.rows, :, at.pos] = k[:, :, 0], v[:, :, 0]
+    return _read(kv, at)
+
+
+def _read(kv: tuple[Tensor, Tensor], at: _At) -> tuple[Tensor, Tensor]:
+    kc, vc = kv
+    if at.sub:
+        return kc[at.rows, :, : at.n], vc[at.rows, :, : at.n]
+    return kc[:, :, : at.n], vc[:, :, : at.n]
+
+
+def _heads(x: Tensor, h: int) -> Tensor:
+    return x.view(x.shape[0], x.shape[1], h, -1).transpose(1, 2)  # [b, q, d] -> [b, h, q, hd]
+
+
+def _attend(attn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)  # [b, h, q, hd]
+    return attn.o(y.transpose(1, 2).flatten(2))
+
+
+def _block(blk, x: Tensor, kv, at: _At, xkv=None, xat: _At | None = None) -> Tensor:
+    """gocoder.model.Block.forward with cached keys and values (same modules, same order of operations)."""
+    a, h = blk.attn, blk.n1(x)
+    q = _heads(a.q(h), a.h)
+    k, v = a.kv(h).view(x.shape[0], x.shape[1], 2, a.h, -1).permute(2, 0, 3, 1, 4)  # 2 x [b, h, q, hd]
+    q, k = apply_rope(q, *at.rope), apply_rope(k, *at.rope)
+    x = x + _attend(a, q, *_store(kv, k, v, at), at.mask)
+    if blk.xattn is not None:  # cross-attention over the planner states cached by Core._memory
+        x = x + _attend(blk.xattn, _heads(blk.xattn.q(blk.nx(x)), blk.xattn.h), *_read(xkv, xat), xat.mask)
+    return x + blk.mlp(blk.n2(x))
+
+
+class Core:
+    """The caches and forward steps of one GocoderModel; rows of the batch are the dim 0 of every tensor
+    in `self.t`, so that rows leave the batch (`keep`) or copy to samples (`start`) in one place."""
+
+    def __init__(self, model: GocoderModel, device: torch.device, segments: int):
+        self.m, self.dev, cfg = model, device, model.cfg
+        self.max_seq_len, self.vocab_size, self.d = cfg.max_seq_len, cfg.vocab_size, cfg.d_model
+        self.n_verdict = cfg.n_verdict
+        self.gpt = cfg.type == "gpt"
+        self.passes = segments * cfg.h_cycles  # planner passes (and planner states the generator reads)
+        self.t: dict[str, Any] = {}
+        self.dtype = torch.bfloat16 if device.type == "cuda" else next(model.parameters()).dtype
+
+    def _alloc(self, name: str, n: int, cap: int) -> None:
+        hd = self.d // self.m.cfg.n_heads
+        shape = (n, self.m.cfg.n_heads, cap, hd)
+        # zeros, not empty: a masked key still multiplies its value by 0, and 0 * NaN is NaN
+        self.t[name] = (torch.zeros(shape, dtype=self.dtype, device=self.dev),
+                        torch.zeros(shape, dtype=self.dtype, device=self.dev))
+
+    def _stack(self, stack, x: Tensor, name: str, at: _At, mem: int | None = None, xat: _At | None = None) -> Tensor:
+        for i, blk in enumerate(stack.blocks):
+            x = _block(blk, x, self.t[f"{name}.{i}"], at, self.t.get(f"x{mem}.{i}"), xat)
+        return stack.norm(x)
+
+    def _memory(self, i: int, zH: Tensor, at: _At) -> None:
+        """Cache the generator's cross-attention K/V of the planner state zH [b, q, d] (the i-th one)."""
+        for li, blk in enumerate(self.m.generator.blocks):
+            k, v = blk.xattn.kv(zH).view(zH.shape[0], zH.shape[1], 2, blk.xattn.h, -1).permute(2, 0, 3, 1, 4)
+            _store(self.t[f"x{i}.{li}"], k, v, at)
+
+    def start(self, tokens: Tensor, lens: Tensor, samples: int, cap: int) -> Tensor:
+        """Prefill prompts tokens [N, P] (right-padded, lengths lens) once, copy each to its samples;
+        returns the logits [N * samples, V] of the first new token."""
+        m, (N, P), self.t = self.m, tokens.shape, {}
+        ccap = max(1, cap - int(lens.min()))  # code positions a row can reach
+        x = m.embed(tokens) * math.sqrt(self.d)  # [N, P, d]
+        rope = tuple(r[:P] for r in m._rope(cap, self.dev))
+        if self.gpt:  # right padding never shows to a causal query of the prompt
+            for i in range(len(m.gpt.blocks)):
+                self._alloc(f"gpt.{i}", N, cap)
+            z = self._stack(m.gpt, x, "gpt", _At(torch.arange(N), False, None, P, None, rope))
+        else:
+            cfg = m.cfg
+            for p in range(self.passes):
+                for i in range(cfg.planner_layers):
+                    self._alloc(f"p{p}.{i}", N, cap)
+                for i in range(cfg.generator_layers):
+                    self._alloc(f"x{p}.{i}", N, cap)
+                    for s in range(cfg.l_cycles):
+                        self._alloc(f"g{p * cfg.l_cycles + s}.{i}", N, ccap)
+            # the planner is bidirectional over the prompt: every prompt query sees the whole prompt
+            mask = (torch.arange(P, device=self.dev)[None] < lens[:, None])[:, None, None]  # [N, 1, 1, P]
+            at = _At(torch.arange(N), False, None, P, mask, rope)
+            z = m.h_init.expand(N, P, -1)
+            for p in range(self.passes):  # no code in the prompt: no generator pass, no injection of z_L
+                self._memory(p, z, at)
+                z = self._stack(m.planner, z + x, f"p{p}", at)
+        self.t |= {"plan_sum": torch.zeros(N, self.d, device=self.dev), "plan_n": torch.zeros(N, device=self.dev),
+                   "code": torch.zeros(N, ccap, self.d, device=self.dev),
+                   "code_n": torch.zeros(N, dtype=torch.long, device=self.dev)}
+        self.keep(torch.arange(N, device=self.dev).repeat_interleave(samples))
+        last = z[torch.arange(N, device=self.dev), lens - 1]  # [N, d]
+        return m.logits(last).float().repeat_interleave(samples, 0)
+
+    def step(self, tok: Tensor, pos: Tensor, code: Tensor, want: Tensor) -> Tensor:
+        """Feed tok [b] at absolute positions pos [b] (code: index from `<CODE>`, -1 in the plan);
+        returns the next-token logits [len(want), V] of the rows want."""
+        m, b = self.m, tok.shape[0]
+        x = m.embed(tok)[:, None] * math.sqrt(self.d)  # [b, 1, d]
+        n = int(pos.max()) + 1
+        cos, sin = m._rope(self.max_seq_len, self.dev)
+        allrows = torch.arange(b, device=self.dev)
+        mask = (torch.arange(n, device=self.dev)[None] <= pos[:, None])[:, None, None]  # [b, 1, 1, n]
+        at = _At(allrows, False, pos, n, mask, (cos[pos][:, None, None], sin[pos][:, None, None]))
+        crow = torch.nonzero(code >= 0)[:, 0]  # rows writing code
+        if self.gpt:
+            z = self._stack(m.gpt, x, "gpt", at)[:, 0]
+            self._record(z, z[crow], code, crow)
+            return m.logits(z[want]).float()
+        cfg, nc = m.cfg, len(crow)
+        sub = nc < b
+        zH, zL = m.h_init.expand(b, 1, -1), m.l_init.expand(nc, 1, -1)
+        if nc:
+            j = code[crow]
+            nj = int(j.max()) + 1
+            jmask = (torch.arange(nj, device=self.dev)[None] <= j[:, None])[:, None, None]
+            atL = _At(crow, sub, j, nj, jmask, (cos[j][:, None, None], sin[j][:, None, None]))
+            xat = _At(crow, sub, None, n, mask[crow], None)  # the planner states up to each row's position
+            xc = x[crow] if sub else x
+        for p in range(self.passes):
+            self._memory(p, zH, at)  # every row: later code positions read the plan's states too
+            inj = 0
+            if nc:  # z_L gets z_L + z_H + x, then z_H gets z_L injected where there is code
+                zHc = zH[crow] if sub else zH
+                for s in range(cfg.l_cycles):
+                    zL = self._stack(m.generator, zL + zHc + xc, f"g{p * cfg.l_cycles + s}", atL, p, xat)
+                inj = torch.zeros_like(zH).index_copy(0, crow, zL) if sub else zL
+            zH = self._stack(m.planner, zH + inj + x, f"p{p}", at)
+        z = zH[:, 0].clone()
+        if nc:
+            z[crow] = zL[:, 0].to(z.dtype)
+        self._record(zH[:, 0], zL[:, 0], code, crow)
+        return m.logits(z[want]).float()
+
+    def _record(self, zH: Tensor, zL: Tensor, code: Tensor, crow: Tensor) -> None:
+        """Keep what the controller reads: the sum of the final planner states over the plan positions,
+        and the final generator states (the GPT's states) at the code positions."""
+        plan = (code < 0).float()
+        self.t["plan_sum"] += zH.float() * plan[:, None]
+        self.t["plan_n"] += plan
+        if len(crow):
+            self.t["code"][crow, code[crow]] = zL.float()
+            self.t["code_n"][crow] += 1
+
+    def keep(self, rows: Tensor) -> None:
+        self.t = {k: tuple(x.index_select(0, rows) for x in v) if isinstance(v, tuple) else v.index_select(0, rows)
+                  for k, v in self.t.items()}
+
+    def states(self, rows: list[int]) -> list[dict[str, Tensor]]:
+        t = self.t
+        return [{"pooled": (t["plan_sum"][r] / t["plan_n"][r].clamp(min=1)).cpu(),
+                 "code": t["code"][r, : int(t["code_n"][r])].cpu()} for r in rows]
+
+    def decide(self, states: list[dict[str, Tensor]], verdict: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The model's controller (as in GocoderModel._heads) on kept states: ctrl [N, 3], halt logits."""
+        C = max(1, max(len(s["code"]) for s in states))
+        steps = torch.zeros(len(states), C, self.d)
+        for i, s in enumerate(states):
+            steps[i, : len(s["code"])] = s["code"]
+        valid = torch.arange(C)[None] < torch.tensor([len(s["code"]) for s in states])[:, None]
+        pooled = torch.stack([s["pooled"] for s in states])
+        p = next(self.m.parameters())
+        return self.m.controller(pooled.to(p), steps.to(p), valid.to(self.dev), verdict.to(p))
+
+
+# ------------------------------------------------------------------------------------------ the engine
+
+
+class Engine:
+    """Batched generation over a GocoderModel (or any object with Core's methods: the tests' mock)."""
+
+    def __init__(self, model: GocoderModel, *, code_open: int, device: str | torch.device = "cpu",
+                 segments: int | None = None):
+        self.device = torch.device(device)
+        if isinstance(model, GocoderModel):
+            n = model.cfg.segments if segments is None else segments
+            if n < 1:
+                raise GocoderError(f"segments: {n} must be >= 1")
+            self.core = Core(model.to(self.device).eval(), self.device, n)
+        else:
+            self.core = model
+        self.code_open = code_open
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def generate(self, prompts: list[list[int]], sampling: Sampling = Sampling(), samples: int = 1,
+                 on_token: Callable[[int, int], None] | None = None) -> list[Completion]:
+        """`samples` completions per prompt, prompt-major (row = prompt_index * samples + sample_index);
+        on_token(row, id) sees every id as it is sampled."""
+        run = self._run(prompts, sampling, samples)
+        while True:
+            try:
+                rows, ids = next(run)
+            except StopIteration as done:
+                return done.value
+            if on_token is not None:
+                for r, t in zip(rows.tolist(), ids.tolist(), strict=True):
+                    on_token(r, t)
+
+    def stream(self, prompt: list[int], sampling: Sampling = Sampling()) -> Iterator[int]:
+        """The ids of one completion of one prompt, as they are sampled."""
+        for _, ids in self._run([prompt], sampling, 1):
+            yield int(ids[0])
+
+    def _check(self, prompts: list[list[int]], samples: int) -> None:
+        if samples < 1:
+            raise GocoderError(f"samples: {samples} must be >= 1")
+        V, T = self.core.vocab_size, self.core.max_seq_len
+        for i, p in enumerate(prompts):
+            if not p:
+                raise GocoderError(f"prompt {i} is empty (the model needs at least one prompt token)")
+            if len(p) > T:
+                raise GocoderError(f"prompt {i} has {len(p)} tokens, more than the model's max_seq_len {T}")
+            if not all(isinstance(t, int) and 0 <= t < V for t in p):
+                raise GocoderError(f"prompt {i}: token ids must be ints in [0, {V})")
+
+    def _run(self, prompts: list[list[int]], s: Sampling, samples: int) -> Generator[tuple[Tensor, Tensor], None,
+                                                                                     list[Completion]]:
+        """Yields (global rows [k], ids [k]) per step; returns the completions."""
+        self._check(prompts, samples)
+        if not prompts:
+            return []
+        core, dev, N = self.core, self.device, len(prompts)
+        R, T = N * samples, core.max_seq_len
+        with torch.inference_mode(), self._autocast():
+            lens = torch.tensor([len(p) for p in prompts], device=dev)
+            tokens = torch.zeros(N, int(lens.max()), dtype=torch.long, device=dev)
+            for i, p in enumerate(prompts):
+                tokens[i, : len(p)] = torch.tensor(p)
+            logits = core.start(tokens, lens, samples, min(T, int(lens.max()) + s.max_new_tokens))
+            gen = None if s.seed is None else torch.Generator(dev).manual_seed(s.seed)
+            stop = torch.tensor(s.stop, dtype=torch.long, device=dev)
+            out = torch.full((R, max(1, s.max_new_tokens)), -1, dtype=torch.long, device=dev)
+            n_out = torch.zeros(R, dtype=torch.long, device=dev)
+            stopped = torch.zeros(R, dtype=torch.bool, device=dev)
+            states: list[Any] = [None] * R
+            # per batch row: its global row, the position of its last fed token, where its <CODE> sits
+            row = torch.arange(R, device=dev)
+            pos = lens.repeat_interleave(samples) - 1
+            cstart = torch.full((R,), T + 1, dtype=torch.long, device=dev)
+            tok = torch.zeros(R, dtype=torch.long, device=dev)
+            samp = (pos + 1 < T) & (s.max_new_tokens > 0)  # rows that sample now
+            logits = logits[torch.nonzero(samp)[:, 0]]
+            while True:
+                idx = torch.nonzero(samp)[:, 0]
+                nxt_samp = samp.clone()
+                if len(idx):
+                    nxt = sample(logits, s, gen)
+                    g = row[idx]
+                    out[g, n_out[g]] = nxt
+                    n_out[g] += 1
+                    tok[idx] = nxt
+                    yield g, nxt
+                    hit = torch.isin(nxt, stop)
+                    stopped[g] = hit
+                    opened = (nxt == self.code_open) & (cstart[idx] > T)
+                    cstart[idx] = torch.where(opened, pos[idx] + 1, cstart[idx])
+                    nxt_samp[idx] = ~(hit | (n_out[g] >= s.max_new_tokens) | (pos[idx] + 2 >= T))
+                # rows with nothing left to feed leave the batch with their final states
+                gone = torch.nonzero(~samp)[:, 0]
+                if len(gone):
+                    for r, st in zip(row[gone].tolist(), core.states(gone.tolist()), strict=True):
+                        states[r] = st
+                    keep = torch.nonzero(samp)[:, 0]
+                    if not len(keep):
+                        break
+                    core.keep(keep)
+                    row, pos, cstart, tok, nxt_samp = row[keep], pos[keep], cstart[keep], tok[keep], nxt_samp[keep]
+                pos = pos + 1
+                code = torch.where(pos >= cstart, pos - cstart, -1)
+                samp = nxt_samp
+                logits = core.step(tok, pos, code, torch.nonzero(samp)[:, 0])
+            n_out, out, stopped = n_out.tolist(), out.tolist(), stopped.tolist()
+        return [Completion(r // samples, r % samples, out[r][: n_out[r]], stopped[r], states[r]) for r in range(R)]
+
+    def decide(self, completions: list[Completion], verdicts: list[list[float]]) -> list[Decision]:
+        """The refinement controller (and halting head) on each completion's final states and the
+        validator's verdict features (gocoder.data.verdict_features)."""
+        if len(completions) != len(verdicts):
+            raise GocoderError(f"decide: {len(completions)} completions but {len(verdicts)} verdicts")
+        if not completions:
+            return []
+        nv = getattr(self.core, "n_verdict", None)
+        if nv is not None and any(len(v) != nv for v in verdicts):
+            raise GocoderError(f"decide: every verdict must hold {nv} features (gocoder.data.verdict_features)")
+        if any(c.state is None for c in completions):
+            raise GocoderError("decide: a completion has no state (it was not made by this engine)")
+        with torch.inference_mode(), self._autocast():
+            ctrl, halt = self.core.decide([c.state for c in completions], torch.tensor(verdicts, dtype=torch.float))
+            probs = ctrl.float().softmax(-1).tolist()
+            # the halting head's "halt now" probability (BCE's one logit, Q-learning's q_halt)
+            h = [None] * len(probs) if halt is None else torch.sigmoid(halt[:, 0].float()).tolist()
+        return [Decision(tuple(p), q) for p, q in zip(probs, h, strict=True)]

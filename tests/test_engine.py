@@ -1,0 +1,196 @@
+"""The generation engine: sampling on a mock model with known logits, and the KV cache of both model
+families against recomputing the full forward for every token (what train.greedy_codes did)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gocoder.engine as engine
+from gocoder import GocoderError
+from gocoder.config import ModelConfig
+from gocoder.engine import Engine, Sampling
+from gocoder.model import Batch, GocoderModel
+
+V, CODE = 61, 7
+# the mock's next-token distribution, by offset from the last token: +1 is the mode, +1 and +2 the 0.7 nucleus
+PROBS = {1: 0.5, 2: 0.3, 3: 0.15}
+
+
+class Mock:
+    """Deterministic logits from the last fed token; records each step's batch size and every fed id."""
+
+    vocab_size, max_seq_len, n_verdict = V, 30, 6
+
+    def __init__(self):
+        self.sizes: list[int] = []
+
+    def _logits(self, last: torch.Tensor) -> torch.Tensor:
+        p = torch.full((len(last), V), 0.05 / (V - 3))
+        for off, q in PROBS.items():
+            p[torch.arange(len(last)), (last + off) % V] = q
+        return p.log()
+
+    def start(self, tokens, lens, samples, cap):
+        self.fed = [tokens[i, : int(n)].tolist() for i, n in enumerate(lens) for _ in range(samples)]
+        return self._logits(tokens[torch.arange(len(lens)), lens - 1].repeat_interleave(samples))
+
+    def step(self, tok, pos, code, want):
+        self.sizes.append(len(tok))
+        for f, t, p in zip(self.fed, tok.tolist(), pos.tolist(), strict=True):
+            assert p == len(f)  # fed at the next position
+            f.append(t)
+        return self._logits(tok[want])
+
+    def keep(self, rows):
+        self.fed = [list(self.fed[r]) for r in rows.tolist()]
+
+    def states(self, rows):
+        return [self.fed[r] for r in rows]
+
+
+def mock_gen(prompts, samples=1, **kw):
+    m = Mock()
+    return m, Engine(m, code_open=CODE).generate(prompts, Sampling(**kw), samples)
+
+
+def test_greedy_follows_the_mode_and_top_k_1_is_greedy():
+    _, out = mock_gen([[3], [10, 20]], max_new_tokens=5)
+    assert [c.tokens for c in out] == [[4, 5, 6, 7, 8], [21, 22, 23, 24, 25]]
+    assert not any(c.stopped for c in out)
+    _, k1 = mock_gen([[3], [10, 20]], max_new_tokens=5, temperature=1.5, top_k=1, seed=3)
+    assert [c.tokens for c in k1] == [c.tokens for c in out]
+
+
+def test_top_p_keeps_the_nucleus_and_seeds_reproduce():
+    _, out = mock_gen([[0]], samples=40, max_new_tokens=6, temperature=1.0, top_p=0.7, seed=0)
+    offs = {b - a for c in out for a, b in zip([0] + c.tokens, c.tokens, strict=False)}
+    assert offs == {1, 2}  # +3 (p 0.15) lies outside the 0.7 nucleus; both +1 and +2 occur
+    _, wide = mock_gen([[0]], samples=40, max_new_tokens=6, temperature=1.0, seed=0)
+    assert 3 in {b - a for c in wide for a, b in zip([0] + c.tokens, c.tokens, strict=False)}
+    again = mock_gen([[0]], samples=40, max_new_tokens=6, temperature=1.0, top_p=0.7, seed=0)[1]
+    other = mock_gen([[0]], samples=40, max_new_tokens=6, temperature=1.0, top_p=0.7, seed=1)[1]
+    assert [c.tokens for c in again] == [c.tokens for c in out] != [c.tokens for c in other]
+
+
+def test_stop_ids_end_rows_which_leave_the_batch():
+    m, out = mock_gen([[0], [20]], samples=2, max_new_tokens=10, stop=(3,))
+    assert [(c.prompt_index, c.sample_index) for c in out] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert out[0].tokens == [1, 2, 3] and out[0].stopped and out[1].tokens == [1, 2, 3]
+    assert out[2].tokens == list(range(21, 31)) and not out[2].stopped
+    # each row is fed its last token once more (for its final states), then leaves: 4 rows, then 2
+    assert m.sizes == [4, 4, 4, 2, 2, 2, 2, 2, 2, 2]
+    assert [c.state for c in out] == [[0, 1, 2, 3]] * 2 + [[20, *range(21, 31)]] * 2
+
+
+def test_max_seq_len_and_max_new_tokens_end_rows():
+    _, out = mock_gen([list(range(27)), [5]], max_new_tokens=4)
+    assert len(out[0].tokens) == 3 and len(out[1].tokens) == 4  # 27 + 3 = max_seq_len 30
+    _, full = mock_gen([list(range(30))], max_new_tokens=4)
+    assert full[0].tokens == [] and full[0].state == list(range(30))
+    assert mock_gen([[5]], max_new_tokens=0)[1][0].tokens == []
+
+
+def test_streaming_order_and_stream():
+    m = Mock()
+    eng = Engine(m, code_open=CODE)
+    seen: list[tuple[int, int]] = []
+    out = eng.generate([[0], [9, 9]], Sampling(max_new_tokens=3), on_token=lambda r, t: seen.append((r, t)))
+    assert seen == [(0, 1), (1, 10), (0, 2), (1, 11), (0, 3), (1, 12)]  # step by step, rows in order
+    assert list(eng.stream([0], Sampling(max_new_tokens=3))) == out[0].tokens
+
+
+def test_bad_input_is_one_line_error():
+    eng = Engine(Mock(), code_open=CODE)
+    for bad in ([[]], [[V]], [list(range(31))]):
+        with pytest.raises(GocoderError, match="prompt 0"):
+            eng.generate(bad)
+    with pytest.raises(GocoderError, match="top_p"):
+        Sampling(top_p=0.0)
+    with pytest.raises(GocoderError, match="samples"):
+        eng.generate([[1]], samples=0)
+
+
+# ----------------------------------------------------------------------------------- the real models
+
+
+def build(**kw) -> GocoderModel:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=V, d_model=32, n_heads=4, planner_layers=2, generator_layers=2, max_seq_len=40)
+    m = GocoderModel(dataclasses.replace(cfg, **kw)).eval()
+    # make <CODE> likely where one feature of the state is high, so rows open code at different steps
+    W = m.embed.weight if m.head is None else m.head.weight
+    m.logits = lambda z: F.linear(z, W) + F.one_hot(torch.tensor(CODE), V).to(z) * (6 * z[..., 2:3] + 0.5)
+    return m
+
+
+def batch(prompt: list[int], gen: list[int]) -> tuple[list[int], int, int, int]:
+    q = gen.index(CODE) if CODE in gen else len(gen)
+    return prompt + gen, len(prompt), q, len(gen) - q
+
+
+def full_forward(m: GocoderModel, seqs: list[tuple[list[int], int, int, int]], verdict=None):
+    tok = torch.zeros(len(seqs), max(len(s[0]) for s in seqs), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        tok[i, : len(s[0])] = torch.tensor(s[0])
+    P, Q, C = (torch.tensor([s[k] for s in seqs]) for k in (1, 2, 3))
+    n = len(seqs)
+    v = torch.zeros(n, 6) if verdict is None else verdict
+    with torch.no_grad():
+        return m(Batch(tok, P, Q, C, torch.zeros(n), torch.full((n,), -1), v), want_logits=True)
+
+
+def reference(m: GocoderModel, prompts: list[list[int]], n: int):
+    """Greedy ids and logits by recomputing the full forward for every new token."""
+    gen, logs = [[] for _ in prompts], [[] for _ in prompts]
+    for _ in range(n):
+        act = [i for i, p in enumerate(prompts) if len(p) + len(gen[i]) < m.cfg.max_seq_len]
+        if not act:
+            break
+        last = full_forward(m, [batch(prompts[i], gen[i]) for i in act]).last_logits
+        for j, i in enumerate(act):
+            gen[i].append(int(last[j].argmax()))
+            logs[i].append(last[j])
+    return gen, logs
+
+
+@pytest.mark.parametrize("kw", [{"type": "gpt"}, {"halting": "bce"}, {"halting": "none"},
+                                {"halting": "none", "segments": 3, "h_cycles": 1, "l_cycles": 3}])
+def test_cache_matches_the_full_forward(kw, monkeypatch):
+    torch.set_num_threads(1)
+    m = build(**kw)
+    g = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(10, V, (n,), generator=g).tolist() for n in (5, 9, 3, 33)]
+    ref, ref_logits = reference(m, prompts, 12)
+    opens = [r.index(CODE) if CODE in r else 99 for r in ref]
+    assert any(0 < o < 99 for o in opens)  # a plan, then code
+    assert any(len({o <= k for o in opens}) == 2 for k in range(12))  # rows in both phases in one step
+    seen: list[torch.Tensor] = []
+    real = engine.sample
+    monkeypatch.setattr(engine, "sample", lambda lg, s, gen: (seen.append(lg.clone()), real(lg, s, gen))[1])
+    out = Engine(m, code_open=CODE).generate(prompts, Sampling(max_new_tokens=12))
+    assert [c.tokens for c in out] == ref  # the 33-token prompt stops at max_seq_len 40 after 7
+    # the engine's logits, step by step for the rows still sampling, against the full forward's
+    act = [[i for i in range(4) if len(ref[i]) > k] for k in range(12)]
+    for k, lg in enumerate(seen):
+        torch.testing.assert_close(lg, torch.stack([ref_logits[i][k] for i in act[k]]), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kw", [{"type": "gpt"}, {"halting": "bce"}, {"halting": "q"}])
+def test_decide_matches_the_full_forward_controller(kw):
+    torch.set_num_threads(1)
+    m = build(**kw)
+    prompts = [[11, 12, 13, 14], [20, 21], [30, 31, 32, 33, 34, 35]]
+    eng = Engine(m, code_open=CODE)
+    out = eng.generate(prompts, Sampling(max_new_tokens=8, temperature=1.0, seed=0), samples=2)
+    verdict = torch.rand(len(out), 6, generator=torch.Generator().manual_seed(0))
+    dec = eng.decide(out, verdict.tolist())
+    want = full_forward(m, [batch(prompts[c.prompt_index], c.tokens) for c in out], verdict).ctrl_logits.softmax(-1)
+    torch.testing.assert_close(torch.tensor([d.probs for d in dec]), want, atol=1e-4, rtol=1e-4)
+    assert all((d.halt is None) == (kw.get("type") == "gpt") for d in dec)
+    assert all(d.halt is None or 0 < d.halt < 1 for d in dec)
+    with pytest.raises(GocoderError, match="6 features"):
+        eng.decide(out[:1], [[0.0]])
