@@ -152,6 +152,24 @@ class AnnotateConfig:
 
 
 @dataclass(frozen=True)
+class GenerateConfig:
+    """`gocoder generate` and `gocoder eval`: the refinement loop, the search and the sampler."""
+
+    max_iters: int = 3  # refinement rounds per problem
+    samples: int = 1  # candidates per round (best-of) or root candidates (tree)
+    search: typing.Literal["best-of", "tree"] = "best-of"
+    budget: int = 0  # tree search: candidates generated at most (0: samples * max_iters)
+    ucb_c: float = 1.0  # tree search: UCB exploration constant
+    max_new_tokens: int = 256  # plan + code tokens per candidate
+    temperature: float = 0.8  # used when a round samples several candidates or searches a tree; 1 sample: greedy
+    top_p: float = 0.95
+    top_k: int = 0
+    seed: int = 0
+    typecheck: bool = False  # also judge candidates with go/types
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
 class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -160,6 +178,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:

@@ -95,12 +95,24 @@ def _git_sha() -> str:
 # --------------------------------------------------------------------------------- checkpoints
 
 def save_checkpoint(out: Path, step: int, model: GocoderModel, ema: dict[str, torch.Tensor] | None,
-                    state: dict[str, Any], meta: dict[str, Any], keep: int = 2) -> Path:
-    """Write ckpt-STEP/ atomically (temporary folder, then rename; `latest` last) and prune old ones."""
+                    state: dict[str, Any], meta: dict[str, Any], keep: int = 2,
+                    tokenizer: str | Path | None = None) -> Path:
+    """Write ckpt-STEP/ atomically (temporary folder, then rename; `latest` last) and prune old ones.
+    tokenizer (a folder or .model file) is copied in as tokenizer.model/.json: the folder then
+    generates on its own, wherever it is moved."""
     final = out / f"ckpt-{step:08d}"
     tmp = out / f".ckpt-{step:08d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    if tokenizer is not None:
+        from gocoder.tokenizer import STEM
+
+        src = Path(tokenizer) / f"{STEM}.model" if Path(tokenizer).is_dir() else Path(tokenizer)
+        try:
+            shutil.copyfile(src, tmp / "tokenizer.model")
+            shutil.copyfile(src.with_suffix(".json"), tmp / "tokenizer.json")
+        except OSError as e:
+            raise GocoderError(f"{e.filename}: cannot copy the tokenizer into the checkpoint: {e.strerror}") from None
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
     if ema is not None:
         save_file({k: v.cpu().contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
@@ -384,7 +396,7 @@ def _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, token
              "seconds": seconds}
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # HRM's exploration draws on the GPU
         state["rng_cuda"] = torch.cuda.get_rng_state()
-    save_checkpoint(out, step, model, ema, state, meta)
+    save_checkpoint(out, step, model, ema, state, meta, tokenizer=meta["config"]["train"]["tokenizer"])
 
 
 def _ema_model(model: GocoderModel, ema: dict | None, mcfg: ModelConfig, device: torch.device) -> GocoderModel:

@@ -1,0 +1,358 @@
+"""Generation: the Generator (a checkpoint, its tokenizer and the engine) and the refinement loop.
+
+One round: the model writes `<PLAN>...</PLAN><CODE>...</CODE>` from the prompt (problem + context), gocheck
+judges the code (syntax; go/types with typecheck), tests run when given, and the refinement controller
+(`Engine.decide` on the validator's verdict features) says continue / refine / done. On another round the
+previous code and its first diagnostic go into a refine block of the prompt, exactly as the training shards'
+repair examples show them (gocoder/data.py `_examples`), and the model re-plans and rewrites.
+
+The loop is a step API (`init_state`, `step`, `should_halt`, `save_state`/`load_state`) so that a caller can
+drive, pause and resume it; `solve` runs it, or a search over candidates (gocoder/search.py).
+NOTE(gocoder): "continue" (the controller's verdict on an unfinished draft) also leads to a repair round: the
+engine only takes a prompt region, and the shards teach repair from partial drafts exactly like that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gocoder import GocoderError
+from gocoder.engine import Decision, Sampling
+from gocoder.model import DONE
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
+WHEEL_MODEL = Path(__file__).resolve().parent / "_models" / "default"
+MAX_OUTPUT = 2000  # characters of failing test output kept for the refine block
+
+
+@dataclass
+class TestResult:
+    __test__ = False  # not a pytest class
+    passed: bool
+    output: str  # failing test output, truncated
+
+
+@dataclass
+class Candidate:
+    code: str
+    plan: list[dict]
+    syntax_ok: bool
+    type_ok: bool | None
+    tests: TestResult | None
+    decision: Decision | None
+    text: str  # the raw generated text
+    finished: bool = True  # the model closed </CODE> before its budget
+    errors: int = 0  # syntax (or, when those are none, type) errors gocheck found
+    diagnostic: str = ""  # the first one as "line:col: msg", or the failing test output
+    verdict: list[float] = field(default_factory=list)  # gocoder.data.verdict_features
+
+    @property
+    def passed(self) -> bool:
+        """Parses, type-checks when asked, and passes the tests when given."""
+        return self.syntax_ok and self.type_ok is not False and (self.tests is None or self.tests.passed)
+
+    @property
+    def done_prob(self) -> float:
+        return self.decision.probs[DONE] if self.decision is not None else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        dec = self.decision
+        d["decision"] = None if dec is None else {"probs": list(dec.probs), "halt": dec.halt}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Candidate:
+        d = dict(d)
+        d["tests"] = TestResult(**d["tests"]) if d.get("tests") else None
+        dec = d.get("decision")
+        d["decision"] = Decision(probs=tuple(dec["probs"]), halt=dec["halt"]) if dec else None
+        return cls(**d)
+
+
+def energy(c: Candidate) -> float:
+    """The validator's verdict as one number, lower is better: passing 0 < failing tests 1 < type errors 2
+    (+1 with failing tests) < syntax errors 4 + errors/10; minus half the controller's done probability,
+    which orders candidates inside a class and never across one."""
+    e = 0.0 if c.syntax_ok else 4.0 + min(c.errors, 10) / 10
+    e += 2.0 if c.syntax_ok and c.type_ok is False else 0.0
+    e += 1.0 if c.tests is not None and not c.tests.passed else 0.0
+    return e - 0.5 * c.done_prob
+
+
+# ------------------------------------------------------------------------------ decoding the output
+
+_STEP = re.compile(r"<INTENT:([A-Z]+)>(?:<TARGET:([a-z]+)>([^\n]*)\n)?(.*)", re.S)
+
+
+def _unline(s: str) -> str:
+    from gocoder.serialize import unescape
+
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), unescape(s))
+
+
+def decode_output(text: str) -> tuple[list[dict], str, bool]:
+    """(plan steps, code, finished) of a generated `<PLAN>...</PLAN><CODE>...</CODE>`. Lenient where the model
+    strays (a step without an intent is skipped); finished is False without a closing </CODE>."""
+    from gocoder.serialize import unescape
+
+    plan_text, _, rest = text.partition("</PLAN>")
+    steps = []
+    for chunk in plan_text.removeprefix("<PLAN>").split("<STEP>")[1:]:
+        m = _STEP.match(chunk)
+        if m:
+            target = f"{m.group(2)}:{_unline(m.group(3))}" if m.group(2) else ""
+            steps.append({"intent": m.group(1), "target": target, "description": unescape(m.group(4))})
+    if "<CODE>" not in rest:
+        return steps, "", False
+    body = rest.split("<CODE>", 1)[1]
+    code, closed, _ = body.partition("</CODE>")
+    return steps, unescape(code), bool(closed)
+
+
+# -------------------------------------------------------------------------------------- the model
+
+class Generator:
+    """A checkpoint ready to write Go: model, tokenizer, engine and the gocheck client."""
+
+    def __init__(self, model: Any, tok: Any, meta: dict[str, Any], device: str = "cpu",
+                 segments: int | None = None, path: Path | None = None):
+        self.model, self.tok, self.meta, self.path = model, tok, meta, path
+        from gocoder.engine import Engine
+
+        self.max_len = model.cfg.max_seq_len
+        self.engine = Engine(model.to(device), code_open=tok.token_id("<CODE>"), device=device, segments=segments)
+        self.code_close = tok.token_id("</CODE>")
+        self.calls = 0  # candidates generated: the budget of a search counts these
+
+    @classmethod
+    def load(cls, checkpoint: str | Path | None = None, device: str = "cpu", segments: int | None = None) -> Generator:
+        from gocoder.tokenizer import Tokenizer
+        from gocoder.train import load_model
+
+        if checkpoint is None:
+            checkpoint = DEFAULT_MODEL if DEFAULT_MODEL.exists() or not WHEEL_MODEL.exists() else WHEEL_MODEL
+            if not Path(checkpoint).exists():
+                raise GocoderError(f"{checkpoint}: no default model shipped yet; pass --checkpoint DIR")
+        p = Path(checkpoint)
+        if (p / "latest").is_file():
+            p = p / (p / "latest").read_text(encoding="utf-8").strip()
+        model, meta = load_model(p)
+        tok_path = p / "tokenizer.model"
+        if not tok_path.exists():
+            tok_path = Path(meta.get("config", {}).get("train", {}).get("tokenizer", "tokenizer"))
+        tok = Tokenizer.load(tok_path)
+        if tok.hash != meta.get("tokenizer_hash"):
+            raise GocoderError(f"{tok_path}: not the tokenizer {p} was trained with (sha256 differs)")
+        return cls(model, tok, meta, device, segments, p)
+
+    def prompt_text(self, rec: dict[str, Any]) -> str:
+        """The prompt region of rec as training serializes it (with its refine block, if any)."""
+        from gocoder.serialize import segments
+
+        return segments(dict(rec, plan={"steps": []}), solution=False)["prompt"]
+
+    def prompt_ids(self, rec: dict[str, Any], max_new: int) -> list[int]:
+        """Token ids of the prompt, cut as the shards cut one (gocoder/data.py Shard.example: its middle
+        goes, the problem at the head and the refine block at the tail stay) to leave max_new positions."""
+        ids = self.tok.encode(self.prompt_text(rec))
+        keep = max(8, self.max_len - min(max_new, self.max_len // 2))
+        if len(ids) > keep:
+            head = keep // 2
+            ids = ids[:head] + ids[len(ids) - (keep - head):]
+        return ids
+
+    def sample(self, rec: dict[str, Any], n: int = 1, sampling: Sampling | None = None, *, typecheck: bool = False,
+               tests: Callable[[str], TestResult] | None = None) -> list[Candidate]:
+        """n independent plan+code candidates for one record, each checked, tested and judged."""
+        from gocoder.data import verdict_features
+        from gocoder.validate import get_checker
+
+        s = dataclasses.replace(sampling or Sampling(), stop=(self.code_close,))
+        comps = self.engine.generate([self.prompt_ids(rec, s.max_new_tokens)], s, samples=n)
+        self.calls += len(comps)
+        texts = [self.tok.decode(c.tokens) for c in comps]
+        decoded = [decode_output(t) for t in texts]
+        checks = get_checker().check_many([code for _, code, _ in decoded], typecheck=typecheck)
+        cands = []
+        for text, (plan, code, finished), res in zip(texts, decoded, checks, strict=True):
+            ok = bool(res.ok and finished and code.strip())
+            type_ok = (res.type_ok if res.ok else None) if typecheck else None
+            terrs = res.type_errors if type_ok is False else ()
+            first = res.errors[0] if res.errors else (terrs[0] if terrs else None)
+            diag = f"{first.line}:{first.col}: {first.msg}" if first else ("" if finished else "unfinished code")
+            t = tests(code) if tests is not None and ok else None
+            if t is not None and not t.passed:
+                diag = diag or t.output[:MAX_OUTPUT]
+            n_err = len(res.errors) or len(terrs)
+            cands.append(Candidate(code, plan, ok, type_ok, t, None, text, finished, n_err, diag,
+                                   verdict_features(code, res)))
+        for c, d in zip(cands, self.engine.decide(comps, [c.verdict for c in cands]), strict=True):
+            c.decision = d
+        return cands
+
+
+# --------------------------------------------------------------------------------------- the loop
+
+@dataclass
+class LoopState:
+    rec: dict[str, Any]
+    iteration: int = 0
+    candidates: list[Candidate] = field(default_factory=list)
+    best: int | None = None  # index into candidates
+    current: int | None = None  # the candidate the next round repairs (the last round's best)
+    trace: list[dict] = field(default_factory=list)
+    done: bool = False  # the controller said done on code that parses, or the code passed
+    premature: int = 0  # "done" said on code that does not parse, overridden
+
+
+def init_state(rec: dict[str, Any]) -> LoopState:
+    return LoopState(rec=rec)
+
+
+def refine_record(rec: dict[str, Any], prev: Candidate) -> dict[str, Any]:
+    """rec with the previous code and its first diagnostic as the refine block (the shards' repair rows)."""
+    tests = None if prev.tests is None else prev.tests.passed
+    return dict(rec, refine={"code": prev.code, "diagnostic": prev.diagnostic,
+                             "validation": {"syntax": prev.syntax_ok, "tests": tests}})
+
+
+def step(gen: Any, state: LoopState, *, samples: int = 1, sampling: Sampling | None = None,
+         typecheck: bool = False, tests: Callable[[str], TestResult] | None = None) -> LoopState:
+    """One round: sample, check, judge; the round's best becomes current and the best overall is kept."""
+    prev = state.candidates[state.current] if state.current is not None else None
+    rec = state.rec if prev is None else refine_record(state.rec, prev)
+    s = sampling or Sampling()
+    if s.seed is not None:  # another round, other samples: greedy rounds differ by their prompt only
+        s = dataclasses.replace(s, seed=s.seed + state.iteration)
+    cands = gen.sample(rec, samples, s, typecheck=typecheck, tests=tests)
+    base = len(state.candidates)
+    state.candidates.extend(cands)
+    pick = min(range(len(cands)), key=lambda i: energy(cands[i]))
+    state.current = base + pick
+    if state.best is None or energy(cands[pick]) < energy(state.candidates[state.best]):
+        state.best = state.current
+    c = cands[pick]
+    said = "done" if c.decision is not None and max(range(3), key=lambda i: c.decision.probs[i]) == DONE else (
+        "refine" if c.decision is None or c.decision.probs[1] >= c.decision.probs[0] else "continue")
+    premature = said == "done" and not c.syntax_ok
+    state.premature += premature
+    state.done = c.passed or (said == "done" and c.syntax_ok)
+    state.trace.append({"iteration": state.iteration, "action": "refine" if prev else "generate",
+                        "code": c.code, "plan": c.plan, "decision": said, "premature": premature,
+                        "done_prob": c.done_prob, "energy": energy(c),
+                        "verdict": {"syntax_ok": c.syntax_ok, "type_ok": c.type_ok, "finished": c.finished,
+                                    "tests": None if c.tests is None else c.tests.passed,
+                                    "diagnostic": c.diagnostic, "errors": c.errors}})
+    state.iteration += 1
+    return state
+
+
+def should_halt(state: LoopState, max_iters: int = 3) -> bool:
+    return state.done or state.iteration >= max_iters
+
+
+def save_state(state: LoopState, path: str | Path) -> None:
+    """JSON, written to a temporary name and renamed: a kill leaves the previous state whole."""
+    p = Path(path)
+    d = dataclasses.asdict(state)
+    d["candidates"] = [c.to_dict() for c in state.candidates]
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps(d) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
+
+
+def load_state(path: str | Path) -> LoopState:
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        d["candidates"] = [Candidate.from_dict(c) for c in d["candidates"]]
+        return LoopState(**d)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise GocoderError(f"{path}: not a saved loop state ({e})") from None
+
+
+@dataclass
+class Result:
+    code: str
+    plan: list[dict]
+    iterations: int
+    syntax_ok: bool
+    type_ok: bool | None
+    passed: bool | None  # None when no tests were given
+    first_try_ok: bool  # the first round's candidate passed (parsed, type-checked if asked, tests if given)
+    trace: list[dict]  # one dict per step: action, code, verdict, decision
+    premature: int = 0  # controller "done" on code that did not parse (overridden)
+    candidates: int = 0  # candidates generated (model samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def result_of(state: LoopState, tests: Callable[[str], TestResult] | None = None) -> Result:
+    """The best candidate seen (passing > parsing > the controller's done probability) as the answer."""
+    if state.best is None:
+        raise GocoderError("the loop ran no step")
+    b = state.candidates[state.best]
+    first = state.trace[0]["verdict"] if state.trace else {}
+    first_ok = bool(first.get("syntax_ok") and first.get("type_ok") is not False and first.get("tests") is not False)
+    return Result(b.code, b.plan, state.iteration, b.syntax_ok, b.type_ok,
+                  None if tests is None else bool(b.tests and b.tests.passed), first_ok, state.trace,
+                  state.premature, len(state.candidates))
+
+
+def solve(gen: Any, rec: dict[str, Any], *, samples: int = 1, max_iters: int = 3, search: str = "best-of",
+          budget: int | None = None, typecheck: bool = False, tests: Callable[[str], TestResult] | None = None,
+          sampling: Sampling | None = None, state_path: str | Path | None = None, ucb_c: float = 1.0) -> Result:
+    """Write code for rec: the refinement loop with `samples` candidates a round (best-of), or a tree search
+    over refinements (search="tree"); budget caps the candidates generated (default samples * max_iters).
+    With state_path the loop saves its state after each round and resumes from it (best-of only)."""
+    if samples < 1 or max_iters < 1:
+        raise GocoderError(f"samples ({samples}) and max_iters ({max_iters}) must be at least 1")
+    budget = budget or samples * max_iters
+    if search == "tree":
+        from gocoder.search import tree_search
+
+        state = tree_search(gen, rec, samples=samples, max_depth=max_iters, budget=budget, c=ucb_c,
+                            sampling=sampling, typecheck=typecheck, tests=tests)
+        return result_of(state, tests)
+    if search != "best-of":
+        raise GocoderError(f"--search {search!r}: expected best-of or tree")
+    sp = Path(state_path) if state_path else None
+    state = load_state(sp) if sp is not None and sp.exists() else init_state(rec)
+    while not should_halt(state, max_iters) and len(state.candidates) + samples <= max(budget, samples):
+        step(gen, state, samples=samples, sampling=sampling, typecheck=typecheck, tests=tests)
+        if sp is not None:
+            save_state(state, sp)
+    return result_of(state, tests)
+
+
+def sampling_from(cfg: Any, samples: int = 1, search: str = "best-of") -> Sampling:
+    """The sampler of a [generate] config: greedy for one candidate a round, else at cfg.temperature
+    (several identical greedy candidates, or tree expansions, would measure nothing new)."""
+    greedy = samples == 1 and search == "best-of"
+    return Sampling(max_new_tokens=cfg.max_new_tokens, temperature=0.0 if greedy else cfg.temperature,
+                    top_k=cfg.top_k, top_p=1.0 if greedy else cfg.top_p, seed=cfg.seed)
+
+
+def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
+                    checkpoint: str | Path | None = None) -> Result:
+    """`gocoder generate`: a record from a PR description (and the file it changes), solved by the loop."""
+    before = ""
+    if context is not None:
+        try:
+            before = Path(context).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = getattr(e, "strerror", None) or e
+            raise GocoderError(f"{context}: cannot read the context file: {why}") from None
+    rec = {"id": "cli", "problem": {"description": pr_desc, "details": ""},
+           "context": {"file": str(context or ""), "before": before}}
+    gen = Generator.load(checkpoint, device=cfg.device)
+    return solve(gen, rec, samples=cfg.samples, max_iters=cfg.max_iters, search=cfg.search, budget=cfg.budget or None,
+                 typecheck=cfg.typecheck, sampling=sampling_from(cfg, cfg.samples, cfg.search), ucb_c=cfg.ucb_c)

@@ -1,0 +1,222 @@
+"""The refinement loop, candidate search and `gocoder generate`, on a tiny real checkpoint and a fake generator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gocoder import GocoderError
+from gocoder.engine import Decision
+from gocoder.generate import (Candidate, Generator, LoopState, TestResult, decode_output, energy, init_state,
+                              load_state, save_state, should_halt, solve, step)
+from gocoder.search import Tree, reward
+from gocoder.serialize import escape
+
+GOOD = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n"
+BAD = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t\n\treturn b\n}\n"  # a lost brace
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def rec(i: int = 0) -> dict:
+    return {"id": f"g{i}", "problem": {"description": "Add Max", "details": "Max returns the larger of two ints."},
+            "context": {"file": "util.go", "before": "package util\n"},
+            "plan": {"steps": [{"intent": "ADD", "target": "func:Max", "description": "returns the larger"}]},
+            "solution": {"code": GOOD, "validation": {"syntax": True, "tests": None}}}
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A tiny checkpoint trained for a few steps on 16 records of small Go functions (tests/test_train.py)."""
+    from test_train import record
+
+    from gocoder.config import load_config
+    from gocoder.data import build_shards
+    from gocoder.serialize import serialize
+    from gocoder.tokenizer import Tokenizer, train_tokenizer
+    from gocoder.train import train
+
+    d = tmp_path_factory.mktemp("gen")
+    recs = [record(i) for i in range(16)]
+    (d / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    train_tokenizer([serialize(r) for r in recs] * 4, d / "tok", vocab_size=420)
+    build_shards(d / "h.jsonl", Tokenizer.load(d / "tok"), d / "shards", rollouts=1, seed=0)
+    sets = {"train.data": str(d / "shards"), "train.tokenizer": str(d / "tok"), "train.out": str(d / "run"),
+            "train.eval_every": 0, "train.steps": 6, "train.ema_decay": 0.0}
+    train(load_config("configs/tiny.toml", [f"{k}={json.dumps(v)}" for k, v in sets.items()]))
+    return d / "run"
+
+
+def cand(code: str, ok: bool, done: float = 0.1, errors: int = 0, tests: TestResult | None = None) -> Candidate:
+    rest = (1 - done) / 2
+    return Candidate(code, [{"intent": "FIX", "target": "func:Max", "description": ""}], ok, None, tests,
+                     Decision((rest, rest, done), None), "", True, 0 if ok else max(errors, 1),
+                     "" if ok else "4:2: expected '}', found 'EOF'", [float(ok), 0, 0, 1, 0, 0])
+
+
+class FakeGen:
+    """Hands out the candidates it is given, in order, and records the records it was asked about."""
+
+    def __init__(self, cands):
+        self.cands, self.asked = list(cands), []
+
+    def sample(self, rec, n=1, sampling=None, *, typecheck=False, tests=None):
+        self.asked.append(rec)
+        out, self.cands = self.cands[:n], self.cands[n:]
+        return out
+
+
+# ----------------------------------------------------------------------------- decoding and checkpoints
+
+def test_decode_output_reads_plan_and_unescapes_code():
+    go = 'x := "</CODE>"'
+    text = ("<PLAN><STEP><INTENT:FIX><TARGET:method>T.Get\ncheck nil<STEP><INTENT:ADD>more</PLAN>"
+            f"<CODE>{escape(go)}</CODE>")
+    plan, code, finished = decode_output(text)
+    assert plan == [{"intent": "FIX", "target": "method:T.Get", "description": "check nil"},
+                    {"intent": "ADD", "target": "", "description": "more"}]
+    assert code == 'x := "</CODE>"' and finished
+    assert decode_output("<PLAN></PLAN><CODE>func f() {") == ([], "func f() {", False)
+    assert decode_output("<PLAN><STEP>") == ([], "", False)
+
+
+def test_checkpoint_carries_its_tokenizer(ckpt, tmp_path):
+    folder = ckpt / (ckpt / "latest").read_text().strip()
+    assert (folder / "tokenizer.model").is_file() and (folder / "tokenizer.json").is_file()
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)
+    assert Generator.load(moved).tok.hash == json.loads((moved / "config.json").read_text())["tokenizer_hash"]
+    # without its copy, config.json's tokenizer path is used and checked against the hash
+    (moved / "tokenizer.model").unlink()
+    meta = json.loads((moved / "config.json").read_text())
+    meta["config"]["train"]["tokenizer"] = "tokenizer"  # the shipped one: another vocabulary
+    (moved / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(GocoderError, match="not the tokenizer"):
+        Generator.load(moved)
+    with pytest.raises(GocoderError, match="no checkpoint"):
+        Generator.load(tmp_path / "nothing")
+
+
+# ------------------------------------------------------------------------------- the loop, real model
+
+def test_loop_on_tiny_checkpoint(ckpt):
+    gen = Generator.load(ckpt)
+    state = init_state(rec())
+    while not should_halt(state, 2):
+        step(gen, state)
+    assert 1 <= state.iteration <= 2 and len(state.trace) == state.iteration
+    best = state.candidates[state.best]
+    assert best.syntax_ok == any(c.syntax_ok for c in state.candidates)  # the answer parses if any did
+    assert all(c.decision is not None and abs(sum(c.decision.probs) - 1) < 1e-4 for c in state.candidates)
+    res = solve(gen, rec(), max_iters=2)
+    assert res.iterations <= 2 and res.code == res.trace[[t["code"] for t in res.trace].index(res.code)]["code"]
+
+
+def test_refine_puts_previous_code_and_diagnostic_into_the_prompt(ckpt):
+    gen = Generator.load(ckpt)
+    seen = []
+    real = gen.engine.generate
+    gen.engine.generate = lambda prompts, *a, **k: seen.append(prompts[0]) or real(prompts, *a, **k)
+    state = LoopState(rec=rec(), iteration=1, candidates=[cand(BAD, False)], best=0, current=0)
+    step(gen, state)
+    text = gen.tok.decode(seen[0])
+    assert ("<REFINE><CODE>" + BAD + "</CODE><VALIDATE><SYNTAX_ERR>4:2: expected '}', found 'EOF'</VALIDATE>") in text
+    assert state.trace[-1]["action"] == "refine" and state.iteration == 2
+
+
+# ------------------------------------------------------------------------------- the loop, fake model
+
+def test_premature_done_is_overridden_and_max_iters_respected():
+    gen = FakeGen([cand(BAD, False, done=0.9)] * 5)
+    res = solve(gen, rec(), max_iters=3)
+    assert res.iterations == 3 and len(gen.asked) == 3 and res.premature == 3 and not res.syntax_ok
+    assert all(t["decision"] == "done" and t["premature"] for t in res.trace)
+    assert "refine" in gen.asked[1] and gen.asked[1]["refine"]["code"] == BAD
+    # done on code that parses stops the loop even when tests fail
+    gen = FakeGen([cand(GOOD, True, done=0.9, tests=TestResult(False, "FAIL"))] * 3)
+    assert solve(gen, rec(), max_iters=3, tests=lambda c: TestResult(False, "")).iterations == 1
+
+
+def test_final_answer_is_the_best_candidate_seen():
+    gen = FakeGen([cand(GOOD, True, done=0.2), cand(BAD, False, done=0.99)])
+    res = solve(gen, rec(), max_iters=2, tests=lambda c: TestResult(True, ""))
+    assert res.code == GOOD and res.syntax_ok and res.first_try_ok and res.iterations == 1
+    gen = FakeGen([cand(BAD, False, errors=3), cand(BAD + "}", False, errors=1), cand(BAD + "{", False, errors=5)])
+    res = solve(gen, rec(), samples=3, max_iters=1)  # best-of 3: the fewest errors wins
+    assert res.code == BAD + "}" and res.candidates == 3
+
+
+def test_state_round_trips_and_continues(tmp_path):
+    gen = FakeGen([cand(BAD, False), cand(BAD, False), cand(GOOD, True)])
+    state = step(gen, init_state(rec()))
+    save_state(state, tmp_path / "s.json")
+    back = load_state(tmp_path / "s.json")
+    assert back == state
+    step(gen, back)
+    assert back.iteration == 2 and back.trace[1]["action"] == "refine"
+    # solve resumes from a saved state: one round left to reach max_iters=3, and it passes
+    save_state(back, tmp_path / "s.json")
+    res = solve(gen, rec(), max_iters=3, state_path=tmp_path / "s.json")
+    assert res.iterations == 3 and res.syntax_ok and not gen.cands
+    with pytest.raises(GocoderError, match="not a saved loop state"):
+        (tmp_path / "bad.json").write_text("{}")
+        load_state(tmp_path / "bad.json")
+
+
+def test_energy_orders_passing_parsing_and_errors():
+    passing, failing = cand(GOOD, True, tests=TestResult(True, "")), cand(GOOD, True, tests=TestResult(False, ""))
+    assert energy(passing) < energy(failing) < energy(cand(BAD, False, errors=1)) < energy(cand(BAD, False, errors=4))
+    assert energy(cand(GOOD, True, done=0.9)) < energy(cand(GOOD, True, done=0.1))
+
+
+# ------------------------------------------------------------------------------------------ tree search
+
+def test_ucb_prefers_reward_then_explores():
+    t = Tree()
+    a, b = t.add(None, 0.2), t.add(None, 0.8)
+    assert t.select(c=0.0, max_depth=3) == b
+    t.add(b, 0.0)
+    t.add(b, 0.0)  # b's subtree now averages 0.27 over 3 visits; a is less visited
+    assert t.visits[b] == 3 and t.select(c=2.0, max_depth=2) == a  # depth-2 children may not grow
+
+
+def test_tree_search_expands_the_best_node_and_stops():
+    roots = [cand(BAD, False, errors=5), cand(BAD, False, errors=1)]
+    gen = FakeGen(roots + [cand(GOOD, True)])
+    res = solve(gen, rec(), samples=2, max_iters=3, search="tree", budget=10, ucb_c=0.1)
+    assert res.syntax_ok and res.candidates == 3  # stopped at the first passing candidate
+    assert gen.asked[1]["refine"]["code"] == roots[1].code and res.trace[2]["parent"] == 1
+    gen = FakeGen([cand(BAD, False)] * 20)
+    res = solve(gen, rec(), samples=2, max_iters=3, search="tree", budget=5)
+    assert res.candidates == 5 and len(gen.asked) == 4 and not res.syntax_ok  # the budget stops it
+    assert reward(cand(GOOD, True)) > reward(cand(BAD, False))
+
+
+# ------------------------------------------------------------------------------------ gocoder generate
+
+def test_generate_cli_json_and_exit_codes(ckpt, tmp_path, monkeypatch):
+    from gocoder.cli import app
+
+    ctx = tmp_path / "util.go"
+    ctx.write_text("package util\n")
+    r = CliRunner().invoke(app, ["generate", "--pr-desc", "Add Max", "--context", str(ctx), "--checkpoint",
+                                 str(ckpt), "--max-iters", "2", "--json"])
+    out = json.loads(r.stdout)
+    assert set(out) >= {"code", "plan", "iterations", "syntax_ok", "type_ok", "trace"}
+    assert r.exit_code == (0 if out["syntax_ok"] else 1) and 1 <= out["iterations"] <= 2
+    # a model whose every candidate fails to parse: exit 1, the code still printed
+    monkeypatch.setattr(Generator, "sample", lambda self, *a, **k: [cand(BAD, False)])
+    r = CliRunner().invoke(app, ["generate", "--pr-desc", "Add Max", "--checkpoint", str(ckpt)])
+    assert r.exit_code == 1 and BAD in r.stdout
+    r = CliRunner().invoke(app, ["generate", "--pr-desc", "x", "--checkpoint", str(tmp_path / "none")])
+    assert r.exit_code == 1 or isinstance(r.exception, GocoderError)
