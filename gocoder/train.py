@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from gocoder import GocoderError
 from gocoder.config import Config, ModelConfig, to_dict
 from gocoder.data import Shard, iter_batches
-from gocoder.model import Batch, GocoderModel, count_params, train_flops
+from gocoder.model import GocoderModel, count_params, train_flops
 from gocoder.records import JsonlWriter
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
@@ -197,45 +197,29 @@ def evaluate(model: GocoderModel, shard: Shard, cfg: Config, device: torch.devic
     return res
 
 
-@torch.no_grad()
 def greedy_codes(model: GocoderModel, shard: Shard, rows: list[int], tok: Any, max_len: int, max_new: int,
                  device: torch.device) -> list[str]:
-    """Greedy plan-then-code continuations of the prompts of rows, decoded to Go ("" when the model
-    never opened a <CODE> block). No KV cache: each token reruns the model (evaluation-sized work)."""
+    """Greedy plan-then-code continuations of the prompts of rows (cut to max_len, as in training),
+    decoded to Go ("" when the model never opened a <CODE> block). Written by the KV-cached engine,
+    which ends a row at the model's max_seq_len (the callers pass it as max_len) and at the first
+    </CODE> (one before any <CODE> ends the row with no code)."""
+    from gocoder.engine import Engine, Sampling
     from gocoder.serialize import unescape
 
     code_open, code_close = tok.token_id("<CODE>"), tok.token_id("</CODE>")
-    prompts = [shard.example(r, max_len)[0][: shard.example(r, max_len)[1]].tolist() for r in rows]
-    gen: list[list[int]] = [[] for _ in rows]
-    start: list[int | None] = [None] * len(rows)  # index of <CODE> in gen
-    done = [False] * len(rows)
-    for _ in range(max_new):
-        act = [i for i in range(len(rows)) if not done[i] and len(prompts[i]) + len(gen[i]) < max_len]
-        if not act:
-            break
-        seqs = [prompts[i] + gen[i] for i in act]
-        tokens = torch.full((len(act), max(map(len, seqs))), shard.meta["pad_id"], dtype=torch.long)
-        for j, s in enumerate(seqs):
-            tokens[j, : len(s)] = torch.tensor(s)
-        P = torch.tensor([len(prompts[i]) for i in act])
-        C = torch.tensor([0 if start[i] is None else len(gen[i]) - start[i] for i in act])
-        Q = torch.tensor([len(gen[i]) for i in act]) - C
-        n = len(act)
-        b = Batch(tokens, P, Q, C, torch.zeros(n), torch.full((n,), -1), torch.zeros(n, model.cfg.n_verdict))
-        nxt = model(b.to(device), want_logits=True).last_logits.argmax(-1).tolist()
-        for i, t in zip(act, nxt, strict=True):
-            gen[i].append(t)
-            if start[i] is None and t == code_open:
-                start[i] = len(gen[i]) - 1
-            elif start[i] is not None and t == code_close:
-                done[i] = True
+    prompts = []
+    for r in rows:
+        ids, n = shard.example(r, max_len)[:2]
+        prompts.append(ids[:n].tolist())
+    done = Engine(model, code_open=code_open, device=device).generate(
+        prompts, Sampling(max_new_tokens=max_new, stop=(code_close,)))
     codes = []
-    for i in range(len(rows)):
-        if start[i] is None:
+    for c in done:
+        if code_open not in c.tokens:
             codes.append("")
             continue
-        body = gen[i][start[i] + 1:]
-        codes.append(unescape(tok.decode(body[:-1] if done[i] else body)))
+        body = c.tokens[c.tokens.index(code_open) + 1:]
+        codes.append(unescape(tok.decode(body[:-1] if c.stopped else body)))
     return codes
 
 
