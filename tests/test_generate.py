@@ -11,8 +11,20 @@ from typer.testing import CliRunner
 
 from gocoder import GocoderError
 from gocoder.engine import Decision
-from gocoder.generate import (Candidate, Generator, LoopState, TestResult, decode_output, energy, init_state,
-                              load_state, save_state, should_halt, solve, step)
+from gocoder.generate import (
+    Candidate,
+    Generator,
+    LoopState,
+    TestResult,
+    decode_output,
+    energy,
+    init_state,
+    load_state,
+    save_state,
+    should_halt,
+    solve,
+    step,
+)
 from gocoder.search import Tree, reward
 from gocoder.serialize import escape
 
@@ -37,6 +49,10 @@ def rec(i: int = 0) -> dict:
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("gen"))
+
+
+def train_tiny(d):
     """A tiny checkpoint trained for a few steps on 16 records of small Go functions (tests/test_train.py)."""
     from test_train import record
 
@@ -46,7 +62,6 @@ def ckpt(tmp_path_factory):
     from gocoder.tokenizer import Tokenizer, train_tokenizer
     from gocoder.train import train
 
-    d = tmp_path_factory.mktemp("gen")
     recs = [record(i) for i in range(16)]
     (d / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     train_tokenizer([serialize(r) for r in recs] * 4, d / "tok", vocab_size=420)
