@@ -352,16 +352,16 @@ def generate_cmd(
         Path | None, typer.Option("--context", help="The Go file the change is made in (its text is the context).")
     ] = None,
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="Checkpoint or run folder (default: the shipped models/default).")
+        Path | None, typer.Option("--checkpoint", help="Checkpoint or run folder (default: models/default).")
     ] = None,
-    samples: Annotated[int | None, typer.Option("--samples", help="Candidates per round (tree: root candidates).")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", help="Candidates per round (tree: roots).")] = None,
     search: Annotated[str | None, typer.Option("--search", help="best-of or tree.")] = None,
     max_iters: Annotated[int | None, typer.Option("--max-iters", help="Refinement rounds at most.")] = None,
     typecheck: Annotated[bool, typer.Option("--typecheck", help="Also judge candidates with go/types.")] = False,
     temperature: Annotated[
         float | None, typer.Option("--temperature", help="Sampling temperature (one candidate a round is greedy).")
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed: the same seed gives the same code.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed: the same seed, the same code.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda.")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -401,7 +401,7 @@ def generate_cmd(
 @app.command("eval")
 def eval_cmd(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint or run folder to evaluate.")],
-    data: Annotated[Path, typer.Option("--data", help="Hierarchical records (JSONL), e.g. data/hierarchical/test.jsonl.")],
+    data: Annotated[Path, typer.Option("--data", help="Hierarchical records (JSONL), e.g. its test.jsonl.")],
     limit: Annotated[int | None, typer.Option("--limit", help="Evaluate the first N records only.")] = None,
     max_iters: Annotated[int | None, typer.Option("--max-iters", help="Refinement rounds at most.")] = None,
     samples: Annotated[int | None, typer.Option("--samples", help="Candidates per round.")] = None,
@@ -415,110 +415,9 @@ def eval_cmd(
     best: Annotated[Path, typer.Option("--best", help="The best-checkpoint slot --promote writes.")] = Path(
         "runs/best"
     ),
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Per-item JSONL (resumable; default under runs/eval/).")] = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Evaluate a checkpoint on held-out records: exact match, AST similarity, validity, plan scores.
-
-    Example: gocoder eval --checkpoint runs/tiny --data data/hierarchical/test.jsonl --limit 50 --against runs/best
-    """
-    from rich.progress import Progress
-
-    from gocoder.evaluate import SUMMARY, run_eval
-
-    opts = {"max_iters": max_iters, "samples": samples}
-    sets = list(set_ or []) + [f"generate.{k}={v}" for k, v in opts.items() if v is not None]
-    with Progress(console=err, disable=not err.is_terminal) as bar:
-        task = bar.add_task("eval", total=None)
-        rep = run_eval(_config(config, sets).generate, checkpoint, data, out=out, limit=limit, against=against,
-                       best=best if promote else None, margin=margin, progress=lambda n: bar.advance(task, n))
-    if as_json:
-        print(json.dumps(rep))
-        return
-    for name, s in (("", rep["summary"]), ("against ", rep.get("against_summary"))):
-        if s:
-            print(f"{name}{s['items']} items ({s['out']}): " + ", ".join(
-                f"{k} {s[k]:.3f}" for k in SUMMARY if s[k] is not None))
-    if "arena" in rep:
-        a = rep["arena"]
-        print(f"arena: {a['wins']} wins, {a['losses']} losses, {a['ties']} ties; win rate {a['win_rate']}")
-        if rep["promoted"]:
-            print(f"promoted to {rep['promoted']}")
-
-
-@app.command("generate")
-def generate_cmd(
-    pr_desc: Annotated[str, typer.Option("--pr-desc", help="The PR description: what the change must do.")],
-    context: Annotated[
-        Path | None, typer.Option("--context", help="The Go file the change is made in (its text is the context).")
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Per-item JSONL (resumable; default under runs/eval/).")
     ] = None,
-    checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="Checkpoint or run folder (default: the shipped models/default).")
-    ] = None,
-    samples: Annotated[int | None, typer.Option("--samples", help="Candidates per round (tree: root candidates).")] = None,
-    search: Annotated[str | None, typer.Option("--search", help="best-of or tree.")] = None,
-    max_iters: Annotated[int | None, typer.Option("--max-iters", help="Refinement rounds at most.")] = None,
-    typecheck: Annotated[bool, typer.Option("--typecheck", help="Also judge candidates with go/types.")] = False,
-    temperature: Annotated[
-        float | None, typer.Option("--temperature", help="Sampling temperature (one candidate a round is greedy).")
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed: the same seed gives the same code.")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda.")] = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Write Go for a PR description: plan, code, check, refine; the code on stdout, the rest on stderr.
-
-    Exit 1 if the final code does not parse.
-    Example: gocoder generate --pr-desc "Fix nil pointer dereference in handle when r is nil" --context h.go
-    """
-    from gocoder.generate import generate_for_pr
-
-    opts = {"samples": samples, "search": search, "max_iters": max_iters, "temperature": temperature, "seed": seed,
-            "device": device, "typecheck": typecheck or None}
-    sets = list(set_ or []) + [f"generate.{k}={json.dumps(v)}" for k, v in opts.items() if v is not None]
-    res = generate_for_pr(_config(config, sets).generate, pr_desc, context, checkpoint)
-    if as_json:
-        print(json.dumps({k: getattr(res, k) for k in ("code", "plan", "iterations", "syntax_ok", "type_ok",
-                                                       "passed", "first_try_ok", "trace")}))
-    else:
-        for s in res.plan:
-            err.print(f"plan: {s['intent']} {s['target'] or '-'}  {s['description']}", highlight=False, markup=False)
-        out = Console()
-        if out.is_terminal:
-            from rich.syntax import Syntax
-
-            out.print(Syntax(res.code, "go"))
-        else:
-            sys.stdout.write(res.code if res.code.endswith("\n") or not res.code else res.code + "\n")
-        verdict = "parses" if res.syntax_ok else "does not parse"
-        types = "" if res.type_ok is None else (", type-checks" if res.type_ok else ", type errors")
-        err.print(f"{verdict}{types}; {res.iterations} iteration{'s' if res.iterations != 1 else ''}",
-                  highlight=False, markup=False)
-    raise typer.Exit(0 if res.syntax_ok else 1)
-
-
-@app.command("eval")
-def eval_cmd(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint or run folder to evaluate.")],
-    data: Annotated[Path, typer.Option("--data", help="Hierarchical records (JSONL), e.g. data/hierarchical/test.jsonl.")],
-    limit: Annotated[int | None, typer.Option("--limit", help="Evaluate the first N records only.")] = None,
-    max_iters: Annotated[int | None, typer.Option("--max-iters", help="Refinement rounds at most.")] = None,
-    samples: Annotated[int | None, typer.Option("--samples", help="Candidates per round.")] = None,
-    against: Annotated[
-        Path | None, typer.Option("--against", help="A second checkpoint: run both on the same records (arena).")
-    ] = None,
-    promote: Annotated[
-        bool, typer.Option("--promote", help="Copy the arena's winner to --best when it wins by --margin.")
-    ] = False,
-    margin: Annotated[float, typer.Option("--margin", help="Win rate above 0.5 needed to promote.")] = 0.02,
-    best: Annotated[Path, typer.Option("--best", help="The best-checkpoint slot --promote writes.")] = Path(
-        "runs/best"
-    ),
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Per-item JSONL (resumable; default under runs/eval/).")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
