@@ -500,6 +500,58 @@ def report_cmd(
         err.print(f"note: {n}", highlight=False, markup=False)
 
 
+@app.command("bench")
+def bench_cmd(
+    file: Annotated[Path, typer.Option("--file", "-f", help="Benchmark JSONL (e.g. ../shared/bench/mbxp_go.jsonl).")],
+    fmt: Annotated[str, typer.Option("--format", help="mbxp, multipl-e, humaneval-x or humanevalpack.")],
+    task: Annotated[str, typer.Option("--task", help="synthesize, or fix (humanevalpack).")] = "synthesize",
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="Model folder to generate with (default: the shipped model).")
+    ] = None,
+    completions: Annotated[
+        Path | None, typer.Option("--completions", help="JSONL of task_id + completion to score instead of a model.")
+    ] = None,
+    samples: Annotated[int | None, typer.Option("--samples", "-n", help="Model completions per problem.")] = None,
+    k: Annotated[str | None, typer.Option("--k", help="pass@k to report, comma-separated, e.g. 1,10.")] = None,
+    refine_iters: Annotated[
+        int | None, typer.Option("--refine-iters", help="Also score the refinement loop with K iterations.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N problems of the file.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for results.jsonl and summary.json.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Problems run at once.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a public Go benchmark in the sandbox: pass@k with and without the refinement loop; rerun resumes.
+
+    Example: gocoder bench --file ../shared/bench/mbxp_go.jsonl --format mbxp --completions samples.jsonl
+    """
+    from gocoder.benchrun import bench
+
+    sets = list(set_ or [])
+    for key, val in (("samples", samples), ("refine_iters", refine_iters), ("workers", workers)):
+        sets += [f"bench.{key}={val}"] if val is not None else []
+    if k is not None:
+        try:
+            sets.append(f"bench.ks=[{','.join(str(int(x)) for x in k.split(','))}]")
+        except ValueError:
+            raise GocoderError(f"--k {k!r}: expected comma-separated integers, e.g. 1,10") from None
+    cfg = _config(config, sets)
+    res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
+                out=out, device=cfg.generate.device, console=err)
+    if as_json:
+        print(json.dumps(res))
+        return
+    passk = ", ".join(f"{name} {v:.4f}" for name, v in res["pass@k"].items()) or "no pass@k (too few samples)"
+    print(f"{res['scored']} problems scored ({res['samples']} samples, {res['passed']} passed): {passk}")
+    if res["pass@k_refined"] is not None:
+        print("with the refinement loop: " + ", ".join(f"{n} {v:.4f}" for n, v in res["pass@k_refined"].items()))
+    print("statuses: " + ", ".join(f"{s} {n}" for s, n in res["status_counts"].items()))
+    if res["excluded"]:
+        print(f"excluded (harness never compiles): {', '.join(e['id'] for e in res['excluded'])}")
+
+
 def main() -> None:
     """Console-script entry: a GocoderError becomes one line on stderr and exit 2.
 

@@ -29,6 +29,21 @@ class ValidateConfig:
 
 
 @dataclass(frozen=True)
+class BenchConfig:
+    """`gocoder bench`: public Go benchmarks scored in the sandbox (gocoder/benchrun.py, sandbox.py)."""
+
+    samples: int = 1  # completions per problem asked of the generator
+    ks: tuple[int, ...] = (1, 10)  # pass@k reported for each k that every problem has samples for
+    refine_iters: int = 0  # > 0: also score the refinement loop (solve) with this many iterations
+    workers: int = 2  # problems built and run at once
+    wall_s: float = 10.0  # per run of a built program
+    cpu_s: int = 10
+    memory_mb: int = 2048  # address space; Go's runtime alone reserves ~650 MB
+    build_s: float = 120.0  # per build
+    out: str = "runs/bench"
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The model (gocoder/model.py): shapes, the HRM/TRM recursion and halting; `type` picks the family."""
 
@@ -172,6 +187,7 @@ class GenerateConfig:
 @dataclass(frozen=True)
 class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -1,0 +1,278 @@
+"""Public Go benchmarks, offline: MBXP, MultiPL-E, HumanEval-X and HumanEvalPack as one Problem shape.
+
+How each official harness assembles and runs a Go program (the sandbox does the same, offline):
+- MBXP (amazon-science/mxeval): prompt + completion + test, one `package main` file, `go run`;
+  exit 0 without a panic passes. Eleven harnesses never compile (see MBXP_EXCLUDED).
+- MultiPL-E (nuprl/MultiPL-E, eval_go.py): prompt + completion + "\\n" + tests in a `*_test.go` file of
+  package `NAME_test`, `go test`.
+- HumanEval-X (THUDM/CodeGeeX, evaluate_humaneval_x.py): test_setup + "\\n" + [imports of helper packages
+  the completion uses] + prompt (its import block removed) + completion + "\\n" + test, as main_test.go.
+- HumanEvalPack (bigcode-evaluation-harness, humanevalpack.py): test_setup (minus imports the code
+  already has) + [helper imports] + prompt + completion + "\\n" + test; the `fix` task shows
+  prompt + buggy_solution and asks for the function fixed.
+HumanEval-X and HumanEvalPack tests import testify's assert: the sandbox resolves it to gocoder/gotestify.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gocoder import GocoderError
+from gocoder.records import read_jsonl_numbered
+
+FORMATS = ("mbxp", "multipl-e", "humaneval-x", "humanevalpack")
+# Harnesses that never compile whatever the completion (untyped nil, int overflow, a NUL byte): excluded.
+MBXP_EXCLUDED = frozenset(f"MBGP/{n}" for n in (67, 217, 395, 431, 452, 539, 546, 746, 755, 761, 954))
+# The packages the HumanEval-X / HumanEvalPack harnesses import when the completion uses them.
+GO_HELPER_IMPORTS = ("math", "strings", "fmt", "strconv", "time", "bytes", "regexp", "sort", "math/rand", "crypto/md5")
+_FUNC = re.compile(r"^func\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)\s*[\[(]", re.M)
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    format: str  # one of FORMATS
+    prompt: str  # the file head the model continues: ends with the entry point's signature and "{"
+    entry_point: str
+    description: str
+    test: str
+    setup: str = ""  # HumanEval-X / Pack test_setup: package clause and imports, placed first
+    buggy: str = ""  # HumanEvalPack: prompt + buggy_solution (shown by the fix task)
+    excluded: str = ""  # why this problem is never scored ("" = scored)
+
+    @property
+    def mode(self) -> str:
+        """How the sandbox runs it: "run" (go build, then the binary) or "test" (go test -c)."""
+        return "run" if self.format == "mbxp" else "test"
+
+    def program(self, completion: str) -> dict[str, str]:
+        """The files of the harness's program for one completion (the body after the prompt's signature)."""
+        if self.format == "mbxp":
+            return {"main.go": self.prompt + completion + self.test}
+        if self.format == "multipl-e":
+            return {"main_test.go": self.prompt + completion + "\n" + self.test}
+        setup = self.setup
+        if self.format == "humanevalpack":  # drop setup imports the prompt already has (Go rejects duplicates)
+            for line in setup.splitlines():
+                quoted = line.replace("import", "").replace("(", "").replace(")", "").strip()
+                if quoted.startswith('"') and quoted in self.prompt:
+                    setup = setup.replace(quoted, "")
+        code = self.prompt + completion
+        extra = _helper_imports(setup + code, completion if self.format == "humaneval-x" else code)
+        head = setup + "\n" + (f"import (\n{extra})\n" if extra else "")
+        return {"main_test.go": head + code + "\n" + self.test}
+
+
+def _helper_imports(have: str, code: str) -> str:
+    """Imports for helper packages the code uses (`strings.`) outside comments and does not import."""
+    lines = [ln for ln in code.splitlines() if not ln.strip().startswith("//")]
+    out = ""
+    for pkg in GO_HELPER_IMPORTS:
+        name = pkg.rsplit("/", 1)[-1]
+        if f'"{pkg}"' not in have and any(re.search(rf"\b{name}\.", ln) for ln in lines):
+            out += f'    "{pkg}"\n'
+    return out
+
+
+def load_problems(path: str | Path, fmt: str, *, task: str = "synthesize") -> list[Problem]:
+    """Read a benchmark JSONL file of the given format; a record missing a field is an error naming its line."""
+    if fmt not in FORMATS:
+        raise GocoderError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if task not in ("synthesize", "fix"):
+        raise GocoderError(f"--task {task!r}: expected synthesize or fix")
+    if task == "fix" and fmt != "humanevalpack":
+        raise GocoderError(f"--task fix: only humanevalpack ships buggy solutions, not {fmt}")
+    problems, seen = [], set()
+    for lineno, rec in read_jsonl_numbered(path):
+        try:
+            p = _PARSERS[fmt](rec, task)
+        except KeyError as e:
+            raise GocoderError(f"{path}:{lineno}: not a {fmt} record: missing field {e.args[0]!r}") from None
+        if p.id in seen:
+            raise GocoderError(f"{path}:{lineno}: duplicate problem id {p.id!r}")
+        seen.add(p.id)
+        problems.append(p)
+    if not problems:
+        raise GocoderError(f"{path}: no problems")
+    return problems
+
+
+def _doc_of(prompt: str) -> str:
+    """The // comment block right above the prompt's last func: the problem in words."""
+    head = prompt[: _last_func(prompt).start()] if _last_func(prompt) else prompt
+    block: list[str] = []
+    for line in reversed(head.rstrip("\n").splitlines()):
+        if not line.startswith("//"):
+            break
+        block.append(line[2:].strip())
+    return "\n".join(reversed(block)).strip()
+
+
+def _last_func(src: str) -> re.Match | None:
+    found = list(_FUNC.finditer(src))
+    return found[-1] if found else None
+
+
+def _entry(prompt: str, where: str) -> str:
+    m = _last_func(prompt)
+    if m is None:
+        raise KeyError(where)
+    return m.group(1)
+
+
+def _mbxp(r: dict, task: str) -> Problem:
+    tid = r["task_id"]
+    excluded = "its harness never compiles (shared/bench/README.md)" if tid in MBXP_EXCLUDED else ""
+    desc = r.get("description") or _doc_of(r["prompt"])
+    return Problem(tid, "mbxp", r["prompt"], r["entry_point"], desc, r["test"], excluded=excluded)
+
+
+def _multiple(r: dict, task: str) -> Problem:
+    m = re.search(r"candidate := (\w+)", r["tests"])
+    entry = m.group(1) if m else _entry(r["prompt"], "prompt")
+    return Problem(r["name"], "multipl-e", r["prompt"], entry, _doc_of(r["prompt"]), r["tests"])
+
+
+def _humaneval_x(r: dict, task: str) -> Problem:
+    prompt = r["prompt"].replace(r.get("import", ""), "") if r.get("import") else r["prompt"]
+    entry = r.get("entry_point") or _entry(prompt, "prompt")
+    return Problem(r["task_id"], "humaneval-x", prompt, entry, _doc_of(prompt), r["test"], setup=r["test_setup"])
+
+
+def _humanevalpack(r: dict, task: str) -> Problem:
+    entry = r["entry_point"]
+    if task == "fix":
+        desc = f"Fix bugs in {entry}."  # HumanEvalFix's instruction
+        buggy = r["prompt"] + r["buggy_solution"]
+    else:
+        desc, buggy = (r.get("docstring") or _doc_of(r["prompt"])).strip(), ""
+    return Problem(r["task_id"], "humanevalpack", r["prompt"], entry, desc, r["test"], setup=r["test_setup"],
+                   buggy=buggy)  # fmt: skip
+
+
+_PARSERS = {"mbxp": _mbxp, "multipl-e": _multiple, "humaneval-x": _humaneval_x, "humanevalpack": _humanevalpack}
+
+
+def problem_record(problem: Problem, task: str = "synthesize") -> dict:
+    """The hierarchical record the model reads for a problem (docs/FORMATS.md; no plan or solution).
+
+    synthesize: the description, the prompt file head up to the signature as context, the signature
+    in the details. fix: "Fix bugs in NAME." with the file holding the buggy function as context.
+    """
+    m = _last_func(problem.prompt)
+    cut = m.start() if m else len(problem.prompt)
+    head, signature = problem.prompt[:cut], problem.prompt[cut:].strip().rstrip("{").strip()
+    first, _, rest = problem.description.strip().partition("\n")
+    if task == "fix":
+        if not problem.buggy:
+            raise GocoderError(f"{problem.id}: the fix task needs a buggy solution ({problem.format} has none)")
+        before, details = problem.setup + problem.buggy, ""
+    else:
+        before, details = problem.setup + head, (rest + "\n\n" if rest else "") + f"Signature: {signature}"
+    return {
+        "id": problem.id, "split": "test", "source": f"bench:{problem.format}",
+        "problem": {"description": first, "details": details},
+        "context": {"file": "main.go" if problem.mode == "run" else "main_test.go", "before": before},
+        "plan": {"steps": []},
+    }  # fmt: skip
+
+
+def completion_from_code(problem: Problem, code: str) -> str:
+    """What the harness appends after the prompt's open signature, from the model's code.
+
+    The code is usually the whole entry-point function (maybe with helpers, maybe a whole file): the
+    completion is that function's body with its closing brace, then the helper declarations (not
+    `main`, and nothing the prompt or test already declares). Code without the entry point is taken
+    as the body itself, closed with a brace when it parses as statements.
+    """
+    from gocoder.validate import get_checker
+
+    res = get_checker().check(code, kind="auto")
+    raw = code.encode()
+    entry = next((d for d in res.decls if d.kind == "func" and d.name == problem.entry_point), None)
+    if entry is None:
+        body = code.rstrip("\n")
+        return body + "\n}\n" if res.ok and res.kind == "stmts" else body + "\n"
+    fn = raw[entry.start : entry.end].decode()
+    at = _body_open(fn)
+    if at < 0:
+        return code
+    taken = {m.group(1) for m in _FUNC.finditer(problem.prompt + "\n" + problem.test)} | {"main"}
+    helpers = [raw[d.start : d.end].decode() for d in res.decls
+               if d is not entry and not (d.kind == "func" and d.name in taken)]  # fmt: skip
+    return fn[at:] + "\n" + "".join("\n" + h + "\n" for h in helpers)
+
+
+def _body_open(fn: str) -> int:
+    """Index just after the `{` that opens a function's body (braces of interface{} / struct{} types skipped)."""
+    depth, i = 0, 0
+    while i < len(fn):
+        c = fn[i]
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif c in "\"`":  # a string (struct tag) in the signature
+            i = fn.find(c, i + 1)
+            if i < 0:
+                return -1
+        elif c == "{":
+            if re.search(r"\b(interface|struct)\s*$", fn[:i]):
+                i = _skip_braces(fn, i)
+                continue
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1
+
+
+def _skip_braces(s: str, i: int) -> int:
+    depth = 0
+    for j in range(i, len(s)):
+        depth += {"{": 1, "}": -1}.get(s[j], 0)
+        if depth == 0:
+            return j + 1
+    return len(s)
+
+
+def zero_completion(problem: Problem) -> str:
+    """A trivial completion that returns the zero values of the signature's results (for harness checks)."""
+    m = _last_func(problem.prompt)
+    sig = problem.prompt[m.start() :] if m else ""
+    at = _body_open(sig)
+    params_end = _skip_parens(sig, sig.index("(", m.end() - m.start() - 1)) if m else 0
+    results = sig[params_end : at - 1].strip() if at > 0 else ""
+    if results.startswith("("):
+        results = results[1:-1]
+    types, depth, cur = [], 0, ""
+    for ch in results:  # split on top-level commas: (int, map[string]int)
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            types.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    types += [cur.strip()] if cur.strip() else []
+    decls = "".join(f"\tvar z{i} {t}\n" for i, t in enumerate(types))
+    body = decls + ("\treturn " + ", ".join(f"z{i}" for i in range(len(types))) + "\n" if types else "") + "}\n"
+    # The prompt's imports must be used or the file does not compile; the test uses json and reflect.
+    head = problem.prompt + problem.test
+    uses = [f"var _ = {ref}\n" for pkg, ref in _IMPORT_REFS.items() if f'"{pkg}"' in head and f"{ref}" not in head]
+    return body + ("\n" + "".join(uses) if uses else "")
+
+
+# A symbol of each package that MBXP prompts import, to reference it from a trivial completion.
+_IMPORT_REFS = {"math": "math.Pi", "sort": "sort.Ints", "strings": "strings.Contains", "strconv": "strconv.Itoa",
+                "fmt": "fmt.Sprint", "regexp": "regexp.MustCompile", "bytes": "bytes.Equal"}  # fmt: skip
+
+
+def _skip_parens(s: str, i: int) -> int:
+    depth = 0
+    for j in range(i, len(s)):
+        depth += {"(": 1, ")": -1}.get(s[j], 0)
+        if depth == 0:
+            return j + 1
+    return len(s)
