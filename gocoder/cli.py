@@ -322,6 +322,7 @@ def shards_cmd(
     ] = Path("data/hierarchical"),
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Shard folder (default: train.data).")] = None,
     rollouts: Annotated[int, typer.Option("--rollouts", help="Refinement drafts per record (judge + repair).")] = 1,
+    max_len: Annotated[int, typer.Option("--max-len", help="Store examples cut to this many tokens (0: whole).")] = 0,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
@@ -341,7 +342,7 @@ def shards_cmd(
     with Progress(console=err, disable=not err.is_terminal) as bar:
         task = bar.add_task("shards", total=None)
         counts = build_shards(input, tok, dest, rollouts=rollouts, seed=cfg.train.seed,
-                              checker=None, progress=lambda n: bar.advance(task, n))
+                              checker=None, progress=lambda n: bar.advance(task, n), max_len=max_len)
     print(json.dumps(counts) if as_json else f"{sum(counts.values())} examples in {dest} ({counts})")
 
 

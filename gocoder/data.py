@@ -100,6 +100,20 @@ def before_draft(rec: dict[str, Any], checker: Any) -> str | None:
     return None
 
 
+def cut_example(tok: np.ndarray, P: int, Q: int, C: int, max_len: int) -> tuple[np.ndarray, int, int, int]:
+    """An example of prompt/plan/code lengths P, Q, C cut to max_len: the prompt loses its middle (the
+    problem at its head and the refine block at its tail stay), then the code its end."""
+    if max_len and P + Q + C > max_len:
+        keep = max(1, max_len - Q - C)
+        if keep < P:
+            head = min(keep, max(1, keep // 2))
+            tok = np.concatenate([tok[:head], tok[P - (keep - head): P], tok[P:]])
+            P = keep
+        C = min(C, max_len - P - Q)
+        tok = tok[: P + Q + C]
+    return tok, P, Q, max(C, 0)
+
+
 # ------------------------------------------------------------------------------------ building
 
 def _examples(rec: dict[str, Any], rollouts: int, checker: Any, rng: random.Random) -> list[dict[str, Any]]:
@@ -137,8 +151,11 @@ def _examples(rec: dict[str, Any], rollouts: int, checker: Any, rng: random.Rand
 
 
 def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, rollouts: int = 1,
-                 seed: int = 0, checker: Any = None, progress: Any = None) -> dict[str, int]:
+                 seed: int = 0, checker: Any = None, progress: Any = None, max_len: int = 0) -> dict[str, int]:
     """Tokenize hierarchical records (a .jsonl file or a folder of them) into shards under out_dir.
+
+    max_len > 0 stores each example already cut as training cuts it (cut_example): shards for a model of
+    that context hold only the tokens it will read (a file's context is often thousands of tokens).
 
     Written to a temporary folder and renamed at the end: an interrupted build leaves the previous
     shards whole, and a rerun starts over (tokenizing is fast next to training). Returns rows per split.
@@ -168,10 +185,10 @@ def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, ro
                 if split not in files:
                     (tmp / split).mkdir(parents=True, exist_ok=True)
                     files[split] = (tmp / split / "tokens.bin").open("wb")
-                ids = np.asarray([t for p in parts for t in p], dtype=dtype)
+                ids, *lens = cut_example(np.asarray([t for p in parts for t in p], dtype=dtype), *map(len, parts),
+                                         max_len)
                 files[split].write(ids.tobytes())
-                rows[split].append([offsets[split], *map(len, parts), ex["code_loss"], ex["ctrl"], ex["steps"],
-                                    ex["kind"]])
+                rows[split].append([offsets[split], *lens, ex["code_loss"], ex["ctrl"], ex["steps"], ex["kind"]])
                 verdicts[split].append(ex["verdict"])
                 offsets[split] += len(ids)
             if progress is not None:
@@ -183,7 +200,8 @@ def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, ro
         counts = {s: len(rows[s]) for s in files}
         meta = {"tokenizer_hash": tokenizer.hash, "vocab_size": tokenizer.vocab_size, "pad_id": tokenizer.pad_id,
                 "dtype": np.dtype(dtype).name,
-                "columns": COLUMNS, "n_verdict": N_VERDICT, "rows": counts, "rollouts": rollouts, "seed": seed}
+                "columns": COLUMNS, "n_verdict": N_VERDICT, "rows": counts, "rollouts": rollouts, "seed": seed,
+                "max_len": max_len}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     finally:
         for f in files.values():
@@ -230,19 +248,9 @@ class Shard:
         return np.nonzero(ok)[0]
 
     def example(self, i: int, max_len: int) -> tuple[np.ndarray, int, int, int]:
-        """Tokens and (prompt, plan, code) lengths of row i, cut to max_len: the prompt loses its middle
-        (the problem at its head and the refine block at its tail stay), then the code its end."""
+        """Tokens and (prompt, plan, code) lengths of row i, cut to max_len (see cut_example)."""
         off, P, Q, C = (int(self.index[i, self.col[c]]) for c in ("offset", "prompt", "plan", "code"))
-        tok = np.asarray(self.tokens[off: off + P + Q + C], dtype=np.int64)
-        if P + Q + C > max_len:
-            keep = max(1, max_len - Q - C)
-            if keep < P:
-                head = min(keep, max(1, keep // 2))
-                tok = np.concatenate([tok[:head], tok[P - (keep - head): P], tok[P:]])
-                P = keep
-            C = min(C, max_len - P - Q)
-            tok = tok[: P + Q + C]
-        return tok, P, Q, max(C, 0)
+        return cut_example(np.asarray(self.tokens[off: off + P + Q + C], dtype=np.int64), P, Q, C, max_len)
 
     def batch(self, rows: list[int] | np.ndarray, max_len: int, pad_id: int) -> Batch:
         """A right-padded Batch of the given rows."""

@@ -129,6 +129,19 @@ def test_example_cut_keeps_problem_plan_and_code(corpus):
     assert cut[0] == full[0] and (cut[P2:] == full[P:]).all()
 
 
+def test_shards_stored_cut_read_as_training_cuts_them(corpus, tmp_path):
+    d, tok, counts = corpus
+    full = Shard(d / "shards", "train")
+    n = int(full.lengths().max()) - 5  # cuts at least the longest row
+    assert build_shards(d / "h.jsonl", tok, tmp_path / "cut", rollouts=1, seed=0, max_len=n) == counts
+    cut = Shard(tmp_path / "cut", "train")
+    assert cut.lengths().max() <= n < full.lengths().max()
+    assert cut.tokens.nbytes < full.tokens.nbytes
+    for i in range(len(full)):
+        a, b = full.example(i, n), cut.example(i, n)
+        assert (a[0] == b[0]).all() and a[1:] == b[1:]
+
+
 def test_batch_order_is_deterministic_and_whole(corpus):
     d, *_ = corpus
     sh = Shard(d / "shards", "train")
