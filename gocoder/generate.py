@@ -191,7 +191,7 @@ class Generator:
             t = tests(code) if tests is not None and ok else None
             if t is not None and not t.passed:
                 diag = diag or t.output[:MAX_OUTPUT]
-            n_err = len(res.errors) or len(terrs)
+            n_err = len(res.errors) or len(terrs) or int(not ok)  # unfinished or empty code: one error
             cands.append(Candidate(code, plan, ok, type_ok, t, None, text, finished, n_err, diag,
                                    verdict_features(code, res)))
         for c, d in zip(cands, self.engine.decide(comps, [c.verdict for c in cands]), strict=True):
