@@ -113,6 +113,7 @@ class TrainConfig:
     eval_samples: int = 8  # greedy samples checked by gocheck per evaluation
     eval_max_new: int = 128
     ckpt_every: int = 100
+    time_limit_s: float = 0.0  # stop (with a checkpoint) once a run has trained this long; 0: no limit
     stages: tuple[StageConfig, ...] = (StageConfig(),)
 
 

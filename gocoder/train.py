@@ -353,6 +353,8 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
             if rank == 0 and (step % t.ckpt_every == 0 or step == t.steps):
                 _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, done_tokens, train_s())
             bar(step, last)
+            if t.time_limit_s and time.perf_counter() - loop_t >= t.time_limit_s:
+                break  # a time-boxed job (a rented GPU): the checkpoint below keeps what was learned
     except KeyboardInterrupt:
         if rank == 0:  # what was learned is kept: resume goes on from here
             _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, done_tokens, train_s())

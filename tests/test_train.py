@@ -253,3 +253,13 @@ def test_tiny_model_overfits_16_examples_and_writes_go(corpus, tmp_path):
     first = losses(tmp_path / "o")[0]
     assert last["code_loss"] < 0.1 * first and last["plan_loss"] < 0.5
     assert last["val_syntax_valid"] >= 0.5, last
+
+
+def test_time_limit_stops_with_a_checkpoint(corpus, tmp_path):
+    from gocoder.train import load_checkpoint
+
+    d, *_ = corpus
+    cfg = tiny(d, **{"train.steps": 50, "train.time_limit_s": 1e-6, "train.out": str(tmp_path / "run"),
+                     "train.ckpt_every": 100})
+    train(cfg)
+    assert load_checkpoint(tmp_path / "run")[3]["step"] == 1  # one step, then the limit; saved
