@@ -346,6 +346,26 @@ def shards_cmd(
     print(json.dumps(counts) if as_json else f"{sum(counts.values())} examples in {dest} ({counts})")
 
 
+@app.command("export")
+def export_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A run folder (its latest checkpoint) or a checkpoint folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported model (replaced whole).")],
+    dtype: Annotated[str, typer.Option("--dtype", help="Weight dtype: bfloat16, float16 or float32.")] = "bfloat16",
+    raw: Annotated[bool, typer.Option("--raw", help="Export the raw weights instead of the EMA.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a checkpoint for inference: EMA weights in bf16, config and tokenizer, no optimizer state.
+
+    Example: gocoder export runs/default/recursive -o models/default
+    """
+    from gocoder.train import export_model
+
+    dest = export_model(checkpoint, out, dtype=dtype, use_ema=not raw)
+    size = (dest / "model.safetensors").stat().st_size
+    print(json.dumps({"out": str(dest), "bytes": size}) if as_json
+          else f"{dest}: model.safetensors {size / 1e6:.1f} MB")
+
+
 @app.command("generate")
 def generate_cmd(
     pr_desc: Annotated[str, typer.Option("--pr-desc", help="The PR description: what the change must do.")],

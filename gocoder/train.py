@@ -159,6 +159,39 @@ def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, di
     return model.eval(), meta
 
 
+def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_ema: bool = True,
+                 tokenizer: bool = True) -> Path:
+    """A checkpoint as a model to ship or load for inference: its EMA weights (else the raw ones) cast to
+    dtype in model.safetensors, config.json, and (tokenizer=True) the tokenizer the checkpoint carries.
+    No optimizer state: a 10M-parameter model is ~20 MB in bf16 instead of ~160 MB with AdamW's moments.
+    Written to a temporary folder and renamed; an existing dst is replaced whole."""
+    meta, weights, ema, state = load_checkpoint(src)
+    p = Path(src)
+    if (p / "latest").is_file():
+        p = p / (p / "latest").read_text(encoding="utf-8").strip()
+    try:
+        dt = getattr(torch, dtype)
+        assert isinstance(dt, torch.dtype) and dt.is_floating_point
+    except (AttributeError, AssertionError):
+        raise GocoderError(f"--dtype {dtype!r}: expected a floating torch dtype such as bfloat16 or float32") from None
+    chosen = ema if (use_ema and ema is not None) else weights
+    out, tmp = Path(dst), Path(dst).with_name(f".{Path(dst).name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: (v.to(dt) if v.is_floating_point() else v).contiguous() for k, v in chosen.items()},
+              tmp / "model.safetensors")
+    info = dict(meta, step=state.get("step", meta.get("step")), flops=state.get("flops"), dtype=dtype,
+                weights="ema" if chosen is ema else "raw")
+    (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    for name in ("tokenizer.model", "tokenizer.json") if tokenizer else ():
+        if (p / name).exists():
+            shutil.copyfile(p / name, tmp / name)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
 # ------------------------------------------------------------------------------------- the loop
 
 def _loss(out: Any, t: Any) -> torch.Tensor:

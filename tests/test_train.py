@@ -263,3 +263,23 @@ def test_time_limit_stops_with_a_checkpoint(corpus, tmp_path):
                      "train.ckpt_every": 100})
     train(cfg)
     assert load_checkpoint(tmp_path / "run")[3]["step"] == 1  # one step, then the limit; saved
+
+
+def test_export_keeps_ema_weights_in_bf16_and_loads(corpus, tmp_path):
+    from gocoder.train import export_model, load_checkpoint, load_model
+
+    d, *_ = corpus
+    train(tiny(d, **{"train.steps": 3, "train.ema_decay": 0.5, "train.out": str(tmp_path / "run")}))
+    out = export_model(tmp_path / "run", tmp_path / "model")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json",
+                                                     "tokenizer.model"]
+    _, weights, ema, _ = load_checkpoint(tmp_path / "run")
+    model, meta = load_model(out)
+    assert meta["weights"] == "ema" and meta["step"] == 3
+    k = "embed.weight"
+    assert torch.equal(model.state_dict()[k], ema[k].to(torch.bfloat16).float())
+    assert not torch.equal(ema[k], weights[k])
+    fp32 = next((tmp_path / "run").glob("ckpt-*/model.safetensors")).stat().st_size
+    assert (out / "model.safetensors").stat().st_size < 0.6 * fp32  # half the bytes, plus the header
+    with pytest.raises(GocoderError, match="--dtype"):
+        export_model(tmp_path / "run", tmp_path / "x", dtype="int8")
