@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -122,6 +123,15 @@ def test_checkpoint_carries_its_tokenizer(ckpt, tmp_path):
         Generator.load(tmp_path / "nothing")
 
 
+def test_missing_default_model_names_its_path(tmp_path, monkeypatch):
+    import gocoder.generate as g
+
+    monkeypatch.setattr(g, "DEFAULT_MODEL", tmp_path / "models" / "default")
+    monkeypatch.setattr(g, "WHEEL_MODEL", tmp_path / "wheel")
+    with pytest.raises(GocoderError, match=r"models/default: no default model shipped yet; pass --checkpoint"):
+        Generator.load(None)
+
+
 # ------------------------------------------------------------------------------- the loop, real model
 
 def test_loop_on_tiny_checkpoint(ckpt):
@@ -147,6 +157,35 @@ def test_refine_puts_previous_code_and_diagnostic_into_the_prompt(ckpt):
     text = gen.tok.decode(seen[0])
     assert ("<REFINE><CODE>" + BAD + "</CODE><VALIDATE><SYNTAX_ERR>4:2: expected '}', found 'EOF'</VALIDATE>") in text
     assert state.trace[-1]["action"] == "refine" and state.iteration == 2
+
+
+def test_sample_decodes_checks_tests_and_judges(ckpt, monkeypatch):
+    """The real pipeline behind sample on texts we choose: the engine's completions get our tokens."""
+    gen = Generator.load(ckpt)
+    texts = ["<PLAN><STEP><INTENT:ADD><TARGET:func>Max\nbigger</PLAN><CODE>" + escape(GOOD) + "</CODE>",
+             "<PLAN></PLAN><CODE>" + escape(BAD) + "</CODE>",
+             '<PLAN></PLAN><CODE>func F() int {\n\treturn "s"\n}\n</CODE>',
+             "<PLAN></PLAN><CODE>func F() {"]
+    real = gen.engine.generate
+
+    def fake(prompts, sampling, samples=1):
+        comps = real(prompts, dataclasses.replace(sampling, max_new_tokens=2), samples)
+        for c, t in zip(comps, texts, strict=False):
+            c.tokens = gen.tok.encode(t)
+        return comps
+
+    monkeypatch.setattr(gen.engine, "generate", fake)
+    ran = []
+    good, bad, typed, cut = gen.sample(rec(), 4, typecheck=True, tests=lambda c: ran.append(c) or TestResult(
+        "a > b" in c, "--- FAIL"))
+    assert good.plan == [{"intent": "ADD", "target": "func:Max", "description": "bigger"}] and good.code == GOOD
+    assert good.syntax_ok and good.type_ok and good.tests.passed and good.passed and good.errors == 0
+    assert not bad.syntax_ok and bad.tests is None and bad.diagnostic.startswith("7:") and bad.errors >= 1
+    assert typed.syntax_ok and typed.type_ok is False and not typed.passed and "string" in typed.diagnostic
+    assert not cut.finished and not cut.syntax_ok and cut.errors >= 1
+    assert ran == [GOOD, typed.code]  # tests run only on code that parses
+    assert all(c.decision is not None and len(c.verdict) == 6 for c in (good, bad, typed, cut))
+    assert good.verdict[0] == 1.0 and bad.verdict[0] == 0.0
 
 
 # ------------------------------------------------------------------------------- the loop, fake model
