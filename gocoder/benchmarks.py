@@ -259,8 +259,9 @@ def zero_completion(problem: Problem) -> str:
     decls = "".join(f"\tvar z{i} {t}\n" for i, t in enumerate(types))
     body = decls + ("\treturn " + ", ".join(f"z{i}" for i in range(len(types))) + "\n" if types else "") + "}\n"
     # The prompt's imports must be used or the file does not compile; the test uses json and reflect.
-    head = problem.prompt + problem.test
-    uses = [f"var _ = {ref}\n" for pkg, ref in _IMPORT_REFS.items() if f'"{pkg}"' in head and f"{ref}" not in head]
+    m = re.search(r"^import \((.*?)^\)", problem.prompt, re.M | re.S)
+    imported = set(re.findall(r'"([^"]+)"', m.group(1))) if m else set()
+    uses = [f"var _ = {ref}\n" for pkg, ref in _IMPORT_REFS.items() if pkg in imported and ref not in problem.test]
     return body + ("\n" + "".join(uses) if uses else "")
 
 
