@@ -94,8 +94,10 @@ class _At:
     sub: bool  # rows is a strict subset (reads gather, else they slice)
     pos: Tensor | None  # [b] the position each row writes; None: a prefill of positions [0, n)
     n: int  # keys to read
-    mask: Tensor | None  # [b, 1, 1, n] bool, or None for plain causal (GPT prefill)
+    mask: Tensor | None  # [b, 1, 1, n] bool; None: every key (or plain causal)
     rope: tuple[Tensor, Tensor] | None
+    causal: bool = False  # a prefill under the plain causal mask (the GPT's): SDPA's fast path
+    same: int | None = None  # the one position of every row (all rows, no mask), else None
 
 
 def _store(kv: tuple[Tensor, Tensor], k: Tensor, v: Tensor, at: _At) -> tuple[Tensor, Tensor]:
@@ -104,7 +106,10 @@ def _store(kv: tuple[Tensor, Tensor], k: Tensor, v: Tensor, at: _At) -> tuple[Te
     if at.pos is None:
         kc[:, :, : k.shape[2]], vc[:, :, : k.shape[2]] = k, v
         return k, v
-    kc[at.rows, :, at.pos], vc[at.rows, :, at.pos] = k[:, :, 0], v[:, :, 0]
+    if at.same is not None:  # every row at one position: a plain copy, no scatter
+        kc[:, :, at.same], vc[:, :, at.same] = k[:, :, 0], v[:, :, 0]
+    else:
+        kc[at.rows, :, at.pos], vc[at.rows, :, at.pos] = k[:, :, 0], v[:, :, 0]
     return _read(kv, at)
 
 
@@ -119,21 +124,30 @@ def _heads(x: Tensor, h: int) -> Tensor:
     return x.view(x.shape[0], x.shape[1], h, -1).transpose(1, 2)  # [b, q, d] -> [b, h, q, hd]
 
 
-def _attend(attn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)  # [b, h, q, hd]
+def _attend(attn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool = False) -> Tensor:
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # [b, h, q, hd]
     return attn.o(y.transpose(1, 2).flatten(2))
 
 
-def _block(blk, x: Tensor, kv, at: _At, xkv=None, xat: _At | None = None) -> Tensor:
-    """gocoder.model.Block.forward with cached keys and values (same modules, same order of operations)."""
-    a, h = blk.attn, blk.n1(x)
-    q = _heads(a.q(h), a.h)
-    k, v = a.kv(h).view(x.shape[0], x.shape[1], 2, a.h, -1).permute(2, 0, 3, 1, 4)  # 2 x [b, h, q, hd]
-    q, k = apply_rope(q, *at.rope), apply_rope(k, *at.rope)
-    x = x + _attend(a, q, *_store(kv, k, v, at), at.mask)
+def _block(blk, w_qkv: Tensor, x: Tensor, kv, at: _At, xkv=None, xat: _At | None = None) -> Tensor:
+    """gocoder.model.Block.forward with cached keys and values (same modules, same order of operations;
+    w_qkv: the attention's q and kv weights in one matrix, one matmul instead of two)."""
+    a, (b, n, _) = blk.attn, x.shape
+    qkv = F.linear(blk.n1(x), w_qkv).view(b, n, 3, a.h, -1).permute(2, 0, 3, 1, 4)  # [3, b, h, n, hd]
+    (q, k), v = apply_rope(qkv[:2], *at.rope), qkv[2]  # q and k rotated in one call
+    x = x + _attend(a, q, *_store(kv, k, v, at), at.mask, at.causal)
     if blk.xattn is not None:  # cross-attention over the planner states cached by Core._memory
         x = x + _attend(blk.xattn, _heads(blk.xattn.q(blk.nx(x)), blk.xattn.h), *_read(xkv, xat), xat.mask)
     return x + blk.mlp(blk.n2(x))
+
+
+def _keys(pos: Tensor) -> tuple[int, Tensor | None]:
+    """Keys to read and the mask [b, 1, 1, n] of queries at positions pos [b] (keys <= own position);
+    no mask when every row sits at the same position (SDPA runs faster without one)."""
+    lo, hi = (int(v) for v in pos.aminmax())
+    if lo == hi:
+        return hi + 1, None
+    return hi + 1, (torch.arange(hi + 1, device=pos.device)[None] <= pos[:, None])[:, None, None]
 
 
 class Core:
@@ -158,7 +172,7 @@ class Core:
 
     def _stack(self, stack, x: Tensor, name: str, at: _At, mem: int | None = None, xat: _At | None = None) -> Tensor:
         for i, blk in enumerate(stack.blocks):
-            x = _block(blk, x, self.t[f"{name}.{i}"], at, self.t.get(f"x{mem}.{i}"), xat)
+            x = _block(blk, self.qkv[blk], x, self.t[f"{name}.{i}"], at, self.t.get(f"x{mem}.{i}"), xat)
         return stack.norm(x)
 
     def _memory(self, i: int, zH: Tensor, at: _At) -> None:
@@ -171,13 +185,16 @@ class Core:
         """Prefill prompts tokens [N, P] (right-padded, lengths lens) once, copy each to its samples;
         returns the logits [N * samples, V] of the first new token."""
         m, (N, P), self.t = self.m, tokens.shape, {}
+        # fused per call, not once: the model's weights may have changed since the last one (training)
+        self.qkv = {blk: torch.cat([blk.attn.q.weight, blk.attn.kv.weight]) for blk in m.modules()
+                    if hasattr(blk, "attn")}
         ccap = max(1, cap - int(lens.min()))  # code positions a row can reach
         x = m.embed(tokens) * math.sqrt(self.d)  # [N, P, d]
         rope = tuple(r[:P] for r in m._rope(cap, self.dev))
         if self.gpt:  # right padding never shows to a causal query of the prompt
             for i in range(len(m.gpt.blocks)):
                 self._alloc(f"gpt.{i}", N, cap)
-            z = self._stack(m.gpt, x, "gpt", _At(torch.arange(N), False, None, P, None, rope))
+            z = self._stack(m.gpt, x, "gpt", _At(torch.arange(N), False, None, P, None, rope, causal=True))
         else:
             cfg = m.cfg
             for p in range(self.passes):
@@ -206,11 +223,11 @@ class Core:
         returns the next-token logits [len(want), V] of the rows want."""
         m, b = self.m, tok.shape[0]
         x = m.embed(tok)[:, None] * math.sqrt(self.d)  # [b, 1, d]
-        n = int(pos.max()) + 1
         cos, sin = m._rope(self.max_seq_len, self.dev)
         allrows = torch.arange(b, device=self.dev)
-        mask = (torch.arange(n, device=self.dev)[None] <= pos[:, None])[:, None, None]  # [b, 1, 1, n]
-        at = _At(allrows, False, pos, n, mask, (cos[pos][:, None, None], sin[pos][:, None, None]))
+        n, mask = _keys(pos)
+        at = _At(allrows, False, pos, n, mask, (cos[pos][:, None, None], sin[pos][:, None, None]),
+                 same=n - 1 if mask is None else None)
         crow = torch.nonzero(code >= 0)[:, 0]  # rows writing code
         if self.gpt:
             z = self._stack(m.gpt, x, "gpt", at)[:, 0]
@@ -221,10 +238,10 @@ class Core:
         zH, zL = m.h_init.expand(b, 1, -1), m.l_init.expand(nc, 1, -1)
         if nc:
             j = code[crow]
-            nj = int(j.max()) + 1
-            jmask = (torch.arange(nj, device=self.dev)[None] <= j[:, None])[:, None, None]
+            nj, jmask = _keys(j)
             atL = _At(crow, sub, j, nj, jmask, (cos[j][:, None, None], sin[j][:, None, None]))
-            xat = _At(crow, sub, None, n, mask[crow], None)  # the planner states up to each row's position
+            # cross-attention: the planner states up to each row's own position
+            xat = _At(crow, sub, None, n, None if mask is None else mask[crow], None)
             xc = x[crow] if sub else x
         for p in range(self.passes):
             self._memory(p, zH, at)  # every row: later code positions read the plan's states too

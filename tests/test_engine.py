@@ -179,6 +179,17 @@ def test_cache_matches_the_full_forward(kw, monkeypatch):
         torch.testing.assert_close(lg, torch.stack([ref_logits[i][k] for i in act[k]]), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("kw", [{"type": "gpt"}, {"halting": "bce"}])
+def test_rows_at_one_position_match_too(kw):
+    """Equal prompt lengths take the engine's no-mask, no-scatter path."""
+    torch.set_num_threads(1)
+    m = build(**kw)
+    prompts = [[11, 12, 13, 14, 15], [40, 41, 42, 43, 44]]
+    out = Engine(m, code_open=CODE).generate(prompts, Sampling(max_new_tokens=6), samples=2)
+    ref = reference(m, prompts, 6)[0]
+    assert [c.tokens for c in out] == [r for r in ref for _ in range(2)]
+
+
 @pytest.mark.parametrize("kw", [{"type": "gpt"}, {"halting": "bce"}, {"halting": "q"}])
 def test_decide_matches_the_full_forward_controller(kw):
     torch.set_num_threads(1)
