@@ -77,14 +77,16 @@ def _step_valid(step: dict) -> bool | None:
 
 def item_validity(item: dict) -> list[bool]:
     """Validity of an item's code after each iteration 1..iterations: from its trace when every step
-    says, else from first_try_ok and the final syntax_ok (the iterations between count as invalid
-    until the last, the most that the summary fields prove)."""
+    says (a `Result`), else from the first-try and final flags (an eval row: first_try_valid,
+    syntax_valid), the iterations between counting as invalid. Exact when the loop stops at the first
+    code that parses, as it does without tests; with tests, a middle round may have parsed."""
     n = item["iterations"]
     steps = [s for s in item.get("trace") or [] if isinstance(s, dict)]
     per = [_step_valid(s) for s in steps]
     if steps and all(v is not None for v in per):
         return [bool(v) for v in per]
-    first, final = bool(item.get("first_try_ok")), bool(item.get("syntax_ok"))
+    first = bool(item.get("first_try_valid", item.get("first_try_ok")))
+    final = bool(item.get("syntax_valid", item.get("syntax_ok")))
     return [first] + [False] * max(n - 2, 0) + ([final] if n > 1 else [])
 
 

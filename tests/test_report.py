@@ -134,17 +134,19 @@ def test_refinement_curve_and_plot_from_eval_results(tmp_path):
         {"iterations": 1, "trace": [{"syntax_ok": True}]},
         {"iterations": 3, "trace": [{"verdict": [0.0] * 6}, {"verdict": [0.0] * 6}, {"verdict": [0.0] * 6}]},
         {"result": {"iterations": 2, "first_try_ok": False, "syntax_ok": True, "trace": []}},
+        {"id": "e", "iterations": 3, "first_try_valid": False, "syntax_valid": True},  # a gocoder eval row
     ]
     (run / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
     assert item_validity(items[3]["result"]) == [False, True]
-    curve = valid_by_iteration([items[0], items[1], items[2], items[3]["result"]])
-    # by k: k=1 1/4; k=2 3/4; k=3 3/4.  at k: k=1 1/4; k=2 2 of 3 ran; k=3 0 of 1
-    assert curve == [(1, 0.25, 0.25, 4), (2, 0.75, pytest.approx(2 / 3), 3), (3, 0.75, 0.0, 1)]
+    assert item_validity(items[4]) == [False, False, True]
+    curve = valid_by_iteration([items[0], items[1], items[2], items[3]["result"], items[4]])
+    # validity per item: FT, T, FFF, FT, FFT.  by k: 1/5, 3/5, 4/5.  at k: 1 of 5, 2 of 4, 1 of 2
+    assert curve == [(1, 0.2, 0.2, 5), (2, 0.6, 0.5, 4), (3, 0.8, 0.5, 2)]
     rep = build_report(run)
     assert rep.out == run / "report" and (run / "report" / "refinement.png") in rep.images
     png_size(run / "report" / "refinement.png")
     md = rep.markdown.read_text()
-    assert "| 2 | 0.750 | 0.667 | 3 |" in md and "no checkpoint" in md and "| steps | 3 |" in md
+    assert "| 2 | 0.600 | 0.500 | 4 |" in md and "no checkpoint" in md and "| steps | 3 |" in md
 
 
 def test_missing_or_empty_run_is_one_line_exit_2(tmp_path):
