@@ -89,7 +89,7 @@ def energy(c: Candidate) -> float:
 
 # ------------------------------------------------------------------------------ decoding the output
 
-_STEP = re.compile(r"<INTENT:([A-Z]+)>(?:<TARGET:([a-z]+)>([^\n]*)\n)?(.*)", re.S)
+_STEP = re.compile(r"<INTENT:([A-Z]+)>(?:<TARGET:([a-z]+)>([^\n]*)(?:\n|$))?(.*)", re.S)  # a name runs to its newline
 
 
 def _unline(s: str) -> str:

@@ -104,6 +104,9 @@ def test_decode_output_reads_plan_and_unescapes_code():
     assert code == 'x := "</CODE>"' and finished
     assert decode_output("<PLAN></PLAN><CODE>func f() {") == ([], "func f() {", False)
     assert decode_output("<PLAN><STEP>") == ([], "", False)
+    # a target name the model never ended with a newline is still a target, not a description
+    assert decode_output("<PLAN><STEP><INTENT:FIX><TARGET:func>Maxxx</PLAN>")[0] == [
+        {"intent": "FIX", "target": "func:Maxxx", "description": ""}]
 
 
 def test_checkpoint_carries_its_tokenizer(ckpt, tmp_path):
