@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gocoder.config import load_config  # noqa: E402
 from gocoder.engine import Engine, Sampling  # noqa: E402
-from gocoder.model import GocoderModel, count_params  # noqa: E402
+from gocoder.model import Batch, GocoderModel, count_params  # noqa: E402
 
 CODE = 5  # the id playing <CODE> (the models are random: any id will do)
 
@@ -42,6 +42,19 @@ def timed(fn, dev: torch.device) -> tuple[float, float]:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     return time.perf_counter() - t0, time.process_time() - c0
+
+
+def uncached(model: GocoderModel, prompts: torch.Tensor, new: int) -> None:
+    """Greedy tokens by a full forward of every sequence per new token (train.greedy_codes before the
+    engine); the rows open <CODE> at once, as the engine's do here."""
+    (n, P), dev = prompts.shape, next(model.parameters()).device
+    seq = prompts.to(dev)
+    full = lambda v: torch.full((n,), v, device=dev)  # noqa: E731
+    with torch.inference_mode():
+        for k in range(new):
+            b = Batch(seq, full(P), full(0), full(k), full(0.0), full(-1), torch.zeros(n, model.cfg.n_verdict,
+                                                                                      device=dev))
+            seq = torch.cat([seq, model(b, want_logits=True).last_logits.argmax(-1)[:, None]], dim=1)
 
 
 def main() -> None:
@@ -58,6 +71,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     ap.add_argument("--no-recursive", action="store_true", help="skip the recursive model")
+    ap.add_argument("--uncached-new", type=int, default=16,
+                    help="new tokens of the recursive model without a cache (a full forward per token, what "
+                         "train.greedy_codes did), next to the engine at as many; 0 skips it")
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     a = ap.parse_args()
     if a.threads:
@@ -87,25 +103,31 @@ def main() -> None:
                               do_sample=False, pad_token_id=0, eos_token_id=None, use_cache=True)
         assert out.shape == (a.prompts, a.prompt_len + new)
 
-    runs = {"engine (gpt)": (ours(gpt), count_params(gpt)), "GPT2LMHeadModel.generate": (theirs, count_params(hf))}
+    runs = {"engine (gpt)": (ours(gpt), count_params(gpt), a.new),
+            "GPT2LMHeadModel.generate": (theirs, count_params(hf), a.new)}
     if not a.no_recursive:
         torch.manual_seed(0)
         rec = GocoderModel(dataclasses.replace(base, type="recursive")).to(dev).eval()
         head = rec.logits
         rec.logits = lambda z: head(z) + torch.nn.functional.one_hot(torch.tensor(CODE, device=z.device),
                                                                      a.vocab).to(z) * 1e4
-        runs["engine (recursive)"] = (ours(rec), count_params(rec))
+        runs["engine (recursive)"] = (ours(rec), count_params(rec), a.new)
+        if a.uncached_new:
+            u = a.uncached_new
+            short = ours(rec)
+            runs[f"engine (recursive), {u} new"] = (lambda new=u: short(new), count_params(rec), u)
+            runs[f"full forward per token (recursive), {u} new"] = (lambda new=u: uncached(rec, prompts, new),
+                                                                    count_params(rec), u)
     best = {k: float("inf") for k in runs}
     cpu = {k: float("inf") for k in runs}
-    for fn, _ in runs.values():  # warm-up (allocators, kernels' first calls)
+    for fn, *_ in runs.values():  # warm-up (allocators, kernels' first calls)
         fn(4)
     for _ in range(a.repeats):
-        for k, (fn, _) in runs.items():
+        for k, (fn, *_) in runs.items():
             wall, used = timed(fn, dev)
             best[k], cpu[k] = min(best[k], wall), min(cpu[k], used)
-    n = a.prompts * a.new
-    rows = {k: {"params": runs[k][1], "seconds": best[k], "tokens_per_s": n / best[k], "cpu_seconds": cpu[k],
-                "tokens_per_cpu_s": n / cpu[k]} for k in runs}
+    rows = {k: {"params": p, "new": new, "seconds": best[k], "tokens_per_s": a.prompts * new / best[k],
+                "cpu_seconds": cpu[k], "tokens_per_cpu_s": a.prompts * new / cpu[k]} for k, (_, p, new) in runs.items()}
     res = {"shape": dict(layers=a.layers, d_model=a.d_model, heads=a.heads, vocab=a.vocab, context=a.context,
                          prompts=a.prompts, prompt_len=a.prompt_len, new=a.new),
            "device": str(dev), "threads": torch.get_num_threads(), "machine": platform.machine(),
@@ -120,9 +142,9 @@ def main() -> None:
         return
     print(f"{a.prompts} prompts x {a.prompt_len} tokens, {a.new} new tokens each, greedy, {dev}, "
           f"{torch.get_num_threads()} threads, best of {a.repeats}")
-    print("| model | params | wall s | new tokens/s | CPU s | new tokens/CPU s |\n|---|---|---|---|---|---|")
+    print("| model | params | new | wall s | new tokens/s | CPU s | new tokens/CPU s |\n|---|---|---|---|---|---|---|")
     for k, r in rows.items():
-        print(f"| {k} | {r['params'] / 1e6:.2f} M | {r['seconds']:.3f} | {r['tokens_per_s']:,.0f} | "
+        print(f"| {k} | {r['params'] / 1e6:.2f} M | {r['new']} | {r['seconds']:.3f} | {r['tokens_per_s']:,.0f} | "
               f"{r['cpu_seconds']:.3f} | {r['tokens_per_cpu_s']:,.0f} |")
     print(f"engine / GPT2LMHeadModel.generate: {res['ratio_vs_hf']:.2f}x (wall), {res['cpu_ratio_vs_hf']:.2f}x (CPU)")
 

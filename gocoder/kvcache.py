@@ -152,7 +152,8 @@ class Core:
         self.t |= {"plan_sum": torch.zeros(N, self.d, device=self.dev), "plan_n": torch.zeros(N, device=self.dev),
                    "code": torch.zeros(N, ccap, self.d, device=self.dev),
                    "code_n": torch.zeros(N, dtype=torch.long, device=self.dev)}
-        self.keep(torch.arange(N, device=self.dev).repeat_interleave(samples))
+        if samples > 1:
+            self.keep(torch.arange(N, device=self.dev).repeat_interleave(samples))
         last = z[torch.arange(N, device=self.dev), lens - 1]  # [N, d]
         return m.logits(last).float().repeat_interleave(samples, 0)
 
@@ -170,7 +171,7 @@ class Core:
         if self.gpt:
             z = self._stack(m.gpt, x, "gpt", at)[:, 0]
             self._record(z, z[crow], code, crow)
-            return m.logits(z[want]).float()
+            return m.logits(z if len(want) == b else z[want]).float()
         cfg, nc = m.cfg, len(crow)
         sub = nc < b
         zH, zL = m.h_init.expand(b, 1, -1), m.l_init.expand(nc, 1, -1)
@@ -188,13 +189,13 @@ class Core:
                 zHc = zH[crow] if sub else zH
                 for s in range(cfg.l_cycles):
                     zL = self._stack(m.generator, zL + zHc + xc, f"g{p * cfg.l_cycles + s}", atL, p, xat)
-                inj = torch.zeros_like(zH).index_copy(0, crow, zL) if sub else zL
+                inj = torch.zeros_like(zH).index_copy(0, crow, zL.to(zH.dtype)) if sub else zL
             zH = self._stack(m.planner, zH + inj + x, f"p{p}", at)
         z = zH[:, 0].clone()
         if nc:
             z[crow] = zL[:, 0].to(z.dtype)
         self._record(zH[:, 0], zL[:, 0], code, crow)
-        return m.logits(z[want]).float()
+        return m.logits(z if len(want) == b else z[want]).float()
 
     def _record(self, zH: Tensor, zL: Tensor, code: Tensor, crow: Tensor) -> None:
         """Keep what the controller reads: the sum of the final planner states over the plan positions,
