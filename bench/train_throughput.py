@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import shutil
 import sys
 import tempfile
 import time
@@ -167,7 +168,7 @@ def part_quality(a, dev, work: Path) -> dict:
         return f"train.ema_decay={max(0.0, 1 - 10 / steps):.6f}"
 
     sets = [f"train.data={a.data}", f"train.tokenizer={a.tokenizer}", "train.eval_every=0",
-            f"train.device={dev.type}", 'train.stages=[{name="all"}]']
+            f"train.device={dev.type}"] + ([] if a.keep_stages else ['train.stages=[{name="all"}]'])
     cfg_path = a.quality_config or ROOT / "configs" / ("tiny.toml" if a.tiny else f"recursive-{a.quality_size}.toml")
     rec_cfg = load_config(cfg_path, sets + [f"train.steps={a.quality_steps}", ema(a.quality_steps), *a.set,
                                             f"train.out={work / 'recursive'}"])
@@ -175,15 +176,21 @@ def part_quality(a, dev, work: Path) -> dict:
     rec = train(rec_cfg)
     rec_s = time.perf_counter() - t0
     shard = Shard(a.data, "train")
-    # the GPT's FLOPs per step, from the examples the run draws from (its first curriculum stage)
-    st = rec_cfg.train.stages[0]
-    rows = shard.eligible(st.max_plan_steps, st.max_tokens)
-    rows = rows[:: max(1, len(rows) // 4096)]
-    n = len(rows)
-    lens = shard.lengths()[rows].clip(max=rec_cfg.model.max_seq_len)
-    code = shard.index[rows, shard.col["code"]].clip(max=lens)
+    # the GPT's FLOPs per example, from the examples the run drew: each curriculum stage's rows, weighted
+    # by the steps the recursive run spent in that stage
     gpt_model = dataclasses.replace(rec_cfg.model, type="gpt", vocab_size=shard.meta["vocab_size"])
-    per_ex = sum(train_flops(gpt_model, int(t), int(c)) for t, c in zip(lens, code, strict=True)) / n
+    per_ex, begin = 0.0, 0
+    for st in rec_cfg.train.stages:
+        end = min(st.until_step or rec["step"], rec["step"])
+        if end <= begin:
+            continue
+        rows = shard.eligible(st.max_plan_steps, st.max_tokens)
+        rows = rows[:: max(1, len(rows) // 4096)]
+        lens = shard.lengths()[rows].clip(max=rec_cfg.model.max_seq_len)
+        code = shard.index[rows, shard.col["code"]].clip(max=lens)
+        mean = sum(train_flops(gpt_model, int(t), int(c)) for t, c in zip(lens, code, strict=True)) / len(rows)
+        per_ex += mean * (end - begin) / rec["step"]
+        begin = end
     gpt_steps = max(1, math.ceil(rec["flops"] / (per_ex * rec_cfg.train.batch_size * rec_cfg.train.grad_accum)))
     gpt_cfg = load_config(cfg_path, sets + [ema(gpt_steps), *a.set, f"train.out={work / 'gpt'}", 'model.type="gpt"',
                                             f"train.steps={gpt_steps}"])
@@ -201,6 +208,11 @@ def part_quality(a, dev, work: Path) -> dict:
         ev = evaluate(model.to(dev), valid, cfg, dev, tok)
         res[name] = dict(ev, params=meta["params"], steps=run["step"], train_flops=run["flops"], train_s=secs,
                          final_train_code_loss=run["code_loss"])
+        if a.export:  # the model for inference (EMA, bf16) and its training log, kept past the temporary folder
+            from gocoder.train import export_model
+
+            export_model(work / name, Path(a.export) / name, tokenizer=False)
+            shutil.copyfile(work / name / "metrics.jsonl", Path(a.export) / name / "metrics.jsonl")
         print(f"quality {name}: {meta['params'] / 1e6:.2f}M params, {run['step']} steps, {run['flops']:.3g} FLOPs: "
               f"val code loss {ev['val_code_loss']:.4f}, syntax-valid {ev.get('val_syntax_valid')}", file=sys.stderr)
     return res
@@ -264,6 +276,8 @@ def main() -> None:
     ap.add_argument("--halting-batch", type=int, default=64, help="validation examples in the halting batch")
     ap.add_argument("--set", action="append", default=[], help="config override for the quality runs (a.b=v)")
     ap.add_argument("--out", default="", help="also write the results as JSON here")
+    ap.add_argument("--keep-stages", action="store_true", help="quality: keep the config's curriculum stages")
+    ap.add_argument("--export", default="", help="quality: export both trained models (bf16 EMA) under this folder")
     a = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     peak = peak_flops(dev)
