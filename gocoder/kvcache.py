@@ -212,9 +212,10 @@ class Core:
                   for k, v in self.t.items()}
 
     def states(self, rows: list[int]) -> list[dict[str, Tensor]]:
+        # copies (on the CPU too), not views: a view would keep the whole batch's buffer alive
         t = self.t
-        return [{"pooled": (t["plan_sum"][r] / t["plan_n"][r].clamp(min=1)).cpu(),
-                 "code": t["code"][r, : int(t["code_n"][r])].cpu()} for r in rows]
+        return [{"pooled": (t["plan_sum"][r] / t["plan_n"][r].clamp(min=1)).to("cpu", copy=True),
+                 "code": t["code"][r, : int(t["code_n"][r])].to("cpu", copy=True)} for r in rows]
 
     def decide(self, states: list[dict[str, Tensor]], verdict: Tensor) -> tuple[Tensor, Tensor | None]:
         """The model's controller (as in GocoderModel._heads) on kept states: ctrl [N, 3], halt logits."""
