@@ -93,8 +93,10 @@ class Engine:
             if n < 1:
                 raise GocoderError(f"segments: {n} must be >= 1")
             self.core = Core(model.to(self.device).eval(), self.device, n)
-        else:
+        elif all(hasattr(model, k) for k in ("start", "step", "keep", "states")):
             self.core = model
+        else:  # e.g. a torch.compile or DDP wrapper: the engine steps the model's own modules
+            raise GocoderError(f"Engine needs a GocoderModel, not {type(model).__name__} (unwrap it first)")
         self.code_open = code_open
 
     def _autocast(self):

@@ -205,3 +205,8 @@ def test_decide_matches_the_full_forward_controller(kw):
     assert all(d.halt is None or 0 < d.halt < 1 for d in dec)
     with pytest.raises(GocoderError, match="6 features"):
         eng.decide(out[:1], [[0.0]])
+
+
+def test_a_wrapped_model_is_a_one_line_error():
+    with pytest.raises(GocoderError, match="GocoderModel"):
+        Engine(torch.nn.Linear(2, 2), code_open=CODE)
