@@ -69,6 +69,8 @@ def test_top_p_keeps_the_nucleus_and_seeds_reproduce():
     _, out = mock_gen([[0]], samples=40, max_new_tokens=6, temperature=1.0, top_p=0.7, seed=0)
     offs = {b - a for c in out for a, b in zip([0] + c.tokens, c.tokens, strict=False)}
     assert offs == {1, 2}  # +3 (p 0.15) lies outside the 0.7 nucleus; both +1 and +2 occur
+    _, k2 = mock_gen([[0]], samples=40, max_new_tokens=6, temperature=1.0, top_k=2, seed=0)
+    assert {b - a for c in k2 for a, b in zip([0] + c.tokens, c.tokens, strict=False)} == {1, 2}  # the top 2
     _, wide = mock_gen([[0]], samples=40, max_new_tokens=6, temperature=1.0, seed=0)
     assert 3 in {b - a for c in wide for a, b in zip([0] + c.tokens, c.tokens, strict=False)}
     again = mock_gen([[0]], samples=40, max_new_tokens=6, temperature=1.0, top_p=0.7, seed=0)[1]
