@@ -99,10 +99,13 @@ class Engine:
             raise GocoderError(f"Engine needs a GocoderModel, not {type(model).__name__} (unwrap it first)")
         self.code_open = code_open
 
-    def _autocast(self):
+    def _mode(self) -> contextlib.ExitStack:
+        """Inference mode, and bf16 autocast on CUDA."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
         if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+            stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+        return stack
 
     def generate(self, prompts: list[list[int]], sampling: Sampling = Sampling(), samples: int = 1,
                  on_token: Callable[[int, int], None] | None = None) -> list[Completion]:
@@ -143,7 +146,7 @@ class Engine:
             return []
         core, dev, N = self.core, self.device, len(prompts)
         R, T = N * samples, core.max_seq_len
-        with torch.inference_mode(), self._autocast():
+        with self._mode():
             lens = torch.tensor([len(p) for p in prompts], device=dev)
             tokens = torch.zeros(N, int(lens.max()), dtype=torch.long, device=dev)
             for i, p in enumerate(prompts):
@@ -162,7 +165,8 @@ class Engine:
             tok = torch.zeros(R, dtype=torch.long, device=dev)
             samp = (pos + 1 < T) & (s.max_new_tokens > 0)  # rows that sample now
             logits = logits[torch.nonzero(samp)[:, 0]]
-            while True:
+        while True:
+            with self._mode():
                 idx = torch.nonzero(samp)[:, 0]
                 nxt_samp = samp.clone()
                 if len(idx):
@@ -171,12 +175,14 @@ class Engine:
                     out[g, n_out[g]] = nxt
                     n_out[g] += 1
                     tok[idx] = nxt
-                    yield g, nxt
                     hit = torch.isin(nxt, stop)
                     stopped[g] = hit
                     opened = (nxt == self.code_open) & (cstart[idx] > T)
                     cstart[idx] = torch.where(opened, pos[idx] + 1, cstart[idx])
                     nxt_samp[idx] = ~(hit | (n_out[g] >= s.max_new_tokens) | (pos[idx] + 2 >= T))
+            if len(idx):  # outside the torch modes: the caller runs in its own between two ids
+                yield g, nxt
+            with self._mode():
                 # rows with nothing left to feed leave the batch with their final states
                 gone = torch.nonzero(~samp)[:, 0]
                 if len(gone):
@@ -191,7 +197,7 @@ class Engine:
                 code = torch.where(pos >= cstart, pos - cstart, -1)
                 samp = nxt_samp
                 logits = core.step(tok, pos, code, torch.nonzero(samp)[:, 0])
-            n_out, out, stopped = n_out.tolist(), out.tolist(), stopped.tolist()
+        n_out, out, stopped = n_out.tolist(), out.tolist(), stopped.tolist()
         return [Completion(r // samples, r % samples, out[r][: n_out[r]], stopped[r], states[r]) for r in range(R)]
 
     def decide(self, completions: list[Completion], verdicts: list[list[float]]) -> list[Decision]:
@@ -206,7 +212,7 @@ class Engine:
             raise GocoderError(f"decide: every verdict must hold {nv} features (gocoder.data.verdict_features)")
         if any(c.state is None for c in completions):
             raise GocoderError("decide: a completion has no state (it was not made by this engine)")
-        with torch.inference_mode(), self._autocast():
+        with self._mode():
             ctrl, halt = self.core.decide([c.state for c in completions], torch.tensor(verdicts, dtype=torch.float))
             probs = ctrl.float().softmax(-1).tolist()
             # the halting head's "halt now" probability (BCE's one logit, Q-learning's q_halt)

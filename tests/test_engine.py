@@ -103,6 +103,9 @@ def test_streaming_order_and_stream():
     out = eng.generate([[0], [9, 9]], Sampling(max_new_tokens=3), on_token=lambda r, t: seen.append((r, t)))
     assert seen == [(0, 1), (1, 10), (0, 2), (1, 11), (0, 3), (1, 12)]  # step by step, rows in order
     assert list(eng.stream([0], Sampling(max_new_tokens=3))) == out[0].tokens
+    # between two ids the caller runs in its own torch mode, not the engine's inference mode
+    modes = [torch.is_inference_mode_enabled() for _ in eng.stream([0], Sampling(max_new_tokens=3))]
+    assert modes == [False] * 3
 
 
 def test_bad_input_is_one_line_error():
