@@ -177,7 +177,7 @@ class GenerateConfig:
     budget: int = 0  # tree search: candidates generated at most (0: samples * max_iters)
     ucb_c: float = 1.0  # tree search: UCB exploration constant
     max_new_tokens: int = 256  # plan + code tokens per candidate
-    temperature: float = 0.8  # used when a round samples several candidates or searches a tree; 1 sample: greedy
+    temperature: float = 0.3  # several candidates a round, or a tree (1 sample: greedy); 0.3 beat 0.8 (BENCHMARKS.md)
     top_p: float = 0.95
     top_k: int = 0
     seed: int = 0

@@ -68,7 +68,8 @@ def score(rec: dict[str, Any], res: Any, checker: Any = None) -> dict[str, Any]:
     """The measurements of one record's result (a gocoder.generate.Result)."""
     gold = rec.get("solution", {}).get("code", "")
     acc, f1 = plan_scores(res.plan, rec.get("plan", {}).get("steps", []))
-    premature = any(t.get("premature") for t in res.trace)
+    # a tree search asks the controller nothing: no premature stop to count
+    premature = any(t.get("premature") for t in res.trace) if any("premature" in t for t in res.trace) else None
     return {"id": rec.get("id"), "code": res.code, "plan": res.plan,
             "exact_match": _norm_code(res.code) == _norm_code(gold),
             "ast_similarity": edit_similarity(shape(res.code, checker), shape(gold, checker)),
@@ -79,7 +80,7 @@ def score(rec: dict[str, Any], res: Any, checker: Any = None) -> dict[str, Any]:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Means over rows (type_valid over the rows that were type-checked)."""
+    """Means over rows (type_valid over the rows that were type-checked, premature_stop over loop rows)."""
     out: dict[str, Any] = {"items": len(rows)}
     for k in SUMMARY:
         vals = [float(r[k]) for r in rows if r.get(k) is not None]
