@@ -172,6 +172,7 @@ def plot_halting(train: list[dict], evals: list[dict], path: Path) -> None:
     if xs:
         a.plot(xs, ys, "o-", label="validation", ms=4)
     a.set_title("mean segments run")
+    a.set_ylim(0, max([*ys, *_series(train, "halt_segments")[1], 1.0]) * 1.1)
     _steps_axis(a)
     a.legend(fontsize=8)
     fig.savefig(path)
@@ -289,10 +290,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, eval_path: 
     draw("losses.png", plot_losses, train, evals)
     if any(isinstance(r.get("val_syntax_valid"), int | float) for r in evals):
         draw("syntax_valid.png", plot_syntax_valid, evals)
-    else:
+    elif evals:
         rep.notes.append("no val_syntax_valid in the eval rows (eval_samples = 0 or no valid split): plot skipped")
     draw("halting.png", plot_halting, train, evals)
-    if not any("val_segments_hist" in r for r in evals):
+    if not evals:
+        rep.notes.append("no evaluation rows (train.eval_every is 0, above the steps run, or there is no valid split)")
+    elif not any("val_segments_hist" in r for r in evals):
         rep.notes.append("no val_segments_hist in the eval rows (a run from before it was logged)")
     items, note = read_eval(eval_path if eval_path is not None else run / "eval.jsonl")
     curve = valid_by_iteration(items)
