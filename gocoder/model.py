@@ -29,6 +29,7 @@ No device, compile or distributed code here: gocoder/train.py applies those from
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -433,8 +434,9 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@functools.cache  # train_flops asks once per example per step: building three models each time cost seconds
 def gpt_layers_for(cfg: ModelConfig) -> int:
-    """GPT layers that give the recursive model's parameter count (built on the meta device: free)."""
+    """GPT layers that give the recursive model's parameter count (built on the meta device)."""
     with torch.device("meta"):
         rec = count_params(GocoderModel(replace(cfg, type="recursive")))
         one = count_params(GocoderModel(replace(cfg, type="gpt", gpt_layers=1)))

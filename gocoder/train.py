@@ -58,6 +58,9 @@ def lr_at(step: int, cfg: Any) -> float:
 def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.nn.Module:
     """Everything model.py leaves out: device, compile and DDP, applied from outside."""
     model.to(device)
+    if device.type == "cuda":
+        # cuDNN attention builds a graph per new shape, and packed batches change length every step
+        torch.backends.cuda.enable_cudnn_sdp(False)
     wrapped: torch.nn.Module = model
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         ids = [device.index] if device.type == "cuda" else None
