@@ -276,6 +276,7 @@ def main() -> None:
     ap.add_argument("--halting-batch", type=int, default=64, help="validation examples in the halting batch")
     ap.add_argument("--set", action="append", default=[], help="config override for the quality runs (a.b=v)")
     ap.add_argument("--out", default="", help="also write the results as JSON here")
+    ap.add_argument("--work", default="", help="quality: keep the training runs here (default: a temporary folder)")
     ap.add_argument("--keep-stages", action="store_true", help="quality: keep the config's curriculum stages")
     ap.add_argument("--export", default="", help="quality: export both trained models (bf16 EMA) under this folder")
     a = ap.parse_args()
@@ -305,7 +306,7 @@ def main() -> None:
         res["recursive"] = part_recursive(a, dev, peak)
         save()
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(a.work or tmp)
         if ("quality" in parts or "halting" in parts) and not a.data:
             print("quality and halting need --data (a shard folder): skipped", file=sys.stderr)
         elif "quality" in parts or "halting" in parts:
