@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,9 @@ class Generator:
 
         self.max_len = model.cfg.max_seq_len
         self.engine = Engine(model.to(device), code_open=tok.token_id("<CODE>"), device=device, segments=segments)
+        # the engine's KV caches live on it: threads (gocoder bench's workers) take turns generating, while
+        # their gocheck and sandbox work still overlaps
+        self.lock = threading.Lock()
         self.code_close = tok.token_id("</CODE>")
         self.calls = 0  # candidates generated: the budget of a search counts these
 
@@ -176,7 +180,8 @@ class Generator:
         from gocoder.validate import get_checker
 
         s = dataclasses.replace(sampling or Sampling(), stop=(self.code_close,))
-        comps = self.engine.generate([self.prompt_ids(rec, s.max_new_tokens)], s, samples=n)
+        with self.lock:
+            comps = self.engine.generate([self.prompt_ids(rec, s.max_new_tokens)], s, samples=n)
         self.calls += len(comps)
         texts = [self.tok.decode(c.tokens) for c in comps]
         decoded = [decode_output(t) for t in texts]
@@ -194,7 +199,9 @@ class Generator:
             n_err = len(res.errors) or len(terrs) or int(not ok)  # unfinished or empty code: one error
             cands.append(Candidate(code, plan, ok, type_ok, t, None, text, finished, n_err, diag,
                                    verdict_features(code, res)))
-        for c, d in zip(cands, self.engine.decide(comps, [c.verdict for c in cands]), strict=True):
+        with self.lock:
+            decisions = self.engine.decide(comps, [c.verdict for c in cands])
+        for c, d in zip(cands, decisions, strict=True):
             c.decision = d
         return cands
 
@@ -351,8 +358,11 @@ def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
         except (OSError, UnicodeDecodeError) as e:
             why = getattr(e, "strerror", None) or e
             raise GocoderError(f"{context}: cannot read the context file: {why}") from None
-    rec = {"id": "cli", "problem": {"description": pr_desc, "details": ""},
-           "context": {"file": str(context or ""), "before": before}}
+    # shaped as the training records are: details repeat the description (a doc comment's first sentence
+    # is its description), and a file is always named; an empty details and file drove the shipped model
+    # into repeating the description instead of closing the plan
+    rec = {"id": "cli", "problem": {"description": pr_desc, "details": pr_desc},
+           "context": {"file": Path(context).name if context else "main.go", "before": before}}
     gen = Generator.load(checkpoint, device=cfg.device)
     return solve(gen, rec, samples=cfg.samples, max_iters=cfg.max_iters, search=cfg.search, budget=cfg.budget or None,
                  typecheck=cfg.typecheck, sampling=sampling_from(cfg, cfg.samples, cfg.search), ucb_c=cfg.ucb_c)
