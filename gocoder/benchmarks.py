@@ -184,14 +184,19 @@ def completion_from_code(problem: Problem, code: str) -> str:
 
     The code is usually the whole entry-point function (maybe with helpers, maybe a whole file): the
     completion is that function's body with its closing brace, then the helper declarations (not
-    `main`, and nothing the prompt or test already declares). Code without the entry point is taken
-    as the body itself, closed with a brace when it parses as statements.
+    `main`, and nothing the prompt or test already declares). Code whose one function is not named as
+    the entry point gives that function's body: the prompt has already written the signature, so the
+    body is what the model answered (small models rarely copy a snake_case name). Other code without
+    the entry point is taken as the body itself, closed with a brace when it parses as statements.
     """
     from gocoder.validate import get_checker
 
     res = get_checker().check(code, kind="auto")
     raw = code.encode()
-    entry = next((d for d in res.decls if d.kind == "func" and d.name == problem.entry_point), None)
+    funcs = [d for d in res.decls if d.kind == "func"]
+    entry = next((d for d in funcs if d.name == problem.entry_point), None)
+    if entry is None and len(funcs) == 1 and funcs[0].name not in ("main", "init"):
+        entry = funcs[0]
     if entry is None:
         body = code.rstrip("\n")
         return body + "\n}\n" if res.ok and res.kind == "stmts" else body + "\n"

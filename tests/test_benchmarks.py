@@ -77,6 +77,10 @@ def test_completion_from_code_takes_the_body_and_helpers():
     assert "func helper" in comp and "func main" not in comp
     assert completion_from_code(p, "return s") == "return s\n}\n"  # a bare body is closed
     assert completion_from_code(p, "\treturn s\n}") == "\treturn s\n}\n"  # already closed
+    # one function under another name: its body answers the prompt's signature
+    assert completion_from_code(p, "func firstWord(s string) string {\n\treturn s\n}") == "\n\treturn s\n}\n"
+    two = "func a() {}\n\nfunc b() {}\n"
+    assert completion_from_code(p, two) == two  # two functions, neither the entry point: as written
 
 
 def test_problem_record_serializes_for_both_tasks():
