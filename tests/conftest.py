@@ -126,3 +126,14 @@ def fast_import_repo(path: Path, n: int) -> Path:
         lines += [b"M 100644 inline f%d.go" % (i % 50), b"data %d" % len(src), src, b""]
     subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"\n".join(lines) + b"\n", check=True)
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: the tests share 2 cores with other work, and oversubscribed threads are 10x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -5,20 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from test_generate import BAD, GOOD, FakeGen, cand, rec, train_tiny
 from typer.testing import CliRunner
 
 from gocoder import GocoderError
 from gocoder.evaluate import compare, edit_similarity, evaluate, plan_scores, promote, shape, summarize
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

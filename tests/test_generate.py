@@ -7,7 +7,6 @@ import json
 import shutil
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from gocoder import GocoderError
@@ -33,12 +32,7 @@ GOOD = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}
 BAD = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t\n\treturn b\n}\n"  # a lost brace
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def rec(i: int = 0) -> dict:

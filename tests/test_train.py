@@ -40,13 +40,7 @@ FUNCS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: the tests share 2 cores with other work, and oversubscribed threads are 10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def record(i: int, split: str = "train") -> dict:
