@@ -5,7 +5,8 @@
 # repository and no benchmark problem goes in: every source is decontaminated against MBXP Go by hash.
 #
 #   runs/default.sh data    # CPU: collect, synth, annotate, sample, shards (~20 minutes on 2 cores)
-#   runs/default.sh train   # GPU: the recursive model and the GPT baseline at equal FLOPs (~6 minutes, H100)
+#   runs/default.sh train   # GPU: the recursive model and the GPT baseline at equal FLOPs (~5 minutes, H200;
+#                           # a GPU machine without Go needs GOCODER_GOCHECK=<a static gocheck binary>)
 #   runs/default.sh ship    # copy the trained recursive model to models/default/ with the tokenizer
 #
 # WORK (default runs/default) holds everything; each stage resumes or redoes cleanly when rerun.
@@ -67,6 +68,10 @@ ship() {
   cp "$WORK/export/recursive/model.safetensors" "$WORK/export/recursive/config.json" models/.default.tmp/
   cp tokenizer/gocoder.model models/.default.tmp/tokenizer.model
   cp tokenizer/gocoder.json models/.default.tmp/tokenizer.json
+  # the model card and its plot are written by hand from the run's numbers: they stay
+  for f in MODEL_CARD.md training-losses.png; do
+    if [ -f "models/default/$f" ]; then cp "models/default/$f" models/.default.tmp/; fi
+  done
   rm -rf models/default
   mv models/.default.tmp models/default
 }
