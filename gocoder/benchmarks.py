@@ -225,7 +225,7 @@ def _body_open(fn: str) -> int:
                 return -1
         elif c == "{":
             if re.search(r"\b(interface|struct)\s*$", fn[:i]):
-                i = _skip_braces(fn, i)
+                i = _skip_balanced(fn, i)
                 continue
             if depth == 0:
                 return i + 1
@@ -233,10 +233,11 @@ def _body_open(fn: str) -> int:
     return -1
 
 
-def _skip_braces(s: str, i: int) -> int:
+def _skip_balanced(s: str, i: int, pair: str = "{}") -> int:
+    """Index just after the bracket that closes the one opening at s[i] (pair: "{}" or "()")."""
     depth = 0
     for j in range(i, len(s)):
-        depth += {"{": 1, "}": -1}.get(s[j], 0)
+        depth += {pair[0]: 1, pair[1]: -1}.get(s[j], 0)
         if depth == 0:
             return j + 1
     return len(s)
@@ -247,7 +248,7 @@ def zero_completion(problem: Problem) -> str:
     m = _last_func(problem.prompt)
     sig = problem.prompt[m.start() :] if m else ""
     at = _body_open(sig)
-    params_end = _skip_parens(sig, sig.index("(", m.end() - m.start() - 1)) if m else 0
+    params_end = _skip_balanced(sig, sig.index("(", m.end() - m.start() - 1), "()") if m else 0
     results = sig[params_end : at - 1].strip() if at > 0 else ""
     if results.startswith("("):
         results = results[1:-1]
@@ -273,12 +274,3 @@ def zero_completion(problem: Problem) -> str:
 # A symbol of each package that MBXP prompts import, to reference it from a trivial completion.
 _IMPORT_REFS = {"math": "math.Pi", "sort": "sort.Ints", "strings": "strings.Contains", "strconv": "strconv.Itoa",
                 "fmt": "fmt.Sprint", "regexp": "regexp.MustCompile", "bytes": "bytes.Equal"}  # fmt: skip
-
-
-def _skip_parens(s: str, i: int) -> int:
-    depth = 0
-    for j in range(i, len(s)):
-        depth += {"(": 1, ")": -1}.get(s[j], 0)
-        if depth == 0:
-            return j + 1
-    return len(s)

@@ -139,15 +139,13 @@ class Generator:
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "cpu", segments: int | None = None) -> Generator:
         from gocoder.tokenizer import Tokenizer
-        from gocoder.train import load_model
+        from gocoder.train import checkpoint_dir, load_model
 
         if checkpoint is None:
             checkpoint = DEFAULT_MODEL if DEFAULT_MODEL.exists() or not WHEEL_MODEL.exists() else WHEEL_MODEL
             if not Path(checkpoint).exists():
                 raise GocoderError(f"{checkpoint}: no default model shipped yet; pass --checkpoint DIR")
-        p = Path(checkpoint)
-        if (p / "latest").is_file():
-            p = p / (p / "latest").read_text(encoding="utf-8").strip()
+        p = checkpoint_dir(checkpoint)
         model, meta = load_model(p)
         tok_path = p / "tokenizer.model"
         if not tok_path.exists():

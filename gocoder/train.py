@@ -130,12 +130,16 @@ def save_checkpoint(out: Path, step: int, model: GocoderModel, ema: dict[str, to
     return final
 
 
+def checkpoint_dir(path: str | Path) -> Path:
+    """A checkpoint folder itself, or the one a run folder's `latest` names."""
+    p = Path(path)
+    return p / (p / "latest").read_text(encoding="utf-8").strip() if (p / "latest").is_file() else p
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict | None, dict]:
     """(config.json, weights, EMA weights or None, training state) of a checkpoint folder or of a run
     folder (its `latest`); anything missing or corrupt is a GocoderError naming the file."""
-    p = Path(path)
-    if (p / "latest").is_file():
-        p = p / (p / "latest").read_text(encoding="utf-8").strip()
+    p = checkpoint_dir(path)
     f = p / "config.json"
     if not f.is_file():
         raise GocoderError(f"{p}: no checkpoint there (neither a `latest` file nor a config.json)")
@@ -168,10 +172,8 @@ def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_
     dtype in model.safetensors, config.json, and (tokenizer=True) the tokenizer the checkpoint carries.
     No optimizer state: a 10M-parameter model is ~20 MB in bf16 instead of ~160 MB with AdamW's moments.
     Written to a temporary folder and renamed; an existing dst is replaced whole."""
-    meta, weights, ema, state = load_checkpoint(src)
-    p = Path(src)
-    if (p / "latest").is_file():
-        p = p / (p / "latest").read_text(encoding="utf-8").strip()
+    p = checkpoint_dir(src)
+    meta, weights, ema, state = load_checkpoint(p)
     try:
         dt = getattr(torch, dtype)
         assert isinstance(dt, torch.dtype) and dt.is_floating_point
