@@ -11,7 +11,7 @@ import pytest
 
 from gocoder import GocoderError
 from gocoder.config import ValidateConfig
-from gocoder.validate import Checker, get_checker, gocheck_binary, source_hash
+from gocoder.validate import Checker, _batches, _unbatch, get_checker, gocheck_binary, source_hash
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,17 @@ def test_check_many_keeps_order_under_threads(checker):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(work, range(8)))  # list() re-raises an exception from any thread
     assert failures == []
+
+
+def test_plain_answers_share_a_result_and_batches_split_back(checker):
+    srcs = ["func a() {}", "x +", "y := 1", "func b() {}"]
+    a, bad, stmt, b = checker.check_many(srcs, gofmt=False, decls=False)
+    assert a is b and a.ok and a.kind == "decls"  # one immutable result for every plain answer
+    assert not bad.ok and bad.errors and stmt.ok and stmt.kind == "stmts"
+    (req,) = _batches([s.encode() for s in srcs], {"kind": "auto"}, 8, 1 << 20)
+    assert req["src_lens"] == [11, 3, 6, 11]
+    alone = _unbatch(req)  # a batch that crashed its server is retried item by item
+    assert [r["_raw"] for r in alone] == [s.encode() for s in srcs] and alone[2]["kind"] == "auto"
 
 
 def test_killed_server_is_restarted(checker):

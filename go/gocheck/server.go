@@ -40,14 +40,19 @@ type Request struct {
 	// SrcLen and SrcOff take the source from the raw payload sent before this request's line
 	// ("@N\n" then N bytes): no JSON escaping on either side, which for whole files cost about as
 	// much as parsing them.
-	SrcLen  *int `json:"src_len"`
-	SrcOff  int  `json:"src_off"`
+	SrcLen *int `json:"src_len"`
+	SrcOff int  `json:"src_off"`
+	// SrcLens is the short form of a batch of sources that lie one after another in the payload
+	// and take the batch's options: {"src_lens": [a, b]} is {"batch": [{"src_len": a},
+	// {"src_off": a, "src_len": b}]}. For 1 KB snippets the item objects were a tenth of the
+	// client's work.
+	SrcLens []int `json:"src_lens"`
 	payload []byte
 }
 
 // Response is one line back: the Result of a check, or an error, or a timeout, with the request's id.
 type Response struct {
-	ID json.RawMessage `json:"id"`
+	ID json.RawMessage `json:"id,omitempty"` // omitted only for a batch item that has none
 	*Result
 	FileErrors []FileDiagnostic `json:"file_errors,omitempty"`
 	Mutants    []Mutant         `json:"mutants,omitempty"`
@@ -221,6 +226,17 @@ func handlePayload(line, payload []byte, defTimeout time.Duration) *Response {
 		req.ID = json.RawMessage("null")
 	}
 	req.payload = payload
+	if req.SrcLens != nil {
+		if req.Batch != nil {
+			return &Response{ID: req.ID, Error: "bad request: both batch and src_lens"}
+		}
+		req.Batch = make([]Request, len(req.SrcLens))
+		off := 0
+		for i, n := range req.SrcLens {
+			req.Batch[i].SrcOff, req.Batch[i].SrcLen = off, &req.SrcLens[i]
+			off += max(n, 0)
+		}
+	}
 	if req.Batch != nil {
 		resp := &Response{ID: req.ID, Results: make([]*Response, len(req.Batch))}
 		for i := range req.Batch {

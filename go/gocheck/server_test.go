@@ -226,6 +226,41 @@ func TestServeRawPayload(t *testing.T) {
 	}
 }
 
+// TestServeSrcLens: src_lens is a batch of consecutive sources in the payload, answered in order,
+// its items without ids; with a batch beside it the request is refused.
+func TestServeSrcLens(t *testing.T) {
+	payload := "func f() {}x +y := 2"
+	stream := fmt.Sprintf("@%d\n%s", len(payload), payload) +
+		`{"id":7,"kind":"auto","gofmt":false,"decls":false,"src_lens":[11,3,6]}` + "\n" +
+		fmt.Sprintf("@%d\n%s", len(payload), payload) +
+		`{"id":8,"src_lens":[1],"batch":[{"src_len":1}]}` + "\n"
+	var out strings.Builder
+	if err := Serve(strings.NewReader(stream), &out, ServerConfig{Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), `"id":null`) {
+		t.Errorf("batch items carry null ids: %s", out.String())
+	}
+	byID := map[string]Response{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r Response
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		byID[string(r.ID)] = r
+	}
+	rs := byID["7"].Results
+	if len(rs) != 3 {
+		t.Fatalf("src_lens [11,3,6] answered %d items: %s", len(rs), out.String())
+	}
+	if !rs[0].OK || rs[0].Kind != "decls" || rs[1].OK || rs[1].Errors[0].Offset > 3 || !rs[2].OK || rs[2].Kind != "stmts" {
+		t.Errorf("items: %+v %+v %+v", rs[0].Result, rs[1].Result, rs[2].Result)
+	}
+	if e := byID["8"].Error; !strings.Contains(e, "both batch and src_lens") {
+		t.Errorf("batch with src_lens: %q", e)
+	}
+}
+
 // TestServeBadPayloadHeader: a header that is not a length leaves the stream unreadable; the
 // server says so and stops rather than reading garbage as requests.
 func TestServeBadPayloadHeader(t *testing.T) {
