@@ -9,16 +9,20 @@ On one real Go repository with conventional commits (a local clone, never commit
      (record, kind:name) pairs, records annotate skipped counting as predicting nothing;
   4. intent: the plan's intent against the one the hidden prefix names (plans.PREFIX_INTENT:
      fix -> FIX, feat -> ADD, refactor/style -> REFACTOR, perf -> OPTIMIZE, revert -> REMOVE,
-     chore/docs/build/ci/test/deps -> UPDATE), over the records that had such a prefix.
+     chore/docs/build/ci/test/deps -> UPDATE), over the records that had such a prefix;
+  5. with --ceiling (scikit-learn, bench only): the accuracy of a classifier fitted, fold by fold,
+     to this repository's own prefixed records (prefixes hidden): how far its words and diffs
+     determine its prefixes at all.
 Targets: F1 >= 0.9, intent accuracy >= 0.8.
 
-    python bench/plans.py REPO [--work DIR] [--json OUT]
+    python bench/plans.py REPO [--work DIR] [--json OUT] [--ceiling]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import re
 import shutil
@@ -99,6 +103,43 @@ def ts_decls(src: str) -> dict[tuple[str, str], tuple[str, str]]:
     return out
 
 
+def ts_shape(rec: dict) -> list[float]:
+    """The diff's shape from the tree-sitter declaration diff: how many declarations are added,
+    removed and changed, how many of those are exported, and whether only tests change."""
+    n: Counter[str] = Counter()
+    files = [f for f in rec["files_changed"] if f["path"].endswith(".go")]
+    for f in files:
+        b, a = ts_decls(f["before"]) if f["before"] else {}, ts_decls(f["after"]) if f["after"] else {}
+        for key in b.keys() | a.keys():
+            change = "added" if key not in b else "removed" if key not in a else "changed" if b[key] != a[key] else ""
+            if change:
+                n[change] += 1
+                n[change + "_exported"] += key[1].split(".")[-1][:1].isupper()
+    tests = bool(files) and all(f["path"].endswith("_test.go") for f in files)
+    keys = ("added", "removed", "changed", "added_exported", "removed_exported", "changed_exported")
+    return [math.log1p(n[k]) for k in keys] + [float(tests), float(any(f["status"] == "renamed" for f in files))]
+
+
+def ceiling(records: list[dict], golds: list[str], folds: int = 5) -> float:
+    """What a classifier that learns this repository's own use of the prefixes reaches: logistic
+    regression over the words of the title (twice) and body and the diff's shape, trained on the
+    other folds of the same records (prefixes hidden), scored on each fold. Nothing is kept: it
+    shows how far the words and the diff determine the prefix at all."""
+    from scipy.sparse import csr_matrix, hstack  # bench-only: pip install scikit-learn
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    texts = [f"{r['title']} {r['title']} {(r.get('body') or '')[:2000]}" for r in records]
+    x = hstack([words.fit_transform(texts), csr_matrix([ts_shape(r) for r in records])]).tocsr()
+    common = Counter(golds)
+    keep = [i for i, g in enumerate(golds) if common[g] >= folds]  # a class needs a member in each fold
+    cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+    pred = cross_val_predict(LogisticRegression(C=3, max_iter=2000), x[keep], [golds[i] for i in keep], cv=cv)
+    return sum(p == golds[i] for p, i in zip(pred, keep, strict=True)) / len(golds)  # the rare classes count as misses
+
+
 def ts_targets(rec: dict) -> Counter[str]:
     """kind:name of every declaration the record's Go files add, remove or change (text or doc)."""
     out: Counter[str] = Counter()
@@ -125,6 +166,8 @@ def main() -> None:
     ap.add_argument("repo", type=Path, help="a local git clone of a Go repository with conventional commits")
     ap.add_argument("--work", type=Path, help="folder for the raw and annotated records (default: a temp dir)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also fit a classifier on the repository's own prefixes (5-fold; needs scikit-learn)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-plans-"))
     for sub in ("raw.jsonl", "raw.jsonl.done", "hidden", "hier"):  # a fresh measurement, not a resume
@@ -156,11 +199,13 @@ def main() -> None:
 
     confusion: Counter[tuple[str, str]] = Counter()
     by_type: dict[str, list[int]] = {}
+    scored: list[tuple[dict, str]] = []
     for rid, rec in raw.items():
         m = PREFIX_RE.match(rec["title"])
         if not m or m.group(1).lower() not in PREFIX_INTENT or rid not in plans:
             continue
         gold, pred = PREFIX_INTENT[m.group(1).lower()], plans[rid]["plan"]["intent"]
+        scored.append((hide_prefixes(rec), gold))
         confusion[(gold, pred)] += 1
         by_type.setdefault(m.group(1).lower(), [0, 0])
         by_type[m.group(1).lower()][0] += gold == pred
@@ -182,6 +227,8 @@ def main() -> None:
         "confusions": {f"{g}->{p}": v for (g, p), v in confusion.most_common() if g != p},
         "collect_s": round(t1 - t0, 2), "annotate_s": round(t2 - t1, 2), "machine": platform.platform(),
     }  # fmt: skip
+    if args.ceiling:
+        res["intent_ceiling_in_repo_cv"] = round(ceiling([r for r, _ in scored], [g for _, g in scored]), 4)
     for k, v in res.items():
         print(f"{k:18} {v}")
     print(f"target F1 {f1:.3f} (target >= 0.9): {'PASS' if f1 >= 0.9 else 'FAIL'}; "
