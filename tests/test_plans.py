@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from gocoder.plans import DeclChange, code_key, code_tokens, decl_changes, intent_of, plan_steps, sentences, text_intent
+from gocoder.plans import (
+    DeclChange,
+    _code_differs,
+    code_key,
+    code_tokens,
+    decl_changes,
+    intent_of,
+    plan_steps,
+    sentences,
+    text_intent,
+)
 from gocoder.validate import get_checker
 
-BEFORE = '''package srv
+BEFORE = """package srv
 
 import "net/http"
 
@@ -36,9 +46,9 @@ func gone() {}
 func init() {}
 
 func init() { _ = 1 }
-'''
+"""
 
-AFTER = '''package srv
+AFTER = """package srv
 
 import "net/http"
 
@@ -73,18 +83,21 @@ func (s *Server) Close() error { return nil }
 func init() {}
 
 func init() { _ = 2 }
-'''
+"""
 
 
-def diff(path: str, before: str, after: str) -> list[DeclChange]:
+def diff(path: str, before: str, after: str, code_hash: bool = False) -> list[DeclChange]:
     ck = get_checker()
-    rb = ck.check(before, kind="auto", docs=True, gofmt=False) if before else None
-    ra = ck.check(after, kind="auto", docs=True, gofmt=False) if after else None
+    rb = ck.check(before, kind="auto", docs=True, gofmt=False, code_hash=code_hash) if before else None
+    ra = ck.check(after, kind="auto", docs=True, gofmt=False, code_hash=code_hash) if after else None
     return decl_changes(path, before, after, rb.decls if rb else (), ra.decls if ra else ())
 
 
-def test_decl_changes_kinds_and_names() -> None:
-    got = {(c.target, c.change) for c in diff("srv/server.go", BEFORE, AFTER)}
+@pytest.mark.parametrize("code_hash", [False, True])  # modified vs touched: by gocheck's hashes, or by code_key
+def test_decl_changes_kinds_and_names(code_hash: bool) -> None:
+    if code_hash:
+        assert all(len(d.code) == 16 for d in get_checker().check(AFTER, code_hash=True).decls)
+    got = {(c.target, c.change) for c in diff("srv/server.go", BEFORE, AFTER, code_hash)}
     assert got == {
         ("struct:Server", "touched"),  # doc comment only
         ("interface:Handler", "modified"),
@@ -113,6 +126,12 @@ def test_code_tokens_ignore_comments_and_layout_not_strings() -> None:
     assert code_key("func f() {\n\treturn a+b\n}") == code_key("func f() { return a + b }")
     assert code_key('s := "a  b"') != code_key('s := "a b"')
     assert code_key("return x") != code_key("returnx")
+    # _code_differs answers code_key's question, with a shortcut for texts without comments.
+    pairs = [("f(a,  b) // x", "f(a, b)"), ("func f() {\n\treturn a+b\n}", "func f() { return a + b }"),
+             ('s := "a  b"', 's := "a b"'), ("return x", "returnx"), ("x := 1", "x := 2"),
+             ('u := "http://a"', 'u := "http://b"'), ("x := `a\n b`", "x := `a\nb`")]  # fmt: skip
+    for a, b in pairs:
+        assert _code_differs(a, b) == (code_key(a) != code_key(b)), (a, b)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +192,10 @@ def test_steps_intents_and_descriptions() -> None:
     steps = plan_steps("fix(srv): status code", body, changes, "FIX")
     by_target = {s["target"]: s for s in steps}
     assert by_target["method:Server.Handle"] == {
-        "intent": "FIX", "target": "method:Server.Handle", "description": "Handle now writes http.StatusOK."}
+        "intent": "FIX",
+        "target": "method:Server.Handle",
+        "description": "Handle now writes http.StatusOK.",
+    }
     assert by_target["method:Server.Close"]["intent"] == "ADD"
     assert by_target["method:Server.Close"]["description"] == "Close releases the mux."
     assert by_target["func:gone"] == {"intent": "REMOVE", "target": "func:gone", "description": "Remove func gone"}

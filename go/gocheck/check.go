@@ -29,6 +29,7 @@ type Options struct {
 	Gofmt     bool   // report whether the source is gofmt-clean
 	Decls     bool   // list the declarations
 	Docs      bool   // with Decls: include each declaration's doc comment
+	CodeHash  bool   // with Decls: include a hash of each declaration's tokens, comments and layout left out
 	TypeCheck bool   // run go/types (standard-library imports resolved)
 }
 
@@ -51,6 +52,10 @@ type Decl struct {
 	Start     int    `json:"start"` // byte offsets of the declaration (doc comment excluded), end exclusive
 	End       int    `json:"end"`
 	Doc       string `json:"doc,omitempty"`
+	// Code is a hash of the declaration's tokens (go/scanner: no comments, no layout), 16 hex
+	// digits, when asked: two versions of a declaration with equal Code differ only in comments
+	// or layout.
+	Code string `json:"code,omitempty"`
 }
 
 // Result is the verdict on one input.
@@ -198,7 +203,7 @@ func Check(src []byte, opts Options) *Result {
 		r.Gofmt = &clean
 	}
 	if opts.Decls && p.file != nil && (p.kind == KindFile || p.kind == KindDecls) {
-		r.Decls = declarations(p, lines, src, opts.Docs)
+		r.Decls = declarations(p, lines, src, opts.Docs, opts.CodeHash)
 	}
 	if opts.TypeCheck && p.file != nil {
 		typeOK, terrs := typeCheck(p, lines, src)

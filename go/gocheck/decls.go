@@ -2,13 +2,16 @@ package gocheck
 
 import (
 	"go/ast"
+	"go/scanner"
 	"go/token"
+	"hash/fnv"
+	"strconv"
 	"strings"
 )
 
 // declarations lists the top-level declarations of a parsed file or declaration list, in source
 // order, positioned in the caller's text.
-func declarations(p *parsed, lines []int, src []byte, docs bool) []Decl {
+func declarations(p *parsed, lines []int, src []byte, docs, codeHash bool) []Decl {
 	var out []Decl
 	add := func(kind, name, recv string, node ast.Node, doc *ast.CommentGroup) {
 		start, end := p.offset(node.Pos()), p.offset(node.End())
@@ -20,6 +23,9 @@ func declarations(p *parsed, lines []int, src []byte, docs bool) []Decl {
 		}
 		if docs && doc != nil {
 			d.Doc = strings.TrimSpace(doc.Text())
+		}
+		if codeHash {
+			d.Code = tokenHash(src[start:end])
 		}
 		out = append(out, d)
 	}
@@ -97,4 +103,38 @@ func recvName(e ast.Expr) string {
 			return "?"
 		}
 	}
+}
+
+// tokenHash hashes the tokens of src as go/scanner reads them: comments and layout leave it
+// unchanged, a changed token or literal (a space inside a string included) changes it. A
+// semicolon counts whether a newline or ';' put it there, and not at all before ')' or '}',
+// where Go lets it be left out (`{ return x }` is `{\n\treturn x\n}`).
+func tokenHash(src []byte) string {
+	var s scanner.Scanner
+	fset := token.NewFileSet()
+	s.Init(fset.AddFile("", -1, len(src)), src, nil, 0)
+	h := fnv.New64a()
+	buf := make([]byte, 0, 64)
+	semicolon := false // one is held back until the next token says whether it counts
+	for {
+		_, tok, lit := s.Scan()
+		if tok == token.EOF {
+			break
+		}
+		if tok == token.SEMICOLON {
+			semicolon = true
+			continue
+		}
+		buf = buf[:0]
+		if semicolon && tok != token.RPAREN && tok != token.RBRACE {
+			buf = append(buf, ';', 0)
+		}
+		semicolon = false
+		buf = strconv.AppendInt(buf, int64(tok), 10)
+		buf = append(buf, ' ')
+		buf = append(buf, lit...)
+		buf = append(buf, 0)
+		h.Write(buf)
+	}
+	return strconv.FormatUint(h.Sum64()|1<<63, 16) // the top bit set: always 16 digits
 }

@@ -27,6 +27,7 @@ type Request struct {
 	Gofmt     *bool           `json:"gofmt"`
 	Decls     *bool           `json:"decls"`
 	Docs      bool            `json:"docs"`
+	CodeHash  bool            `json:"code_hash"`
 	TypeCheck bool            `json:"typecheck"`
 	Files     []PackageFile   `json:"files"`
 	TimeoutMS int             `json:"timeout_ms"`
@@ -273,6 +274,7 @@ func inherit(item, batch *Request) {
 		item.Decls = batch.Decls
 	}
 	item.Docs = item.Docs || batch.Docs
+	item.CodeHash = item.CodeHash || batch.CodeHash
 	item.TypeCheck = item.TypeCheck || batch.TypeCheck
 }
 
@@ -373,7 +375,7 @@ func answer(req *Request) (resp *Response) {
 		}
 		resp.Result = Check(src, Options{
 			Kind: req.Kind, Gofmt: orTrue(req.Gofmt), Decls: orTrue(req.Decls),
-			Docs: req.Docs, TypeCheck: req.TypeCheck,
+			Docs: req.Docs, CodeHash: req.CodeHash, TypeCheck: req.TypeCheck,
 		})
 	case "typecheck_package":
 		resp.FileErrors = TypeCheckPackage(req.Files)
