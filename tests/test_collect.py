@@ -183,6 +183,17 @@ def test_missing_blob_is_a_one_line_error(tmp_path: Path) -> None:
         collect(CFG, repo=b.path, out=tmp_path / "o.jsonl")
 
 
+def test_missing_before_text_is_a_one_line_error(tmp_path: Path) -> None:
+    """A modified file whose old blob is gone: cat-file says so, collect names the repository and object."""
+    b = RepoBuilder(tmp_path / "holes")
+    b.commit("add a", {"a.go": "package p\n\nfunc F() int { return 1 }\n"})
+    b.commit("Change F (#3)", {"a.go": "package p\n\nfunc F() int { return 2 }\n"})
+    sha = b.repo.git.rev_parse("HEAD~1:a.go")
+    (b.path / ".git" / "objects" / sha[:2] / sha[2:]).unlink()
+    with pytest.raises(GocoderError, match=rf"holes: git object {sha}: missing"):
+        collect(CFG, repo=b.path, out=tmp_path / "o.jsonl")
+
+
 def test_corrupt_output_is_an_error_and_kept(go_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.jsonl"
     _collect(go_repo, out)
