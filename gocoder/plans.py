@@ -122,14 +122,8 @@ def intent_of(title: str, body: str, changes: list[DeclChange], renamed_files: i
         # commonest reason to change code that exists.
         if by_diff:
             return by_diff
-        api = [
-            c
-            for c in changes
-            if c.change == "added"
-            and c.kind in ("func", "method", "type", "struct", "interface")
-            and c.name.split(".")[-1][:1].isupper()
-            and not c.file.endswith("_test.go")
-        ]
+        api = [c for c in changes if c.change == "added" and c.kind in ("func", "method", "type", "struct", "interface")
+               and c.name.split(".")[-1][:1].isupper() and not c.file.endswith("_test.go")]
         return "ADD" if api else "FIX"
     # A generic verb ("update x") over a diff that only adds or only removes: the diff is sharper.
     if by_text == "UPDATE" and by_diff in ("ADD", "REMOVE"):

@@ -17,7 +17,7 @@ from gocoder.plans import (
 )
 from gocoder.validate import get_checker
 
-BEFORE = """package srv
+BEFORE = '''package srv
 
 import "net/http"
 
@@ -46,9 +46,9 @@ func gone() {}
 func init() {}
 
 func init() { _ = 1 }
-"""
+'''
 
-AFTER = """package srv
+AFTER = '''package srv
 
 import "net/http"
 
@@ -83,7 +83,7 @@ func (s *Server) Close() error { return nil }
 func init() {}
 
 func init() { _ = 2 }
-"""
+'''
 
 
 def diff(path: str, before: str, after: str, code_hash: bool = False) -> list[DeclChange]:
@@ -192,10 +192,7 @@ def test_steps_intents_and_descriptions() -> None:
     steps = plan_steps("fix(srv): status code", body, changes, "FIX")
     by_target = {s["target"]: s for s in steps}
     assert by_target["method:Server.Handle"] == {
-        "intent": "FIX",
-        "target": "method:Server.Handle",
-        "description": "Handle now writes http.StatusOK.",
-    }
+        "intent": "FIX", "target": "method:Server.Handle", "description": "Handle now writes http.StatusOK."}
     assert by_target["method:Server.Close"]["intent"] == "ADD"
     assert by_target["method:Server.Close"]["description"] == "Close releases the mux."
     assert by_target["func:gone"] == {"intent": "REMOVE", "target": "func:gone", "description": "Remove func gone"}
