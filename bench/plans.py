@@ -103,24 +103,34 @@ def ts_decls(src: str) -> dict[tuple[str, str], tuple[str, str]]:
     return out
 
 
-def ts_shape(rec: dict) -> list[float]:
-    """The diff's shape from the tree-sitter declaration diff: how many declarations are added,
-    removed and changed, how many of those are exported, and whether only tests change."""
-    n: Counter[str] = Counter()
-    files = [f for f in rec["files_changed"] if f["path"].endswith(".go")]
-    for f in files:
+def ts_changes(rec: dict) -> list[tuple[str, str, str]]:
+    """(kind, name, change) of every declaration the record's Go files add, remove or change (text or
+    doc), by the tree-sitter declaration diff; repeated names keep their #2 suffix."""
+    out = []
+    for f in rec["files_changed"]:
+        if not f["path"].endswith(".go"):
+            continue
         b, a = ts_decls(f["before"]) if f["before"] else {}, ts_decls(f["after"]) if f["after"] else {}
         for key in b.keys() | a.keys():
-            change = "added" if key not in b else "removed" if key not in a else "changed" if b[key] != a[key] else ""
-            if change:
-                n[change] += 1
-                n[change + "_exported"] += key[1].split(".")[-1][:1].isupper()
+            if b.get(key) != a.get(key):
+                out.append((*key, "added" if key not in b else "removed" if key not in a else "changed"))
+    return out
+
+
+def ts_shape(rec: dict, changes: list[tuple[str, str, str]]) -> list[float]:
+    """The diff's shape: how many declarations are added, removed and changed, how many of those are
+    exported, whether only tests change, whether a file is renamed."""
+    n: Counter[str] = Counter()
+    for _, name, change in changes:
+        n[change] += 1
+        n[change + "_exported"] += name.split(".")[-1][:1].isupper()
+    files = [f for f in rec["files_changed"] if f["path"].endswith(".go")]
     tests = bool(files) and all(f["path"].endswith("_test.go") for f in files)
     keys = ("added", "removed", "changed", "added_exported", "removed_exported", "changed_exported")
     return [math.log1p(n[k]) for k in keys] + [float(tests), float(any(f["status"] == "renamed" for f in files))]
 
 
-def ceiling(records: list[dict], golds: list[str], folds: int = 5) -> float:
+def ceiling(records: list[dict], shapes: list[list[float]], golds: list[str], folds: int = 5) -> float:
     """What a classifier that learns this repository's own use of the prefixes reaches: logistic
     regression over the words of the title (twice) and body and the diff's shape, trained on the
     other folds of the same records (prefixes hidden), scored on each fold. Nothing is kept: it
@@ -132,7 +142,7 @@ def ceiling(records: list[dict], golds: list[str], folds: int = 5) -> float:
 
     words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     texts = [f"{r['title']} {r['title']} {(r.get('body') or '')[:2000]}" for r in records]
-    x = hstack([words.fit_transform(texts), csr_matrix([ts_shape(r) for r in records])]).tocsr()
+    x = hstack([words.fit_transform(texts), csr_matrix(shapes)]).tocsr()
     common = Counter(golds)
     keep = [i for i, g in enumerate(golds) if common[g] >= folds]  # a class needs a member in each fold
     cv = StratifiedKFold(folds, shuffle=True, random_state=0)
@@ -140,17 +150,9 @@ def ceiling(records: list[dict], golds: list[str], folds: int = 5) -> float:
     return sum(p == golds[i] for p, i in zip(pred, keep, strict=True)) / len(golds)  # the rare classes count as misses
 
 
-def ts_targets(rec: dict) -> Counter[str]:
-    """kind:name of every declaration the record's Go files add, remove or change (text or doc)."""
-    out: Counter[str] = Counter()
-    for f in rec["files_changed"]:
-        if not f["path"].endswith(".go"):
-            continue
-        b, a = ts_decls(f["before"]) if f["before"] else {}, ts_decls(f["after"]) if f["after"] else {}
-        for key in b.keys() | a.keys():
-            if b.get(key) != a.get(key):
-                out[f"{key[0]}:{key[1].split('#')[0]}"] += 1
-    return out
+def ts_targets(changes: list[tuple[str, str, str]]) -> Counter[str]:
+    """kind:name of every declaration a record changes (ts_changes), repeated names counted."""
+    return Counter(f"{kind}:{name.split('#')[0]}" for kind, name, _ in changes)
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -185,10 +187,11 @@ def main() -> None:
     t2 = time.perf_counter()
     plans = {r["id"]: r for s in SPLITS for r in read_jsonl(work / "hier" / f"{s}.jsonl")}
 
+    diffs = {rid: ts_changes(rec) for rid, rec in raw.items()}  # one tree-sitter pass: targets and shapes
     tp = fp = fn = 0
     kinds: Counter[str] = Counter()
-    for rid, rec in raw.items():
-        gold = ts_targets(rec)
+    for rid in raw:
+        gold = ts_targets(diffs[rid])
         pred = Counter(s["target"] for s in plans[rid]["plan"]["steps"]) if rid in plans else Counter()
         tp += sum((gold & pred).values())
         fp += sum((pred - gold).values())
@@ -205,7 +208,7 @@ def main() -> None:
         if not m or m.group(1).lower() not in PREFIX_INTENT or rid not in plans:
             continue
         gold, pred = PREFIX_INTENT[m.group(1).lower()], plans[rid]["plan"]["intent"]
-        scored.append((hide_prefixes(rec), gold))
+        scored.append((hide_prefixes(rec), ts_shape(rec, diffs[rid]), gold))
         confusion[(gold, pred)] += 1
         by_type.setdefault(m.group(1).lower(), [0, 0])
         by_type[m.group(1).lower()][0] += gold == pred
@@ -228,7 +231,8 @@ def main() -> None:
         "collect_s": round(t1 - t0, 2), "annotate_s": round(t2 - t1, 2), "machine": platform.platform(),
     }  # fmt: skip
     if args.ceiling:
-        res["intent_ceiling_in_repo_cv"] = round(ceiling([r for r, _ in scored], [g for _, g in scored]), 4)
+        records, shapes, golds = (list(col) for col in zip(*scored, strict=True))
+        res["intent_ceiling_in_repo_cv"] = round(ceiling(records, shapes, golds), 4)
     for k, v in res.items():
         print(f"{k:18} {v}")
     print(f"target F1 {f1:.3f} (target >= 0.9): {'PASS' if f1 >= 0.9 else 'FAIL'}; "

@@ -144,12 +144,9 @@ class GitSource:
         return [rec], skips
 
     def close(self) -> None:
-        for proc in self._catfiles:  # the persistent cat-file processes end when their input does
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            proc.wait()
+        for proc in self._catfiles:  # killed, not waited on: after an error it may still be writing answers
+            proc.proc.kill()
+            proc.proc.wait()
         self.repo_obj.close()
 
     # -- reading git

@@ -167,15 +167,10 @@ func ValidKind(kind string) bool {
 
 // Check parses src as the kind opts.Kind names (or the kind it detects) and reports on it.
 func Check(src []byte, opts Options) *Result {
-	var p *parsed
-	switch opts.Kind {
-	case "", KindAuto:
-		p = detect(src)
-	case KindFile, KindDecls, KindStmts, KindExpr:
-		p = parseAs(opts.Kind, src)
-	default:
+	if !ValidKind(opts.Kind) {
 		return &Result{Kind: opts.Kind, Errors: []Diagnostic{{Line: 1, Col: 1, Msg: "unknown kind " + opts.Kind}}}
 	}
+	p := parseKind(src, opts.Kind)
 	lines := lineStarts(src)
 	// The parser repeats an error at one place while it recovers; report each once. Errors from
 	// the wrapper's tail were clamped onto the end of the text, so sort again before comparing.
@@ -210,6 +205,14 @@ func Check(src []byte, opts Options) *Result {
 		r.TypeOK, r.TypeErrors = &typeOK, terrs
 	}
 	return r
+}
+
+// parseKind reads src as kind names it, or as the kind detect finds for "" and auto.
+func parseKind(src []byte, kind string) *parsed {
+	if kind == "" || kind == KindAuto {
+		return detect(src)
+	}
+	return parseAs(kind, src)
 }
 
 // detect picks the reading of src that parses, or else the one that gets furthest before its first

@@ -13,12 +13,7 @@ import (
 // the same shape. gocoder's evaluation compares shapes by edit distance. ok reports a clean parse
 // (a shape of broken code is of the partial tree the parser recovered).
 func Shape(src []byte, kind string) (shape []string, k string, ok bool) {
-	var p *parsed
-	if kind == "" || kind == KindAuto {
-		p = detect(src)
-	} else {
-		p = parseAs(kind, src)
-	}
+	p := parseKind(src, kind)
 	var roots []ast.Node
 	switch {
 	case p.expr != nil:
