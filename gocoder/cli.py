@@ -227,6 +227,42 @@ def annotate_cmd(
           f"{res.resumed} done before, {res.duplicates} duplicates)")
     for reason, n in sorted(res.skipped.items()):
         print(f"  skipped {reason}: {n}")
+    if res.split:
+        print(f"  split by file (over annotate.max_plan_bytes): {res.split['records']} records into "
+              f"{res.split['parts']} parts")
+
+
+@app.command("train-intents")
+def train_intents_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Raw record JSONL files of repositories with prefixed titles.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Weights JSON to write (annotate.intent_model).")
+    ] = None,
+    held_out: Annotated[
+        list[Path] | None, typer.Option("--held-out", help="Raw JSONL to score rules and model on (repeatable).")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the intent classifier on conventional-commit prefixes (hidden), score it on held-out files.
+
+    Example: gocoder train-intents data/raw/git-kratos.jsonl --held-out data/raw/git-gin.jsonl -o intents.json
+    """
+    from gocoder.intents import train_intents
+    from gocoder.validate import get_checker
+
+    cfg = _config(config, set_)
+    res = train_intents(inputs, out, get_checker(cfg.validate), held_out or [])
+    if as_json:
+        print(json.dumps(res))
+        return
+    print(f"trained on {res['train_records']} prefixed records, {res['features']} features"
+          + (f"; wrote {out}" if out else ""))
+    for path in held_out or []:
+        r = res[str(path)]
+        print(f"  {path}: {r['records']} prefixed records, intent accuracy rules {r['rules']:.3f}, "
+              f"learned {r['learned']:.3f}")
 
 
 @app.command("blocklist")
