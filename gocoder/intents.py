@@ -87,8 +87,10 @@ class IntentModel:
         return self.classes[max(range(len(s)), key=s.__getitem__)]
 
     def save(self, path: Path) -> None:
-        rows = {f: [round(w, 4) for w in ws] for f, ws in sorted(self.weights.items())}
-        Path(path).write_text(json.dumps({"classes": list(self.classes), "weights": rows}, indent=0) + "\n")
+        # One feature a line, so that a retrained model's diff reads feature by feature.
+        rows = ",\n".join(f"{json.dumps(f)}: {json.dumps([round(w, 3) for w in ws])}"
+                          for f, ws in sorted(self.weights.items()))  # fmt: skip
+        Path(path).write_text(f'{{"classes": {json.dumps(list(self.classes))}, "weights": {{\n{rows}\n}}}}\n')
 
     @staticmethod
     def load(path: Path) -> IntentModel:
@@ -104,7 +106,7 @@ class IntentModel:
 
 
 def fit(
-    xs: list[list[str]], ys: list[str], l2: float = 1e-3, steps: int = 300, lr: float = 0.5, min_count: int = 2
+    xs: list[list[str]], ys: list[str], l2: float = 1e-2, steps: int = 300, lr: float = 0.5, min_count: int = 2
 ) -> IntentModel:
     """Multinomial logistic regression, full-batch gradient descent with Adam's step sizes: for a few
     thousand commits and a few thousand features, seconds on one core. Features seen fewer than
@@ -115,18 +117,23 @@ def fit(
     vocab = sorted(f for f, c in seen.items() if c >= min_count or f == "bias")
     col = {f: i for i, f in enumerate(vocab)}
     classes = tuple(sorted(set(ys)))
-    X = np.zeros((len(xs), len(vocab)), dtype=np.float32)  # [N, F]; dense: N*F stays in the tens of MB
-    for r, x in enumerate(xs):
-        X[r, [col[f] for f in x if f in col]] = 1.0
-    Y = np.zeros((len(xs), len(classes)), dtype=np.float32)  # [N, C] one-hot
+    # X is binary and sparse (~40 of thousands of features a commit): kept as (row, col) pairs; X @ W
+    # is a segment sum of W's rows over each row's pairs, X.T @ G one of G's rows over each column's.
+    cols = [[col[f] for f in x if f in col] for x in xs]
+    rows = np.repeat(np.arange(len(xs)), [len(c) for c in cols])  # [nnz]
+    flat = np.fromiter((c for cs in cols for c in cs), dtype=np.int64, count=len(rows))  # [nnz]
+    starts = np.cumsum([0] + [len(c) for c in cols[:-1]])  # [N]; every row holds "bias", none is empty
+    by_col = np.argsort(flat, kind="stable")  # the same pairs, each column's together (each is seen)
+    col_starts = np.searchsorted(flat[by_col], np.arange(len(vocab)))  # [F]
+    Y = np.zeros((len(xs), len(classes)), dtype=np.float64)  # [N, C] one-hot
     Y[np.arange(len(ys)), [classes.index(y) for y in ys]] = 1.0
-    W = np.zeros((len(vocab), len(classes)), dtype=np.float32)  # [F, C]
+    W = np.zeros((len(vocab), len(classes)), dtype=np.float64)  # [F, C]
     m, v = np.zeros_like(W), np.zeros_like(W)
     for t in range(1, steps + 1):
-        Z = X @ W
+        Z = np.add.reduceat(W[flat], starts, axis=0)  # [N, C] = X @ W
         P = np.exp(Z - Z.max(1, keepdims=True))
         P /= P.sum(1, keepdims=True)
-        g = X.T @ (P - Y) / len(xs) + l2 * W
+        g = np.add.reduceat((P - Y)[rows[by_col]], col_starts, axis=0) / len(xs) + l2 * W  # X.T @ (P - Y)
         m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
         W -= lr / math.sqrt(t) * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
     return IntentModel(classes, {f: W[i].tolist() for f, i in col.items()})
@@ -183,7 +190,7 @@ def load_model(spec: str) -> IntentModel | None:
 
 
 def train_intents(
-    inputs: list[Path], out: Path | None, checker: Any, held_out: list[Path] = (), l2: float = 1e-3
+    inputs: list[Path], out: Path | None, checker: Any, held_out: list[Path] = (), l2: float = 1e-2
 ) -> dict[str, Any]:
     """Fit the classifier on the prefixed records of inputs (raw JSONL, prefixes hidden), save it to
     out, and score it against the rules on each held_out file, which it never saw."""

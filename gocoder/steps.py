@@ -19,7 +19,7 @@ _NOISE = re.compile(r"<!--[\s\S]*?-->|^[ \t]*#+ .*$|^[ \t]*[-*] \[[ xX]\].*$|^(S
 _LITERAL = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'')
 _CALL = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\(")
 _IDENT = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")  # qualified: `http.StatusOK`
-_EDIT_TOKEN = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|\w+|[^\w\s]+')
+_EDIT_TOKEN = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|\w+|[^\w\s"\'`]+')
 # Words that every Go declaration has: naming them says nothing about this change.
 _GO_WORDS = set("break case chan const continue default defer else fallthrough for func go goto if import "
                 "interface map package range return select struct switch type var nil true false iota "
@@ -79,13 +79,28 @@ def _signature(text: str) -> str:
     return line[:120]
 
 
+def _joined(tokens: list[str]) -> str:
+    """Tokens as Go is written: a space between two words or a closing bracket and a word, and
+    around assignment and comparison operators (`x += int(n)`, not `x += int ( n`)."""
+    out = ""
+    for t in tokens:
+        word = t[:1].isalnum() or t[:1] in "_\"'`"
+        if out and ((word and (out[-1].isalnum() or out[-1] in "_\"'`)}")) or t in _SPACED or out.endswith(_SPACED)):
+            out += " "
+        out += t
+    return out
+
+
+_SPACED = ("=", ":=", "+=", "-=", "==", "!=", "<=", ">=", "&&", "||", "{")
+
+
 def _first_edit(before: str, after: str) -> str:
     """The first run of tokens the change replaces, inserts or deletes: `return 1` -> `return 2`."""
     a, b = _EDIT_TOKEN.findall(code_key(before)), _EDIT_TOKEN.findall(code_key(after))
     if len(a) * len(b) > 4_000_000:  # difflib is quadratic at worst; such a change has names to list
         return ""
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        old, new = " ".join(a[i1:i2])[:60], " ".join(b[j1:j2])[:60]
+        old, new = _joined(a[i1:i2])[:60], _joined(b[j1:j2])[:60]
         if tag == "replace":
             return f"{old} -> {new}"
         if tag == "insert":
