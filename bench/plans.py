@@ -23,6 +23,7 @@ as missed: 0 measures the declaration diff alone).
 Targets: F1 >= 0.9, intent accuracy >= 0.8 (issue 13: >= 0.65 on repositories the rules never saw).
 
     python bench/plans.py REPO [--work DIR] [--json OUT] [--ceiling] [--intent-model SPEC]
+    python bench/plans.py --quality HIER_DIR    (step 6 alone, on records annotated before)
 """
 
 from __future__ import annotations
@@ -192,7 +193,12 @@ def main() -> None:
                     help="annotate.max_plan_bytes (0: no budget, so that target F1 sees every record whole)")
     ap.add_argument("--intent-model", default=None,
                     help='annotate.intent_model: "rules", "" (the shipped classifier) or a weights JSON')
+    ap.add_argument("--quality", action="store_true",
+                    help="REPO is a folder of annotated records (any version's): print only their plan quality")
     args = ap.parse_args()
+    if args.quality:
+        print(json.dumps(plan_quality([r for s in SPLITS for r in read_jsonl(args.repo / f"{s}.jsonl")])))
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-plans-"))
     for sub in ("raw.jsonl", "raw.jsonl.done", "hidden", "hier"):  # a fresh measurement, not a resume
         p = work / sub
