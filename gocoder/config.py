@@ -171,7 +171,7 @@ class AnnotateConfig:
     # context holds once its prompt is cut to a head and tail.
     max_plan_bytes: int = 7168
     # The intent of a record without a conventional-commit prefix: "" the shipped learned classifier
-    # (gocoder/intent_model.json: 0.621 against the rules' 0.595 on three held-out repositories,
+    # (gocoder/intent_model.json: 0.661 against the rules' 0.625 on three held-out repositories,
     # BENCHMARKS.md), "rules" (gocoder/plans.py), or the path of a model from train-intents.
     intent_model: str = ""
 

@@ -106,11 +106,13 @@ class IntentModel:
 
 
 def fit(
-    xs: list[list[str]], ys: list[str], l2: float = 1e-2, steps: int = 300, lr: float = 0.5, min_count: int = 2
+    xs: list[list[str]], ys: list[str], l2: float = 1e-2, steps: int = 300, lr: float = 0.5, min_count: int = 2,
+    groups: list[str] | None = None,
 ) -> IntentModel:
     """Multinomial logistic regression, full-batch gradient descent with Adam's step sizes: for a few
     thousand commits and a few thousand features, seconds on one core. Features seen fewer than
-    min_count times are left out (a word of one title is its label, not a rule)."""
+    min_count times are left out (a word of one title is its label, not a rule). With groups (each
+    example's repository), every group weighs the same in the loss, however many commits it has."""
     if not xs:
         raise GocoderError("no prefixed records to train on")
     seen = Counter(f for x in xs for f in x)
@@ -127,13 +129,16 @@ def fit(
     col_starts = np.searchsorted(flat[by_col], np.arange(len(vocab)))  # [F]
     Y = np.zeros((len(xs), len(classes)), dtype=np.float64)  # [N, C] one-hot
     Y[np.arange(len(ys)), [classes.index(y) for y in ys]] = 1.0
+    size = Counter(groups or [""] * len(xs))
+    w = np.array([1 / size[g] for g in groups or [""] * len(xs)])[:, None]  # [N, 1]
+    w /= w.sum()
     W = np.zeros((len(vocab), len(classes)), dtype=np.float64)  # [F, C]
     m, v = np.zeros_like(W), np.zeros_like(W)
     for t in range(1, steps + 1):
         Z = np.add.reduceat(W[flat], starts, axis=0)  # [N, C] = X @ W
         P = np.exp(Z - Z.max(1, keepdims=True))
         P /= P.sum(1, keepdims=True)
-        g = np.add.reduceat((P - Y)[rows[by_col]], col_starts, axis=0) / len(xs) + l2 * W  # X.T @ (P - Y)
+        g = np.add.reduceat(((P - Y) * w)[rows[by_col]], col_starts, axis=0) + l2 * W  # X.T @ (w * (P - Y))
         m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
         W -= lr / math.sqrt(t) * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
     return IntentModel(classes, {f: W[i].tolist() for f, i in col.items()})
@@ -190,12 +195,14 @@ def load_model(spec: str) -> IntentModel | None:
 
 
 def train_intents(
-    inputs: list[Path], out: Path | None, checker: Any, held_out: list[Path] = (), l2: float = 1e-2
+    inputs: list[Path], out: Path | None, checker: Any, held_out: list[Path] = (), l2: float = 3e-3
 ) -> dict[str, Any]:
     """Fit the classifier on the prefixed records of inputs (raw JSONL, prefixes hidden), save it to
     out, and score it against the rules on each held_out file, which it never saw."""
     train = list(examples(list(inputs), checker))
-    model = fit([x for _, x, _, _ in train], [y for _, _, y, _ in train], l2=l2)
+    # Each repository weighs the same: one project's habits ("chore: refactor x") should not become
+    # the rule because it has the most commits (leave-one-repository-out on eleven: 0.701 vs 0.695).
+    model = fit([x for _, x, _, _ in train], [y for _, _, y, _ in train], l2=l2, groups=[r for r, *_ in train])
     if out is not None:
         model.save(out)
     res: dict[str, Any] = {"train_records": len(train), "features": len(model.weights),

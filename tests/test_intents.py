@@ -45,6 +45,14 @@ def test_fit_save_load_and_predict(tmp_path: Path) -> None:
             IntentModel.load(tmp_path / bad)
 
 
+def test_every_repository_weighs_the_same() -> None:
+    # Repository a (10 commits) says FIX 9 times in 10, b (4 commits) always says ADD.
+    xs, ys = [["bias"]] * 14, ["FIX"] * 9 + ["ADD"] * 5
+    groups = ["a"] * 10 + ["b"] * 4
+    assert fit(xs, ys, steps=100).predict(["bias"]) == "FIX"  # 9 commits against 5
+    assert fit(xs, ys, steps=100, groups=groups).predict(["bias"]) == "ADD"  # 0.9 + 0 against 0.1 + 1
+
+
 def test_the_prefix_outranks_the_model() -> None:
     changes = diff("srv/server.go", BEFORE, AFTER)
     always_add = IntentModel(("ADD", "FIX"), {"bias": [1.0, 0.0]})
