@@ -15,7 +15,7 @@ On one real Go repository with conventional commits (a local clone, never commit
      determine its prefixes at all;
   6. the plans themselves: the share of template steps ("Update func realIP": intent, kind and name
      and nothing else), of records whose intent is in none of their steps, of plans naming one
-     target twice, the most steps and plan bytes (annotate.plan_bytes) of a record, and how many
+     target twice, the most steps and plan bytes (steps.plan_bytes) of a record, and how many
      records annotate split by file or dropped for its budget.
 --intent-model picks annotate.intent_model ("rules", "" the shipped classifier, or a path);
 --max-plan-bytes annotate.max_plan_bytes (targets of records split or dropped for the budget count
@@ -44,12 +44,13 @@ import tree_sitter as ts
 import tree_sitter_go as tsg
 from rich.console import Console
 
-from gocoder.annotate import SPLITS, annotate, plan_bytes
+from gocoder.annotate import SPLITS, annotate
 from gocoder.collect import collect
 from gocoder.config import load_config
 from gocoder.intents import hide_prefixes
 from gocoder.plans import PREFIX_INTENT, PREFIX_RE
 from gocoder.records import JsonlWriter, read_jsonl
+from gocoder.steps import plan_bytes
 
 _NO_BEHAVIOUR = ("UPDATE", "REFACTOR", "REMOVE", "PRESERVE")
 _PARSER = ts.Parser(ts.Language(tsg.language()))

@@ -31,7 +31,7 @@ from gocoder.config import AnnotateConfig, ValidateConfig
 from gocoder.intents import IntentModel, classify, load_model
 from gocoder.plans import DeclChange, decl_changes
 from gocoder.records import read_jsonl_numbered
-from gocoder.steps import plan_steps
+from gocoder.steps import plan_bytes, plan_steps
 
 SPLITS = ("train", "valid", "test")
 _KEYWORD = {"var": "var", "const": "const", "func": "func", "method": "func"}
@@ -103,22 +103,29 @@ def _with_doc(src: bytes, change: DeclChange) -> str:
     return "\n".join([*doc, text])
 
 
+def changes_of(files: list[dict[str, Any]], checked: dict[tuple[int, str], Any]):
+    """(the declaration changes of a record's Go files, each file's syntax verdict after), or why not."""
+    changes: list[DeclChange] = []
+    syntax: dict[str, bool] = {}
+    for j, f in enumerate(files):
+        rb, ra = checked.get((j, "before")), checked.get((j, "after"))
+        if any(r is not None and (r.timed_out or r.error) for r in (rb, ra)):
+            return "check-failed"
+        changes += decl_changes(f["path"], f["before"], f["after"], rb.decls if rb else (), ra.decls if ra else ())
+        syntax[f["path"]] = ra.ok if ra is not None else True
+    return (changes, syntax) if changes else "no-declaration-change"
+
+
 def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequence[float],
           max_bytes: int = 0, model: IntentModel | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """The hierarchical records of rec and why not as one: ([record], None); (parts, "split") when
     the plan and solution run past max_bytes and the parts, one per file, fit; ([], reason) when
     skipped ("over-budget" when no file's part fits either)."""
     files = [f for f in rec["files_changed"] if f["path"].endswith(".go")]
-    changes: list[DeclChange] = []
-    syntax: dict[str, bool] = {}
-    for j, f in enumerate(files):
-        rb, ra = checked.get((j, "before")), checked.get((j, "after"))
-        if (rb and rb.timed_out) or (ra and ra.timed_out) or (rb and rb.error) or (ra and ra.error):
-            return [], "check-failed"
-        changes += decl_changes(f["path"], f["before"], f["after"], rb.decls if rb else (), ra.decls if ra else ())
-        syntax[f["path"]] = ra.ok if ra is not None else True
-    if not changes:
-        return [], "no-declaration-change"
+    got = changes_of(files, checked)
+    if isinstance(got, str):
+        return [], got
+    changes, syntax = got
     renamed = sum(f.get("status") == "renamed" for f in files)
     # A synthetic record is a planted bug: its fix is a FIX whatever the phrasing says.
     overall = "FIX" if rec.get("bug_kind") else classify(rec["title"], rec.get("body") or "", changes, renamed, model)
@@ -133,13 +140,6 @@ def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequ
             if plan_bytes(part) <= max_bytes:
                 parts.append(part)
     return parts, ("split" if parts else "over-budget")
-
-
-def plan_bytes(out: dict[str, Any]) -> int:
-    """UTF-8 bytes of what the model writes for a record: its steps and its solution. The prompt is
-    not counted: training cuts its middle to fit (data.cut_example), the plan and code it cannot."""
-    steps = sum(len(s["target"]) + len(s["description"]) + 2 for s in out["plan"]["steps"])
-    return steps + len(out["solution"]["code"].encode("utf-8", "surrogatepass"))
 
 
 def _record(rec: dict[str, Any], files: list[dict[str, Any]], changes: list[DeclChange], overall: str,

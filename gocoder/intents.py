@@ -106,7 +106,12 @@ class IntentModel:
 
 
 def fit(
-    xs: list[list[str]], ys: list[str], l2: float = 1e-2, steps: int = 300, lr: float = 0.5, min_count: int = 2,
+    xs: list[list[str]],
+    ys: list[str],
+    l2: float = 1e-2,
+    steps: int = 300,
+    lr: float = 0.5,
+    min_count: int = 2,
     groups: list[str] | None = None,
 ) -> IntentModel:
     """Multinomial logistic regression, full-batch gradient descent with Adam's step sizes: for a few
@@ -147,25 +152,17 @@ def fit(
 def examples(paths: list[Path], checker: Any, batch: int = 64) -> Iterator[tuple[str, list[str], str, str]]:
     """(repo, features, label, the rules' intent) of every raw record with a conventional-commit
     prefix, the prefixes hidden; declarations diffed as annotate does (one gocheck batch at a time)."""
-    from gocoder.annotate import check_batch, read_raw
-    from gocoder.plans import decl_changes
+    from gocoder.annotate import changes_of, check_batch, read_raw
 
     def done(recs: list[dict[str, Any]]) -> Iterator[tuple[str, list[str], str, str]]:
         for rec, checked in zip(recs, check_batch(recs, checker), strict=True):
             files = [f for f in rec["files_changed"] if f["path"].endswith(".go")]
-            changes: list[DeclChange] = []
-            for j, f in enumerate(files):
-                rb, ra = checked.get((j, "before")), checked.get((j, "after"))
-                if any(r is not None and (r.timed_out or r.error) for r in (rb, ra)):
-                    break
-                changes += decl_changes(f["path"], f["before"], f["after"], rb.decls if rb else (),
-                                        ra.decls if ra else ())  # fmt: skip
-            else:
-                if changes:  # annotate skips a record that changes no declaration: so does training
-                    renamed = sum(f.get("status") == "renamed" for f in files)
-                    h = hide_prefixes(rec)
-                    yield (rec["repo"], features(h["title"], h["body"], changes, renamed), rec["label"],
-                           intent_of(h["title"], h["body"], changes, renamed))  # fmt: skip
+            got = changes_of(files, checked)
+            if not isinstance(got, str):  # annotate skips a record that changes no declaration: so does training
+                renamed = sum(f.get("status") == "renamed" for f in files)
+                h = hide_prefixes(rec)
+                yield (rec["repo"], features(h["title"], h["body"], got[0], renamed), rec["label"],
+                       intent_of(h["title"], h["body"], got[0], renamed))  # fmt: skip
 
     for path in paths:
         recs = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from typing import Any
 
 from gocoder.plans import DeclChange, code_key, strip_prefix
 
@@ -181,3 +182,10 @@ def plan_steps(title: str, body: str, changes: list[DeclChange], overall: str) -
     if steps and overall != "PRESERVE" and all(s["intent"] != overall for s in steps):
         steps[lead]["intent"] = overall
     return steps
+
+
+def plan_bytes(out: dict[str, Any]) -> int:
+    """UTF-8 bytes of what the model writes for a record: its steps and its solution. The prompt is
+    not counted: training cuts its middle to fit (data.cut_example), the plan and code it cannot."""
+    steps = sum(len(s["target"]) + len(s["description"]) + 2 for s in out["plan"]["steps"])
+    return steps + len(out["solution"]["code"].encode("utf-8", "surrogatepass"))
