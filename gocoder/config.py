@@ -79,6 +79,8 @@ class StageConfig:
     until_step: int = 0  # move on at this optimizer step (0: never, by step)
     until_metric: str = ""  # or when this validation metric (e.g. "val_code_loss") ...
     until_below: float = 0.0  # ... drops below this value
+    data: str = ""  # this stage's data: a shard folder (`gocoder shards`) or pretraining tokens
+    #                 (`gocoder corpus tokenize`); "" = train.data
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class TrainConfig:
     eval_max_new: int = 128
     ckpt_every: int = 100
     time_limit_s: float = 0.0  # stop (with a checkpoint) once a run has trained this long; 0: no limit
+    bucket: int = 64  # record batches pad lengths to multiples of this (a few shapes: compile settles); 0: off
+    prefetch: int = 4  # batches prepared ahead on a background thread (pinned memory on a GPU)
     stages: tuple[StageConfig, ...] = (StageConfig(),)
 
 
