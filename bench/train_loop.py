@@ -29,21 +29,26 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gocoder.config import load_config  # noqa: E402
+from gocoder.config import StageConfig, load_config, to_toml  # noqa: E402
 from gocoder.data import open_shard  # noqa: E402
 from gocoder.model import GocoderModel, count_params, train_flops  # noqa: E402
 from gocoder.train import peak_flops, prepare_model  # noqa: E402
 
 
 def run_loop(a, out: Path) -> list[dict]:
+    # one stage on the given data (the config's curriculum may name other data per stage)
+    cfg = load_config(a.config)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stages=(StageConfig(name="bench"),)))
+    conf = out.parent / "bench.toml"
+    conf.write_text(to_toml(cfg), encoding="utf-8")
     sets = [f"train.data={json.dumps(a.data)}", f"train.out={json.dumps(str(out))}", f"train.steps={a.steps}",
             f"train.log_every={a.log_every}", "train.eval_every=0", f"train.ckpt_every={a.steps}",
             f"train.compile={'true' if a.compile else 'false'}", f"train.ddp={'true' if a.nproc > 1 else 'false'}",
             f"train.tokenizer={json.dumps(a.tokenizer)}", *a.set]
-    cmd = [sys.executable, "-m", "gocoder", "train", "--config", a.config]
+    cmd = [sys.executable, "-m", "gocoder", "train", "--config", str(conf)]
     if a.nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={a.nproc}", "-m", "gocoder", "train",
-               "--config", a.config]
+               "--config", str(conf)]
     for s in sets:
         cmd += ["--set", s]
     t0 = time.perf_counter()

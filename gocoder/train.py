@@ -169,14 +169,17 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
 
 def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, dict[str, Any]]:
     """A trained model from its checkpoint folder alone (EMA weights when there are some)."""
+    from gocoder.quant import dequantize, is_quantized
+
     meta, weights, ema, _ = load_checkpoint(path)
     model = GocoderModel(ModelConfig(**{k: v for k, v in meta["model"].items()}))
-    model.load_state_dict(ema if (use_ema and ema is not None) else weights)
+    chosen = ema if (use_ema and ema is not None) else weights
+    model.load_state_dict(dequantize(chosen) if is_quantized(chosen) else chosen)
     return model.eval(), meta
 
 
 def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_ema: bool = True,
-                 tokenizer: bool = True) -> Path:
+                 tokenizer: bool = True, quantize: str = "none") -> Path:
     """A checkpoint as a model to ship or load for inference: its EMA weights (else the raw ones) cast to
     dtype in model.safetensors, config.json, and (tokenizer=True) the tokenizer the checkpoint carries.
     No optimizer state: a 10M-parameter model is ~20 MB in bf16 instead of ~160 MB with AdamW's moments.
@@ -192,10 +195,14 @@ def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_
     out, tmp = Path(dst), Path(dst).with_name(f".{Path(dst).name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: (v.to(dt) if v.is_floating_point() else v).contiguous() for k, v in chosen.items()},
-              tmp / "model.safetensors")
+    tensors = {k: (v.to(dt) if v.is_floating_point() else v).contiguous() for k, v in chosen.items()}
+    if quantize == "int8":
+        from gocoder.quant import quantize_int8
+
+        tensors = quantize_int8(tensors)
+    save_file(tensors, tmp / "model.safetensors")
     info = dict(meta, step=state.get("step", meta.get("step")), flops=state.get("flops"), dtype=dtype,
-                weights="ema" if chosen is ema else "raw")
+                weights="ema" if chosen is ema else "raw", quantize=quantize)
     (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     for name in ("tokenizer.model", "tokenizer.json") if tokenizer else ():
         if (p / name).exists():
