@@ -10,6 +10,8 @@ was: forward, backward, fused AdamW, no data loading, no logging, no EMA) and pr
 Example (one H200):   python bench/train_loop.py --config configs/pretrain-30m.toml --data D --steps 200
 Example (two GPUs):   python bench/train_loop.py --config configs/pretrain-30m.toml --data D --nproc 2
 Example (CPU check):  python bench/train_loop.py --config configs/tiny.toml --data D --steps 20 --no-compile
+Bench data without the corpus: --make-data D --tokens 6000000 writes packed rows of the Go distribution's
+own source (GOROOT/src, shuffled files, testdata and vendor left out) with the shipped tokenizer, then exits.
 """
 
 from __future__ import annotations
@@ -99,10 +101,40 @@ def isolated(a, dev: torch.device, peak: float | None) -> dict:
     return {"params": count_params(model), "tokens_per_s": tokens / dt, "mfu": flops / dt / peak if peak else None}
 
 
+def make_data(out: Path, tokens: int, tokenizer: str) -> None:
+    """A pretraining token folder (the `gocoder corpus tokenize` format) from GOROOT/src."""
+    import random
+    import subprocess as sp
+
+    import numpy as np
+
+    from gocoder.tokenizer import Tokenizer
+    from gocoder.validate import find_go
+
+    tok = Tokenizer.load(tokenizer)
+    goroot = Path(sp.run([find_go()[0], "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip())
+    files = sorted(str(f) for f in (goroot / "src").rglob("*.go") if not {"testdata", "vendor"} & set(f.parts))
+    random.Random(0).shuffle(files)
+    for split, n in (("train", tokens), ("valid", tokens // 20)):
+        (out / split).mkdir(parents=True, exist_ok=True)
+        ids: list[int] = []
+        while len(ids) < n and files:
+            texts = [Path(f).read_text(encoding="utf-8", errors="replace") for f in files[:64]]
+            del files[:64]
+            for e in tok.encode_batch(texts):
+                ids += [*e, tok.eos_id]
+        np.asarray(ids, dtype=np.uint16).tofile(out / split / "tokens.bin")
+    meta = {"kind": "pretrain", "tokenizer_hash": tok.hash, "vocab_size": tok.vocab_size, "dtype": "uint16",
+            "eos_id": tok.eos_id, "source": "GOROOT/src sample (bench/train_loop.py --make-data)"}
+    (out / "meta.json").write_text(json.dumps(meta) + "\n")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True)
-    p.add_argument("--data", required=True, help="shard folder or pretraining tokens")
+    p.add_argument("--config")
+    p.add_argument("--data", help="shard folder or pretraining tokens")
+    p.add_argument("--make-data", help="write bench data from GOROOT/src to this folder and exit")
+    p.add_argument("--tokens", type=int, default=6_000_000, help="with --make-data: training tokens")
     p.add_argument("--tokenizer", default="tokenizer")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--log-every", type=int, default=20)
@@ -113,6 +145,10 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], help="config override, as gocoder train --set")
     p.add_argument("--json", help="write the result here too")
     a = p.parse_args()
+    if a.make_data:
+        return make_data(Path(a.make_data), a.tokens, a.tokenizer)
+    if not (a.config and a.data):
+        p.error("--config and --data are required (or --make-data)")
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     peak = peak_flops(dev)
     with tempfile.TemporaryDirectory() as tmp:
