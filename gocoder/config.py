@@ -218,10 +218,15 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         if not sep or not key.strip():
             raise GocoderError(f"--set {ov!r}: expected KEY=VALUE, e.g. --set validate.servers=4")
         *parents, leaf = key.strip().split(".")
-        node = data
+        node: Any = data
         for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
+            if isinstance(node, list):  # an array of tables, by index: train.stages.0.until_step=900
+                if not (p.isdigit() and int(p) < len(node)):
+                    raise GocoderError(f"--set {ov!r}: {p} is no index of that list (0..{len(node) - 1})")
+                node = node[int(p)]
+            else:
+                node = node.setdefault(p, {})
+            if not isinstance(node, dict | list):
                 raise GocoderError(f"--set {ov!r}: {p} is not a section")
         node[leaf] = _parse_value(raw.strip())
     return _build(Config, data, "")
