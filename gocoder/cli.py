@@ -358,7 +358,7 @@ def export_cmd(
 
     Example: gocoder export runs/default/recursive -o models/default
     """
-    from gocoder.train import export_model
+    from gocoder.checkpoint import export_model
 
     dest = export_model(checkpoint, out, dtype=dtype, use_ema=not raw)
     size = (dest / "model.safetensors").stat().st_size
