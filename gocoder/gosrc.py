@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
-from gocoder.collect import decode_go, make_record, skip_path
 from gocoder.config import CollectConfig, ValidateConfig
+from gocoder.records import decode_go, make_record, skip_path
 
 _SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.S)
 
@@ -41,6 +41,16 @@ def _tree_label(root: Path) -> str:
     if src is not None and root.is_relative_to(src):
         return Path("GOROOT/src", root.relative_to(src)).as_posix()
     return str(root)
+
+
+def with_signature(doc: str, decl: str) -> str:
+    """The body of a documented function's record: its doc, then "Signature: func ..." as the benchmarks'
+    problems state it (gocoder/benchmarks.py problem_record): the model learns to keep a given signature."""
+    from gocoder.benchmarks import _body_open
+
+    at = _body_open(decl)
+    sig = " ".join(decl[: at - 1].split()) if at > 0 else ""
+    return f"{doc.rstrip()}\n\nSignature: {sig}" if sig else doc
 
 
 class GoSrcSource:
@@ -115,7 +125,7 @@ class GoSrcSource:
                 continue
             decl = data[d.start : d.end].decode("utf-8")
             files = [{"path": rel, "status": "added", "before": "", "after": decl}]
-            recs.append(make_record("go-src", repo, first_sentence(d.doc), d.doc, files))
+            recs.append(make_record("go-src", repo, first_sentence(d.doc), with_signature(d.doc, decl), files))
         return recs, skips
 
     def close(self) -> None:
