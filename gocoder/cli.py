@@ -249,7 +249,7 @@ def train_intents_cmd(
 
     Example: gocoder train-intents data/raw/git-kratos.jsonl --held-out data/raw/git-gin.jsonl -o intents.json
     """
-    from gocoder.intents import train_intents
+    from gocoder.intents_train import train_intents
     from gocoder.validate import get_checker
 
     cfg = _config(config, set_)
