@@ -182,7 +182,10 @@ class Tokenizer:
 
     def __init__(self, model: bytes, meta: dict[str, Any], path: Path | None = None):
         self._model, self.meta, self.path = model, meta, path
-        self._sp = spm.SentencePieceProcessor(model_proto=model)
+        try:
+            self._sp = spm.SentencePieceProcessor(model_proto=model)
+        except RuntimeError as e:  # SentencePiece reports a proto it cannot parse as RuntimeError
+            raise GocoderError(f"{path or 'tokenizer'}: not a SentencePiece model ({str(e).strip()[:80]})") from None
         self._meta_ids = [self._sp.piece_to_id(f"<0x{b:02X}>") for b in META.encode("utf-8")]
         crossing = re.compile(f"[^{META}]{META}")
         # NOTE(gocoder): cutting long texts is exact for BPE (checked on all of GOROOT/src) but not
@@ -207,9 +210,11 @@ class Tokenizer:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except OSError as e:
             raise GocoderError(f"{e.filename}: cannot read tokenizer: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise GocoderError(f"{meta_path}: not UTF-8") from None
         except json.JSONDecodeError as e:
             raise GocoderError(f"{meta_path}: malformed JSON: {e.msg} (line {e.lineno})") from None
-        if _sha256(model) != meta.get("hash"):
+        if not isinstance(meta, dict) or _sha256(model) != meta.get("hash"):
             raise GocoderError(f"{model_path}: sha256 does not match the hash in {meta_path}")
         return cls(model, meta, model_path)
 
