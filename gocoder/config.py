@@ -256,7 +256,7 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
     GenerateConfig: {"max_iters": _ge(1), "samples": _ge(1), "budget": _ge(0), "ucb_c": _ge(0),
                      "max_new_tokens": _ge(1), "temperature": _ge(0), "top_p": _within(0, 1, lo_open=True),
                      "top_k": _ge(0), "seed": _ge(0), "device": _CPU_DEVICE},
-}
+}  # fmt: skip
 
 
 def _consistent(cfg: Any, prefix: str) -> None:
