@@ -183,16 +183,11 @@ def synth_cmd(
 
     Example: gocoder synth --go-src "$(go env GOROOT)/src" --out data/raw/synth.jsonl --per-func 2 --seed 1
     """
-    import dataclasses
-
     from gocoder.synth import synth
 
-    cfg = _config(config, set_)
-    scfg = dataclasses.replace(
-        cfg.synth,
-        **{k: v for k, v in (("per_func", per_func), ("seed", seed)) if v is not None},
-    )
-    res = synth(cfg.collect, scfg, go_src, out, workers=workers, decontaminate=decontaminate, console=err)
+    sets = list(set_ or []) + [f"synth.{k}={v}" for k, v in (("per_func", per_func), ("seed", seed)) if v is not None]
+    cfg = _config(config, sets)  # options go through --set, so their ranges are checked with the file's
+    res = synth(cfg.collect, cfg.synth, go_src, out, workers=workers, decontaminate=decontaminate, console=err)
     _print_collected(res, "files", as_json)
 
 

@@ -128,7 +128,7 @@ def trainer_settings(vocab_size: int, model_type: str, max_sentence_length: int 
 
 def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 16000,
                     model_type: str = "bpe", *, sample_chars: int = 0, progress: Any = None,
-                    verbose: bool = False, **settings: Any) -> Path:
+                    verbose: bool = False, source: str = "the input", **settings: Any) -> Path:
     """Train on texts (each cut into chunks), save to out_dir; returns the .model path.
 
     sample_chars caps the characters streamed (0: all); settings go to trainer_settings. The
@@ -156,10 +156,12 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int =
         spm.SentencePieceTrainer.train(sentence_iterator=stream(), model_writer=model,
                                        minloglevel=0 if verbose else 2, **args)
     except RuntimeError as e:
+        if stats["chunks"] == 0:  # SentencePiece's own words for it are an internal assertion
+            raise GocoderError(f"{source}: no training text (empty)") from None
         raise GocoderError(f"sentencepiece training failed: {str(e).strip()}") from None
     seconds = time.perf_counter() - t0
     if stats["chunks"] == 0:
-        raise GocoderError("no training text: the input is empty")
+        raise GocoderError(f"{source}: no training text (empty)")
     data = model.getvalue()
     sp = spm.SentencePieceProcessor(model_proto=data)
     out = Path(out_dir)
