@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 
+import gocoder.confine as confine
 import gocoder.sandbox as sandbox
 from gocoder import GocoderError
 from gocoder.sandbox import Limits, run_go
@@ -101,16 +102,16 @@ def test_memory_cgroup_where_the_controller_is_delegated(tmp_path):
     # A stand-in for a delegated cgroup v2 folder: the files the kernel would offer.
     (tmp_path / "cgroup.subtree_control").write_text("cpu memory pids\n")
     lim = Limits(memory_mb=1024, tmpfs_mb=16)
-    d = sandbox._memory_cgroup(lim, tmp_path)
+    d = confine.memory_cgroup(lim, tmp_path)
     assert d is not None and d.parent == tmp_path
     assert int((d / "memory.max").read_text()) == (1024 + 4 * 16) << 20  # heap, shm and every tmpfs together
     (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n")
-    assert not sandbox._oom_killed(d)
+    assert not confine.oom_killed(d)
     (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
-    assert sandbox._oom_killed(d)
+    assert confine.oom_killed(d)
     for f in d.iterdir():  # the kernel's files vanish with the folder; a stand-in's must go first
         f.unlink()
     notes: list[str] = []
-    assert sandbox._release_cgroup(d, notes) is False and not d.exists() and notes == []
+    assert confine.release_cgroup(d, notes) is False and not d.exists() and notes == []
     (tmp_path / "cgroup.subtree_control").write_text("cpu pids\n")  # not delegated: no cgroup, no error
-    assert sandbox._memory_cgroup(lim, tmp_path) is None
+    assert confine.memory_cgroup(lim, tmp_path) is None

@@ -22,7 +22,7 @@ import pytest
 import gocoder.sandbox as sb
 from gocoder.benchmarks import Problem
 from gocoder.benchrun import score
-from gocoder.sandbox import TMPFS_DIRS, UID_BASE, UID_SLOTS, Limits, _pids_of
+from gocoder.confine import TMPFS_DIRS, UID_BASE, UID_SLOTS, Limits, pids_of
 
 ROOT = os.geteuid() == 0
 REAL = sb.isolation()
@@ -125,9 +125,9 @@ EXPECTED = {"dial_out": {"fail"}, "write_outside": {"fail"}, "run_lock": {"fail"
 
 def _host_state() -> tuple:
     """What a run could leave behind on the host: pool processes, files in the shared folders, SysV segments."""
-    pids = [p for uid in range(UID_BASE, UID_BASE + UID_SLOTS + 1) for p in _pids_of(uid)]
+    pids = [p for uid in range(UID_BASE, UID_BASE + UID_SLOTS + 1) for p in pids_of(uid)]
     if not ROOT:  # the program ran as this uid: anything of it but this process is a leftover
-        pids += [p for p in _pids_of(os.getuid()) if p != os.getpid()]
+        pids += [p for p in pids_of(os.getuid()) if p != os.getpid()]
     files = sorted(str(p) for d in (*TMPFS_DIRS, str(OUTSIDE)) for p in Path(d).glob("gocoder-probe*"))
     shm = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
     return pids, files, shm
@@ -195,4 +195,4 @@ def test_as_a_non_root_user(listener):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     # bubblewrap ran every attack; the in-process fallback (root only) was skipped
     assert f"{len(EXPECTED)} passed, {len(EXPECTED)} skipped" in p.stdout, p.stdout[-500:]
-    assert _pids_of(uid) == []
+    assert pids_of(uid) == []
