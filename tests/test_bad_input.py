@@ -117,7 +117,8 @@ eval-data-non-utf8 | eval --checkpoint {model} --data {latin} -o {out}/e.jsonl |
 eval-limit-0 | eval --checkpoint {model} --data {records} --limit 0 -o {out}/e.jsonl | --limit 0
 eval-out-a-folder | eval --checkpoint {model} --data {records} --limit 1 -o {dir} | {dir}: is a folder
 
-train-data-missing | train --set train.data='{missing}' --set train.out='{out}/run' | {missing}
+train-data-missing | train --set train.data='{missing}' --set train.tokenizer='{tok}' --set train.out='{out}/run' | {missing}
+train-tokenizer-missing | train --set train.tokenizer='{missing}' --set train.out='{out}/run' | {missing}
 train-batch-size-0 | train --set train.batch_size=0 --set train.out='{out}/run' | 'train.batch_size' must be >= 1
 train-grad-accum-0 | train --set train.grad_accum=0 --set train.out='{out}/run' | 'train.grad_accum' must be >= 1
 train-lr-negative | train --set train.lr=-1 --set train.out='{out}/run' | 'train.lr' must be > 0
