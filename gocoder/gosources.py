@@ -162,6 +162,6 @@ def _run(cmd: list[str], what: str) -> str:
     except OSError as e:
         raise GocoderError(f"{what}: cannot run {cmd[0]}: {e.strerror}") from None
     if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or ["exit status %d" % r.returncode])[-1]
+        last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
         raise GocoderError(f"{what}: {last}")
     return r.stdout

@@ -114,7 +114,8 @@ def test_split_is_by_package_and_records_carry_package_and_license(tmp_path):
 
 def test_interrupted_build_resumes_and_gives_each_file_once(tmp_path):
     for k in range(4):
-        make_pkg(tmp_path / "pkgs", f"golang-r{k}-dev", {f"r{k}/a.go": go_file(f"R{k}A"), f"r{k}/b.go": go_file(f"R{k}B")})
+        files = {f"r{k}/a.go": go_file(f"R{k}A"), f"r{k}/b.go": go_file(f"R{k}B")}
+        make_pkg(tmp_path / "pkgs", f"golang-r{k}-dev", files)
 
     def stop_after_two(stage, done, total):
         if stage == "scan" and done == 2:
@@ -191,13 +192,14 @@ def test_debian_source_fetches_once_and_unpacks_without_installing(tmp_path, mon
     (pkg / "golang-d-dev/DEBIAN").mkdir()
     (pkg / "golang-d-dev/DEBIAN/control").write_text(
         "Package: golang-d-dev\nVersion: 1.0\nArchitecture: all\nMaintainer: x <x@example.com>\nDescription: d\n")
-    subprocess.run(["dpkg-deb", "--build", "-Zgzip", str(pkg / "golang-d-dev"), str(tmp_path / "golang-d-dev_1.0_all.deb")],
-                   check=True, capture_output=True)
+    deb = tmp_path / "golang-d-dev_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "--build", "-Zgzip", str(pkg / "golang-d-dev"), str(deb)], check=True,
+                   capture_output=True)
     # A stand-in apt-get: copies the .deb it knows, fails on any other name (as apt does), logs each call.
     bin_ = tmp_path / "bin"
     bin_.mkdir()
     (bin_ / "apt-get").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\nshift 2\nfor n in \"$@\"; do\n"
-                                  f"  [ \"$n\" = golang-d-dev ] || exit 100\ndone\ncp {tmp_path}/golang-d-dev_1.0_all.deb .\n")
+                                  f"  [ \"$n\" = golang-d-dev ] || exit 100\ndone\ncp {deb} .\n")
     (bin_ / "apt-get").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
     src = DebianSource(["golang-d-dev", "golang-gone-dev"], tmp_path / "cache")
