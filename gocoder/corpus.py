@@ -128,6 +128,8 @@ def scan_package(name: str) -> str:
     tmp = scan_dir / f"{name}.jsonl.gz.tmp"
     with _W["source"].open(name) as (root, license), gzip.open(tmp, "wt", compresslevel=1, encoding="utf-8") as f:
         for rel, path in walk(root):
+            if path.is_symlink():  # a copy of a file met elsewhere, or a path into the host's own /usr
+                continue
             try:
                 data = path.read_bytes()
             except OSError:

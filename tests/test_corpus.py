@@ -73,6 +73,7 @@ def test_exact_and_near_duplicates_go_different_files_stay(tmp_path):
     near = a.replace("func Alpha7(", "func Alpha7b(")  # one identifier differs
     make_pkg(tmp_path / "pkgs", "golang-a-dev", {"a/a.go": a, "a/b.go": go_file("Beta")})
     make_pkg(tmp_path / "pkgs", "golang-b-dev", {"b/copy.go": a, "b/near.go": near, "b/c.go": go_file("Gamma")})
+    os.symlink("c.go", tmp_path / "pkgs/golang-b-dev/usr/share/gocode/src/b/link.go")  # not read at all
     s = run_build(tmp_path, tmp_path / "pkgs")
     kept = {(r["package"], r["path"]) for r in records(tmp_path / "out")}
     assert kept == {("golang-a-dev", "a/a.go"), ("golang-a-dev", "a/b.go"), ("golang-b-dev", "b/c.go")}
