@@ -87,7 +87,10 @@ def list_debian_packages(selection: str) -> list[str]:
     """"all": every `golang-*-dev` package apt knows; else a file of names, one a line, # comments."""
     if selection == "all":
         out = _run(["apt-cache", "search", "--names-only", r"^golang-.*-dev$"], "apt-cache search")
-        return sorted({line.split(" ", 1)[0] for line in out.splitlines() if line.strip()})
+        names = sorted({line.split(" ", 1)[0] for line in out.splitlines() if line.strip()})
+        if not names:
+            raise GocoderError("--debian all: apt knows no golang-*-dev package (run apt-get update first)")
+        return names
     path = Path(selection)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
