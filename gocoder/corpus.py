@@ -190,7 +190,7 @@ def scan(source: Any, names: list[str], scan_dir: Path, blocklist: set[str], wor
 
 
 def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress: Progress | None = None,
-          tokenizer: Any = None) -> dict[str, Any]:
+          tokenizer: Any = None, workers: int = 1) -> dict[str, Any]:
     """Dedup the scanned packages in order and write OUT/text parts and OUT/summary.json."""
     ds = datasketch()
     lsh = ds.MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
@@ -202,7 +202,7 @@ def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress
     sample: list[str] = []
     tmp = out / "text.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    with PartWriter(tmp, part_bytes) as parts:
+    with PartWriter(tmp, part_bytes, workers=workers) as parts:
         for i, name in enumerate(names):
             stats = json.loads((scan_dir / f"{name}.json").read_text())
             for reason, (n, b) in stats["dropped"].items():
@@ -285,7 +285,7 @@ def build(sources: list[Any], out: Path, cache: Path, blocklists: list[Path], *,
         scan(src, own, scan_dir, blocklist, workers, progress)
         names += own
     names.sort(key=lambda n: (n != GO_PACKAGE, n))
-    summary = write(names, scan_dir, out, int(part_mib * 2**20), progress, tokenizer)
+    summary = write(names, scan_dir, out, int(part_mib * 2**20), progress, tokenizer, workers)
     summary.update(fetch_failed=failed, blocklist_hashes=len(blocklist), seconds=round(time.monotonic() - t0, 1))
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -138,11 +138,12 @@ def test_interrupted_build_resumes_and_gives_each_file_once(tmp_path):
 
 def test_parts_stay_under_the_limit(tmp_path):
     rng = np.random.default_rng(0)
-    with PartWriter(tmp_path / "t", 256 << 10) as w:
+    # Small chunks, compressed by two processes: pieces of a chunk and chunks must keep the write order.
+    with PartWriter(tmp_path / "t", 256 << 10, chunk_bytes=700 << 10, workers=2) as w:
         for i in range(250):  # random hex: barely compressible, so parts fill fast
             w.write({"id": str(i), "split": "train", "text": rng.bytes(3000).hex()})
     parts = sorted((tmp_path / "t").iterdir())
-    assert len(parts) > 2 and all(p.stat().st_size <= 256 << 10 for p in parts)
+    assert len(parts) > 3 and all(p.name.startswith("part-") and p.stat().st_size <= 256 << 10 for p in parts)
     assert [r["id"] for r in read_parts(tmp_path / "t")] == [str(i) for i in range(250)]
 
 
