@@ -70,7 +70,8 @@ corpus() {
 train() {
   if [ ! -f "$WORK/tokens/meta.json" ]; then
     step "tokenize the corpus"
-    $GOCODER corpus tokenize --text "$WORK/corpus/text" --tokenizer tokenizer -o "$WORK/tokens" --workers "$(nproc)"
+    $GOCODER corpus tokenize --text "$WORK/corpus/text" --tokenizer tokenizer -o "$WORK/tokens" --workers "$(nproc)" \
+      --max-package-tokens 4000000
   fi
   step "the GPT baseline (GPU 0) and the recursive model (GPU 1), ${LIMIT} s each"
   common=(--config configs/go-26m.toml --set "train.data=\"$WORK/shards\"" --set "train.time_limit_s=$LIMIT"
