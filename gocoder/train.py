@@ -307,8 +307,13 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     tok = Tokenizer.load(t.tokenizer)
     mcfg = cfg.model
     shards = [open_shard(s.data or t.data, "train", mcfg.max_seq_len) for s in t.stages]
-    valids = [open_shard(s.data or t.data, "valid", mcfg.max_seq_len)
-              if (Path(s.data or t.data) / "valid").is_dir() else None for s in t.stages]
+    def valid_of(root: Path) -> Any:  # a stage's validation split, if it has one that is not empty
+        v = root / "valid"
+        if not v.is_dir() or (v / "tokens.bin").is_file() and (v / "tokens.bin").stat().st_size == 0:
+            return None
+        return open_shard(root, "valid", mcfg.max_seq_len)
+
+    valids = [valid_of(Path(s.data or t.data)) for s in t.stages]
     meta0 = shards[0].meta
     for s, sh in zip(t.stages, shards, strict=True):
         if tok.hash != sh.meta["tokenizer_hash"]:

@@ -80,7 +80,8 @@ train() {
   cap=$(( 4 * tokens / 65536 ))
   if [ "$GPT_FILES" -gt "$cap" ]; then GPT_STEPS=$(( GPT_STEPS - GPT_FILES + cap )) GPT_FILES=$cap; fi
   step "the GPT baseline (GPU 0, $GPT_FILES + $((GPT_STEPS - GPT_FILES)) steps) and the recursive model (GPU 1), ${LIMIT} s each"
-  common=(--config configs/go-26m.toml --set "train.data=\"$WORK/shards\"" --set "train.time_limit_s=$LIMIT"
+  # shellcheck disable=SC2206  # SETS: extra overrides, e.g. SETS="--set train.compile=false" for a CPU check
+  common=(--config configs/go-26m.toml ${SETS:-} --set "train.data=\"$WORK/shards\"" --set "train.time_limit_s=$LIMIT"
           --set "train.stages.0.data=\"$WORK/tokens\"")
   CUDA_VISIBLE_DEVICES=0 $GOCODER train "${common[@]}" --set model.type=gpt --set "train.out=\"$WORK/gpt\"" \
     --set "train.steps=$GPT_STEPS" --set "train.stages.0.until_step=$GPT_FILES" > "$WORK/gpt.log" 2>&1 &
