@@ -390,7 +390,8 @@ def generate_cmd(
 ) -> None:
     """Write Go for a PR description: plan, code, check, refine; the code on stdout, the rest on stderr.
 
-    Exit 1 if the final code does not parse.
+    Exit 0 the code passes its checks, 1 it does not parse (or, with --typecheck, has type errors), 2 usage
+    or environment (an empty --pr-desc, --device cuda without CUDA).
     Example: gocoder generate --pr-desc "Fix nil pointer dereference in handle when r is nil" --context h.go
     """
     from gocoder.generate import generate_for_pr
@@ -416,7 +417,7 @@ def generate_cmd(
         types = "" if res.type_ok is None else (", type-checks" if res.type_ok else ", type errors")
         err.print(f"{verdict}{types}; {res.iterations} iteration{'s' if res.iterations != 1 else ''}",
                   highlight=False, markup=False)
-    raise typer.Exit(0 if res.syntax_ok else 1)
+    raise typer.Exit(0 if res.syntax_ok and res.type_ok is not False else 1)
 
 
 @app.command("eval")

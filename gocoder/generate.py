@@ -80,8 +80,10 @@ class Candidate:
 
 def energy(c: Candidate) -> float:
     """The validator's verdict as one number, lower is better: passing 0 < failing tests 1 < type errors 2
-    (+1 with failing tests) < syntax errors 4 + errors/10; minus half the controller's done probability,
-    which orders candidates inside a class and never across one."""
+    (+1 with failing tests) < syntax errors 4 + errors/10 < no code at all 6; minus half the controller's done
+    probability, which orders candidates inside a class and never across one."""
+    if not c.code.strip():  # an empty answer is never better than code with errors: those can be repaired
+        return 6.0 - 0.5 * c.done_prob
     e = 0.0 if c.syntax_ok else 4.0 + min(c.errors, 10) / 10
     e += 2.0 if c.syntax_ok and c.type_ok is False else 0.0
     e += 1.0 if c.tests is not None and not c.tests.passed else 0.0
@@ -141,6 +143,7 @@ class Generator:
         from gocoder.tokenizer import Tokenizer
         from gocoder.train import checkpoint_dir, load_model
 
+        check_device(device)
         if checkpoint is None:
             checkpoint = DEFAULT_MODEL if DEFAULT_MODEL.exists() or not WHEEL_MODEL.exists() else WHEEL_MODEL
             if not Path(checkpoint).exists():
@@ -204,6 +207,23 @@ class Generator:
         return cands
 
 
+def check_device(device: str) -> None:
+    """A device this torch can run on, or a one-line error (exit 2): a typo or a missing GPU is a fault of
+    the environment, and must not read as exit 1, the verdict on the code."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise GocoderError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GocoderError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device; use --device cpu")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise GocoderError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+
+
 # --------------------------------------------------------------------------------------- the loop
 
 @dataclass
@@ -214,7 +234,7 @@ class LoopState:
     best: int | None = None  # index into candidates
     current: int | None = None  # the candidate the next round repairs (the last round's best)
     trace: list[dict] = field(default_factory=list)
-    done: bool = False  # the controller said done on code that parses, or the code passed
+    done: bool = False  # the code passed, or the controller said done on code that parses (and type-checks)
     premature: int = 0  # "done" said on code that does not parse, overridden
 
 
@@ -249,7 +269,9 @@ def step(gen: Any, state: LoopState, *, samples: int = 1, sampling: Sampling | N
         "refine" if c.decision is None or c.decision.probs[1] >= c.decision.probs[0] else "continue")
     premature = said == "done" and not c.syntax_ok
     state.premature += premature
-    state.done = c.passed or (said == "done" and c.syntax_ok)
+    # "done" on code that parses but fails the type check it was asked for is overridden too: another
+    # round gets the type error as its diagnostic
+    state.done = c.passed or (said == "done" and c.syntax_ok and c.type_ok is not False)
     state.trace.append({"iteration": state.iteration, "action": "refine" if prev else "generate",
                         "code": c.code, "plan": c.plan, "decision": said, "premature": premature,
                         "done_prob": c.done_prob, "energy": energy(c),
@@ -349,6 +371,8 @@ def sampling_from(cfg: Any, samples: int = 1, search: str = "best-of") -> Sampli
 def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
                     checkpoint: str | Path | None = None) -> Result:
     """`gocoder generate`: a record from a PR description (and the file it changes), solved by the loop."""
+    if not pr_desc.strip():
+        raise GocoderError("--pr-desc is empty: say what the change must do, e.g. --pr-desc 'Add a Max function'")
     before = ""
     if context is not None:
         try:
