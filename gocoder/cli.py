@@ -8,6 +8,7 @@ verdict (code that does not parse), 2 usage or input error (a GocoderError, one 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -53,14 +54,39 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# torch's CPU threads when neither --threads, GOCODER_THREADS nor OMP_NUM_THREADS says otherwise. torch's own
+# default is one per core, and its threads spin while they wait: on a 2-core machine shared with other work
+# that made `gocoder generate` 8-10x slower than one thread (BENCHMARKS.md, "torch threads").
+DEFAULT_THREADS = 1
+
+
+def _threads(n: int | None) -> None:
+    """Set torch's CPU threads for this command: through the environment, read when torch is first imported
+    (the commands import it lazily, `check` never does), and directly if it already is."""
+    if n is not None and n < 1:
+        raise GocoderError(f"--threads {n} (or GOCODER_THREADS): expected 1 or more")
+    if n is None and os.environ.get("OMP_NUM_THREADS"):  # torchrun sets it per process: keep it
+        return
+    n = n or DEFAULT_THREADS
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", envvar="GOCODER_THREADS", show_envvar=True,
+                     help=f"torch CPU threads (default: OMP_NUM_THREADS if set, else {DEFAULT_THREADS})."),
+    ] = None,
 ) -> None:
     """Train small hierarchical-recursive models that write Go, checked by Go's own parser."""
+    _threads(threads)
 
 
 @config_app.command("show")
