@@ -56,7 +56,7 @@ def _version(value: bool) -> None:
 
 # torch's CPU threads when neither --threads, GOCODER_THREADS nor OMP_NUM_THREADS says otherwise. torch's own
 # default is one per core, and its threads spin while they wait: on a 2-core machine shared with other work
-# that made `gocoder generate` 8-10x slower than one thread (BENCHMARKS.md, "torch threads").
+# that made `gocoder generate` 3-6x slower than one thread (README, Configuration).
 DEFAULT_THREADS = 1
 
 
