@@ -282,7 +282,7 @@ def tokenizer_train(
         Path | None, typer.Option("--go-src", help="A folder of .go files, each file one text (chunked).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Tokenizer folder to write (default: tokenizer.path).")
+        Path | None, typer.Option("--out", "-o", help="Tokenizer folder to write (default: runs/tokenizer).")
     ] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="Pieces in the vocabulary.")] = None,
     model_type: Annotated[str | None, typer.Option("--model-type", help="bpe or unigram.")] = None,

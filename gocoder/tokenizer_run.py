@@ -44,13 +44,19 @@ def _input_bytes(input: Path | None, go_src: Path | None) -> int:
     return total
 
 
+# Where `gocoder tokenizer train` writes without -o: never tokenizer.path, which by default is the shipped,
+# tracked tokenizer/ that the default model was trained with (one run of the README's example replaced it).
+TRAIN_OUT = Path("runs/tokenizer")
+
+
 def train_from_config(cfg: TokenizerConfig, input: Path | None, go_src: Path | None,
                       out_dir: Path | None = None, console: Console | None = None) -> dict[str, Any]:
-    """`gocoder tokenizer train`: stream the corpus, train, save; returns gocoder.json's content."""
+    """`gocoder tokenizer train`: stream the corpus, train, save (to out_dir, else TRAIN_OUT); returns
+    gocoder.json's content."""
     from gocoder.tokenizer import corpus_texts
 
     console = console or Console(stderr=True)
-    out = Path(out_dir or cfg.path)
+    out = Path(out_dir or TRAIN_OUT)
     prog = _progress(console, "tokenizer: reading")
     with prog:
         # JSON escapes inflate the file size a little over the characters read: a bar, not a promise
