@@ -179,10 +179,11 @@ class AnnotateResult:
     resumed: int = 0  # records a previous run wrote or skipped
     duplicates: int = 0  # ids seen twice in the input
     skipped: Counter[str] = field(default_factory=Counter)  # by reason
+    warnings: list[str] = field(default_factory=list)  # also printed on the console
 
     def to_dict(self) -> dict[str, Any]:
         return {"out_dir": str(self.out_dir), "written": dict(self.written), "resumed": self.resumed,
-                "duplicates": self.duplicates, "skipped": dict(self.skipped)}  # fmt: skip
+                "duplicates": self.duplicates, "skipped": dict(self.skipped), "warnings": self.warnings}  # fmt: skip
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -275,4 +276,13 @@ def annotate(
         checking.shutdown(cancel_futures=True)
         for w in (*writers.values(), skipped):
             w.close()
+    # A split is a hash of the repository's name: with one or two repositories whole splits stay empty, and
+    # the next steps (validation loss, gocoder eval) would then measure nothing without a word.
+    for name, share in zip(SPLITS, shares, strict=True):
+        if share > 0 and not writers[name].seen:
+            res.warnings.append(
+                f"{out_dir / name}.jsonl is empty: records are split by repository, and no repository annotated "
+                f"so far fell into {name}; annotate records of more repositories (gocoder collect --repo ...), "
+                f"or give {name} a larger share with --split")
+            console.print(f"warning: {res.warnings[-1]}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     return res
