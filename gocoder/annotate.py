@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from gocoder import GocoderError
 from gocoder.config import AnnotateConfig, ValidateConfig
 from gocoder.plans import DeclChange, decl_changes, intent_of, plan_steps
+from gocoder.progress import Progress
 from gocoder.records import read_jsonl_numbered
 
 SPLITS = ("train", "valid", "test")
@@ -218,7 +219,7 @@ def annotate(
     files = _inputs(Path(input))
     out_dir = Path(out_dir or cfg.out_dir)
     res = AnnotateResult(out_dir=out_dir)
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     total = sum(_count_lines(p) for p in files)
     writers = {s: JsonlWriter(out_dir / f"{s}.jsonl") for s in SPLITS}
     skipped = JsonlWriter(out_dir / "skipped.done")
@@ -226,7 +227,7 @@ def annotate(
     done = set(before)
     checker = get_checker(vcfg)
     progress = Progress(TextColumn("annotate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, disable=not console.is_terminal)  # fmt: skip
+                        console=console)  # fmt: skip
     batch: list[dict[str, Any]] = []
     queued: set[str] = set()  # ids in batch or in the batch being checked
     verdicts: dict[str, Any] = {}

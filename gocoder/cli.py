@@ -29,7 +29,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-err = Console(stderr=True)  # progress and logs; rich styles only on a TTY
+# progress and logs; rich styles only on a TTY. soft_wrap: a log line stays one line whatever the width (rich
+# wraps at 80 columns where stderr is not a terminal, which broke every long line of a CI log in two)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file; its keys override the defaults.")
@@ -357,15 +359,14 @@ def shards_cmd(
 
     Example: gocoder shards --input data/hierarchical/ --out data/shards --set train.tokenizer=tokenizer
     """
-    from rich.progress import Progress
-
     from gocoder.data import build_shards
+    from gocoder.progress import Progress
     from gocoder.tokenizer import Tokenizer
 
     cfg = _config(config, set_)
     tok = Tokenizer.load(cfg.train.tokenizer)
     dest = out or Path(cfg.train.data)
-    with Progress(console=err, disable=not err.is_terminal) as bar:
+    with Progress(console=err) as bar:
         task = bar.add_task("shards", total=None)
         counts = build_shards(input, tok, dest, rollouts=rollouts, seed=cfg.train.seed,
                               checker=None, progress=lambda n: bar.advance(task, n), max_len=max_len)
@@ -474,13 +475,12 @@ def eval_cmd(
 
     Example: gocoder eval --checkpoint runs/tiny --data data/hierarchical/test.jsonl --limit 50 --against runs/best
     """
-    from rich.progress import Progress
-
     from gocoder.evaluate import SUMMARY, run_eval
+    from gocoder.progress import Progress
 
     opts = {"max_iters": max_iters, "samples": samples}
     sets = list(set_ or []) + [f"generate.{k}={v}" for k, v in opts.items() if v is not None]
-    with Progress(console=err, disable=not err.is_terminal) as bar:
+    with Progress(console=err) as bar:
         task = bar.add_task("eval", total=None)
         rep = run_eval(_config(config, sets).generate, checkpoint, data, out=out, limit=limit, against=against,
                        best=best if promote else None, margin=margin, progress=lambda n: bar.advance(task, n))

@@ -174,6 +174,10 @@ def test_cli(tmp_path: Path) -> None:
     assert json.loads(p.stdout)["written"] == {"valid": 1}
     p = subprocess.run([*base, str(tmp_path / "h3"), "--split", "0.5,0.5,0"], capture_output=True, text=True)
     assert p.returncode == 0 and p.stderr.count("warning: ") == 1 and "is empty" in p.stderr
+    # stderr is a pipe here: progress comes as plain lines, and the long warning stays one line
+    lines = p.stderr.splitlines()
+    assert any(ln.startswith("annotate: 1/1 (100%) in ") for ln in lines), p.stderr
+    assert any(ln.startswith("warning: ") and ln.endswith("with --split") for ln in lines), p.stderr
     p = subprocess.run([*base, str(tmp_path / "h2"), "--split", "1,1"], capture_output=True, text=True)
     assert p.returncode == 2 and "--split" in p.stderr and p.stderr.strip().count("\n") == 0
 

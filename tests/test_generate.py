@@ -286,6 +286,11 @@ def test_generate_cli_json_and_exit_codes(ckpt, tmp_path, monkeypatch):
     monkeypatch.setattr(Generator, "sample", lambda self, *a, **k: [cand(BAD, False)])
     r = CliRunner().invoke(app, ["generate", "--pr-desc", "Add Max", "--checkpoint", str(ckpt)])
     assert r.exit_code == 1 and BAD in r.stdout
+    # a log line longer than 80 columns stays one line (a pipe is 80 columns wide to rich)
+    long = dataclasses.replace(cand(BAD, False), plan=[{"intent": "FIX", "target": "", "description": "word " * 40}])
+    monkeypatch.setattr(Generator, "sample", lambda self, *a, **k: [long])
+    r = CliRunner().invoke(app, ["generate", "--pr-desc", "Add Max", "--checkpoint", str(ckpt)])
+    assert "plan: FIX -  " + "word " * 40 in r.stderr.splitlines()
     r = CliRunner().invoke(app, ["generate", "--pr-desc", "x", "--checkpoint", str(tmp_path / "none")])
     assert r.exit_code == 1 or isinstance(r.exception, GocoderError)
     # code that parses but has the type errors --typecheck asked about: the answer fails its checks, exit 1
