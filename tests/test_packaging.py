@@ -66,3 +66,21 @@ def test_check_never_imports_torch(tmp_path):
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
     assert p.returncode == 1, p.stderr
     assert p.stdout.startswith("b.go:4:1: expected ") and "a.go" not in p.stdout
+
+
+def test_the_gocheck_hook_needs_only_go(tmp_path):
+    from gocoder.validate import find_go
+
+    goroot = subprocess.run([find_go()[0], "env", "GOROOT"], capture_output=True, text=True).stdout.strip()
+    go = Path(goroot) / "bin" / "go"  # the toolchain itself, not a shim that needs more of PATH
+    entry = next(ln.split(":", 1)[1].strip() for ln in (ROOT / ".pre-commit-hooks.yaml").read_text().splitlines()
+                 if ln.strip().startswith("entry: hooks/"))
+    env = {"PATH": f"{go.parent}:/usr/bin:/bin", "HOME": str(tmp_path), "GOCODER_CACHE": str(tmp_path / "cache"),
+           "GOCACHE": str(Path.home() / ".cache" / "go-build"), "GOPROXY": "off"}
+    # no python on this PATH at all: pre-commit runs the script as it is
+    ok = subprocess.run([str(ROOT / entry), "examples/reverse.go"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert ok.returncode == 0 and ok.stdout == "", ok.stderr
+    bad = subprocess.run([str(ROOT / entry), "examples/broken.go", "examples/reverse.go"], capture_output=True,
+                         text=True, cwd=ROOT, env=env)
+    assert bad.returncode == 1 and bad.stdout.startswith("examples/broken.go:"), bad.stderr
+    assert len(list((tmp_path / "cache").glob("gocheck-hook-*"))) == 1  # built once, then reused
