@@ -388,7 +388,7 @@ def export_cmd(
 
     Example: gocoder export runs/default/run -o models/default --quantize int8
     """
-    from gocoder.train import export_model
+    from gocoder.checkpoint import export_model
 
     if quantize not in ("none", "int8"):
         raise GocoderError(f"--quantize {quantize!r}: expected none or int8")

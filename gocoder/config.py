@@ -65,7 +65,7 @@ class ModelConfig:
     halting: typing.Literal["bce", "q", "none"] = "bce"  # TRM's BCE head, HRM's Q-learning, or off
     halt_explore: float = 0.1  # q only: chance a sample gets a random minimum number of segments
     halt_acc: float = 1.0  # a sample "is correct" (BCE target) when this share of answer tokens is
-    n_verdict: int = 6  # validator verdict features fed to the controller (see data.verdict_features)
+    n_verdict: int = 6  # validator verdict features fed to the controller (see validate.verdict_features)
     tie_embeddings: bool = True
 
 

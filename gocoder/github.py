@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
-from gocoder.collect import decode_go, make_record, skip_path
 from gocoder.config import CollectConfig
+from gocoder.records import decode_go, make_record, skip_path
 
 _STATUS = {"added": "added", "removed": "deleted", "modified": "modified", "changed": "modified",
            "renamed": "renamed", "copied": "added"}

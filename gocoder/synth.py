@@ -23,10 +23,11 @@ from typing import Any
 from rich.console import Console
 
 from gocoder import GocoderError
-from gocoder.collect import CollectResult, make_record, run
+from gocoder.collect import CollectResult, run
 from gocoder.config import CollectConfig, SynthConfig
 from gocoder.decontam import load_blocklist
 from gocoder.gosrc import GoSrcSource
+from gocoder.records import make_record
 
 BUG_KINDS = ("operator_misuse", "off_by_one", "variable_misuse", "missing_check",
              "missing_logic", "excess_logic", "value_misuse")  # fmt: skip
