@@ -277,6 +277,9 @@ def annotate(
         checking.shutdown(cancel_futures=True)
         for w in (*writers.values(), skipped):
             w.close()
+    for w in writers.values():  # every input read: each split exists, if empty (a writer makes its file lazily)
+        w.path.parent.mkdir(parents=True, exist_ok=True)
+        w.path.touch()
     # A split is a hash of the repository's name: with one or two repositories whole splits stay empty, and
     # the next steps (validation loss, gocoder eval) would then measure nothing without a word.
     for name, share in zip(SPLITS, shares, strict=True):

@@ -116,9 +116,16 @@ def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, di
     from gocoder.quant import dequantize, is_quantized
 
     meta, weights, ema = load_weights(path)
-    model = GocoderModel(ModelConfig(**{k: v for k, v in meta["model"].items()}))
+    where = checkpoint_dir(path) / "config.json"
+    try:
+        model = GocoderModel(ModelConfig(**meta["model"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise GocoderError(f"{where}: no usable model config ({type(e).__name__}: {e})") from None
     chosen = ema if (use_ema and ema is not None) else weights
-    model.load_state_dict(dequantize(chosen) if is_quantized(chosen) else chosen)  # int8 exports: floats again
+    try:
+        model.load_state_dict(dequantize(chosen) if is_quantized(chosen) else chosen)  # int8 exports: floats again
+    except RuntimeError as e:
+        raise GocoderError(f"{where}: the weights do not fit its model config: {str(e).splitlines()[0][:200]}") from None
     return model.eval(), meta
 
 

@@ -211,16 +211,11 @@ def synth_cmd(
 
     Example: gocoder synth --go-src "$(go env GOROOT)/src" --out data/raw/synth.jsonl --per-func 2 --seed 1
     """
-    import dataclasses
-
     from gocoder.synth import synth
 
-    cfg = _config(config, set_)
-    scfg = dataclasses.replace(
-        cfg.synth,
-        **{k: v for k, v in (("per_func", per_func), ("seed", seed)) if v is not None},
-    )
-    res = synth(cfg.collect, scfg, go_src, out, workers=workers, decontaminate=decontaminate, console=err)
+    sets = list(set_ or []) + [f"synth.{k}={v}" for k, v in (("per_func", per_func), ("seed", seed)) if v is not None]
+    cfg = _config(config, sets)  # options go through --set, so their ranges are checked with the file's
+    res = synth(cfg.collect, cfg.synth, go_src, out, workers=workers, decontaminate=decontaminate, console=err)
     _print_collected(res, "files", as_json)
 
 
@@ -431,7 +426,9 @@ def generate_cmd(
     opts = {"samples": samples, "search": search, "max_iters": max_iters, "temperature": temperature, "seed": seed,
             "device": device, "typecheck": typecheck or None}
     sets = list(set_ or []) + [f"generate.{k}={json.dumps(v)}" for k, v in opts.items() if v is not None]
-    res = generate_for_pr(_config(config, sets).generate, pr_desc, context, checkpoint)
+    gcfg = _config(config, sets).generate
+    _device(gcfg.device, "--device")
+    res = generate_for_pr(gcfg, pr_desc, context, checkpoint)
     if as_json:
         print(json.dumps({k: getattr(res, k) for k in ("code", "plan", "iterations", "syntax_ok", "type_ok",
                                                        "passed", "first_try_ok", "trace")}))
@@ -485,9 +482,11 @@ def eval_cmd(
 
     opts = {"max_iters": max_iters, "samples": samples}
     sets = list(set_ or []) + [f"generate.{k}={v}" for k, v in opts.items() if v is not None]
+    gcfg = _config(config, sets).generate
+    _device(gcfg.device, "generate.device")
     with Progress(console=err) as bar:
         task = bar.add_task("eval", total=None)
-        rep = run_eval(_config(config, sets).generate, checkpoint, data, out=out, limit=limit, against=against,
+        rep = run_eval(gcfg, checkpoint, data, out=out, limit=limit, against=against,
                        best=best if promote else None, margin=margin, progress=lambda n: bar.advance(task, n))
     if as_json:
         print(json.dumps(rep))
@@ -520,7 +519,9 @@ def train_cmd(
     """
     from gocoder.train import train
 
-    last = train(_config(config, set_), resume=resume, stop_after=stop_after, progress=True)
+    cfg = _config(config, set_)
+    _device(cfg.train.device, "train.device")
+    last = train(cfg, resume=resume, stop_after=stop_after, progress=True)
     if as_json:
         print(json.dumps(last))
     elif last:
@@ -591,6 +592,8 @@ def bench_cmd(
         except ValueError:
             raise GocoderError(f"--k {k!r}: expected comma-separated integers, e.g. 1,10") from None
     cfg = _config(config, sets)
+    if completions is None:
+        _device(cfg.generate.device, "generate.device")
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
                 out=out, device=cfg.generate.device, console=err)
     if as_json:
@@ -605,13 +608,51 @@ def bench_cmd(
         print(f"excluded (harness never compiles): {', '.join(e['id'] for e in res['excluded'])}")
 
 
+def _device(name: str | None, option: str) -> None:
+    """A GocoderError naming the option when torch here cannot use the device (a CPU-only build asked for cuda)."""
+    if name is None or name in ("auto", "cpu"):
+        return
+    import torch
+
+    kind = name.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise GocoderError(f"{option} {name}: no CUDA device here (torch {torch.__version__}, "
+                           f"{'CPU-only build' if torch.version.cuda is None else 'no GPU visible'})")
+    if kind == "cuda" and ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise GocoderError(f"{option} {name}: only {torch.cuda.device_count()} CUDA devices here")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise GocoderError(f"{option} {name}: MPS is not available here")
+
+
+def _expected_failure(e: BaseException) -> str | None:
+    """One line for the failures of the libraries the commands use on bad input, None for a real bug.
+
+    GocoderError is ours; the rest are errors the libraries raise on a missing, unreadable, undecodable
+    or corrupt file, which the library modules do not all wrap themselves.
+    """
+    if isinstance(e, GocoderError):
+        return str(e)
+    if isinstance(e, UnicodeDecodeError):
+        return f"input is not UTF-8 (byte {e.start}: {e.object[e.start:e.start + 1]!r})"
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or e}"
+    if type(e).__name__ == "SafetensorError":  # safetensors' only error type: a corrupt or truncated file
+        return f"bad safetensors file: {e}"
+    return None
+
+
 def main() -> None:
-    """Console-script entry: a GocoderError becomes one line on stderr and exit 2.
+    """Console-script entry: an expected failure (_expected_failure) becomes one line on stderr and exit 2.
 
     Typer's standalone mode already turns usage errors into exit 2 and Ctrl-C into exit 130.
     """
     try:
         app()
-    except GocoderError as e:
-        err.print(f"error: {e}", style="red", markup=False, highlight=False, soft_wrap=True)
+    except Exception as e:
+        line = _expected_failure(e)
+        if line is None:
+            raise  # a bug: the traceback is what a bug report needs
+        err.print(f"error: {line.splitlines()[0] if line else type(e).__name__}", style="red", markup=False,
+                  highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -188,6 +188,8 @@ def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, ro
             f.close()
             np.save(tmp / split / "index.npy", np.asarray(rows[split], dtype=np.int64).reshape(-1, len(COLUMNS)))
             np.save(tmp / split / "verdict.npy", np.asarray(verdicts[split], dtype=np.float32).reshape(-1, N_VERDICT))
+        if not files:  # before anything is written: the previous shards (if any) stay whole
+            raise GocoderError(f"{records}: no hierarchical records to tokenize")
         counts = {s: len(rows[s]) for s in files}
         meta = {"tokenizer_hash": tokenizer.hash, "vocab_size": tokenizer.vocab_size, "pad_id": tokenizer.pad_id,
                 "dtype": np.dtype(dtype).name,

@@ -164,6 +164,9 @@ def run_eval(cfg: Any, checkpoint: str | Path, data: str | Path, *, out: str | P
     from gocoder.generate import Generator, sampling_from
     from gocoder.records import content_hash
 
+    if limit is not None and limit < 1:
+        raise GocoderError(f"--limit {limit}: must be at least 1")
+
     kw = {"samples": cfg.samples, "max_iters": cfg.max_iters, "search": cfg.search, "budget": cfg.budget or None,
           "typecheck": cfg.typecheck, "sampling": sampling_from(cfg, cfg.samples, cfg.search), "ucb_c": cfg.ucb_c}
 

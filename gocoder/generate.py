@@ -95,7 +95,6 @@ class Generator:
         from gocoder.checkpoint import checkpoint_dir, load_model
         from gocoder.tokenizer import Tokenizer
 
-        check_device(device)
         if checkpoint is None:
             checkpoint = DEFAULT_MODEL if DEFAULT_MODEL.exists() or not WHEEL_MODEL.exists() else WHEEL_MODEL
             if not Path(checkpoint).exists():
@@ -140,23 +139,6 @@ class Generator:
         for c, d in zip(cands, decisions, strict=True):
             c.decision = d
         return cands
-
-
-def check_device(device: str) -> None:
-    """A device this torch can run on, or a one-line error (exit 2): a typo or a missing GPU is a fault of
-    the environment, and must not read as exit 1, the verdict on the code."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise GocoderError(f"--device {device!r}: expected cpu, cuda or cuda:N")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise GocoderError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device; use --device cpu")
-    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        raise GocoderError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
 
 
 def judge(text: str, decoded: tuple[list[dict], str, bool], res: Any, *, typecheck: bool = False,

@@ -303,7 +303,7 @@ def test_generate_cli_json_and_exit_codes(ckpt, tmp_path, monkeypatch):
 @pytest.mark.parametrize("args, msg", [
     (["--pr-desc", "  "], "error: --pr-desc is empty"),
     (["--pr-desc", "Add Max", "--device", "cuda"], "error: --device cuda: "),
-    (["--pr-desc", "Add Max", "--device", "gpu"], "error: --device 'gpu': expected cpu, cuda or cuda:N"),
+    (["--pr-desc", "Add Max", "--device", "gpu"], "error: config key 'generate.device' must be cpu, mps, cuda"),
 ])  # fmt: skip
 def test_generate_usage_and_environment_errors_exit_2(args, msg):
     import subprocess
