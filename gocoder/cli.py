@@ -250,6 +250,42 @@ def annotate_cmd(
           f"{res.resumed} done before, {res.duplicates} duplicates)")
     for reason, n in sorted(res.skipped.items()):
         print(f"  skipped {reason}: {n}")
+    if res.split:
+        print(f"  split by file (over annotate.max_plan_bytes): {res.split['records']} records into "
+              f"{res.split['parts']} parts")
+
+
+@app.command("train-intents")
+def train_intents_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Raw record JSONL files of repositories with prefixed titles.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Weights JSON to write (annotate.intent_model).")
+    ] = None,
+    held_out: Annotated[
+        list[Path] | None, typer.Option("--held-out", help="Raw JSONL to score rules and model on (repeatable).")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the intent classifier on conventional-commit prefixes (hidden), score it on held-out files.
+
+    Example: gocoder train-intents data/raw/git-kratos.jsonl --held-out data/raw/git-gin.jsonl -o intents.json
+    """
+    from gocoder.intents_train import train_intents
+    from gocoder.validate import get_checker
+
+    cfg = _config(config, set_)
+    res = train_intents(inputs, out, get_checker(cfg.validate), held_out or [])
+    if as_json:
+        print(json.dumps(res))
+        return
+    print(f"trained on {res['train_records']} prefixed records, {res['features']} features"
+          + (f"; wrote {out}" if out else ""))
+    for path in held_out or []:
+        r = res[str(path)]
+        print(f"  {path}: {r['records']} prefixed records, intent accuracy rules {r['rules']:.3f}, "
+              f"learned {r['learned']:.3f}")
 
 
 @app.command("blocklist")
@@ -366,6 +402,132 @@ def shards_cmd(
         counts = build_shards(input, tok, dest, rollouts=rollouts, seed=cfg.train.seed,
                               checker=None, progress=lambda n: bar.advance(task, n), max_len=max_len)
     print(json.dumps(counts) if as_json else f"{sum(counts.values())} examples in {dest} ({counts})")
+
+
+corpus_app = typer.Typer(help="Build the pretraining corpus of whole Go files and tokenize it.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+
+
+def _stage_progress():
+    """(progress callback, closer): a rich bar per stage on a TTY, a plain line each ~10% otherwise."""
+    from rich.progress import Progress
+
+    if not err.is_terminal:
+        last: dict[str, int] = {}
+
+        def plain(stage: str, done: int, total: int) -> None:
+            step = max(1, total // 10)
+            if done == total or done // step != last.get(stage, -1) // step:
+                err.print(f"{stage}: {done}/{total}", highlight=False)
+            last[stage] = done
+        return plain, lambda: None
+    bar = Progress(console=err)
+    bar.start()
+    tasks: dict[str, int] = {}
+
+    def fancy(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+    return fancy, bar.stop
+
+
+@corpus_app.command("build")
+def corpus_build_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: text/ parts and summary.json.")] = Path(
+        "corpus"),
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Downloads and per-package scans (default: OUT/cache).")
+    ] = None,
+    debian: Annotated[
+        str, typer.Option("--debian", help="'all' golang-*-dev packages, a file of package names, or 'none'.")
+    ] = "all",
+    go: Annotated[bool, typer.Option("--go/--no-go", help="Include the Go distribution's GOROOT/src.")] = True,
+    unpacked: Annotated[
+        Path | None, typer.Option("--unpacked", help="Also read a folder of unpacked .debs (one folder a package).")
+    ] = None,
+    decontaminate: Annotated[
+        list[Path] | None,
+        typer.Option("--decontaminate", help="Blocklist or benchmark .jsonl; repeatable, all apply at once."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Packages scanned in parallel.")] = 2,
+    part_mib: Annotated[float, typer.Option("--part-mib", help="Largest compressed text part, in MiB.")] = 24,
+    tokenizer: Annotated[
+        Path | None, typer.Option("--tokenizer", help="Estimate tokens with this tokenizer (a sample of files).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch, filter, deduplicate and decontaminate whole Go files into compressed text parts; resumable.
+
+    Example: gocoder corpus build -o /work/corpus --decontaminate ../shared/bench/mbxp_go.jsonl
+    """
+    from gocoder.corpus import build
+    from gocoder.gosources import DebianSource, GoRootSource, UnpackedSource, list_debian_packages
+
+    cache = cache or out / "cache"
+    sources = [GoRootSource()] if go else []
+    if debian != "none":
+        sources.append(DebianSource(list_debian_packages(debian), cache))
+    if unpacked is not None:
+        sources.append(UnpackedSource(unpacked))
+    if not sources:
+        raise GocoderError("--no-go with --debian none and no --unpacked: no source of Go files")
+    tok = None
+    if tokenizer is not None:
+        from gocoder.tokenizer import Tokenizer
+
+        tok = Tokenizer.load(tokenizer)
+    progress, stop = _stage_progress()
+    try:
+        summary = build(sources, out, cache, decontaminate or [], workers=workers, part_mib=part_mib,
+                        progress=progress, tokenizer=tok)
+    finally:
+        stop()
+    if as_json:
+        print(json.dumps(summary))
+        return
+    print(f"kept {summary['kept']['files']} files, {summary['kept']['bytes']} bytes "
+          f"of {summary['seen']['files']} files, {summary['seen']['bytes']} bytes; {summary['parts']} parts in "
+          f"{out / 'text'} ({summary['seconds']} s)")
+    for reason, d in summary["dropped"].items():
+        print(f"  dropped {reason}: {d['files']} files, {d['bytes']} bytes")
+    for split, d in summary["splits"].items():
+        print(f"  {split}: {d.get('files', 0)} files, {d.get('bytes', 0)} bytes, {d.get('packages', 0)} packages")
+    if "est_tokens" in summary:
+        print(f"  ~{summary['est_tokens']['kept']} tokens kept ({summary['bytes_per_token']} bytes a token)")
+    if summary["fetch_failed"]:
+        print(f"  not fetched: {len(summary['fetch_failed'])} packages ({', '.join(summary['fetch_failed'][:5])})")
+
+
+@corpus_app.command("tokenize")
+def corpus_tokenize_cmd(
+    text: Annotated[Path, typer.Option("--text", help="Folder of part-*.jsonl.xz text parts.")] = Path("corpus/text"),
+    tokenizer: Annotated[Path, typer.Option("--tokenizer", help="Tokenizer folder or .model file.")] = Path(
+        "tokenizer"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Token folder: {train,valid}/tokens.bin, meta.json.")] = Path(
+        "corpus/tokens"),
+    workers: Annotated[int, typer.Option("--workers", help="Encoding threads (-1: all cores).")] = -1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encode the text parts into per-split token files, documents separated by eos; needs no Go.
+
+    Example: gocoder corpus tokenize --text corpus/text --tokenizer tokenizer -o corpus/tokens --workers 16
+    """
+    from rich.progress import Progress
+
+    from gocoder.textparts import tokenize
+    from gocoder.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(tokenizer)
+    with Progress(console=err, disable=not err.is_terminal) as bar:
+        task = bar.add_task("tokenize", total=None)
+        meta = tokenize(text, tok, out, workers=workers, progress=lambda n: bar.advance(task, n))
+    if as_json:
+        print(json.dumps({k: v for k, v in meta.items() if k != "sources"}))
+    else:
+        sp = meta["splits"]
+        print(f"train {sp['train']['docs']} docs, {sp['train']['tokens']} tokens; valid {sp['valid']['docs']} docs, "
+              f"{sp['valid']['tokens']} tokens ({meta['dtype']}) in {out}")
 
 
 @app.command("export")

@@ -171,6 +171,15 @@ class AnnotateConfig:
     out_dir: str = "data/hierarchical"
     split: tuple[float, ...] = (0.9, 0.05, 0.05)  # train, valid, test shares of repositories
     batch: int = 64  # records whose files go to gocheck in one pipelined batch
+    # A record whose plan and solution run past this many UTF-8 bytes is split by file, or dropped when
+    # no file's part fits (0: no limit). 7,168 = 2,048 tokens at 3.5 bytes a token (the shipped
+    # tokenizer's 3.57 characters a token on Go, BENCHMARKS.md): the plan and code one 2,048-token
+    # context holds once its prompt is cut to a head and tail.
+    max_plan_bytes: int = 7168
+    # The intent of a record without a conventional-commit prefix: "" the shipped learned classifier
+    # (gocoder/intent_model.json: 0.661 against the rules' 0.625 on three held-out repositories,
+    # BENCHMARKS.md), "rules" (gocoder/plans.py), or the path of a model from train-intents.
+    intent_model: str = ""
 
 
 @dataclass(frozen=True)

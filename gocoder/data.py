@@ -85,7 +85,7 @@ def before_draft(rec: dict[str, Any], checker: Any) -> str | None:
     before = rec.get("context", {}).get("before", "")
     if len(steps) != 1 or not before or not isinstance(steps[0], dict):
         return None
-    name = (steps[0].get("target") or "").partition(":")[2]
+    name = (steps[0].get("target") or "").partition(":")[2].partition("@")[0]  # kind:name@file
     raw = before.encode("utf-8")
     for d in checker.check(before, kind="auto", gofmt=False).decls if name else ():
         if d.name == name:  # offsets are UTF-8 bytes

@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parent.parent / "gocoder"
 INFERENCE = {"generate", "candidates", "engine", "search", "kvcache", "checkpoint", "serialize", "validate",
              "incremental"}
 TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "annotate", "plans", "decontam",
-            "tokenizer_run"}
+            "tokenizer_run", "steps", "intents", "intents_train"}
 
 
 def graph(pkg: Path = PKG) -> dict[str, set[str]]:
