@@ -507,6 +507,9 @@ def corpus_tokenize_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Token folder: {train,valid}/tokens.bin, meta.json.")] = Path(
         "corpus/tokens"),
     workers: Annotated[int, typer.Option("--workers", help="Encoding threads (-1: all cores).")] = -1,
+    max_package_tokens: Annotated[
+        int, typer.Option("--max-package-tokens", help="Cap on one package's train tokens (0: none).")
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Encode the text parts into per-split token files, documents separated by eos; needs no Go.
@@ -521,9 +524,12 @@ def corpus_tokenize_cmd(
     tok = Tokenizer.load(tokenizer)
     with Progress(console=err, disable=not err.is_terminal) as bar:
         task = bar.add_task("tokenize", total=None)
-        meta = tokenize(text, tok, out, workers=workers, progress=lambda n: bar.advance(task, n))
+        if max_package_tokens < 0:
+            raise GocoderError(f"--max-package-tokens {max_package_tokens}: expected >= 0")
+        meta = tokenize(text, tok, out, workers=workers, progress=lambda n: bar.advance(task, n),
+                        max_package_tokens=max_package_tokens)
     if as_json:
-        print(json.dumps({k: v for k, v in meta.items() if k != "sources"}))
+        print(json.dumps({k: v for k, v in meta.items() if k not in ("sources", "capped")}))
     else:
         sp = meta["splits"]
         print(f"train {sp['train']['docs']} docs, {sp['train']['tokens']} tokens; valid {sp['valid']['docs']} docs, "

@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 
 from gocoder import GocoderError
-from gocoder.collect import decode_go, skip_path
 from gocoder.decontam import code_hashes
 from gocoder.gosources import GO_PACKAGE
+from gocoder.records import decode_go, skip_path
 from gocoder.textparts import PartWriter
 
 MAX_BYTES = 300 * 1024

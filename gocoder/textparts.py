@@ -141,8 +141,13 @@ def read_parts(folder: Path) -> Iterator[dict[str, Any]]:
 
 
 def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes: int = 8 << 20,
-             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Encode every part into OUT/{train,valid}/tokens.bin and OUT/meta.json (see the module docstring)."""
+             progress: Callable[[int], None] | None = None, max_package_tokens: int = 0) -> dict[str, Any]:
+    """Encode every part into OUT/{train,valid}/tokens.bin and OUT/meta.json (see the module docstring).
+
+    max_package_tokens > 0 caps what one package gives the train split: its files past the cap (in the
+    parts' order, so the cut is the same on every run) are left out and counted in meta.json's "capped".
+    One Debian package (an SDK of generated-looking clients) is 16% of the corpus's tokens; uncapped, the
+    model would spend a sixth of its training on one project's boilerplate."""
     dtype = np.uint16 if tok.vocab_size <= 65536 else np.uint32
     eos = tok.eos_id
     tmp = out.with_name(out.name + ".tmp")
@@ -153,11 +158,17 @@ def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes
         files[s] = open(tmp / s / "tokens.bin", "wb")
     counts = {s: Counter() for s in SPLITS}
     sources: dict[str, Counter[str]] = {}
+    capped: Counter[str] = Counter()
     batch: list[dict[str, Any]] = []
 
     def flush() -> None:
         # One encode_batch call over ~8 MB keeps all cores busy while memory stays flat.
         for rec, ids in zip(batch, tok.encode_batch([r["text"] for r in batch], threads=workers), strict=True):
+            pkg = rec.get("package", "?")
+            if (max_package_tokens and rec["split"] == "train"
+                    and sources.get(pkg, Counter())["tokens"] + len(ids) + 1 > max_package_tokens):
+                capped[pkg] += 1
+                continue
             files[rec["split"]].write(np.asarray([*ids, eos], dtype=dtype).tobytes())
             counts[rec["split"]].update(docs=1, tokens=len(ids) + 1)
             sources.setdefault(rec.get("package", "?"), Counter()).update(docs=1, tokens=len(ids) + 1)
@@ -183,7 +194,8 @@ def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes
     meta = {"kind": "pretrain", "tokenizer_hash": tok.hash, "vocab_size": tok.vocab_size,
             "dtype": np.dtype(dtype).name, "eos_id": eos,
             "splits": {s: {"docs": counts[s]["docs"], "tokens": counts[s]["tokens"]} for s in SPLITS},
-            "sources": {k: dict(v) for k, v in sorted(sources.items())}}
+            "sources": {k: dict(v) for k, v in sorted(sources.items())},
+            "max_package_tokens": max_package_tokens, "capped": dict(sorted(capped.items()))}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     if out.exists():
         shutil.rmtree(out)

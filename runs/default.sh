@@ -70,9 +70,16 @@ corpus() {
 train() {
   if [ ! -f "$WORK/tokens/meta.json" ]; then
     step "tokenize the corpus"
-    $GOCODER corpus tokenize --text "$WORK/corpus/text" --tokenizer tokenizer -o "$WORK/tokens" --workers "$(nproc)"
+    $GOCODER corpus tokenize --text "$WORK/corpus/text" --tokenizer tokenizer -o "$WORK/tokens" --workers "$(nproc)" \
+      --max-package-tokens 4000000
   fi
-  step "the GPT baseline (GPU 0) and the recursive model (GPU 1), ${LIMIT} s each"
+  # at most 4 epochs of the corpus for the faster GPT: rows of 64 x 1,024 tokens a step
+  local tokens cap
+  tokens=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['splits']['train']['tokens'])" \
+    "$WORK/tokens/meta.json")
+  cap=$(( 4 * tokens / 65536 ))
+  if [ "$GPT_FILES" -gt "$cap" ]; then GPT_STEPS=$(( GPT_STEPS - GPT_FILES + cap )) GPT_FILES=$cap; fi
+  step "the GPT baseline (GPU 0, $GPT_FILES + $((GPT_STEPS - GPT_FILES)) steps) and the recursive model (GPU 1), ${LIMIT} s each"
   common=(--config configs/go-26m.toml --set "train.data=\"$WORK/shards\"" --set "train.time_limit_s=$LIMIT"
           --set "train.stages.0.data=\"$WORK/tokens\"")
   CUDA_VISIBLE_DEVICES=0 $GOCODER train "${common[@]}" --set model.type=gpt --set "train.out=\"$WORK/gpt\"" \

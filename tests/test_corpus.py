@@ -169,6 +169,21 @@ def test_tokenize_format(tmp_path):
     assert not (tmp_path / "tokens.tmp").exists()
 
 
+def test_tokenize_caps_one_package(tmp_path):
+    tok = Tokenizer.load(REPO / "tokenizer")
+    with PartWriter(tmp_path / "text", 24 << 20) as w:
+        for i in range(6):  # five files of one package, then one of another
+            pkg = "big" if i < 5 else "small"
+            w.write({"id": str(i), "package": pkg, "license": "MIT", "path": f"{i}.go", "split": "train",
+                     "text": go_file(f"F{i}")})
+    one = len(tok.encode(go_file("F0"))) + 1
+    meta = tokenize(tmp_path / "text", tok, tmp_path / "tokens", workers=1, max_package_tokens=2 * one + 1)
+    assert meta["sources"]["big"]["docs"] == 2 and meta["capped"] == {"big": 3}
+    assert meta["sources"]["small"]["docs"] == 1 and meta["max_package_tokens"] == 2 * one + 1
+    ids = np.fromfile(tmp_path / "tokens/train/tokens.bin", dtype=np.uint16)
+    assert (ids == 3).sum() == 3 and meta["splits"]["train"]["tokens"] == len(ids)
+
+
 def test_missing_datasketch_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "datasketch", None)
     make_pkg(tmp_path / "pkgs", "golang-a-dev", {"a/a.go": go_file("A")})
