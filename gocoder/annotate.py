@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from gocoder import GocoderError
 from gocoder.config import AnnotateConfig, ValidateConfig
 from gocoder.intents import IntentModel, classify, load_model
 from gocoder.plans import DeclChange, decl_changes
+from gocoder.progress import Progress
 from gocoder.records import read_jsonl_numbered
 from gocoder.steps import plan_bytes, plan_steps
 
@@ -207,10 +208,12 @@ class AnnotateResult:
     duplicates: int = 0  # ids seen twice in the input
     skipped: Counter[str] = field(default_factory=Counter)  # by reason
     split: Counter[str] = field(default_factory=Counter)  # records over the budget split by file, parts
+    warnings: list[str] = field(default_factory=list)  # also printed on the console
 
     def to_dict(self) -> dict[str, Any]:
         return {"out_dir": str(self.out_dir), "written": dict(self.written), "resumed": self.resumed,
-                "duplicates": self.duplicates, "skipped": dict(self.skipped), "split": dict(self.split)}  # fmt: skip
+                "duplicates": self.duplicates, "skipped": dict(self.skipped), "split": dict(self.split),
+                "warnings": self.warnings}  # fmt: skip
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -245,7 +248,7 @@ def annotate(
     files = _inputs(Path(input))
     out_dir = Path(out_dir or cfg.out_dir)
     res = AnnotateResult(out_dir=out_dir)
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     total = sum(_count_lines(p) for p in files)
     writers = {s: JsonlWriter(out_dir / f"{s}.jsonl") for s in SPLITS}
     skipped = JsonlWriter(out_dir / "skipped.done")
@@ -254,7 +257,7 @@ def annotate(
     checker = get_checker(vcfg)
     model = load_model(cfg.intent_model)
     progress = Progress(TextColumn("annotate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, disable=not console.is_terminal)  # fmt: skip
+                        console=console)  # fmt: skip
     batch: list[dict[str, Any]] = []
     queued: set[str] = set()  # ids in batch or in the batch being checked
     verdicts: dict[str, Any] = {}
@@ -312,4 +315,13 @@ def annotate(
     for w in writers.values():  # every input read: each split exists, if empty (a writer makes its file lazily)
         w.path.parent.mkdir(parents=True, exist_ok=True)
         w.path.touch()
+    # A split is a hash of the repository's name: with one or two repositories whole splits stay empty, and
+    # the next steps (validation loss, gocoder eval) would then measure nothing without a word.
+    for name, share in zip(SPLITS, shares, strict=True):
+        if share > 0 and not writers[name].seen:
+            res.warnings.append(
+                f"{out_dir / name}.jsonl is empty: records are split by repository, and no repository annotated "
+                f"so far fell into {name}; annotate records of more repositories (gocoder collect --repo ...), "
+                f"or give {name} a larger share with --split")
+            console.print(f"warning: {res.warnings[-1]}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     return res

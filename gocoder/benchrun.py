@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from gocoder import GocoderError
 from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record
 from gocoder.config import BenchConfig
+from gocoder.progress import Progress
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.sandbox import Limits, SandboxResult, run_go
 
@@ -120,7 +121,7 @@ def run_benchmark(problems: Sequence[Problem], *, out: str | Path, completions: 
         pending = [p for p in todo if p.id not in writer.seen]
         console = console or Console(stderr=True)
         columns = (TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, disable=not console.is_terminal) as bar, \
+        with Progress(*columns, console=console) as bar, \
                 ThreadPoolExecutor(max(1, workers)) as pool:  # fmt: skip
             task_id = bar.add_task("bench", total=len(todo), completed=len(todo) - len(pending))
             futs = [pool.submit(_problem_job, p, None if completions is None else completions[p.id], generator,

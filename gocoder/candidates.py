@@ -63,8 +63,10 @@ class Candidate:
 
 def energy(c: Candidate) -> float:
     """The validator's verdict as one number, lower is better: passing 0 < failing tests 1 < type errors 2
-    (+1 with failing tests) < syntax errors 4 + errors/10; minus half the controller's done probability,
-    which orders candidates inside a class and never across one."""
+    (+1 with failing tests) < syntax errors 4 + errors/10 < no code at all 6; minus half the controller's done
+    probability, which orders candidates inside a class and never across one."""
+    if not c.code.strip():  # an empty answer is never better than code with errors: those can be repaired
+        return 6.0 - 0.5 * c.done_prob
     e = 0.0 if c.syntax_ok else 4.0 + min(c.errors, 10) / 10
     e += 2.0 if c.syntax_ok and c.type_ok is False else 0.0
     e += 1.0 if c.tests is not None and not c.tests.passed else 0.0
@@ -79,7 +81,7 @@ class LoopState:
     best: int | None = None  # index into candidates
     current: int | None = None  # the candidate the next round repairs (the last round's best)
     trace: list[dict] = field(default_factory=list)
-    done: bool = False  # the controller said done on code that parses, or the code passed
+    done: bool = False  # the code passed, or the controller said done on code that parses (and type-checks)
     premature: int = 0  # "done" said on code that does not parse, overridden
 
 

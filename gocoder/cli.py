@@ -8,6 +8,7 @@ verdict (code that does not parse), 2 usage or input error (a GocoderError, one 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +29,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-err = Console(stderr=True)  # progress and logs; rich styles only on a TTY
+# progress and logs; rich styles only on a TTY. soft_wrap: a log line stays one line whatever the width (rich
+# wraps at 80 columns where stderr is not a terminal, which broke every long line of a CI log in two)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file; its keys override the defaults.")
@@ -53,14 +56,39 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# torch's CPU threads when neither --threads, GOCODER_THREADS nor OMP_NUM_THREADS says otherwise. torch's own
+# default is one per core, and its threads spin while they wait: on a 2-core machine shared with other work
+# that made `gocoder generate` 3-6x slower than one thread (README, Configuration).
+DEFAULT_THREADS = 1
+
+
+def _threads(n: int | None) -> None:
+    """Set torch's CPU threads for this command: through the environment, read when torch is first imported
+    (the commands import it lazily, `check` never does), and directly if it already is."""
+    if n is not None and n < 1:
+        raise GocoderError(f"--threads {n} (or GOCODER_THREADS): expected 1 or more")
+    if n is None and os.environ.get("OMP_NUM_THREADS"):  # torchrun sets it per process: keep it
+        return
+    n = n or DEFAULT_THREADS
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", envvar="GOCODER_THREADS", show_envvar=True,
+                     help=f"torch CPU threads (default: OMP_NUM_THREADS if set, else {DEFAULT_THREADS})."),
+    ] = None,
 ) -> None:
     """Train small hierarchical-recursive models that write Go, checked by Go's own parser."""
+    _threads(threads)
 
 
 @config_app.command("show")
@@ -287,7 +315,7 @@ def tokenizer_train(
         Path | None, typer.Option("--go-src", help="A folder of .go files, each file one text (chunked).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Tokenizer folder to write (default: tokenizer.path).")
+        Path | None, typer.Option("--out", "-o", help="Tokenizer folder to write (default: runs/tokenizer).")
     ] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="Pieces in the vocabulary.")] = None,
     model_type: Annotated[str | None, typer.Option("--model-type", help="bpe or unigram.")] = None,
@@ -362,15 +390,14 @@ def shards_cmd(
 
     Example: gocoder shards --input data/hierarchical/ --out data/shards --set train.tokenizer=tokenizer
     """
-    from rich.progress import Progress
-
     from gocoder.data import build_shards
+    from gocoder.progress import Progress
     from gocoder.tokenizer import Tokenizer
 
     cfg = _config(config, set_)
     tok = Tokenizer.load(cfg.train.tokenizer)
     dest = out or Path(cfg.train.data)
-    with Progress(console=err, disable=not err.is_terminal) as bar:
+    with Progress(console=err) as bar:
         task = bar.add_task("shards", total=None)
         counts = build_shards(input, tok, dest, rollouts=rollouts, seed=cfg.train.seed,
                               checker=None, progress=lambda n: bar.advance(task, n), max_len=max_len)
@@ -558,7 +585,8 @@ def generate_cmd(
 ) -> None:
     """Write Go for a PR description: plan, code, check, refine; the code on stdout, the rest on stderr.
 
-    Exit 1 if the final code does not parse.
+    Exit 0 the code passes its checks, 1 it does not parse (or, with --typecheck, has type errors), 2 usage
+    or environment (an empty --pr-desc, --device cuda without CUDA).
     Example: gocoder generate --pr-desc "Fix nil pointer dereference in handle when r is nil" --context h.go
     """
     from gocoder.generate import generate_for_pr
@@ -586,7 +614,7 @@ def generate_cmd(
         types = "" if res.type_ok is None else (", type-checks" if res.type_ok else ", type errors")
         err.print(f"{verdict}{types}; {res.iterations} iteration{'s' if res.iterations != 1 else ''}",
                   highlight=False, markup=False)
-    raise typer.Exit(0 if res.syntax_ok else 1)
+    raise typer.Exit(0 if res.syntax_ok and res.type_ok is not False else 1)
 
 
 @app.command("eval")
@@ -617,15 +645,14 @@ def eval_cmd(
 
     Example: gocoder eval --checkpoint runs/tiny --data data/hierarchical/test.jsonl --limit 50 --against runs/best
     """
-    from rich.progress import Progress
-
     from gocoder.evaluate import SUMMARY, run_eval
+    from gocoder.progress import Progress
 
     opts = {"max_iters": max_iters, "samples": samples}
     sets = list(set_ or []) + [f"generate.{k}={v}" for k, v in opts.items() if v is not None]
     gcfg = _config(config, sets).generate
     _device(gcfg.device, "generate.device")
-    with Progress(console=err, disable=not err.is_terminal) as bar:
+    with Progress(console=err) as bar:
         task = bar.add_task("eval", total=None)
         rep = run_eval(gcfg, checkpoint, data, out=out, limit=limit, against=against,
                        best=best if promote else None, margin=margin, progress=lambda n: bar.advance(task, n))

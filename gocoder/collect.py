@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from gocoder import GocoderError
 from gocoder.config import CollectConfig, ValidateConfig
 from gocoder.decontam import is_contaminated, load_blocklist
+from gocoder.progress import Progress
 from gocoder.records import JsonlWriter
 
 
@@ -100,7 +101,7 @@ def collect(
     src = open_source(cfg, repo=repo, github=github, go_src=go_src, all_commits=all_commits, vcfg=vcfg)
     try:
         out = Path(out) if out else Path(cfg.out_dir) / f"{src.name}-{slug(src.repo)}.jsonl"
-        return run(src, out, workers, blocklist, console or Console(stderr=True))
+        return run(src, out, workers, blocklist, console or Console(stderr=True, soft_wrap=True))
     finally:
         src.close()
 
@@ -111,7 +112,7 @@ def run(src: Source, out: Path, workers: int, blocklist: set[str], console: Cons
     work = _filtered(src.work, blocklist)
     progress = Progress(
         TextColumn(f"collect {src.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[written]} records"), console=console, disable=not console.is_terminal,
+        TextColumn("{task.fields[written]} records"), console=console,
     )
     done_path = out.with_name(out.name + ".done")
     if not out.exists() and done_path.exists():
@@ -122,7 +123,7 @@ def run(src: Source, out: Path, workers: int, blocklist: set[str], console: Cons
         ThreadPoolExecutor(workers) as pool,
         progress,
     ):
-        task = progress.add_task("collect", total=src.total(), written=0)
+        task = progress.add_task(f"collect {src.name}", total=src.total(), written=0)
         window: deque[tuple[str, Future[tuple[list[dict[str, Any]], Counter[str]]]]] = deque()
 
         def finish_one() -> None:

@@ -103,8 +103,9 @@ def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None =
         if "id" not in rec or "problem" not in rec:
             raise GocoderError(f"{data}: record {len(recs) + 1} lacks an id or a problem")
         recs.append(rec)
-    if not recs:
-        raise GocoderError(f"{data}: no records to evaluate")
+    if not recs:  # a summary of nothing would read as a model that scores 0
+        why = "--limit 0" if limit == 0 else "an empty file (annotate warns when a split gets no repository)"
+        raise GocoderError(f"{data}: no records to evaluate: {why}")
     with JsonlWriter(out) as w:
         for rec in recs:
             if rec["id"] not in w.seen:

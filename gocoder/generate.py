@@ -182,7 +182,9 @@ def step(gen: Any, state: LoopState, *, samples: int = 1, sampling: Sampling | N
         "refine" if c.decision is None or c.decision.probs[1] >= c.decision.probs[0] else "continue")
     premature = said == "done" and not c.syntax_ok
     state.premature += premature
-    state.done = c.passed or (said == "done" and c.syntax_ok)
+    # "done" on code that parses but fails the type check it was asked for is overridden too: another
+    # round gets the type error as its diagnostic
+    state.done = c.passed or (said == "done" and c.syntax_ok and c.type_ok is not False)
     state.trace.append({"iteration": state.iteration, "action": "refine" if prev else "generate",
                         "code": c.code, "plan": c.plan, "decision": said, "premature": premature,
                         "done_prob": c.done_prob, "energy": energy(c),
@@ -282,6 +284,8 @@ def sampling_from(cfg: Any, samples: int = 1, search: str = "best-of") -> Sampli
 def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
                     checkpoint: str | Path | None = None) -> Result:
     """`gocoder generate`: a record from a PR description (and the file it changes), solved by the loop."""
+    if not pr_desc.strip():
+        raise GocoderError("--pr-desc is empty: say what the change must do, e.g. --pr-desc 'Add a Max function'")
     before = ""
     if context is not None:
         try:

@@ -140,6 +140,6 @@ def synth(
     blocklist = load_blocklist(decontaminate) if decontaminate else set()
     src = SynthSource(Path(go_src), cfg, scfg)
     try:
-        return run(src, Path(out), workers, blocklist, console or Console(stderr=True))
+        return run(src, Path(out), workers, blocklist, console or Console(stderr=True, soft_wrap=True))
     finally:
         src.close()

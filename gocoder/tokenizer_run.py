@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeElapsedColumn
 
 from gocoder import GocoderError
 from gocoder.config import TokenizerConfig
+from gocoder.progress import Progress
 from gocoder.records import iter_jsonl_inputs
 from gocoder.serialize import segments
 from gocoder.tokenizer import Tokenizer, go_files, read_go, train_tokenizer
@@ -26,7 +27,7 @@ BATCH_CHARS = 4_000_000  # texts per encode_batch call: big enough for the threa
 
 def _progress(console: Console, what: str) -> Progress:
     return Progress(TextColumn(what), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-                    console=console, disable=not console.is_terminal)
+                    console=console)
 
 
 def _corpus_bytes(corpus: Path) -> int:
@@ -44,17 +45,23 @@ def _input_bytes(input: Path | None, go_src: Path | None) -> int:
     return total
 
 
+# Where `gocoder tokenizer train` writes without -o: never tokenizer.path, which by default is the shipped,
+# tracked tokenizer/ that the default model was trained with (one run of the README's example replaced it).
+TRAIN_OUT = Path("runs/tokenizer")
+
+
 def train_from_config(cfg: TokenizerConfig, input: Path | None, go_src: Path | None,
                       out_dir: Path | None = None, console: Console | None = None) -> dict[str, Any]:
-    """`gocoder tokenizer train`: stream the corpus, train, save; returns gocoder.json's content."""
+    """`gocoder tokenizer train`: stream the corpus, train, save (to out_dir, else TRAIN_OUT); returns
+    gocoder.json's content."""
     from gocoder.tokenizer import corpus_texts
 
-    console = console or Console(stderr=True)
-    out = Path(out_dir or cfg.path)
+    console = console or Console(stderr=True, soft_wrap=True)
+    out = Path(out_dir or TRAIN_OUT)
     prog = _progress(console, "tokenizer: reading")
     with prog:
         # JSON escapes inflate the file size a little over the characters read: a bar, not a promise
-        task = prog.add_task("read", total=_input_bytes(input, go_src) or None)
+        task = prog.add_task("tokenizer: bytes read", total=_input_bytes(input, go_src) or None)
         model = train_tokenizer(
             corpus_texts(input, go_src), out, cfg.vocab_size, cfg.model_type,
             sample_chars=cfg.sample_chars, progress=lambda n: prog.advance(task, n),
@@ -126,7 +133,7 @@ def evaluate_tokenizer(tok: Tokenizer, corpus: str | Path, show: int = 5, thread
     corpus = Path(corpus)
     if not corpus.exists():
         raise GocoderError(f"--corpus {corpus}: no such file or folder")
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     rep = EvalReport(corpus=str(corpus), tokenizer=tok.hash, vocab_size=tok.vocab_size)
     counts = {"go": _Count(), "plan": _Count(), "description": _Count()}
     total = _Count()
@@ -155,7 +162,7 @@ def evaluate_tokenizer(tok: Tokenizer, corpus: str | Path, show: int = 5, thread
 
     prog = _progress(console, "tokenizer eval")
     with prog:
-        task = prog.add_task("eval", total=_corpus_bytes(corpus) or None)
+        task = prog.add_task("tokenizer eval: bytes read", total=_corpus_bytes(corpus) or None)
         size = 0
         for item in corpus_items(corpus):
             batch.append(item)

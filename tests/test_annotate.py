@@ -99,6 +99,15 @@ def test_splits_by_repository(tmp_path: Path) -> None:
     assert {split_of(f"r{i}", (0, 0, 1)) for i in range(50)} == {"test"}
 
 
+def test_empty_splits_are_a_warning_with_the_fix(tmp_path: Path) -> None:
+    res = run(write(tmp_path / "in.jsonl", [raw("fix: x", V1, V2, repo="only")]), tmp_path / "h", split="0.9,0.05,0.05")
+    full = split_of("only", (0.9, 0.05, 0.05))
+    empty = [s for s in SPLITS if s != full]
+    assert [w.split(" is empty")[0] for w in res.warnings] == [str(tmp_path / "h" / f"{s}.jsonl") for s in empty]
+    assert all("more repositories" in w and "--split" in w for w in res.warnings)
+    assert run(tmp_path / "in.jsonl", tmp_path / "h2", split="0,1,0").warnings == []  # a split with no share
+
+
 @pytest.mark.parametrize("bad", ["0.9,0.1", "a,b,c", "0.5,0.5,0.5", "-0.1,0.6,0.5"])
 def test_bad_split(bad: str) -> None:
     with pytest.raises(GocoderError, match="--split"):
@@ -190,6 +199,12 @@ def test_cli(tmp_path: Path) -> None:
     p = subprocess.run([*base, str(tmp_path / "h"), "--split", "0,1,0", "--json"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["written"] == {"valid": 1}
+    p = subprocess.run([*base, str(tmp_path / "h3"), "--split", "0.5,0.5,0"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stderr.count("warning: ") == 1 and "is empty" in p.stderr
+    # stderr is a pipe here: progress comes as plain lines, and the long warning stays one line
+    lines = p.stderr.splitlines()
+    assert any(ln.startswith("annotate: 1/1 (100%) in ") for ln in lines), p.stderr
+    assert any(ln.startswith("warning: ") and ln.endswith("with --split") for ln in lines), p.stderr
     p = subprocess.run([*base, str(tmp_path / "h2"), "--split", "1,1"], capture_output=True, text=True)
     assert p.returncode == 2 and "--split" in p.stderr and p.stderr.strip().count("\n") == 0
 

@@ -115,6 +115,30 @@ def test_usage_errors_exit_2_with_one_line(tree, args, needle):
     assert needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
+def test_typecheck_of_fragments_with_kind_auto(tree):
+    # models write code without a package clause: --typecheck must still type-check it
+    (tree / "frag.go").write_text("func f() int {\n\treturn \"one\"\n}\n")
+    p = gocoder("check", "frag.go", "--kind", "auto", "--typecheck", cwd=tree)
+    assert p.returncode == 1 and p.stdout.startswith("frag.go:2:9: cannot use \"one\""), p.stdout
+
+
+def test_one_finding_per_type_error(tree):
+    (tree / "dup.go").write_text("package main\n\nfunc F() {}\n\nfunc F() {}\n\nfunc main() {}\n")
+    p = gocoder("check", "dup.go", "--typecheck", cwd=tree)
+    assert p.stdout.splitlines() == ["dup.go:5:6: F redeclared in this block (other declaration of F at 3:6)"]
+
+
+def test_typecheck_resolves_imports_from_the_files_module(tmp_path):
+    mod = tmp_path / "mod"
+    (mod / "sub").mkdir(parents=True)
+    (mod / "go.mod").write_text("module example.com/m\n\ngo 1.21\n")
+    (mod / "sub" / "sub.go").write_text("package sub\n\nfunc Twice(n int) int { return 2 * n }\n")
+    (mod / "main.go").write_text('package main\n\nimport "example.com/m/sub"\n\nfunc main() { _ = sub.Twice(1) }\n')
+    for cwd in (tmp_path, mod):  # from outside the module and from inside it
+        p = gocoder("check", str(mod), "--typecheck", cwd=cwd)
+        assert p.returncode == 0 and p.stdout == "", (cwd, p.stdout)
+
+
 def test_asks_gocheck_only_for_what_it_prints(tree):
     """Declaration lists are never printed, so they are never asked for (they cost a third of the time)."""
     from gocoder.check import check_paths

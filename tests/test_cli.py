@@ -50,3 +50,32 @@ def test_unknown_key_is_one_line_exit_2():
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == ["error: unknown config key 'validate.nope' in section [validate]; "
                                              "known: hang_grace_s, servers, timeout_s, typecheck_timeout_s"]
+
+
+def test_torch_threads_default_option_and_environment(monkeypatch):
+    import os
+
+    import torch
+    from typer.testing import CliRunner
+
+    from gocoder.cli import DEFAULT_THREADS
+
+    before = torch.get_num_threads()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOCODER_THREADS"):
+        monkeypatch.setenv(var, "")  # restored after the test
+        monkeypatch.delenv(var)
+    try:
+        assert CliRunner().invoke(app, ["config", "show"]).exit_code == 0
+        assert os.environ["OMP_NUM_THREADS"] == str(DEFAULT_THREADS) and torch.get_num_threads() == DEFAULT_THREADS
+        assert CliRunner().invoke(app, ["--threads", "3", "config", "show"]).exit_code == 0
+        assert os.environ["OMP_NUM_THREADS"] == "3" and torch.get_num_threads() == 3
+        r = CliRunner().invoke(app, ["config", "show"], env={"GOCODER_THREADS": "2"})
+        assert r.exit_code == 0 and torch.get_num_threads() == 2
+        # torchrun (or the user) set OMP_NUM_THREADS: it stands
+        assert CliRunner().invoke(app, ["config", "show"], env={"OMP_NUM_THREADS": "4"}).exit_code == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    p = subprocess.run([sys.executable, "-m", "gocoder", "--threads", "0", "config", "show"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.strip() == "error: --threads 0 (or GOCODER_THREADS): expected 1 or more"

@@ -70,6 +70,16 @@ def test_evaluate_metrics_by_hand_and_resume(tmp_path):
         evaluate(gen, tmp_path / "bad.jsonl", tmp_path / "o.jsonl")
 
 
+def test_no_records_is_an_error_not_a_zero_score(tmp_path):
+    (tmp_path / "valid.jsonl").write_text("")  # what annotate leaves for a split no repository fell into
+    with pytest.raises(GocoderError, match=r"valid.jsonl: no records to evaluate: an empty file"):
+        evaluate(FakeGen([]), tmp_path / "valid.jsonl", tmp_path / "rows.jsonl")
+    (tmp_path / "test.jsonl").write_text(json.dumps(rec(0)) + "\n")
+    with pytest.raises(GocoderError, match="no records to evaluate: --limit 0"):
+        evaluate(FakeGen([]), tmp_path / "test.jsonl", tmp_path / "rows.jsonl", limit=0)
+    assert not (tmp_path / "rows.jsonl").exists()
+
+
 def row(i, valid, syntax, sim):
     return {"id": f"r{i}", "final_valid": valid, "syntax_valid": syntax, "ast_similarity": sim}
 

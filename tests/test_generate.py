@@ -207,6 +207,23 @@ def test_final_answer_is_the_best_candidate_seen():
     assert res.code == BAD + "}" and res.candidates == 3
 
 
+def test_an_empty_answer_never_wins_over_code():
+    # the controller likes the empty draft best, and the other has many syntax errors: the code still wins
+    empty, broken = cand("", False, done=0.99), cand(BAD, False, done=0.0, errors=10)
+    assert energy(broken) < energy(empty)
+    res = solve(FakeGen([empty, broken]), rec(), samples=2, max_iters=1)
+    assert res.code == BAD
+    res = solve(FakeGen([broken, empty]), rec(), max_iters=2)  # across rounds too
+    assert res.code == BAD
+
+
+def test_done_on_type_errors_is_overridden():
+    typed = dataclasses.replace(cand(GOOD, True, done=0.9), type_ok=False, errors=1, diagnostic="2:9: undefined: x")
+    gen = FakeGen([typed] * 3)
+    res = solve(gen, rec(), max_iters=3, typecheck=True)
+    assert res.iterations == 3 and res.type_ok is False and gen.asked[1]["refine"]["diagnostic"] == "2:9: undefined: x"
+
+
 def test_state_round_trips_and_continues(tmp_path):
     gen = FakeGen([cand(BAD, False), cand(BAD, False), cand(GOOD, True)])
     state = step(gen, init_state(rec()))
@@ -269,5 +286,32 @@ def test_generate_cli_json_and_exit_codes(ckpt, tmp_path, monkeypatch):
     monkeypatch.setattr(Generator, "sample", lambda self, *a, **k: [cand(BAD, False)])
     r = CliRunner().invoke(app, ["generate", "--pr-desc", "Add Max", "--checkpoint", str(ckpt)])
     assert r.exit_code == 1 and BAD in r.stdout
+    # a log line longer than 80 columns stays one line (a pipe is 80 columns wide to rich)
+    long = dataclasses.replace(cand(BAD, False), plan=[{"intent": "FIX", "target": "", "description": "word " * 40}])
+    monkeypatch.setattr(Generator, "sample", lambda self, *a, **k: [long])
+    r = CliRunner().invoke(app, ["generate", "--pr-desc", "Add Max", "--checkpoint", str(ckpt)])
+    assert "plan: FIX -  " + "word " * 40 in r.stderr.splitlines()
     r = CliRunner().invoke(app, ["generate", "--pr-desc", "x", "--checkpoint", str(tmp_path / "none")])
     assert r.exit_code == 1 or isinstance(r.exception, GocoderError)
+    # code that parses but has the type errors --typecheck asked about: the answer fails its checks, exit 1
+    typed = dataclasses.replace(cand(GOOD, True, done=0.9), type_ok=False, errors=1, diagnostic="1:1: undefined")
+    monkeypatch.setattr(Generator, "sample", lambda self, *a, **k: [typed])
+    r = CliRunner().invoke(app, ["generate", "--pr-desc", "Add Max", "--checkpoint", str(ckpt), "--typecheck"])
+    assert r.exit_code == 1 and GOOD in r.stdout
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--pr-desc", "  "], "error: --pr-desc is empty"),
+    (["--pr-desc", "Add Max", "--device", "cuda"], "error: --device cuda: "),
+    (["--pr-desc", "Add Max", "--device", "gpu"], "error: config key 'generate.device' must be cpu, mps, cuda"),
+])  # fmt: skip
+def test_generate_usage_and_environment_errors_exit_2(args, msg):
+    import subprocess
+    import sys
+
+    import torch
+
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    p = subprocess.run([sys.executable, "-m", "gocoder", "generate", *args], capture_output=True, text=True)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith(msg), p.stderr

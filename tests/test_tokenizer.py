@@ -173,6 +173,22 @@ def test_cli_train_and_eval(tmp_path):
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "--corpus" in p.stderr
 
 
+def test_train_without_out_leaves_the_shipped_tokenizer_alone(tmp_path):
+    # run where a checkout's tracked tokenizer/ is: the README's `tokenizer train` has no -o
+    shipped = tmp_path / "tokenizer"
+    shipped.mkdir()
+    (shipped / "gocoder.model").write_bytes(b"shipped")
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, g in enumerate(GO_TRICKY):
+        (src / f"f{i}.go").write_text(g, newline="")
+    p = gocoder("tokenizer", "train", "--go-src", "src", "--vocab-size", "400", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert [f.name for f in shipped.iterdir()] == ["gocoder.model"]
+    assert (shipped / "gocoder.model").read_bytes() == b"shipped"
+    assert p.stdout.startswith("runs/tokenizer/") and Tokenizer.load(tmp_path / "runs" / "tokenizer").vocab_size == 400
+
+
 def test_shipped_tokenizer_loads_and_round_trips():
     from gocoder.serialize import SPECIAL_TOKENS
 

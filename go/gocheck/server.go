@@ -30,6 +30,7 @@ type Request struct {
 	CodeHash  bool            `json:"code_hash"`
 	TypeCheck bool            `json:"typecheck"`
 	Files     []PackageFile   `json:"files"`
+	Dir       string          `json:"dir"` // typecheck_package: the files' module root (imports resolve from its go.mod)
 	TimeoutMS int             `json:"timeout_ms"`
 	Seed      int64           `json:"seed"`      // mutate: the generator's seed
 	PerFunc   int             `json:"per_func"`  // mutate: mutants per function
@@ -378,7 +379,7 @@ func answer(req *Request) (resp *Response) {
 			Docs: req.Docs, CodeHash: req.CodeHash, TypeCheck: req.TypeCheck,
 		})
 	case "typecheck_package":
-		resp.FileErrors = TypeCheckPackage(req.Files)
+		resp.FileErrors = TypeCheckPackage(req.Files, req.Dir)
 	case "mutate":
 		if req.Src == nil {
 			return &Response{ID: req.ID, Error: "bad request: mutate needs src"}
