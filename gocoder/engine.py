@@ -23,13 +23,14 @@ import torch
 from torch import Tensor
 
 from gocoder import GocoderError
+from gocoder.config import GenerateConfig
 from gocoder.kvcache import Core
 from gocoder.model import GocoderModel
 
 
 @dataclass(frozen=True)
 class Sampling:
-    max_new_tokens: int = 256
+    max_new_tokens: int = GenerateConfig.max_new_tokens  # one home for the default: [generate]
     temperature: float = 0.0  # 0 = greedy
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off

@@ -50,3 +50,21 @@ def test_unknown_key_is_one_line_exit_2():
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == ["error: unknown config key 'validate.nope' in section [validate]; "
                                              "known: hang_grace_s, servers, timeout_s, typecheck_timeout_s"]
+
+
+def test_flags_and_set_become_one_config_and_validate_reaches_the_shared_checker():
+    """One helper turns flags into overrides (a flag given wins over --set, None changes nothing), and
+    --set validate.* reaches the process-wide checker that shards, generate and eval use."""
+    from gocoder.cli import _config
+    from gocoder.config import ValidateConfig
+    from gocoder.validate import get_checker, use_config
+
+    cfg = _config(None, ["generate.samples=2", "generate.seed=9", "validate.servers=1"], "generate",
+                  samples=4, search="tree", seed=None)
+    assert (cfg.generate.samples, cfg.generate.search, cfg.generate.seed) == (4, "tree", 9)
+    try:
+        assert get_checker().cfg.servers == 1 and get_checker().check("package p\n").ok
+        assert _config(None, None, "bench", ks=(1, 5)).bench.ks == (1, 5)
+        assert get_checker().cfg == ValidateConfig()  # the next command's config replaces it
+    finally:
+        use_config(ValidateConfig())
