@@ -145,7 +145,7 @@ def test_sample_decodes_checks_tests_and_judges(ckpt, monkeypatch):
              "<PLAN></PLAN><CODE>func F() {"]
     real = gen.engine.generate
 
-    def fake(prompts, sampling, samples=1):
+    def fake(prompts, sampling, samples=1, on_token=None):
         comps = real(prompts, dataclasses.replace(sampling, max_new_tokens=2), samples)
         for c, t in zip(comps, texts, strict=False):
             c.tokens = gen.tok.encode(t)
