@@ -14,6 +14,17 @@ INFERENCE = {"generate", "candidates", "engine", "search", "kvcache", "checkpoin
              "incremental"}
 TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "annotate", "plans", "decontam",
             "tokenizer_run"}
+# the stages of docs/ARCHITECTURE.md's table, top to bottom: a module imports its own row or rows above
+LAYERS = [
+    {"__init__", "config", "records", "toolchain"},
+    {"validate", "check", "sandbox"},
+    {"serialize", "tokenizer", "model", "checkpoint"},
+    {"collect", "gitlog", "github", "gosrc", "synth", "decontam", "annotate", "plans"},
+    {"kvcache", "engine", "incremental", "candidates", "search", "generate"},
+    {"tokenizer_run", "data", "train"},
+    {"evaluate", "benchmarks", "benchrun", "report"},
+    {"cli", "__main__"},
+]
 
 
 def graph(pkg: Path = PKG) -> dict[str, set[str]]:
@@ -76,6 +87,14 @@ def test_the_walker_sees_a_circle_and_a_lazy_import(tmp_path):
 
 def test_no_import_circle():
     assert cycles(graph()) == []
+
+
+def test_every_import_goes_up_the_stage_table():
+    edges = graph()
+    layer = {m: i for i, ms in enumerate(LAYERS) for m in ms}
+    assert set(edges) <= set(layer), f"modules missing from LAYERS: {sorted(set(edges) - set(layer))}"
+    down = sorted(f"{m} -> {d}" for m, ds in edges.items() for d in ds if layer[d] > layer[m])
+    assert down == []
 
 
 def test_inference_imports_no_training_module():
