@@ -275,4 +275,7 @@ def annotate(
         checking.shutdown(cancel_futures=True)
         for w in (*writers.values(), skipped):
             w.close()
+    for w in writers.values():  # every input read: each split exists, if empty (a writer makes its file lazily)
+        w.path.parent.mkdir(parents=True, exist_ok=True)
+        w.path.touch()
     return res

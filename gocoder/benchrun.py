@@ -121,7 +121,8 @@ def run_benchmark(problems: Sequence[Problem], *, out: str | Path, completions: 
         raise GocoderError("bench: give either completions or a generator")
     limits = limits or Limits()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise GocoderError(f"{out}: not a folder; --out names the folder for results.jsonl and summary.json")
     excluded = [p for p in problems if p.excluded]
     todo = [p for p in problems if not p.excluded and (completions is None or p.id in completions)]
     t0 = time.monotonic()
@@ -142,8 +143,12 @@ def run_benchmark(problems: Sequence[Problem], *, out: str | Path, completions: 
                 for f in futs:
                     f.cancel()
                 raise
-    rows = [r for r in read_jsonl(out / "results.jsonl") if r["id"] in {p.id for p in todo}]
+    # The writer made out/ with its first row; with none (nothing to score) it is made here, last.
+    results = out / "results.jsonl"
+    ids = {p.id for p in todo}
+    rows = [r for r in read_jsonl(results) if r["id"] in ids] if results.exists() else []
     summary = summarize(rows, ks, excluded, time.monotonic() - t0, len(pending))
+    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -113,17 +113,28 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
 
 def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, dict[str, Any]]:
     """A trained model from its checkpoint folder alone (EMA weights when there are some)."""
+    from gocoder.quant import dequantize, is_quantized
+
     meta, weights, ema = load_weights(path)
-    model = GocoderModel(ModelConfig(**{k: v for k, v in meta["model"].items()}))
-    model.load_state_dict(ema if (use_ema and ema is not None) else weights)
+    where = checkpoint_dir(path) / "config.json"
+    try:
+        model = GocoderModel(ModelConfig(**meta["model"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise GocoderError(f"{where}: no usable model config ({type(e).__name__}: {e})") from None
+    chosen = ema if (use_ema and ema is not None) else weights
+    try:
+        model.load_state_dict(dequantize(chosen) if is_quantized(chosen) else chosen)  # int8 exports: floats again
+    except RuntimeError as e:
+        raise GocoderError(f"{where}: the weights do not fit its model config: {str(e).splitlines()[0][:200]}") from None
     return model.eval(), meta
 
 
 def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_ema: bool = True,
-                 tokenizer: bool = True) -> Path:
+                 tokenizer: bool = True, quantize: str = "none") -> Path:
     """A checkpoint as a model to ship or load for inference: its EMA weights (else the raw ones) cast to
     dtype in model.safetensors, config.json, and (tokenizer=True) the tokenizer the checkpoint carries.
-    No optimizer state: a 10M-parameter model is ~20 MB in bf16 instead of ~160 MB with AdamW's moments.
+    No optimizer state: a 10M-parameter model is ~20 MB in bf16 instead of ~160 MB with AdamW's moments;
+    quantize="int8" stores the matrices as int8 with group scales (gocoder/quant.py), half that again.
     Written to a temporary folder and renamed; an existing dst is replaced whole."""
     p = checkpoint_dir(src)
     meta, weights, ema = load_weights(p)
@@ -136,9 +147,13 @@ def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_
     out, tmp = Path(dst), Path(dst).with_name(f".{Path(dst).name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: (v.to(dt) if v.is_floating_point() else v).contiguous() for k, v in chosen.items()},
-              tmp / "model.safetensors")
-    info = dict(meta, dtype=dtype, weights="ema" if chosen is ema else "raw")
+    tensors = {k: (v.to(dt) if v.is_floating_point() else v).contiguous() for k, v in chosen.items()}
+    if quantize == "int8":
+        from gocoder.quant import quantize_int8
+
+        tensors = quantize_int8(tensors)
+    save_file(tensors, tmp / "model.safetensors")
+    info = dict(meta, dtype=dtype, weights="ema" if chosen is ema else "raw", quantize=quantize)
     (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     for name in ("tokenizer.model", "tokenizer.json") if tokenizer else ():
         if (p / name).exists():

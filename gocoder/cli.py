@@ -353,15 +353,20 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported model (replaced whole).")],
     dtype: Annotated[str, typer.Option("--dtype", help="Weight dtype: bfloat16, float16 or float32.")] = "bfloat16",
     raw: Annotated[bool, typer.Option("--raw", help="Export the raw weights instead of the EMA.")] = False,
+    quantize: Annotated[
+        str, typer.Option("--quantize", help="none, or int8: matrices as int8 with a scale per 128 columns.")
+    ] = "none",
     as_json: JsonOpt = False,
 ) -> None:
-    """Export a checkpoint for inference: EMA weights in bf16, config and tokenizer, no optimizer state.
+    """Export a checkpoint for inference: EMA weights in bf16 (or int8), config and tokenizer, no optimizer state.
 
-    Example: gocoder export runs/default/recursive -o models/default
+    Example: gocoder export runs/default/run -o models/default --quantize int8
     """
     from gocoder.checkpoint import export_model
 
-    dest = export_model(checkpoint, out, dtype=dtype, use_ema=not raw)
+    if quantize not in ("none", "int8"):
+        raise GocoderError(f"--quantize {quantize!r}: expected none or int8")
+    dest = export_model(checkpoint, out, dtype=dtype, use_ema=not raw, quantize=quantize)
     size = (dest / "model.safetensors").stat().st_size
     print(json.dumps({"out": str(dest), "bytes": size}) if as_json
           else f"{dest}: model.safetensors {size / 1e6:.1f} MB")
@@ -398,6 +403,7 @@ def generate_cmd(
 
     cfg = _config(config, set_, "generate", samples=samples, search=search, max_iters=max_iters,
                   temperature=temperature, seed=seed, device=device, typecheck=typecheck or None)
+    _device(cfg.generate.device, "--device")
     res = generate_for_pr(cfg.generate, pr_desc, context, checkpoint)
     if as_json:
         print(json.dumps({k: getattr(res, k) for k in ("code", "plan", "iterations", "syntax_ok", "type_ok",
@@ -452,6 +458,7 @@ def eval_cmd(
     from gocoder.evaluate import SUMMARY, run_eval
 
     cfg = _config(config, set_, "generate", max_iters=max_iters, samples=samples)
+    _device(cfg.generate.device, "generate.device")
     with Progress(console=err, disable=not err.is_terminal) as bar:
         task = bar.add_task("eval", total=None)
         rep = run_eval(cfg.generate, checkpoint, data, out=out, limit=limit, against=against,
@@ -487,7 +494,9 @@ def train_cmd(
     """
     from gocoder.train import train
 
-    last = train(_config(config, set_), resume=resume, stop_after=stop_after, progress=True)
+    cfg = _config(config, set_)
+    _device(cfg.train.device, "train.device")
+    last = train(cfg, resume=resume, stop_after=stop_after, progress=True)
     if as_json:
         print(json.dumps(last))
     elif last:
@@ -554,6 +563,8 @@ def bench_cmd(
     except ValueError:
         raise GocoderError(f"--k {k!r}: expected comma-separated integers, e.g. 1,10") from None
     cfg = _config(config, set_, "bench", samples=samples, refine_iters=refine_iters, workers=workers, ks=ks)
+    if completions is None:
+        _device(cfg.generate.device, "generate.device")
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
                 out=out, gen_cfg=cfg.generate, console=err)
     if as_json:
@@ -568,13 +579,51 @@ def bench_cmd(
         print(f"excluded (harness never compiles): {', '.join(e['id'] for e in res['excluded'])}")
 
 
+def _device(name: str | None, option: str) -> None:
+    """A GocoderError naming the option when torch here cannot use the device (a CPU-only build asked for cuda)."""
+    if name is None or name in ("auto", "cpu"):
+        return
+    import torch
+
+    kind = name.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise GocoderError(f"{option} {name}: no CUDA device here (torch {torch.__version__}, "
+                           f"{'CPU-only build' if torch.version.cuda is None else 'no GPU visible'})")
+    if kind == "cuda" and ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise GocoderError(f"{option} {name}: only {torch.cuda.device_count()} CUDA devices here")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise GocoderError(f"{option} {name}: MPS is not available here")
+
+
+def _expected_failure(e: BaseException) -> str | None:
+    """One line for the failures of the libraries the commands use on bad input, None for a real bug.
+
+    GocoderError is ours; the rest are errors the libraries raise on a missing, unreadable, undecodable
+    or corrupt file, which the library modules do not all wrap themselves.
+    """
+    if isinstance(e, GocoderError):
+        return str(e)
+    if isinstance(e, UnicodeDecodeError):
+        return f"input is not UTF-8 (byte {e.start}: {e.object[e.start:e.start + 1]!r})"
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or e}"
+    if type(e).__name__ == "SafetensorError":  # safetensors' only error type: a corrupt or truncated file
+        return f"bad safetensors file: {e}"
+    return None
+
+
 def main() -> None:
-    """Console-script entry: a GocoderError becomes one line on stderr and exit 2.
+    """Console-script entry: an expected failure (_expected_failure) becomes one line on stderr and exit 2.
 
     Typer's standalone mode already turns usage errors into exit 2 and Ctrl-C into exit 130.
     """
     try:
         app()
-    except GocoderError as e:
-        err.print(f"error: {e}", style="red", markup=False, highlight=False, soft_wrap=True)
+    except Exception as e:
+        line = _expected_failure(e)
+        if line is None:
+            raise  # a bug: the traceback is what a bug report needs
+        err.print(f"error: {line.splitlines()[0] if line else type(e).__name__}", style="red", markup=False,
+                  highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -83,18 +83,24 @@ class JsonlWriter:
     On open it drops a torn last line (a record half-written when the process was killed) and
     reads the ids already present, so a rerun skips them. Each record is one write of one line,
     flushed, so what is on disk is always whole records plus at most one torn tail.
+
+    The file (and its folder) is created by the first write, not on open: a run that fails on bad
+    input before writing a record leaves nothing behind.
     """
 
     def __init__(self, path: str | Path, key: str = "id"):
         self.path = Path(path)
         self.key = key
         self.seen: set[str] = set()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise GocoderError(f"{self.path}: is a folder; expected a .jsonl file to append to")
         if self.path.exists():
             self._repair_tail()
-            for rec in read_jsonl(self.path):
+            for lineno, rec in read_jsonl_numbered(self.path):
+                if key not in rec:
+                    raise GocoderError(f"{self.path}:{lineno}: record without {key!r}; not a file this writes")
                 self.seen.add(rec[key])
-        self._f = self.path.open("ab")
+        self._f: Any = None
 
     def _repair_tail(self) -> None:
         with self.path.open("rb+") as f:
@@ -110,6 +116,9 @@ class JsonlWriter:
         # ASCII escapes: CPython's ASCII encoder is about twice as fast on source text, and the
         # line stays valid UTF-8 even for a lone surrogate.
         line = json.dumps(rec) + "\n"
+        if self._f is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = self.path.open("ab")
         self._f.write(line.encode("ascii"))
         self._f.flush()
         self.seen.add(k)
@@ -119,6 +128,8 @@ class JsonlWriter:
         return sum(self.write(r) for r in recs)
 
     def close(self) -> None:
+        if self._f is None:
+            return
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()

@@ -134,7 +134,7 @@ def synth(
     decontaminate: Path | None = None, console: Console | None = None,
 ) -> CollectResult:
     """Plant bugs in the functions of every Go file under go_src; append the records to out."""
-    workers = workers or cfg.workers
+    workers = cfg.workers if workers is None else workers  # 0 is an error below, not the default
     if workers < 1:
         raise GocoderError(f"--workers {workers}: must be at least 1")
     blocklist = load_blocklist(decontaminate) if decontaminate else set()

@@ -17,12 +17,12 @@ TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "a
 # the stages of docs/ARCHITECTURE.md's table, top to bottom: a module imports its own row or rows above
 LAYERS = [
     {"__init__", "config", "records", "toolchain"},
-    {"validate", "check", "sandbox"},
-    {"serialize", "tokenizer", "model", "checkpoint"},
+    {"validate", "check", "confine", "sandbox"},
+    {"serialize", "benchmarks", "tokenizer", "model", "quant", "checkpoint"},
     {"collect", "gitlog", "github", "gosrc", "synth", "decontam", "annotate", "plans"},
     {"kvcache", "engine", "incremental", "candidates", "search", "generate"},
     {"tokenizer_run", "data", "train"},
-    {"evaluate", "benchmarks", "benchrun", "report"},
+    {"evaluate", "benchrun", "report"},
     {"cli", "__main__"},
 ]
 
