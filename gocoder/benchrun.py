@@ -9,6 +9,7 @@ so a rerun skips problems already done; OUT/summary.json holds pass@k, excluded 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -23,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 
 from gocoder import GocoderError
 from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record
-from gocoder.config import BenchConfig
+from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.sandbox import Limits, SandboxResult, run_go
@@ -82,18 +83,19 @@ def _tests_runner(problem: Problem, limits: Limits) -> Callable[[str], Any]:
 
 
 def _problem_job(problem: Problem, comps: list[str] | None, generator: Any, samples: int, refine_iters: int,
-                 task: str, limits: Limits) -> dict[str, Any]:  # fmt: skip
+                 task: str, limits: Limits, sampling: Any = None) -> dict[str, Any]:  # fmt: skip
     row: dict[str, Any] = {"id": problem.id, "format": problem.format}
     refined: list[str] = []
     if comps is None:
         rec = problem_record(problem, task)
-        comps = [completion_from_code(problem, c.code) for c in generator.sample(rec, samples)]
+        comps = [completion_from_code(problem, c.code) for c in generator.sample(rec, samples, sampling)]
         if refine_iters > 0:
             from gocoder.generate import solve
 
             tests = _tests_runner(problem, limits)
-            refined = [completion_from_code(problem, solve(generator, rec, max_iters=refine_iters, tests=tests).code)
-                       for _ in range(samples)]  # fmt: skip
+            refined = [completion_from_code(problem, solve(generator, rec, max_iters=refine_iters, tests=tests,
+                                                           sampling=_nth(sampling, i)).code)
+                       for i in range(samples)]  # fmt: skip
     results = [_sample_row(score(problem, c, limits)) for c in comps]
     row.update(n=len(results), c=sum(r["status"] == "ok" for r in results), samples=results, completions=comps)
     if refined:
@@ -103,11 +105,19 @@ def _problem_job(problem: Problem, comps: list[str] | None, generator: Any, samp
     return row
 
 
+def _nth(sampling: Any, i: int) -> Any:
+    """The sampler of the i-th refinement run of a problem: its own seed, so that runs differ."""
+    if sampling is None or sampling.seed is None:
+        return sampling
+    return dataclasses.replace(sampling, seed=sampling.seed + 1000 * i)
+
+
 def run_benchmark(problems: Sequence[Problem], *, out: str | Path, completions: dict[str, list[str]] | None = None,
                   generator: Any = None, samples: int = 1, ks: Sequence[int] = (1, 10), refine_iters: int = 0,
                   task: str = "synthesize", workers: int = 2, limits: Limits | None = None,
-                  console: Console | None = None) -> dict[str, Any]:  # fmt: skip
-    """Score every problem (resuming from OUT/results.jsonl), then write and return the summary."""
+                  console: Console | None = None, sampling: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Score every problem (resuming from OUT/results.jsonl), then write and return the summary.
+    sampling (an engine Sampling) is how the generator samples; None: its default (greedy)."""
     if (completions is None) == (generator is None):
         raise GocoderError("bench: give either completions or a generator")
     limits = limits or Limits()
@@ -125,7 +135,7 @@ def run_benchmark(problems: Sequence[Problem], *, out: str | Path, completions: 
                 ThreadPoolExecutor(max(1, workers)) as pool:  # fmt: skip
             task_id = bar.add_task("bench", total=len(todo), completed=len(todo) - len(pending))
             futs = [pool.submit(_problem_job, p, None if completions is None else completions[p.id], generator,
-                                samples, refine_iters, task, limits) for p in pending]  # fmt: skip
+                                samples, refine_iters, task, limits, sampling) for p in pending]  # fmt: skip
             try:
                 for f in as_completed(futs):
                     writer.write(f.result())
@@ -164,19 +174,23 @@ def summarize(rows: list[dict[str, Any]], ks: Sequence[int], excluded: Sequence[
 
 def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesize", checkpoint: str | None = None,
           completions: str | Path | None = None, limit: int | None = None, out: str | Path | None = None,
-          device: str = "cpu", console: Console | None = None) -> dict[str, Any]:  # fmt: skip
-    """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator, score them."""
+          gen_cfg: GenerateConfig | None = None, console: Console | None = None) -> dict[str, Any]:  # fmt: skip
+    """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator, score them. The
+    generator samples as gen_cfg ([generate]) says: at its temperature when cfg.samples > 1 (pass@k
+    needs different samples), greedy for one, on its device."""
     problems = load_problems(file, fmt, task=task)
-    comps, gen = None, None
+    gcfg = gen_cfg or GenerateConfig()
+    comps, gen, sampling = None, None, None
     if completions is not None:
         comps = read_completions(completions)
         unknown = sorted(set(comps) - {p.id for p in problems})
         if unknown:
             raise GocoderError(f"{completions}: {len(unknown)} task ids not in {file}, e.g. {unknown[0]!r}")
     else:
-        from gocoder.generate import Generator
+        from gocoder.generate import Generator, sampling_from
 
-        gen = Generator.load(checkpoint, device=device)
+        gen = Generator.load(checkpoint, device=gcfg.device)
+        sampling = sampling_from(gcfg, cfg.samples)
     if limit is not None:
         if limit < 1:
             raise GocoderError(f"--limit {limit}: must be at least 1")
@@ -184,4 +198,4 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
     limits = Limits(wall_s=cfg.wall_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb, build_s=cfg.build_s)
     return run_benchmark(problems, out=out or cfg.out, completions=comps, generator=gen, samples=cfg.samples,
                          ks=cfg.ks, refine_iters=cfg.refine_iters, task=task, workers=cfg.workers, limits=limits,
-                         console=console)  # fmt: skip
+                         console=console, sampling=sampling)  # fmt: skip

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -46,8 +46,17 @@ DecontaminateOpt = Annotated[
 ]
 
 
-def _config(path: Path | None, sets: list[str] | None) -> Config:
-    return load_config(path, sets or ())
+def _config(path: Path | None, sets: list[str] | None, section: str = "", **flags: Any) -> Config:
+    """The one way from options to a config: defaults, the TOML file, the --set overrides, then the
+    command's own flags as overrides of its section (a flag left out is None and changes nothing; a
+    flag given wins over --set). The process-wide gocheck client takes the result's [validate]."""
+    from gocoder.validate import use_config
+
+    given = [f"{section}.{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}"
+             for k, v in flags.items() if v is not None]
+    cfg = load_config(path, [*(sets or ()), *given])
+    use_config(cfg.validate)
+    return cfg
 
 
 def _version(value: bool) -> None:
@@ -213,8 +222,7 @@ def synth_cmd(
     """
     from gocoder.synth import synth
 
-    sets = list(set_ or []) + [f"synth.{k}={v}" for k, v in (("per_func", per_func), ("seed", seed)) if v is not None]
-    cfg = _config(config, sets)  # options go through --set, so their ranges are checked with the file's
+    cfg = _config(config, set_, "synth", per_func=per_func, seed=seed)
     res = synth(cfg.collect, cfg.synth, go_src, out, workers=workers, decontaminate=decontaminate, console=err)
     _print_collected(res, "files", as_json)
 
@@ -329,10 +337,8 @@ def tokenizer_train(
     """
     from gocoder.tokenizer_run import train_from_config
 
-    sets = list(set_ or [])
-    sets += [f"tokenizer.vocab_size={vocab_size}"] if vocab_size is not None else []
-    sets += [f'tokenizer.model_type="{model_type}"'] if model_type is not None else []
-    meta = train_from_config(_config(config, sets).tokenizer, input, go_src, out, console=err)
+    cfg = _config(config, set_, "tokenizer", vocab_size=vocab_size, model_type=model_type)
+    meta = train_from_config(cfg.tokenizer, input, go_src, out, console=err)
     if as_json:
         print(json.dumps(meta))
         return
@@ -591,12 +597,10 @@ def generate_cmd(
     """
     from gocoder.generate import generate_for_pr
 
-    opts = {"samples": samples, "search": search, "max_iters": max_iters, "temperature": temperature, "seed": seed,
-            "device": device, "typecheck": typecheck or None}
-    sets = list(set_ or []) + [f"generate.{k}={json.dumps(v)}" for k, v in opts.items() if v is not None]
-    gcfg = _config(config, sets).generate
-    _device(gcfg.device, "--device")
-    res = generate_for_pr(gcfg, pr_desc, context, checkpoint)
+    cfg = _config(config, set_, "generate", samples=samples, search=search, max_iters=max_iters,
+                  temperature=temperature, seed=seed, device=device, typecheck=typecheck or None)
+    _device(cfg.generate.device, "--device")
+    res = generate_for_pr(cfg.generate, pr_desc, context, checkpoint)
     if as_json:
         print(json.dumps({k: getattr(res, k) for k in ("code", "plan", "iterations", "syntax_ok", "type_ok",
                                                        "passed", "first_try_ok", "trace")}))
@@ -648,13 +652,11 @@ def eval_cmd(
     from gocoder.evaluate import SUMMARY, run_eval
     from gocoder.progress import Progress
 
-    opts = {"max_iters": max_iters, "samples": samples}
-    sets = list(set_ or []) + [f"generate.{k}={v}" for k, v in opts.items() if v is not None]
-    gcfg = _config(config, sets).generate
-    _device(gcfg.device, "generate.device")
+    cfg = _config(config, set_, "generate", max_iters=max_iters, samples=samples)
+    _device(cfg.generate.device, "generate.device")
     with Progress(console=err) as bar:
         task = bar.add_task("eval", total=None)
-        rep = run_eval(gcfg, checkpoint, data, out=out, limit=limit, against=against,
+        rep = run_eval(cfg.generate, checkpoint, data, out=out, limit=limit, against=against,
                        best=best if promote else None, margin=margin, progress=lambda n: bar.advance(task, n))
     if as_json:
         print(json.dumps(rep))
@@ -751,19 +753,15 @@ def bench_cmd(
     """
     from gocoder.benchrun import bench
 
-    sets = list(set_ or [])
-    for key, val in (("samples", samples), ("refine_iters", refine_iters), ("workers", workers)):
-        sets += [f"bench.{key}={val}"] if val is not None else []
-    if k is not None:
-        try:
-            sets.append(f"bench.ks=[{','.join(str(int(x)) for x in k.split(','))}]")
-        except ValueError:
-            raise GocoderError(f"--k {k!r}: expected comma-separated integers, e.g. 1,10") from None
-    cfg = _config(config, sets)
+    try:
+        ks = None if k is None else [int(x) for x in k.split(",")]
+    except ValueError:
+        raise GocoderError(f"--k {k!r}: expected comma-separated integers, e.g. 1,10") from None
+    cfg = _config(config, set_, "bench", samples=samples, refine_iters=refine_iters, workers=workers, ks=ks)
     if completions is None:
         _device(cfg.generate.device, "generate.device")
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
-                out=out, device=cfg.generate.device, console=err)
+                out=out, gen_cfg=cfg.generate, console=err)
     if as_json:
         print(json.dumps(res))
         return

@@ -23,13 +23,14 @@ import torch
 from torch import Tensor
 
 from gocoder import GocoderError
+from gocoder.config import GenerateConfig
 from gocoder.kvcache import Core
 from gocoder.model import GocoderModel
 
 
 @dataclass(frozen=True)
 class Sampling:
-    max_new_tokens: int = 256
+    max_new_tokens: int = GenerateConfig.max_new_tokens  # one home for the default: [generate]
     temperature: float = 0.0  # 0 = greedy
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
@@ -108,18 +109,22 @@ class Engine:
         return stack
 
     def generate(self, prompts: list[list[int]], sampling: Sampling = Sampling(), samples: int = 1,
-                 on_token: Callable[[int, int], None] | None = None) -> list[Completion]:
+                 on_token: Callable[[int, int], bool | None] | None = None) -> list[Completion]:
         """`samples` completions per prompt, prompt-major (row = prompt_index * samples + sample_index);
-        on_token(row, id) sees every id as it is sampled."""
+        on_token(row, id) sees every id as it is sampled, and ends that row there by returning True (the
+        completion keeps the id; stopped stays False: no stop id ended it)."""
         run = self._run(prompts, sampling, samples)
+        end: list[int] = []
         while True:
             try:
-                rows, ids = next(run)
+                rows, ids = run.send(end or None)
             except StopIteration as done:
                 return done.value
+            end = []
             if on_token is not None:
                 for r, t in zip(rows.tolist(), ids.tolist(), strict=True):
-                    on_token(r, t)
+                    if on_token(r, t):
+                        end.append(r)
 
     def stream(self, prompt: list[int], sampling: Sampling = Sampling()) -> Iterator[int]:
         """The ids of one completion of one prompt, as they are sampled."""
@@ -181,7 +186,10 @@ class Engine:
                     cstart[idx] = torch.where(opened, pos[idx] + 1, cstart[idx])
                     nxt_samp[idx] = ~(hit | (n_out[g] >= s.max_new_tokens) | (pos[idx] + 2 >= T))
             if len(idx):  # outside the torch modes: the caller runs in its own between two ids
-                yield g, nxt
+                end = yield g, nxt
+                if end:  # rows the caller ends here (Engine.generate's on_token)
+                    with self._mode():
+                        nxt_samp[idx] &= ~torch.isin(g, torch.tensor(end, device=dev))
             with self._mode():
                 # rows with nothing left to feed leave the batch with their final states
                 gone = torch.nonzero(~samp)[:, 0]

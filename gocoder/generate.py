@@ -34,6 +34,7 @@ from gocoder.candidates import (  # noqa: F401 (TestResult, init_state, refine_r
     refine_record,
 )
 from gocoder.engine import Sampling
+from gocoder.incremental import Watcher
 from gocoder.model import DONE
 from gocoder.serialize import cut_points, format_diagnostic, prompt
 
@@ -78,7 +79,7 @@ class Generator:
     """A checkpoint ready to write Go: model, tokenizer, engine and the gocheck client."""
 
     def __init__(self, model: Any, tok: Any, meta: dict[str, Any], device: str = "cpu",
-                 segments: int | None = None, path: Path | None = None):
+                 segments: int | None = None, path: Path | None = None, watch: bool = True):
         self.model, self.tok, self.meta, self.path = model, tok, meta, path
         from gocoder.engine import Engine
 
@@ -89,6 +90,11 @@ class Generator:
         self.lock = threading.Lock()
         self.code_close = tok.token_id("</CODE>")
         self.calls = 0  # candidates generated: the budget of a search counts these
+        # tree-sitter follows the code as it is written and stops a candidate at its first final error
+        # (gocoder/incremental.py); it parses at the ids that end a line
+        self.watch = watch
+        self.line_ids = {i for i in range(tok.vocab_size) if "\n" in tok.decode([i])} if watch else set()
+        self.cut = 0  # candidates stopped early at a syntax error
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "cpu", segments: int | None = None) -> Generator:
@@ -120,15 +126,22 @@ class Generator:
         head, tail = cut_points(len(ids), max(8, self.max_len - min(max_new, self.max_len // 2)))
         return ids[:head] + ids[tail:]
 
+    def code_of(self, ids: list[int]) -> str | None:
+        """The code in generated ids so far (unescaped), or None before <CODE>."""
+        text = self.tok.decode(ids)
+        return decode_output(text)[1] if "<CODE>" in text else None
+
     def sample(self, rec: dict[str, Any], n: int = 1, sampling: Sampling | None = None, *, typecheck: bool = False,
                tests: Callable[[str], TestResult] | None = None) -> list[Candidate]:
         """n independent plan+code candidates for one record, each checked, tested and judged."""
         from gocoder.validate import get_checker
 
         s = dataclasses.replace(sampling or Sampling(), stop=(self.code_close,))
+        watcher = Watcher(self.code_of, self.line_ids) if self.watch else None
         with self.lock:
-            comps = self.engine.generate([self.prompt_ids(rec, s.max_new_tokens)], s, samples=n)
+            comps = self.engine.generate([self.prompt_ids(rec, s.max_new_tokens)], s, samples=n, on_token=watcher)
         self.calls += len(comps)
+        self.cut += len(watcher.stopped) if watcher else 0
         texts = [self.tok.decode(c.tokens) for c in comps]
         decoded = [decode_output(t) for t in texts]
         checks = get_checker().check_many([code for _, code, _ in decoded], typecheck=typecheck)

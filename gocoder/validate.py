@@ -391,6 +391,7 @@ def _raw(src: str | bytes) -> bytes:
 
 _default: Checker | None = None
 _default_lock = threading.Lock()
+_default_cfg = ValidateConfig()
 
 
 def verdict_features(code: str, res: Any) -> list[float]:
@@ -403,12 +404,24 @@ def verdict_features(code: str, res: Any) -> list[float]:
 
 
 def get_checker(cfg: ValidateConfig | None = None) -> Checker:
-    """The process-wide checker (created on first use with cfg or the defaults)."""
+    """The process-wide checker (created on first use with cfg, else the config use_config gave)."""
     global _default
     with _default_lock:
         if _default is None:
-            _default = Checker(cfg or ValidateConfig())
+            _default = Checker(cfg or _default_cfg)
         return _default
+
+
+def use_config(cfg: ValidateConfig) -> None:
+    """Make cfg the process-wide checker's config (the CLI's [validate] and --set validate.*), so that
+    shards, generate and eval, which check through get_checker, honor it; a checker already running
+    with another config is closed and the next get_checker starts one with cfg."""
+    global _default, _default_cfg
+    with _default_lock:
+        _default_cfg = cfg
+        if _default is not None and _default.cfg != cfg:
+            _default.close()
+            _default = None
 
 
 def check(src: str | bytes, **opts: Any) -> CheckResult:

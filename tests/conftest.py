@@ -137,3 +137,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory):
+    """(folder, tokenizer, shard counts) of the shared tiny corpus (tests/tinycorpus.py), built once."""
+    from tinycorpus import build_corpus
+
+    return build_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tiny_corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder trained 6 steps on the shared corpus, once for the session: read it, never write it."""
+    import torch
+    from tinycorpus import train_tiny
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # as one_torch_thread: 2 shared cores
+    try:
+        return train_tiny(tiny_corpus[0], tmp_path_factory.mktemp("ckpt") / "run")
+    finally:
+        torch.set_num_threads(n)

@@ -189,3 +189,31 @@ def test_run_benchmark_asks_the_generator_with_and_without_the_loop(tmp_path, mo
     s = run_benchmark(probs, generator=FakeGen(), samples=2, ks=(1,), refine_iters=2, out=tmp_path, limits=LIM)
     assert s["pass@k"] == {"pass@1": 0.0} and s["pass@k_refined"] == {"pass@1": 1.0} and verdicts == [False, False]
     assert json.loads((tmp_path / "summary.json").read_text()) == s
+
+
+def test_bench_samples_through_the_generate_config(tmp_path, monkeypatch):
+    """pass@k over n samples needs n different samples: the generator samples at [generate]'s temperature
+    (the shipped model once gave n identical greedy completions), and each refinement run has its seed."""
+    import gocoder.generate as generate
+    from gocoder.benchrun import bench
+    from gocoder.config import BenchConfig, GenerateConfig
+
+    asked, solved = [], []
+
+    class FakeGen:
+        def sample(self, rec, n=1, sampling=None):
+            asked.append(sampling)
+            return [SimpleNamespace(code="func triple(n int) int {\n\treturn 3 * n\n}\n")] * n
+
+    def fake_solve(gen, rec, *, max_iters, tests, sampling=None, **kw):
+        solved.append(sampling)
+        return SimpleNamespace(code="func triple(n int) int {\n\treturn 3 * n\n}\n")
+
+    monkeypatch.setattr(generate.Generator, "load", classmethod(lambda cls, ckpt, device: FakeGen()))
+    monkeypatch.setattr(generate, "solve", fake_solve)
+    gcfg = GenerateConfig(temperature=0.7, top_p=0.9, max_new_tokens=99, seed=5)
+    bench(BenchConfig(samples=3, ks=(1,), refine_iters=1, workers=1), DATA / "mbxp.jsonl", "mbxp", limit=1,
+          out=tmp_path, gen_cfg=gcfg, checkpoint="x")
+    (s,) = asked
+    assert (s.temperature, s.top_p, s.max_new_tokens, s.seed) == (0.7, 0.9, 99, 5)
+    assert len({r.seed for r in solved}) == 3 and all(r.temperature == 0.7 for r in solved)

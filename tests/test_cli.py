@@ -79,3 +79,21 @@ def test_torch_threads_default_option_and_environment(monkeypatch):
     p = subprocess.run([sys.executable, "-m", "gocoder", "--threads", "0", "config", "show"],
                        capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.strip() == "error: --threads 0 (or GOCODER_THREADS): expected 1 or more"
+
+
+def test_flags_and_set_become_one_config_and_validate_reaches_the_shared_checker():
+    """One helper turns flags into overrides (a flag given wins over --set, None changes nothing), and
+    --set validate.* reaches the process-wide checker that shards, generate and eval use."""
+    from gocoder.cli import _config
+    from gocoder.config import ValidateConfig
+    from gocoder.validate import get_checker, use_config
+
+    cfg = _config(None, ["generate.samples=2", "generate.seed=9", "validate.servers=1"], "generate",
+                  samples=4, search="tree", seed=None)
+    assert (cfg.generate.samples, cfg.generate.search, cfg.generate.seed) == (4, "tree", 9)
+    try:
+        assert get_checker().cfg.servers == 1 and get_checker().check("package p\n").ok
+        assert _config(None, None, "bench", ks=(1, 5)).bench.ks == (1, 5)
+        assert get_checker().cfg == ValidateConfig()  # the next command's config replaces it
+    finally:
+        use_config(ValidateConfig())

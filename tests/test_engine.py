@@ -215,3 +215,9 @@ def test_decide_matches_the_full_forward_controller(kw):
 def test_a_wrapped_model_is_a_one_line_error():
     with pytest.raises(GocoderError, match="GocoderModel"):
         Engine(torch.nn.Linear(2, 2), code_open=CODE)
+
+
+def test_on_token_ends_a_row_and_the_others_go_on():
+    eng = Engine(Mock(), code_open=CODE)
+    out = eng.generate([[0], [9, 9]], Sampling(max_new_tokens=5), on_token=lambda r, t: r == 1 and t == 11)
+    assert out[0].tokens == [1, 2, 3, 4, 5] and out[1].tokens == [10, 11] and not out[1].stopped

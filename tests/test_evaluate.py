@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_generate import BAD, GOOD, FakeGen, cand, rec, train_tiny
+from test_generate import BAD, GOOD, FakeGen, cand, rec
 from typer.testing import CliRunner
 
 from gocoder import GocoderError
@@ -14,9 +14,9 @@ from gocoder.evaluate import compare, edit_similarity, evaluate, plan_scores, pr
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return train_tiny(tmp_path_factory.mktemp("eval"))
+@pytest.fixture()
+def ckpt(tiny_ckpt):
+    return tiny_ckpt  # the session's tiny checkpoint (tests/conftest.py): read only
 
 
 def test_edit_similarity_by_hand():

@@ -13,7 +13,19 @@ PKG = Path(__file__).resolve().parent.parent / "gocoder"
 INFERENCE = {"generate", "candidates", "engine", "search", "kvcache", "checkpoint", "serialize", "validate",
              "incremental"}
 TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "annotate", "plans", "decontam",
-            "tokenizer_run", "steps", "intents", "intents_train"}
+            "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts"}
+# the stages of docs/ARCHITECTURE.md's table, top to bottom: a module imports its own row or rows above
+LAYERS = [
+    {"__init__", "config", "records", "toolchain", "progress"},
+    {"validate", "check", "confine", "sandbox"},
+    {"serialize", "benchmarks", "tokenizer", "model", "quant", "checkpoint"},
+    {"collect", "gitlog", "github", "gosrc", "synth", "decontam", "annotate", "plans", "steps", "intents",
+     "intents_train", "corpus", "gosources", "textparts"},
+    {"kvcache", "engine", "incremental", "candidates", "search", "generate"},
+    {"tokenizer_run", "data", "train"},
+    {"evaluate", "benchrun", "report"},
+    {"cli", "__main__"},
+]
 
 
 def graph(pkg: Path = PKG) -> dict[str, set[str]]:
@@ -76,6 +88,14 @@ def test_the_walker_sees_a_circle_and_a_lazy_import(tmp_path):
 
 def test_no_import_circle():
     assert cycles(graph()) == []
+
+
+def test_every_import_goes_up_the_stage_table():
+    edges = graph()
+    layer = {m: i for i, ms in enumerate(LAYERS) for m in ms}
+    assert set(edges) <= set(layer), f"modules missing from LAYERS: {sorted(set(edges) - set(layer))}"
+    down = sorted(f"{m} -> {d}" for m, ds in edges.items() for d in ds if layer[d] > layer[m])
+    assert down == []
 
 
 def test_inference_imports_no_training_module():

@@ -71,11 +71,12 @@ def test_masked_losses_equal_a_hand_computation():
                 code.append(F.cross_entropy(zL[i, j] @ E.T, b.tokens[i, P + Q + j + 1]))
     torch.testing.assert_close(out.plan_loss, torch.stack(plan).mean())
     torch.testing.assert_close(out.code_loss, torch.stack(code).mean())
-    lab = b.ctrl_label
     # the controller loss averages over labelled examples only (row 2 carries none)
+    lab, logits = b.ctrl_label, m(b, want_logits=True).ctrl_logits
+    assert (lab >= 0).sum() == 3
+    torch.testing.assert_close(out.ctrl_loss, F.cross_entropy(logits[lab >= 0], lab[lab >= 0]))
     padded = dataclasses.replace(b, tokens=F.pad(b.tokens, (0, 5)))
     torch.testing.assert_close(m(padded).code_loss, out.code_loss)  # padding changes nothing
-    assert (lab >= 0).sum() == 3
 
 
 def test_no_token_sees_the_future():

@@ -118,7 +118,7 @@ def test_train_flops_by_hand():
 @pytest.fixture(scope="module")
 def two_stage(tmp_path_factory):
     """Pretraining tokens and record shards made with one tokenizer (tests/test_train.py's corpus)."""
-    from tests.test_train import FUNCS, record  # noqa: F401 (the same small Go functions)
+    from tinycorpus import FUNCS, record  # noqa: F401 (the same small Go functions)
 
     from gocoder.data import build_shards
     from gocoder.serialize import serialize

@@ -17,25 +17,6 @@ from gocoder.config import load_config
 from gocoder.report import build_report, item_validity, read_metrics, valid_by_iteration
 from gocoder.train import train
 
-# Small Go functions written for these tests, one ADD plan step each.
-FUNCS = [
-    ("Max", "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n"),
-    ("Abs", "func Abs(x int) int {\n\tif x < 0 {\n\t\treturn -x\n\t}\n\treturn x\n}\n"),
-    ("Sum", "func Sum(xs []int) int {\n\tt := 0\n\tfor _, x := range xs {\n\t\tt += x\n\t}\n\treturn t\n}\n"),
-    ("IsEven", "func IsEven(n int) bool {\n\treturn n%2 == 0\n}\n"),
-    ("Square", "func Square(x int) int {\n\treturn x * x\n}\n"),
-    ("Neg", "func Neg(x int) int {\n\treturn -x\n}\n"),
-]
-
-
-def record(i: int, split: str) -> dict:
-    name, code = FUNCS[i % len(FUNCS)]
-    return {"id": f"{split}{i}", "split": split, "source": "synth", "repo": "tests",
-            "problem": {"description": f"Add {name}", "details": ""},
-            "context": {"file": "m.go", "before": "package m\n"},
-            "plan": {"steps": [{"intent": "ADD", "target": f"func:{name}", "description": f"add {name}"}]},
-            "solution": {"code": code, "validation": {"syntax": True, "tests": None}}}
-
 
 def config(d, out: str):
     sets = {"train.data": str(d / "shards"), "train.tokenizer": str(d / "tok"), "train.out": str(d / out),
@@ -46,17 +27,12 @@ def config(d, out: str):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A 6-step tiny run with two evaluations (losses, syntax-valid rate, segment histograms)."""
-    from gocoder.data import build_shards
-    from gocoder.serialize import serialize
-    from gocoder.tokenizer import Tokenizer, train_tokenizer
-
+def run(tiny_corpus, tmp_path_factory):
+    """A 6-step tiny run on the shared corpus with two evaluations (losses, syntax-valid rate, segment
+    histograms); its data and tokenizer are the session's (read only)."""
     d = tmp_path_factory.mktemp("report")
-    recs = [record(i, "train") for i in range(12)] + [record(i, "valid") for i in range(4)]
-    (d / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    train_tokenizer([serialize(r) for r in recs] * 4, d / "tok", vocab_size=400)
-    build_shards(d / "h.jsonl", Tokenizer.load(d / "tok"), d / "shards", rollouts=1, seed=0)
+    for name in ("shards", "tok"):
+        (d / name).symlink_to(tiny_corpus[0] / name)
     with one_thread():
         train(config(d, "run"))
     return d

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -131,7 +132,12 @@ def test_phrasings() -> None:
                                                  str(i))) for i in range(20))  # fmt: skip
     title, body = describe("missing_check", "F", "p.go", "the `x == nil` check was removed", "k2")
     assert "error check" not in title + body
-    assert describe("value_misuse", "F", "p.go", "d", "same") == describe("value_misuse", "F", "p.go", "d", "same")
+    # stable across processes (a str hash() would differ under another PYTHONHASHSEED), not only within one
+    code = "from gocoder.synth import describe; print(describe('value_misuse', 'F', 'p.go', 'd', 'same'))"
+    root = str(Path(__file__).resolve().parent.parent)
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                           env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": root}).stdout for seed in "12"}
+    assert outs == {f"{describe('value_misuse', 'F', 'p.go', 'd', 'same')}\n"}
 
 
 def test_bad_input(tree: Path, tmp_path: Path) -> None:

@@ -1,5 +1,4 @@
 """gocoder train on CPU: shards from real Go, overfitting, exact resume, checkpoints, DDP (gloo, world 1)."""
-# ruff: noqa: E501 (the Go corpus below is one function a line)
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from tinycorpus import FUNCS
 
 from gocoder import GocoderError
 from gocoder.checkpoint import export_model, load_checkpoint, load_model
@@ -20,52 +20,13 @@ from gocoder.data import Shard, before_draft, build_shards, epoch_batches, parti
 from gocoder.model import CONTINUE, DONE, REFINE
 from gocoder.train import lr_at, train
 
-# Small Go functions written for these tests (never copied from elsewhere), with a one-step plan each.
-FUNCS = [
-    ("Max", "returns the larger of two ints", "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n"),
-    ("Min", "returns the smaller of two ints", "func Min(a, b int) int {\n\tif a < b {\n\t\treturn a\n\t}\n\treturn b\n}\n"),
-    ("Abs", "returns the absolute value", "func Abs(x int) int {\n\tif x < 0 {\n\t\treturn -x\n\t}\n\treturn x\n}\n"),
-    ("Sum", "adds the numbers", "func Sum(xs []int) int {\n\tt := 0\n\tfor _, x := range xs {\n\t\tt += x\n\t}\n\treturn t\n}\n"),
-    ("Count", "counts x in xs", "func Count(xs []int, x int) int {\n\tn := 0\n\tfor _, v := range xs {\n\t\tif v == x {\n\t\t\tn++\n\t\t}\n\t}\n\treturn n\n}\n"),
-    ("Reverse", "reverses s in place", "func Reverse(s []int) {\n\tfor i, j := 0, len(s)-1; i < j; i, j = i+1, j-1 {\n\t\ts[i], s[j] = s[j], s[i]\n\t}\n}\n"),
-    ("IsEven", "reports whether n is even", "func IsEven(n int) bool {\n\treturn n%2 == 0\n}\n"),
-    ("Clamp", "limits x to [lo, hi]", "func Clamp(x, lo, hi int) int {\n\tif x < lo {\n\t\treturn lo\n\t}\n\tif x > hi {\n\t\treturn hi\n\t}\n\treturn x\n}\n"),
-    ("Contains", "reports whether s holds x", "func Contains(s []string, x string) bool {\n\tfor _, v := range s {\n\t\tif v == x {\n\t\t\treturn true\n\t\t}\n\t}\n\treturn false\n}\n"),
-    ("Index", "finds x in s", "func Index(s []int, x int) int {\n\tfor i, v := range s {\n\t\tif v == x {\n\t\t\treturn i\n\t\t}\n\t}\n\treturn -1\n}\n"),
-    ("Fact", "computes n factorial", "func Fact(n int) int {\n\tr := 1\n\tfor i := 2; i <= n; i++ {\n\t\tr *= i\n\t}\n\treturn r\n}\n"),
-    ("Fib", "computes the n-th Fibonacci number", "func Fib(n int) int {\n\ta, b := 0, 1\n\tfor i := 0; i < n; i++ {\n\t\ta, b = b, a+b\n\t}\n\treturn a\n}\n"),
-    ("Square", "squares x", "func Square(x int) int {\n\treturn x * x\n}\n"),
-    ("Mean", "averages xs", "func Mean(xs []float64) float64 {\n\tif len(xs) == 0 {\n\t\treturn 0\n\t}\n\tt := 0.0\n\tfor _, x := range xs {\n\t\tt += x\n\t}\n\treturn t / float64(len(xs))\n}\n"),
-    ("Keys", "lists the keys of m", "func Keys(m map[string]int) []string {\n\tks := make([]string, 0, len(m))\n\tfor k := range m {\n\t\tks = append(ks, k)\n\t}\n\treturn ks\n}\n"),
-    ("Repeat", "repeats s n times", "func Repeat(s string, n int) string {\n\tr := \"\"\n\tfor i := 0; i < n; i++ {\n\t\tr += s\n\t}\n\treturn r\n}\n"),
-]
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def record(i: int, split: str = "train") -> dict:
-    name, what, code = FUNCS[i % len(FUNCS)]
-    return {"id": f"r{i}", "split": split, "source": "synth", "repo": "tests",
-            "problem": {"description": f"Add {name}", "details": f"{name} {what}."},
-            "context": {"file": "util.go", "before": "package util\n"},
-            "plan": {"steps": [{"intent": "ADD", "target": f"func:{name}", "description": what}]},
-            "solution": {"code": code, "validation": {"syntax": True, "tests": None}}}
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """16 train and 4 valid records, a tokenizer trained on them, and their shards."""
-    from gocoder.serialize import serialize
-    from gocoder.tokenizer import Tokenizer, train_tokenizer
-
-    d = tmp_path_factory.mktemp("corpus")
-    recs = [record(i) for i in range(16)] + [record(i, "valid") for i in range(4)]
-    (d / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    train_tokenizer([serialize(r) for r in recs] * 4, d / "tok", vocab_size=420)
-    tok = Tokenizer.load(d / "tok")
-    counts = build_shards(d / "h.jsonl", tok, d / "shards", rollouts=1, seed=0)
-    return d, tok, counts
+@pytest.fixture()
+def corpus(tiny_corpus):
+    """The shared tiny corpus (tests/conftest.py): 16 train and 4 valid records, tokenizer, shards."""
+    return tiny_corpus
 
 
 def tiny(d, **sets) -> object:
@@ -213,7 +174,8 @@ def test_cli_trains_then_fails_in_one_line(corpus, tmp_path):
         argv += ["--set", s]
     p = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0 and p.stdout.startswith("step 1: loss "), p.stderr
-    p = subprocess.run(argv[:-2] + ["--set", f"train.out={tmp_path / 'none'}", "--resume"], capture_output=True, text=True)
+    p = subprocess.run(argv[:-2] + ["--set", f"train.out={tmp_path / 'none'}", "--resume"], capture_output=True,
+                       text=True)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "no checkpoint" in p.stderr
 
 
