@@ -215,7 +215,7 @@ class LoopState:
     current: int | None = None  # the candidate the next round repairs (the last round's best)
     trace: list[dict] = field(default_factory=list)
     done: bool = False  # the controller said done on code that parses, or the code passed
-    premature: int = 0  # "done" said on code that does not parse, overridden
+    premature: int = 0  # "done" said on code that does not parse or fails its tests, overridden
 
 
 def init_state(rec: dict[str, Any]) -> LoopState:
@@ -247,9 +247,11 @@ def step(gen: Any, state: LoopState, *, samples: int = 1, sampling: Sampling | N
     c = cands[pick]
     said = "done" if c.decision is not None and max(range(3), key=lambda i: c.decision.probs[i]) == DONE else (
         "refine" if c.decision is None or c.decision.probs[1] >= c.decision.probs[0] else "continue")
-    premature = said == "done" and not c.syntax_ok
+    # "done" on code that does not parse, or that fails the tests it was given (the feedback the repair
+    # round then reads), is overridden: the controller's features see gocheck's verdict, not the tests'
+    premature = said == "done" and not (c.syntax_ok and (c.tests is None or c.tests.passed))
     state.premature += premature
-    state.done = c.passed or (said == "done" and c.syntax_ok)
+    state.done = c.passed or (said == "done" and not premature)
     state.trace.append({"iteration": state.iteration, "action": "refine" if prev else "generate",
                         "code": c.code, "plan": c.plan, "decision": said, "premature": premature,
                         "done_prob": c.done_prob, "energy": energy(c),
@@ -347,7 +349,7 @@ def sampling_from(cfg: Any, samples: int = 1, search: str = "best-of") -> Sampli
 
 
 def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
-                    checkpoint: str | Path | None = None) -> Result:
+                    checkpoint: str | Path | None = None, tests: Callable[[str], TestResult] | None = None) -> Result:
     """`gocoder generate`: a record from a PR description (and the file it changes), solved by the loop."""
     before = ""
     if context is not None:
@@ -363,4 +365,5 @@ def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
            "context": {"file": Path(context).name if context else "main.go", "before": before}}
     gen = Generator.load(checkpoint, device=cfg.device)
     return solve(gen, rec, samples=cfg.samples, max_iters=cfg.max_iters, search=cfg.search, budget=cfg.budget or None,
-                 typecheck=cfg.typecheck, sampling=sampling_from(cfg, cfg.samples, cfg.search), ucb_c=cfg.ucb_c)
+                 typecheck=cfg.typecheck, sampling=sampling_from(cfg, cfg.samples, cfg.search), ucb_c=cfg.ucb_c,
+                 tests=tests)
