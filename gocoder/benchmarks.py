@@ -63,6 +63,8 @@ class Problem:
         """
         if self.format == "synth-fix":  # the package's own tests, as a user's `--tests` are
             return self
+        from gocoder.checks import visible_test
+
         return dataclasses.replace(self, test=visible_test(self.test) if self.format == "mbxp" else "")
 
     def program(self, completion: str) -> dict[str, str]:
@@ -83,28 +85,6 @@ class Problem:
         extra = _helper_imports(setup + code, completion if self.format == "humaneval-x" else code)
         head = setup + "\n" + (f"import (\n{extra})\n" if extra else "")
         return {"main_test.go": head + code + "\n" + self.test}
-
-
-def mbxp_checks(test: str) -> tuple[str, list[str]]:
-    """(the test up to and with `func main() {`, its checks in order): a check is the lines of main up to
-    and with a `deepCompare(` call (MBXP's `actual_N := ...`, `expected_N := ...`, `deepCompare(...)`)."""
-    at = test.index("func main() {") + len("func main() {")
-    body = test[at:].rstrip()
-    if not body.endswith("}"):
-        raise GocoderError("an MBXP test must end with func main's closing brace")
-    checks, cur = [], []
-    for line in body[:-1].splitlines():
-        cur += [line] if line.strip() else []
-        if "deepCompare(" in line:
-            checks.append("\n".join(cur))
-            cur = []
-    return test[:at], checks
-
-
-def visible_test(test: str) -> str:
-    """An MBXP test whose main runs only its first check (the visible one)."""
-    head, checks = mbxp_checks(test)
-    return head + "\n" + "\n\n".join(checks[:1]) + "\n}\n"
 
 
 def _helper_imports(have: str, code: str) -> str:

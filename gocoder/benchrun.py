@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import time
 import zlib
 from collections import Counter, defaultdict
@@ -29,14 +28,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gocoder import GocoderError
-from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record, zero_completion
+from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record
+from gocoder.checks import feedback, harness_broken
 from gocoder.config import BenchConfig
 from gocoder.engine import Sampling
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.sandbox import Limits, SandboxResult, run_go
 
 OUTPUT_KEEP = 2000  # characters of failing output kept per sample in results.jsonl
-_POS = re.compile(r"^\s*\S*?(\w+\.go):(\d+):(?:(\d+):)? ?(.*)$", re.M)  # file.go:line[:col]: message
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -68,53 +67,6 @@ def read_completions(path: str | Path) -> dict[str, list[str]]:
 def score(problem: Problem, completion: str, limits: Limits) -> SandboxResult:
     """Run the harness's program for one completion."""
     return run_go(problem.program(completion), mode=problem.mode, limits=limits)
-
-
-def feedback(problem: Problem, completion: str, res: SandboxResult) -> str:
-    """What a repair round reads: the first compiler error with its line and source, or the failing
-    check's message and the check itself (a visible one), or the run's first panic line."""
-    (name, src), = problem.program(completion).items()
-    lines = src.splitlines()
-
-    def at(m: re.Match) -> str:
-        n = int(m.group(2))
-        code = lines[n - 1].strip() if 0 < n <= len(lines) else ""
-        return f"{m.group(1)}:{n}: {m.group(4).strip()}" + (f"\n\t{code}" if code else "")
-
-    if res.status == "build_error":
-        m = _POS.search(res.build_output)
-        return "compile error: " + (at(m) if m else res.build_output.strip()[:OUTPUT_KEEP])
-    out = res.stderr + res.stdout
-    if res.passed:
-        return ""
-    panic = next((ln for ln in out.splitlines() if ln.startswith(("panic:", "--- FAIL", "fatal error:"))), "")
-    if panic.startswith("panic: ") and problem.format == "mbxp":  # deepCompare panics with its message
-        from gocoder.benchmarks import mbxp_checks
-
-        msg = json.dumps(panic.removeprefix("panic: ").removesuffix(" [recovered]").strip())
-        check = next((c for c in mbxp_checks(problem.test)[1] if msg in c), None)
-        if check is not None:
-            return f"check failed: {panic}\n{check.strip()}"
-    frame = next((m for m in _POS.finditer(out) if m.group(1) == name), None)
-    where = f"\nat {at(frame)}" if frame else ""
-    return f"{res.status}: {panic or out.strip()[:OUTPUT_KEEP]}{where}"[:OUTPUT_KEEP]
-
-
-def harness_broken(problem: Problem, limits: Limits) -> str:
-    """Why the problem's test can never compile ("" when it can): a zero-value body builds everywhere a
-    right answer would, so a build error inside the test's own lines is the harness's, not the model's."""
-    if problem.format == "synth-fix":  # its build (gocoder/synthfix.py) ran the tests on the original
-        return ""
-    comp = zero_completion(problem)
-    res = score(problem, comp, limits)
-    if res.status != "build_error":
-        return ""
-    (_, src), = problem.program(comp).items()
-    first_test_line = src[: src.rindex(problem.test)].count("\n") + 1 if problem.test in src else 1 << 30
-    m = _POS.search(res.build_output)
-    if m and int(m.group(2)) >= first_test_line:
-        return f"its test never compiles ({m.group(1)}:{m.group(2)}: {m.group(4).strip()})"
-    return ""
 
 
 def _scored(problem: Problem, comps: list[str], limits: Limits) -> dict[str, Any]:

@@ -576,7 +576,9 @@ def bench_cmd(
     refine_iters: Annotated[
         int | None, typer.Option("--refine-iters", help="Also score the loop on the visible checks, K rounds at most.")
     ] = None,
-    temperature: Annotated[float | None, typer.Option("--temperature", help="Temperature of the sampled answers.")] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="Temperature of the sampled answers.")
+    ] = None,
     top_p: Annotated[float | None, typer.Option("--top-p", help="Nucleus of the sampled answers (1: off).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the sampled answers.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Problems per engine call.")] = None,

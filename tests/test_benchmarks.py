@@ -79,8 +79,9 @@ def test_completion_from_code_takes_the_body_and_helpers():
     # one function under another name: its body answers the prompt's signature
     assert completion_from_code(p, "func firstWord(s string) string {\n\treturn s\n}") == "\n\treturn s\n}\n"
     # two functions, neither the entry point: the one no other calls answers, the other is its helper
-    two = "func words(s string) []string {\n\treturn []string{s}\n}\n\nfunc fw(s string) string {\n\treturn words(s)[0]\n}\n"
-    assert completion_from_code(p, two) == "\n\treturn words(s)[0]\n}\n\nfunc words(s string) []string {\n\treturn []string{s}\n}\n"
+    words = "func words(s string) []string {\n\treturn []string{s}\n}\n"
+    two = words + "\nfunc fw(s string) string {\n\treturn words(s)[0]\n}\n"
+    assert completion_from_code(p, two) == "\n\treturn words(s)[0]\n}\n\n" + words
 
 
 def test_problem_record_serializes_for_both_tasks():

@@ -33,7 +33,8 @@ def test_code_goes_into_the_file_gofmtd():
     new = gofmt(apply_code(SUM, FIXED + "\nfunc Mean(xs []int) float64 {\n\treturn math.NaN()\n}\n"))
     assert "// Sum adds the numbers.\nfunc Sum(xs []int) int {\n\tt := 0\n\tfor _, x := range xs {\n" in new
     assert new.count("func Sum(") == 1 and new.endswith("func Mean(xs []int) float64 {\n\treturn math.NaN()\n}\n")
-    withimp = apply_code(SUM, 'package sum\n\nimport "strings"\n\nfunc Up(s string) string {\n\treturn strings.ToUpper(s)\n}\n')
+    up = 'package sum\n\nimport "strings"\n\nfunc Up(s string) string {\n\treturn strings.ToUpper(s)\n}\n'
+    withimp = apply_code(SUM, up)
     assert 'import "strings"' not in withimp and '\t"strings"\n' in withimp  # into the file's imports
     with pytest.raises(GocoderError, match="no Go declarations"):
         apply_code(SUM, "return 1")

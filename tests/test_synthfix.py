@@ -16,7 +16,7 @@ SUM = ("package mysum\n\n// Sum adds the numbers.\nfunc Sum(xs []int) int {\n\tt
        "\t\tt += x\n\t}\n\treturn t\n}\n\n// Neg negates x.\nfunc Neg(x int) int {\n\treturn -x\n}\n")  # fmt: skip
 EXT_TEST = ('package mysum_test\n\nimport (\n\t"mysum"\n\t"testing"\n)\n\nfunc TestSum(t *testing.T) {\n'
             '\tif mysum.Sum([]int{1, 2}) != 3 {\n\t\tt.Fatal("Sum")\n\t}\n}\n')  # fmt: skip
-SUM_FN = "// Sum adds the numbers.\nfunc Sum(xs []int) int {\n\tt := 0\n\tfor _, x := range xs {\n\t\tt += x\n\t}\n\treturn t\n}"
+SUM_FN = SUM[SUM.index("// Sum") : SUM.index("\n\n// Neg")]
 NEG_FN = "// Neg negates x.\nfunc Neg(x int) int {\n\treturn -x\n}"
 
 
@@ -49,7 +49,7 @@ def test_build_keeps_bugs_the_tests_catch_and_bench_scores_them(tmp_path, monkey
     assert rec["context"] == {"file": "sum.go", "before": p.prompt}
     assert rec["problem"]["description"] == "Fix wrong operator in Sum"
     lim = Limits(wall_s=30.0)
-    fixed = completion_from_code(p, "func Sum(xs []int) int {\n\tt := 0\n\tfor _, x := range xs { t += x }\n\treturn t\n}")
+    fixed = completion_from_code(p, "func Sum(xs []int) int {\n\tt := 0\n\tfor _, x := range xs { t += x }; return t }")
     assert "// Sum adds the numbers." in fixed and score(p, fixed, lim).passed
     assert score(p, completion_from_code(p, "not go at all"), lim).status == "fail"  # the buggy file as it is
     bad = json.loads(out.read_text())

@@ -1,0 +1,91 @@
+"""A harness's checks and what a run of them says: MBXP's visible and hidden checks, the feedback a
+repair round reads, and whether a harness's own test can ever compile.
+
+The split rule (docs/BENCHMARKS.md): MBXP's `func main` is a run of checks, each ending in a
+`deepCompare(...)` call; the visible checks are the first one, the hidden checks all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+from gocoder import GocoderError
+
+if TYPE_CHECKING:
+    from gocoder.benchmarks import Problem
+    from gocoder.sandbox import Limits, SandboxResult
+
+OUTPUT_KEEP = 2000  # characters of output a feedback keeps at most
+_POS = re.compile(r"^\s*\S*?(\w+\.go):(\d+):(?:(\d+):)? ?(.*)$", re.M)  # file.go:line[:col]: message
+
+
+def mbxp_checks(test: str) -> tuple[str, list[str]]:
+    """(the test up to and with `func main() {`, its checks in order): a check is the lines of main up to
+    and with a `deepCompare(` call (MBXP's `actual_N := ...`, `expected_N := ...`, `deepCompare(...)`)."""
+    at = test.index("func main() {") + len("func main() {")
+    body = test[at:].rstrip()
+    if not body.endswith("}"):
+        raise GocoderError("an MBXP test must end with func main's closing brace")
+    checks, cur = [], []
+    for line in body[:-1].splitlines():
+        cur += [line] if line.strip() else []
+        if "deepCompare(" in line:
+            checks.append("\n".join(cur))
+            cur = []
+    return test[:at], checks
+
+
+def visible_test(test: str) -> str:
+    """An MBXP test whose main runs only its first check (the visible one)."""
+    head, checks = mbxp_checks(test)
+    return head + "\n" + "\n\n".join(checks[:1]) + "\n}\n"
+
+
+def feedback(problem: Problem, completion: str, res: SandboxResult) -> str:
+    """What a repair round reads: the first compiler error with its line and source, or the failing
+    check's message and the check itself (a visible one), or the run's first panic line."""
+    (name, src), = problem.program(completion).items()
+    lines = src.splitlines()
+
+    def at(m: re.Match) -> str:
+        n = int(m.group(2))
+        code = lines[n - 1].strip() if 0 < n <= len(lines) else ""
+        return f"{m.group(1)}:{n}: {m.group(4).strip()}" + (f"\n\t{code}" if code else "")
+
+    if res.status == "build_error":
+        m = _POS.search(res.build_output)
+        return "compile error: " + (at(m) if m else res.build_output.strip()[:OUTPUT_KEEP])
+    out = res.stderr + res.stdout
+    if res.passed:
+        return ""
+    panic = next((ln for ln in out.splitlines() if ln.startswith(("panic:", "--- FAIL", "fatal error:"))), "")
+    if panic.startswith("panic: ") and problem.format == "mbxp":  # deepCompare panics with its message
+        msg = json.dumps(panic.removeprefix("panic: ").removesuffix(" [recovered]").strip())
+        check = next((c for c in mbxp_checks(problem.test)[1] if msg in c), None)
+        if check is not None:
+            return f"check failed: {panic}\n{check.strip()}"
+    frame = next((m for m in _POS.finditer(out) if m.group(1) == name), None)
+    where = f"\nat {at(frame)}" if frame else ""
+    return f"{res.status}: {panic or out.strip()[:OUTPUT_KEEP]}{where}"[:OUTPUT_KEEP]
+
+
+def harness_broken(problem: Problem, limits: Limits) -> str:
+    """Why the problem's test can never compile ("" when it can): a zero-value body builds everywhere a
+    right answer would, so a build error inside the test's own lines is the harness's, not the model's."""
+    if problem.format == "synth-fix":  # its build (gocoder/synthfix.py) ran the tests on the original
+        return ""
+    from gocoder.benchmarks import zero_completion
+    from gocoder.sandbox import run_go
+
+    comp = zero_completion(problem)
+    res = run_go(problem.program(comp), mode=problem.mode, limits=limits)
+    if res.status != "build_error":
+        return ""
+    (_, src), = problem.program(comp).items()
+    first_test_line = src[: src.rindex(problem.test)].count("\n") + 1 if problem.test in src else 1 << 30
+    m = _POS.search(res.build_output)
+    if m and int(m.group(2)) >= first_test_line:
+        return f"its test never compiles ({m.group(1)}:{m.group(2)}: {m.group(4).strip()})"
+    return ""
