@@ -352,15 +352,20 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported model (replaced whole).")],
     dtype: Annotated[str, typer.Option("--dtype", help="Weight dtype: bfloat16, float16 or float32.")] = "bfloat16",
     raw: Annotated[bool, typer.Option("--raw", help="Export the raw weights instead of the EMA.")] = False,
+    quantize: Annotated[
+        str, typer.Option("--quantize", help="none, or int8: matrices as int8 with a scale per 128 columns.")
+    ] = "none",
     as_json: JsonOpt = False,
 ) -> None:
-    """Export a checkpoint for inference: EMA weights in bf16, config and tokenizer, no optimizer state.
+    """Export a checkpoint for inference: EMA weights in bf16 (or int8), config and tokenizer, no optimizer state.
 
-    Example: gocoder export runs/default/recursive -o models/default
+    Example: gocoder export runs/default/run -o models/default --quantize int8
     """
     from gocoder.train import export_model
 
-    dest = export_model(checkpoint, out, dtype=dtype, use_ema=not raw)
+    if quantize not in ("none", "int8"):
+        raise GocoderError(f"--quantize {quantize!r}: expected none or int8")
+    dest = export_model(checkpoint, out, dtype=dtype, use_ema=not raw, quantize=quantize)
     size = (dest / "model.safetensors").stat().st_size
     print(json.dumps({"out": str(dest), "bytes": size}) if as_json
           else f"{dest}: model.safetensors {size / 1e6:.1f} MB")

@@ -84,6 +84,8 @@ class StageConfig:
     until_step: int = 0  # move on at this optimizer step (0: never, by step)
     until_metric: str = ""  # or when this validation metric (e.g. "val_code_loss") ...
     until_below: float = 0.0  # ... drops below this value
+    data: str = ""  # this stage's data: a shard folder (`gocoder shards`) or pretraining tokens
+    #                 (`gocoder corpus tokenize`); "" = train.data
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class TrainConfig:
     eval_max_new: int = 128
     ckpt_every: int = 100
     time_limit_s: float = 0.0  # stop (with a checkpoint) once a run has trained this long; 0: no limit
+    bucket: int = 64  # record batches pad lengths to multiples of this (a few shapes: compile settles); 0: off
+    prefetch: int = 4  # batches prepared ahead on a background thread (pinned memory on a GPU)
     stages: tuple[StageConfig, ...] = (StageConfig(),)
 
 
@@ -219,10 +223,15 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         if not sep or not key.strip():
             raise GocoderError(f"--set {ov!r}: expected KEY=VALUE, e.g. --set validate.servers=4")
         *parents, leaf = key.strip().split(".")
-        node = data
+        node: Any = data
         for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
+            if isinstance(node, list):  # an array of tables, by index: train.stages.0.until_step=900
+                if not (p.isdigit() and int(p) < len(node)):
+                    raise GocoderError(f"--set {ov!r}: {p} is no index of that list (0..{len(node) - 1})")
+                node = node[int(p)]
+            else:
+                node = node.setdefault(p, {})
+            if not isinstance(node, dict | list):
                 raise GocoderError(f"--set {ov!r}: {p} is not a section")
         node[leaf] = _parse_value(raw.strip())
     return _build(Config, data, "")

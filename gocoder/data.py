@@ -217,6 +217,8 @@ def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, ro
 class Shard:
     """One split of a shard folder, memory-mapped: nothing is read until an example is asked for."""
 
+    kind = "records"
+
     def __init__(self, root: str | Path, split: str):
         root = Path(root)
         d = root / split
@@ -252,19 +254,107 @@ class Shard:
         off, P, Q, C = (int(self.index[i, self.col[c]]) for c in ("offset", "prompt", "plan", "code"))
         return cut_example(np.asarray(self.tokens[off: off + P + Q + C], dtype=np.int64), P, Q, C, max_len)
 
-    def batch(self, rows: list[int] | np.ndarray, max_len: int, pad_id: int) -> Batch:
-        """A right-padded Batch of the given rows."""
+    def batch(self, rows: list[int] | np.ndarray, max_len: int, pad_id: int, bucket: int = 0) -> Batch:
+        """A right-padded Batch of the given rows. bucket > 0 pads the length, and the code and plan
+        spans the model allocates, up to multiples of bucket (of 16 for the plan): a few fixed shapes,
+        so torch.compile makes a few graphs, and bounds known on the host, so the step never asks the
+        device for a length."""
         exs = [self.example(int(r), max_len) for r in rows]
         T = max(len(t) for t, *_ in exs)
+        lens = np.asarray([e[1:] for e in exs], dtype=np.int64).reshape(-1, 3)  # [B, 3] prompt, plan, code
+        code_cap = plan_cap = 0
+        if bucket:
+            T = _round_up(T, bucket, max_len or None)
+            code_cap = _round_up(max(int(lens[:, 2].max()), 1), bucket, T)
+            plan_cap = _round_up(max(int((lens[:, 1] + (lens[:, 2] > 0)).max()), 1), 16, T)
         tokens = torch.full((len(exs), T), pad_id, dtype=torch.long)
         for j, (t, *_) in enumerate(exs):
             tokens[j, : len(t)] = torch.from_numpy(t)
-        lens = torch.tensor([e[1:] for e in exs], dtype=torch.long)  # [B, 3]
+        lt = torch.from_numpy(lens)
         idx = np.asarray(rows, dtype=np.int64)
-        return Batch(tokens, lens[:, 0], lens[:, 1], lens[:, 2],
+        return Batch(tokens, lt[:, 0], lt[:, 1], lt[:, 2],
                      torch.from_numpy(self.index[idx, self.col["code_loss"]].astype(np.float32)),
                      torch.from_numpy(self.index[idx, self.col["ctrl"]].astype(np.int64)),
-                     torch.from_numpy(np.asarray(self.verdict[idx], dtype=np.float32)))
+                     torch.from_numpy(np.asarray(self.verdict[idx], dtype=np.float32)),
+                     code_cap=code_cap, plan_cap=plan_cap)
+
+    def answer_lens(self, rows: np.ndarray, max_len: int) -> np.ndarray:
+        """[B, 3] total, code and plan tokens of rows as training cuts them (for FLOPs, on the host)."""
+        out = np.empty((len(rows), 3), dtype=np.int64)
+        for j, r in enumerate(rows):
+            _, P, Q, C = self.example(int(r), max_len)
+            out[j] = (P + Q + C, C, Q)
+        return out
+
+
+def _round_up(n: int, m: int, cap: int | None = None) -> int:
+    n = -(-n // m) * m
+    return min(n, cap) if cap else n
+
+
+class TokenShard:
+    """One split of a pretraining token folder (`gocoder corpus tokenize`): whole Go files back to back,
+    each ended by the tokenizer's eos, read as rows of seq_len tokens cut from the stream (nanoGPT's
+    windows). A row may hold the end of one file and the start of the next; its `doc` ids keep every
+    position inside its own file (the model masks attention by them), so no file sees another.
+
+    It answers the same calls as Shard, so the loop and the batch order treat both alike: a row is an
+    example whose prompt is its first token and whose code is the rest (the model predicts every token
+    after the first, and nothing else differs)."""
+
+    kind = "pretrain"
+
+    def __init__(self, root: str | Path, split: str, seq_len: int):
+        root = Path(root)
+        d = root / split
+        try:
+            self.meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
+            self.tokens = np.memmap(d / "tokens.bin", dtype=np.dtype(self.meta["dtype"]), mode="r")
+            self.eos = int(self.meta["eos_id"])
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+            raise GocoderError(f"{d}: missing or unreadable pretraining tokens ({e}); "
+                               "build them with `gocoder corpus tokenize`") from None
+        self.meta.setdefault("pad_id", 0)
+        self.meta.setdefault("n_verdict", N_VERDICT)
+        self.seq_len = seq_len
+        self.n = len(self.tokens) // seq_len
+        if self.n == 0:
+            raise GocoderError(f"{d}/tokens.bin: {len(self.tokens)} tokens make no row of {seq_len}")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def lengths(self) -> np.ndarray:
+        return np.full(self.n, self.seq_len, dtype=np.int64)
+
+    def eligible(self, max_plan_steps: int = 0, max_tokens: int = 0) -> np.ndarray:
+        return np.arange(self.n)
+
+    def answer_lens(self, rows: np.ndarray, max_len: int) -> np.ndarray:
+        return np.tile(np.asarray([self.seq_len, self.seq_len - 1, 0]), (len(rows), 1))
+
+    def batch(self, rows: list[int] | np.ndarray, max_len: int = 0, pad_id: int = 0, bucket: int = 0) -> Batch:
+        T = self.seq_len
+        idx = np.asarray(rows, dtype=np.int64)
+        win = np.stack([np.asarray(self.tokens[r * T: (r + 1) * T], dtype=np.int64) for r in idx])  # [B, T]
+        tokens = torch.from_numpy(win)
+        # a position belongs to the file of the last eos before it (exclusive): the eos ends its own file
+        ends = torch.from_numpy(win == self.eos).long()
+        doc = torch.cumsum(ends, 1) - ends
+        B = len(idx)
+        one = torch.ones(B, dtype=torch.long)
+        return Batch(tokens, one, torch.zeros(B, dtype=torch.long), torch.full((B,), T - 1, dtype=torch.long),
+                     torch.ones(B), torch.full((B,), -1, dtype=torch.long), torch.zeros(B, N_VERDICT),
+                     doc=doc, code_cap=T - 1, plan_cap=1)
+
+
+def open_shard(root: str | Path, split: str, seq_len: int) -> Shard | TokenShard:
+    """A split of a record shard folder (`gocoder shards`) or of a pretraining token folder, by its meta.json."""
+    try:
+        kind = json.loads((Path(root) / "meta.json").read_text(encoding="utf-8")).get("kind", "records")
+    except (OSError, ValueError):
+        kind = "records"  # Shard() names the missing file
+    return TokenShard(root, split, seq_len) if kind == "pretrain" else Shard(root, split)
 
 
 def epoch_batches(shard: Shard, rows: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:

@@ -43,6 +43,16 @@ def _tree_label(root: Path) -> str:
     return str(root)
 
 
+def with_signature(doc: str, decl: str) -> str:
+    """The body of a documented function's record: its doc, then "Signature: func ..." as the benchmarks'
+    problems state it (gocoder/benchmarks.py problem_record): the model learns to keep a given signature."""
+    from gocoder.benchmarks import _body_open
+
+    at = _body_open(decl)
+    sig = " ".join(decl[: at - 1].split()) if at > 0 else ""
+    return f"{doc.rstrip()}\n\nSignature: {sig}" if sig else doc
+
+
 class GoSrcSource:
     name = "go-src"
 
@@ -115,7 +125,7 @@ class GoSrcSource:
                 continue
             decl = data[d.start : d.end].decode("utf-8")
             files = [{"path": rel, "status": "added", "before": "", "after": decl}]
-            recs.append(make_record("go-src", repo, first_sentence(d.doc), d.doc, files))
+            recs.append(make_record("go-src", repo, first_sentence(d.doc), with_signature(d.doc, decl), files))
         return recs, skips
 
     def close(self) -> None:

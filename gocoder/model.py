@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from gocoder.config import ModelConfig
 
@@ -53,18 +54,31 @@ class Batch:
     code_loss: Tensor  # [B] float: 1 to learn this code, 0 for a corrupted draft shown to the controller
     ctrl_label: Tensor  # [B] long: CONTINUE / REFINE / DONE, or -1
     verdict: Tensor  # [B, n_verdict] float: the validator's verdict on this code
+    doc: Tensor | None = None  # [B, T] long: document of each position in a packed row (None: one example a row)
+    # Host-side bounds the data loader knows without asking the device (0: computed from the lengths, which
+    # reads the device): the longest code and plan-prediction spans. Fixed values keep shapes static under
+    # torch.compile and the step free of host syncs.
+    code_cap: int = 0
+    plan_cap: int = 0
 
     @property
     def total_len(self) -> Tensor:
         return self.prompt_len + self.plan_len + self.code_len
 
+    def _tensors(self) -> list[str]:
+        return [f for f in self.__dataclass_fields__ if isinstance(getattr(self, f), Tensor)]
+
     def select(self, rows: Tensor) -> Batch:
         """The examples at rows, trimmed to their own longest length (so dropped rows cost nothing)."""
-        b = Batch(*(getattr(self, f).index_select(0, rows) for f in self.__dataclass_fields__))
-        return replace(b, tokens=b.tokens[:, : int(b.total_len.max())])
+        b = replace(self, **{f: getattr(self, f).index_select(0, rows) for f in self._tensors()})
+        T = int(b.total_len.max()) if self.doc is None else b.tokens.shape[1]
+        return replace(b, tokens=b.tokens[:, :T], doc=None if b.doc is None else b.doc[:, :T])
 
-    def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        return replace(self, **{f: getattr(self, f).to(device, non_blocking=non_blocking) for f in self._tensors()})
+
+    def pin_memory(self) -> Batch:
+        return replace(self, **{f: getattr(self, f).pin_memory() for f in self._tensors()})
 
 
 # ---------------------------------------------------------------------------------------------- blocks
@@ -109,8 +123,10 @@ class Attention(nn.Module):
         k, v = self.kv(src).view(B, src.shape[1], 2, self.h, -1).permute(2, 0, 3, 1, 4)  # 2 x [B, h, m, hd]
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        # mask None means plain causal (the GPT): lets SDPA pick its flash kernel
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+        if isinstance(mask, BlockMask):  # packed rows under torch.compile: a fused kernel that skips masked blocks
+            y = flex_attention(q, k, v, block_mask=mask)
+        else:  # mask None means plain causal (the GPT): lets SDPA pick its flash kernel
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
         return self.o(y.transpose(1, 2).reshape(B, n, d))
 
 
@@ -248,6 +264,7 @@ class GocoderModel(nn.Module):
         self.controller = Controller(cfg if cfg.type == "recursive" else replace(cfg, halting="none"))
         self.head = None if cfg.tie_embeddings else nn.Linear(d, cfg.vocab_size, bias=False)
         self.apply(self._init)
+        self.attn_impl = "sdpa"  # "flex" for packed rows: set by train.prepare_model when it compiles on a GPU
         self.register_buffer("_rope_cos", torch.empty(0), persistent=False)
         self.register_buffer("_rope_sin", torch.empty(0), persistent=False)
 
@@ -271,10 +288,11 @@ class GocoderModel(nn.Module):
     # ----------------------------------------------------------------------------- shared per batch
 
     def _layout(self, b: Batch, masks: bool = True) -> dict[str, Tensor]:
-        """Positions and masks of one (sub-)batch (the GPT needs no masks: it runs plain causal)."""
+        """Positions and masks of one (sub-)batch (the GPT needs no masks: it runs plain causal, or
+        causal within each document of a packed row)."""
         B, T = b.tokens.shape
         dev = b.tokens.device
-        C = max(int(b.code_len.max()), 1)
+        C = b.code_cap or max(int(b.code_len.max()), 1)
         ar_T, ar_C = torch.arange(T, device=dev), torch.arange(C, device=dev)
         start = b.prompt_len + b.plan_len  # [B] the first code position
         code_valid = ar_C[None] < b.code_len[:, None]  # [B, C]
@@ -284,18 +302,40 @@ class GocoderModel(nn.Module):
             # planner: prompt keys visible to all, other keys causally; padding keys hidden
             key_ok = ar_T[None] < b.total_len[:, None]  # [B, T]
             pmask = (ar_T[None, None, :] < b.prompt_len[:, None, None]) | (ar_T[None, None, :] <= ar_T[None, :, None])
-            lay["pmask"] = (pmask & key_ok[:, None, :])[:, None]  # [B, 1, T, T]
+            pmask = pmask & key_ok[:, None, :]  # [B, T, T]
             # generator: causal over code (the diagonal always, so empty rows never softmax over nothing)
             gmask = (ar_C[None, :] <= ar_C[:, None])[None] & code_valid[:, None, :]  # [B, C, C]
-            lay["gmask"] = (gmask | torch.eye(C, dtype=torch.bool, device=dev))[:, None]
-            lay["xmask"] = ((ar_T[None, None, :] <= code_pos[:, :, None]) & key_ok[:, None, :])[:, None]  # [B,1,C,T]
+            xmask = (ar_T[None, None, :] <= code_pos[:, :, None]) & key_ok[:, None, :]  # [B, C, T]
+            if b.doc is not None:  # a packed row: no position sees another document
+                doc_c = b.doc.gather(1, code_pos)  # [B, C]
+                pmask = pmask & (b.doc[:, :, None] == b.doc[:, None, :])
+                gmask = gmask & (doc_c[:, :, None] == doc_c[:, None, :])
+                xmask = xmask & (doc_c[:, :, None] == b.doc[:, None, :])
+            lay["pmask"] = pmask[:, None]  # [B, 1, T, T]
+            lay["gmask"] = (gmask | torch.eye(C, dtype=torch.bool, device=dev))[:, None]  # [B, 1, C, C]
+            lay["xmask"] = xmask[:, None]  # [B, 1, C, T]
         # plan predictions: states at [P-1, P+Q) predict plan tokens and the first code token
-        Q1 = int((b.plan_len + (b.code_len > 0)).max())
+        Q1 = b.plan_cap or int((b.plan_len + (b.code_len > 0)).max())
         plan_pos = (b.prompt_len[:, None] - 1 + torch.arange(Q1, device=dev)[None]).clamp(max=T - 1)  # [B, Q1]
         plan_valid = torch.arange(Q1, device=dev)[None] < (b.plan_len + (b.code_len > 0))[:, None]
         plan_mask = torch.arange(T, device=dev)[None] - b.prompt_len[:, None]  # [B, T] offset into plan
         plan_mask = (plan_mask >= 0) & (plan_mask < b.plan_len[:, None])
         return dict(lay, plan_pos=plan_pos, plan_valid=plan_valid, plan_mask=plan_mask)
+
+    def _gpt_mask(self, b: Batch) -> Tensor | BlockMask | None:
+        """The GPT's attention mask: None (plain causal, flash) for one example a row; for a packed row,
+        causal within each document, as a flex BlockMask when prepare_model chose flex (compiled, GPU),
+        else a dense [B, 1, T, T] boolean mask."""
+        if b.doc is None:
+            return None
+        doc, (B, T) = b.doc, b.tokens.shape
+        if self.attn_impl == "flex":
+            def same_doc_causal(bi, h, qi, ki):
+                return (qi >= ki) & (doc[bi, qi] == doc[bi, ki])
+
+            return create_block_mask(same_doc_causal, B, None, T, T, device=doc.device)
+        ar = torch.arange(T, device=doc.device)
+        return ((ar[None, :] <= ar[:, None])[None] & (doc[:, :, None] == doc[:, None, :]))[:, None]
 
     def _heads(self, b: Batch, lay: dict, zH: Tensor, zL: Tensor):
         """Per-example losses' pieces and the controller, from the planner states [B, T, d] and the
@@ -350,7 +390,7 @@ class GocoderModel(nn.Module):
         cfg, B, dev = self.cfg, batch.tokens.shape[0], batch.tokens.device
         rows = torch.arange(B, device=dev)  # the examples still active, as rows of `batch`
         zH = self.h_init.expand(B, batch.tokens.shape[1], -1)
-        zL = self.l_init.expand(B, max(int(batch.code_len.max()), 1), -1)
+        zL = self.l_init.expand(B, batch.code_cap or max(int(batch.code_len.max()), 1), -1)
         # segment to halt at when exploring (HRM): a random minimum of segments for some examples
         explore = torch.ones(B, device=dev)
         if self.training and cfg.halting == "q" and cfg.halt_explore > 0:
@@ -416,7 +456,7 @@ class GocoderModel(nn.Module):
         controller over its pooled plan state and its code-position states; one segment, no halting."""
         lay = self._layout(b, masks=False)
         T = b.tokens.shape[1]
-        h = self.gpt(self.embed(b.tokens) * math.sqrt(self.cfg.d_model), None, self._rope(T, b.tokens.device))
+        h = self.gpt(self.embed(b.tokens) * math.sqrt(self.cfg.d_model), self._gpt_mask(b), self._rope(T, b.tokens.device))
         out = self._heads(b, lay, h, _gather(h, lay["code_pos"]))
         last = None
         if want_logits:
@@ -444,14 +484,16 @@ def gpt_layers_for(cfg: ModelConfig) -> int:
     return max(1, round((rec - one) / (two - one)) + 1)
 
 
-def train_flops(cfg: ModelConfig, total: int, code: int, segments: float = 1.0) -> float:
+def train_flops(cfg: ModelConfig, total: int, code: int, segments: float = 1.0, plan: int | None = None) -> float:
     """Matmul FLOPs of one training example (forward + backward) with `total` tokens of which `code`
-    are code, per PaLM's convention (attention scores counted in full). Steps run without gradient
-    cost one forward; steps with gradient three."""
+    are code and `plan` plan tokens, per PaLM's convention (attention scores counted in full). Steps run
+    without gradient cost one forward; steps with gradient three. The vocabulary head runs only where a
+    token is predicted (the plan and code positions, plan + code of them: the prompt computes no logits);
+    plan=None takes every position after the first as predicted (a pretraining row)."""
     d = cfg.d_model
     hid = 32 * math.ceil(cfg.mlp_mult * d / 32)
     layer = lambda n, m: 2 * n * (4 * d * d + 3 * d * hid) + 4 * n * m * d  # noqa: E731 (n queries, m keys)
-    head = 2 * d * cfg.vocab_size * (total - 1)
+    head = 2 * d * cfg.vocab_size * (total - 1 if plan is None else plan + code)
     if cfg.type == "gpt":
         return 3 * ((cfg.gpt_layers or gpt_layers_for(cfg)) * layer(total, total) + head)
     H = cfg.planner_layers * layer(total, total)

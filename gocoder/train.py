@@ -16,23 +16,26 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import json
 import math
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gocoder import GocoderError
 from gocoder.config import Config, ModelConfig, to_dict
-from gocoder.data import Shard, iter_batches
+from gocoder.data import Shard, iter_batches, open_shard
 from gocoder.model import GocoderModel, count_params, train_flops
 from gocoder.records import JsonlWriter
 
@@ -58,8 +61,9 @@ def lr_at(step: int, cfg: Any) -> float:
 def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.nn.Module:
     """Everything model.py leaves out: device, compile and DDP, applied from outside."""
     model.to(device)
-    if device.type == "cuda":
-        # cuDNN attention builds a graph per new shape, and packed batches change length every step
+    model._rope(model.cfg.max_seq_len, device)  # the rotary tables exist before any graph is traced
+    if device.type == "cuda" and not cfg.compile:
+        # eager cuDNN attention builds a graph per new shape, and record batches change length
         torch.backends.cuda.enable_cudnn_sdp(False)
     wrapped: torch.nn.Module = model
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -69,7 +73,12 @@ def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.
         new_name = "forward_sync_buffers" in inspect.signature(ddp).parameters  # torch >= 2.13
         wrapped = ddp(wrapped, device_ids=ids, **{"forward_sync_buffers" if new_name else "broadcast_buffers": False})
     if cfg.compile:  # after DDP, so that its optimizer splits graphs at the gradient buckets
-        wrapped = torch.compile(wrapped, dynamic=True)
+        if device.type == "cuda":
+            model.attn_impl = "flex"  # packed rows: a fused kernel that skips the other files' blocks
+        # pretraining rows have one shape; record batches a few (train.bucket), and the recursive model's
+        # halted rows leave the batch: dynamo marks a dimension dynamic once it has seen it change
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        wrapped = torch.compile(wrapped)
     return wrapped
 
 
@@ -160,14 +169,17 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
 
 def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, dict[str, Any]]:
     """A trained model from its checkpoint folder alone (EMA weights when there are some)."""
+    from gocoder.quant import dequantize, is_quantized
+
     meta, weights, ema, _ = load_checkpoint(path)
     model = GocoderModel(ModelConfig(**{k: v for k, v in meta["model"].items()}))
-    model.load_state_dict(ema if (use_ema and ema is not None) else weights)
+    chosen = ema if (use_ema and ema is not None) else weights
+    model.load_state_dict(dequantize(chosen) if is_quantized(chosen) else chosen)
     return model.eval(), meta
 
 
 def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_ema: bool = True,
-                 tokenizer: bool = True) -> Path:
+                 tokenizer: bool = True, quantize: str = "none") -> Path:
     """A checkpoint as a model to ship or load for inference: its EMA weights (else the raw ones) cast to
     dtype in model.safetensors, config.json, and (tokenizer=True) the tokenizer the checkpoint carries.
     No optimizer state: a 10M-parameter model is ~20 MB in bf16 instead of ~160 MB with AdamW's moments.
@@ -183,10 +195,14 @@ def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_
     out, tmp = Path(dst), Path(dst).with_name(f".{Path(dst).name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: (v.to(dt) if v.is_floating_point() else v).contiguous() for k, v in chosen.items()},
-              tmp / "model.safetensors")
+    tensors = {k: (v.to(dt) if v.is_floating_point() else v).contiguous() for k, v in chosen.items()}
+    if quantize == "int8":
+        from gocoder.quant import quantize_int8
+
+        tensors = quantize_int8(tensors)
+    save_file(tensors, tmp / "model.safetensors")
     info = dict(meta, step=state.get("step", meta.get("step")), flops=state.get("flops"), dtype=dtype,
-                weights="ema" if chosen is ema else "raw")
+                weights="ema" if chosen is ema else "raw", quantize=quantize)
     (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     for name in ("tokenizer.model", "tokenizer.json") if tokenizer else ():
         if (p / name).exists():
@@ -204,26 +220,27 @@ def _loss(out: Any, t: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: GocoderModel, shard: Shard, cfg: Config, device: torch.device, tok: Any = None) -> dict:
-    """Validation losses over the first eval_batches batches, and the syntax-valid rate by gocheck
-    of greedy samples written from the first eval_samples prompts (when a tokenizer is given)."""
+def evaluate(model: GocoderModel, shard: Any, cfg: Config, device: torch.device, tok: Any = None) -> dict:
+    """Validation losses over the first eval_batches batches, and (record shards, a tokenizer given) the
+    syntax-valid rate by gocheck of greedy samples written from the first eval_samples prompts."""
     t, was = cfg.train, model.training
     model.eval()
-    sums: dict[str, float] = {"val_plan_loss": 0.0, "val_code_loss": 0.0, "val_ctrl_loss": 0.0, "val_segments": 0.0}
-    hist = [0] * cfg.model.segments  # hist[i]: examples that halted after i + 1 segments (gocoder report plots it)
+    sums = torch.zeros(4, device=device)  # plan, code, ctrl losses, mean segments: read once at the end
+    segs = []
     n = 0
     for i in range(0, min(len(shard), t.eval_batches * t.batch_size), t.batch_size):
         rows = list(range(i, min(i + t.batch_size, len(shard))))
-        out = model(shard.batch(rows, cfg.model.max_seq_len, shard.meta["pad_id"]).to(device))
-        for k, v in (("plan", out.plan_loss), ("code", out.code_loss), ("ctrl", out.ctrl_loss)):
-            sums[f"val_{k}_loss"] += float(v)
-        sums["val_segments"] += float(out.segments.mean())
-        for s in out.segments.round().long().tolist():
-            hist[min(max(s, 1), len(hist)) - 1] += 1
+        out = model(shard.batch(rows, cfg.model.max_seq_len, shard.meta["pad_id"], t.bucket).to(device))
+        sums += torch.stack([out.plan_loss, out.code_loss, out.ctrl_loss, out.segments.mean()]).float()
+        segs.append(out.segments)
         n += 1
-    res: dict[str, Any] = {k: v / max(n, 1) for k, v in sums.items()}
+    vals = (sums / max(n, 1)).tolist()
+    res: dict[str, Any] = dict(zip(("val_plan_loss", "val_code_loss", "val_ctrl_loss", "val_segments"), vals, strict=True))
+    hist = [0] * cfg.model.segments  # hist[i]: examples that halted after i + 1 segments (gocoder report plots it)
+    for s in torch.cat(segs).round().long().tolist() if segs else ():
+        hist[min(max(s, 1), len(hist)) - 1] += 1
     res["val_segments_hist"] = hist
-    if tok is not None and t.eval_samples > 0:
+    if tok is not None and t.eval_samples > 0 and shard.kind == "records":
         from gocoder.validate import get_checker
 
         clean = [i for i in range(len(shard)) if shard.index[i, shard.col["kind"]] == 0][: t.eval_samples]
@@ -261,10 +278,136 @@ def greedy_codes(model: GocoderModel, shard: Shard, rows: list[int], tok: Any, m
     return codes
 
 
+@dataclasses.dataclass
+class TrainState:
+    """What a checkpoint holds, as HRM's and TRM's TrainState: the model, its EMA, the optimizer and the
+    schedule, and where the run stands (step, curriculum stage, data position, totals over all runs)."""
+
+    model: GocoderModel
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    ema: dict[str, torch.Tensor] | None
+    step: int = 0
+    stage: int = 0
+    pos: dict[str, int] = dataclasses.field(default_factory=lambda: {"epoch": 0, "cursor": 0})
+    flops: float = 0.0
+    tokens: float = 0.0
+    seconds: float = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        st = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+              "rng_cpu": torch.get_rng_state(), "step": self.step, "stage": self.stage, "data": dict(self.pos),
+              "flops": self.flops, "tokens": self.tokens, "seconds": self.seconds}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():  # HRM's exploration draws on the GPU
+            st["rng_cuda"] = torch.cuda.get_rng_state()
+        return st
+
+    def load_state_dict(self, st: dict[str, Any], device: torch.device) -> None:
+        self.opt.load_state_dict(st["optimizer"])
+        self.sched.load_state_dict(st["scheduler"])
+        torch.set_rng_state(st["rng_cpu"])
+        if device.type == "cuda" and "rng_cuda" in st:
+            torch.cuda.set_rng_state(st["rng_cuda"], device)
+        self.step, self.stage, self.pos, self.flops = st["step"], st["stage"], dict(st["data"]), st["flops"]
+        self.tokens, self.seconds = st.get("tokens", 0.0), st.get("seconds", 0.0)  # absent before they were kept
+
+
+def train_step(state: TrainState, wrapped: torch.nn.Module, micro: list[tuple[Any, torch.Tensor]], t: Any,
+               autocast: Any) -> torch.Tensor:
+    """One optimizer step over grad_accum micro-batches ((batch, per-segment FLOPs per example), on the
+    device). Touches no host value: returns, on the device, [plan, code, ctrl, halt, loss, segments,
+    grad norm, FLOPs] for the loop to read at its log interval."""
+    acc = None
+    for i, (b, f) in enumerate(micro):
+        sync = i == len(micro) - 1 or not hasattr(wrapped, "no_sync")
+        with (contextlib.nullcontext() if sync else wrapped.no_sync()), autocast:
+            o = wrapped(b)
+            loss = _loss(o, t)
+        (loss / len(micro)).backward()
+        parts = torch.stack([o.plan_loss, o.code_loss, o.ctrl_loss, o.halt_loss, loss, o.segments.mean(),
+                             torch.zeros((), device=loss.device), (f * o.segments).sum()]).detach().float()
+        acc = parts if acc is None else acc + parts
+    acc = acc / torch.tensor([len(micro)] * 7 + [1], device=acc.device, dtype=acc.dtype)  # FLOPs add up
+    acc[6] = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip, foreach=True)
+    state.opt.step()
+    state.sched.step()
+    state.opt.zero_grad(set_to_none=True)
+    if state.ema is not None:
+        with torch.no_grad():  # one fused lerp over every tensor: ema += (1 - decay) * (w - ema)
+            live = state.model.state_dict()  # detached views of the weights: no copies
+            torch._foreach_lerp_([state.ema[k] for k in live], [v.float() for v in live.values()], 1 - t.ema_decay)
+    state.step += 1
+    return acc
+
+
+class Prefetcher:
+    """Batches built ahead on a background thread (pinned memory on a GPU), so the GPU never waits for
+    data. Each item carries the data position after it, so a checkpoint records what was consumed,
+    not what was built ahead."""
+
+    def __init__(self, shard: Any, rows: np.ndarray, t: Any, mcfg: ModelConfig, pos: dict[str, int], seed: int,
+                 rank: int, world: int, device: torch.device):
+        import queue
+        import threading
+
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, t.prefetch))
+        self.stop = threading.Event()
+        pos = dict(pos)
+        it = iter_batches(shard, rows, t.batch_size, seed, pos, rank, world)
+        pin = device.type == "cuda"
+
+        @functools.lru_cache(maxsize=4096)
+        def flops(total: int, code: int, plan: int) -> float:  # once per shape, not per example per step
+            return train_flops(mcfg, total, code, 1.0, None if shard.kind == "pretrain" else plan)
+
+        def work() -> None:
+            try:
+                while not self.stop.is_set():
+                    r = next(it)
+                    b = shard.batch(r, mcfg.max_seq_len, shard.meta["pad_id"], t.bucket)
+                    lens = shard.answer_lens(r, mcfg.max_seq_len)
+                    f = torch.tensor([flops(*map(int, x)) for x in lens], dtype=torch.float32)
+                    item = ((b.pin_memory(), f.pin_memory()) if pin else (b, f), int(lens[:, 0].sum()), dict(pos))
+                    while not self.stop.is_set():
+                        try:
+                            self.q.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+            except BaseException as e:  # noqa: BLE001 (handed to the consumer, which raises it)
+                self.q.put(e)
+
+        self.thread = threading.Thread(target=work, daemon=True, name="gocoder-prefetch")
+        self.thread.start()
+        self.device = device
+
+    def next(self) -> tuple[tuple[Any, torch.Tensor], int, dict[str, int]]:
+        item = self.q.get()
+        if isinstance(item, BaseException):
+            raise item
+        (b, f), ntok, pos = item
+        return (b.to(self.device, non_blocking=True), f.to(self.device, non_blocking=True)), ntok, pos
+
+    def close(self) -> None:
+        self.stop.set()
+        while self.thread.is_alive():
+            try:
+                self.q.get_nowait()
+            except Exception:  # noqa: BLE001 (queue.Empty: the worker is between items)
+                self.thread.join(timeout=0.05)
+
+
+def _log_line(m: dict[str, Any]) -> str:
+    mfu = f" mfu {m['mfu']:.3f}" if m.get("mfu") is not None else ""
+    return (f"step {m['step']} loss {m['loss']:.4f} code {m['code_loss']:.4f} "
+            f"{m['tokens_per_s']:,.0f} tok/s{mfu} ({m['stage']})")
+
+
 def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, progress: bool = False) -> dict:
-    """Train cfg.model on the shards in cfg.train.data, writing checkpoints and metrics.jsonl to
-    cfg.train.out; resume continues from its latest checkpoint. stop_after ends this run after that
-    many optimizer steps (a time-boxed job), checkpointing first. Returns the last metrics."""
+    """Train cfg.model on the curriculum's data (each stage's `data`, else cfg.train.data), writing
+    checkpoints and metrics.jsonl to cfg.train.out; resume continues from its latest checkpoint.
+    stop_after ends this run after that many optimizer steps (a time-boxed job), checkpointing first.
+    Returns the last metrics."""
     t = cfg.train
     rank, world, local = _setup_dist(t)
     device = torch.device(t.device if t.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -272,19 +415,32 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
         device = torch.device("cuda", local if world > 1 else (device.index or 0))
         torch.cuda.set_device(device)  # NCCL and the CUDA RNG state act on the current device
     out = Path(t.out)
-    shard = Shard(t.data, "train")
-    valid = Shard(t.data, "valid") if (Path(t.data) / "valid").is_dir() else None
     from gocoder.tokenizer import Tokenizer
 
     tok = Tokenizer.load(t.tokenizer)
-    if tok.hash != shard.meta["tokenizer_hash"]:
-        raise GocoderError(f"{t.data}/meta.json: the shards were tokenized by another tokenizer than {t.tokenizer}")
     mcfg = cfg.model
+    shards = [open_shard(s.data or t.data, "train", mcfg.max_seq_len) for s in t.stages]
+    valids = [open_shard(s.data or t.data, "valid", mcfg.max_seq_len)
+              if (Path(s.data or t.data) / "valid").is_dir() else None for s in t.stages]
+    meta0 = shards[0].meta
+    for s, sh in zip(t.stages, shards, strict=True):
+        if tok.hash != sh.meta["tokenizer_hash"]:
+            raise GocoderError(f"{s.data or t.data}/meta.json: tokenized by another tokenizer than {t.tokenizer}")
     if mcfg.vocab_size == 0:
-        mcfg = dataclasses.replace(mcfg, vocab_size=int(shard.meta["vocab_size"]))
-    if mcfg.n_verdict != shard.meta["n_verdict"]:
-        raise GocoderError(f"model.n_verdict={mcfg.n_verdict} but the shards carry {shard.meta['n_verdict']}")
+        mcfg = dataclasses.replace(mcfg, vocab_size=int(meta0["vocab_size"]))
+    if mcfg.n_verdict != meta0["n_verdict"]:
+        raise GocoderError(f"model.n_verdict={mcfg.n_verdict} but the shards carry {meta0['n_verdict']}")
     cfg = dataclasses.replace(cfg, model=mcfg)
+
+    def stage_rows(i: int) -> np.ndarray:
+        s = t.stages[i]
+        rows = shards[i].eligible(s.max_plan_steps, s.max_tokens)
+        if len(rows) < t.batch_size * world:
+            raise GocoderError(f"train.stages[{i}] ({s.name}) admits {len(rows)} examples: too few for a batch")
+        return rows
+
+    for i in range(len(t.stages)):  # every stage's data is checked before anything is written
+        stage_rows(i)
     torch.manual_seed(t.seed)
     model = GocoderModel(mcfg)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if t.ema_decay > 0 else None
@@ -293,134 +449,126 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": other, "weight_decay": 0.0}],
                             lr=t.lr, betas=(0.9, t.beta2), fused=device.type == "cuda")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, t))
-    meta = {"config": to_dict(cfg), "model": to_dict(mcfg), "tokenizer_hash": shard.meta["tokenizer_hash"],
+    state = TrainState(model, opt, sched, ema)
+    meta = {"config": to_dict(cfg), "model": to_dict(mcfg), "tokenizer_hash": meta0["tokenizer_hash"],
             "git_sha": _git_sha(), "params": count_params(model)}
-    step, stage, pos, done_flops = 0, 0, {"epoch": 0, "cursor": 0}, 0.0
-    done_tokens, done_s = 0.0, 0.0  # totals over all runs of this training (resume continues them)
     if resume:
         ck_meta, weights, ck_ema, st = load_checkpoint(out)
         if ck_meta.get("model") != meta["model"] or ck_meta.get("tokenizer_hash") != meta["tokenizer_hash"]:
             raise GocoderError(f"{out}: the checkpoint's model config or tokenizer differs from this run's")
         model.load_state_dict(weights)
-        ema = {k: v.float() for k, v in ck_ema.items()} if (ema is not None and ck_ema is not None) else ema
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        torch.set_rng_state(st["rng_cpu"])
-        if device.type == "cuda" and "rng_cuda" in st:
-            torch.cuda.set_rng_state(st["rng_cuda"], device)
-        step, stage, pos, done_flops = st["step"], st["stage"], dict(st["data"]), st["flops"]
-        done_tokens, done_s = st.get("tokens", 0.0), st.get("seconds", 0.0)  # absent before they were kept
+        if ema is not None and ck_ema is not None:
+            state.ema = {k: v.float() for k, v in ck_ema.items()}
+        state.load_state_dict(st, device)
     wrapped = prepare_model(model, t, device)
-    if ema is not None:
-        ema = {k: v.to(device) for k, v in ema.items()}
+    if state.ema is not None:
+        state.ema = {k: v.to(device) for k, v in state.ema.items()}
     log = JsonlWriter(out / "metrics.jsonl") if rank == 0 else None
     peak = peak_flops(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
-    def stage_rows(i: int):
-        s = t.stages[i]
-        rows = shard.eligible(s.max_plan_steps, s.max_tokens)
-        if len(rows) < t.batch_size * world:
-            raise GocoderError(f"train.stages[{i}] ({s.name}) admits {len(rows)} examples: too few for a batch")
-        return rows
+    def feeder() -> Prefetcher:
+        i = state.stage
+        return Prefetcher(shards[i], stage_rows(i), t, mcfg, state.pos, t.seed + i, rank, world, device)
 
-    batches = iter_batches(shard, stage_rows(stage), t.batch_size, t.seed + stage, pos, rank, world)
+    def advance() -> None:  # the next curriculum stage starts its own epochs from the beginning
+        nonlocal feed
+        feed.close()
+        state.stage += 1
+        state.pos = {"epoch": 0, "cursor": 0}
+        feed = feeder()
+
+    def save() -> None:
+        if rank == 0:
+            state.seconds = done_s + time.perf_counter() - loop_t
+            save_checkpoint(out, state.step, model, state.ema, state.state_dict(), meta,
+                            tokenizer=meta["config"]["train"]["tokenizer"])
+
+    feed = feeder()
     last: dict[str, Any] = {}
-    bar = _progress(progress and rank == 0, t.steps, step)
-    start_step = step
+    bar = _progress(progress and rank == 0, t.steps, state.step)
+    start_step, done_s = state.step, state.seconds
     loop_t = time.perf_counter()
-
-    def train_s() -> float:  # wall seconds of the loop (steps, evaluations, checkpoints), over all runs
-        return done_s + time.perf_counter() - loop_t
-
+    window: list[torch.Tensor] = []  # per-step device metrics since the last log
+    win_tokens, win_t, first_step_s = 0, time.perf_counter(), None
     try:
-        while step < t.steps and (stop_after is None or step - start_step < stop_after):
-            t0 = time.perf_counter()
+        while state.step < t.steps and (stop_after is None or state.step - start_step < stop_after):
             wrapped.train()
-            acc: dict[str, float] = {"plan_loss": 0.0, "code_loss": 0.0, "ctrl_loss": 0.0, "halt_loss": 0.0,
-                                     "loss": 0.0, "halt_segments": 0.0}
-            tokens = flops = 0.0
-            for micro in range(t.grad_accum):
-                b = shard.batch(next(batches), mcfg.max_seq_len, shard.meta["pad_id"]).to(device)
-                sync = micro == t.grad_accum - 1 or not hasattr(wrapped, "no_sync")
-                with (contextlib.nullcontext() if sync else wrapped.no_sync()), autocast:
-                    o = wrapped(b)
-                    loss = _loss(o, t)
-                (loss / t.grad_accum).backward()
-                for k in ("plan_loss", "code_loss", "ctrl_loss", "halt_loss"):
-                    acc[k] += float(getattr(o, k).detach()) / t.grad_accum
-                acc["loss"] += float(loss.detach()) / t.grad_accum
-                acc["halt_segments"] += float(o.segments.mean()) / t.grad_accum
-                tot, code = b.total_len.tolist(), b.code_len.tolist()
-                tokens += sum(tot)
-                flops += sum(train_flops(mcfg, n, c, float(s)) for n, c, s in zip(tot, code, o.segments.tolist(),
-                                                                                       strict=True))
-            gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip))
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            if ema is not None:
-                with torch.no_grad():
-                    for k, v in model.state_dict().items():
-                        ema[k].mul_(t.ema_decay).add_(v.float(), alpha=1 - t.ema_decay)
-            step += 1
-            done_flops += flops * world
-            done_tokens += tokens * world
-            dt = time.perf_counter() - t0
-            last = dict(acc, step=step, lr=sched.get_last_lr()[0], grad_norm=gnorm, stage=t.stages[stage].name,
-                        tokens_per_s=tokens * world / dt, mfu=(flops / dt / peak) if peak else None,
-                        flops=done_flops, tokens=done_tokens, train_s=train_s())
-            if log is not None and (step % t.log_every == 0 or step == t.steps):
-                log.write(dict(last, id=f"train-{step}"))
+            micro, ntok = [], 0
+            for _ in range(t.grad_accum):
+                mb, n, pos = feed.next()
+                micro.append(mb)
+                ntok += n
+            state.pos = pos
+            window.append(train_step(state, wrapped, micro, t, autocast))
+            win_tokens += ntok * world
+            if first_step_s is None:  # the first step pays for compiling
+                torch.cuda.synchronize(device) if device.type == "cuda" else None
+                first_step_s = time.perf_counter() - loop_t
+            step = state.step
+            if step % t.log_every == 0 or step == t.steps or (stop_after and step - start_step == stop_after):
+                vals = torch.stack(window).tolist()  # the one host sync of the interval
+                dt = time.perf_counter() - win_t
+                mean = [sum(v[k] for v in vals) / len(vals) for k in range(7)]
+                flops = sum(v[7] for v in vals) * world
+                state.flops += flops
+                state.tokens += win_tokens
+                last = dict(zip(("plan_loss", "code_loss", "ctrl_loss", "halt_loss", "loss", "halt_segments",
+                                 "grad_norm"), mean, strict=True),
+                            step=step, lr=sched.get_last_lr()[0], stage=t.stages[state.stage].name,
+                            tokens_per_s=win_tokens / dt, mfu=(flops / world / dt / peak) if peak else None,
+                            flops=state.flops, tokens=state.tokens, train_s=done_s + time.perf_counter() - loop_t,
+                            first_step_s=first_step_s, graphs=_graphs())
+                if log is not None:
+                    log.write(dict(last, id=f"train-{step}"))
+                if progress and rank == 0 and not _is_tty():
+                    print(_log_line(last), file=sys.stderr, flush=True)
+                window, win_tokens, win_t = [], 0, time.perf_counter()
+            valid = valids[state.stage]
             if valid is not None and t.eval_every and step % t.eval_every == 0:
                 move = torch.zeros(1, device=device)
                 if rank == 0:
-                    ev = evaluate(_ema_model(model, ema, mcfg, device), valid, cfg, device, tok)
+                    ev = evaluate(_ema_model(model, state.ema, mcfg, device), valid, cfg, device, tok)
                     last.update(ev)
                     log.write(dict(ev, id=f"eval-{step}", step=step))
-                    s = t.stages[stage]
+                    s = t.stages[state.stage]
                     move += bool(s.until_metric) and ev.get(s.until_metric, math.inf) < s.until_below
                 if world > 1:  # rank 0 decides, so every rank reads the same stage's data
                     torch.distributed.broadcast(move, 0)
-                if move.item() and stage + 1 < len(t.stages):
-                    stage = _advance(stage, t, pos)
-                    batches = iter_batches(shard, stage_rows(stage), t.batch_size, t.seed + stage, pos, rank, world)
-            if t.stages[stage].until_step and step >= t.stages[stage].until_step and stage + 1 < len(t.stages):
-                stage = _advance(stage, t, pos)
-                batches = iter_batches(shard, stage_rows(stage), t.batch_size, t.seed + stage, pos, rank, world)
-            if rank == 0 and (step % t.ckpt_every == 0 or step == t.steps):
-                _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, done_tokens, train_s())
+                if move.item() and state.stage + 1 < len(t.stages):
+                    advance()
+            s = t.stages[state.stage]
+            if s.until_step and step >= s.until_step and state.stage + 1 < len(t.stages):
+                advance()
+            if step % t.ckpt_every == 0 or step == t.steps:
+                save()
             bar(step, last)
             if t.time_limit_s and time.perf_counter() - loop_t >= t.time_limit_s:
                 break  # a time-boxed job (a rented GPU): the checkpoint below keeps what was learned
     except KeyboardInterrupt:
-        if rank == 0:  # what was learned is kept: resume goes on from here
-            _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, done_tokens, train_s())
+        save()  # what was learned is kept: resume goes on from here
         raise
     finally:
+        feed.close()
         bar(None, None)
         if log is not None:
             log.close()
         if t.ddp and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    if rank == 0 and step % t.ckpt_every and step != t.steps:
-        _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, done_tokens, train_s())
+    if state.step % t.ckpt_every and state.step != t.steps:
+        save()
     return last
 
 
-def _advance(stage: int, t: Any, pos: dict[str, int]) -> int:
-    """The next curriculum stage starts its own epochs from the beginning."""
-    pos["epoch"], pos["cursor"] = 0, 0
-    return stage + 1
+def _graphs() -> int:
+    """Graphs torch.compile has made in this process (constant after warm-up when nothing recompiles)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
-def _save(out, step, model, ema, opt, sched, pos, stage, meta, done_flops, tokens=0.0, seconds=0.0) -> None:
-    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng_cpu": torch.get_rng_state(),
-             "step": step, "stage": stage, "data": dict(pos), "flops": done_flops, "tokens": tokens,
-             "seconds": seconds}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():  # HRM's exploration draws on the GPU
-        state["rng_cuda"] = torch.cuda.get_rng_state()
-    save_checkpoint(out, step, model, ema, state, meta, tokenizer=meta["config"]["train"]["tokenizer"])
+def _is_tty() -> bool:
+    return sys.stderr.isatty()
 
 
 def _ema_model(model: GocoderModel, ema: dict | None, mcfg: ModelConfig, device: torch.device) -> GocoderModel:

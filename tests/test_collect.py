@@ -247,7 +247,8 @@ def test_go_src_documented_funcs(tmp_path: Path) -> None:
     recs = list(read_jsonl(out))
     assert [r["title"] for r in recs] == ["Add returns the sum of a and b.", "Get returns the value."]
     add, get = recs
-    assert add["body"] == "Add returns the sum of a and b. It never fails."
+    # the body states the signature as the benchmarks' problems do (problem_record's "Signature: ...")
+    assert add["body"] == "Add returns the sum of a and b. It never fails.\n\nSignature: func Add(a, b int) int"
     assert add["files_changed"] == [{"path": "pkg/a.go", "status": "added", "before": "", "after": ADD}]
     assert get["files_changed"][0]["after"] == GET
     assert (add["source"], add["repo"], add["pr_number"]) == ("go-src", f"{root.resolve()}/pkg", None)
