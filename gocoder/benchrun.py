@@ -224,6 +224,8 @@ def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, 
             "samples": sum(s["n"] for s in secs), "passed": sum(s["c"] for s in secs),
             "status_counts": dict(sorted(Counter(x["status"] for s in secs for x in s["samples"]).items())),
         }  # fmt: skip
+        if key in ("greedy", "sampled"):  # one round, no feedback
+            sec.update(candidates_per_problem=1 if key == "greedy" else cfg.samples, rounds=1)
         if key == "sampled":
             sec.update(n=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
         if key == "loop":

@@ -126,3 +126,10 @@ def test_loop_sees_visible_checks_and_is_scored_on_hidden_ones(tmp_path, monkeyp
     assert s["loop"]["candidates_mean"] == 2 and s["loop"]["rounds_max"] == 2
     assert "case 0" in seen[0] and "case 1" not in seen[0]
     assert json.loads((tmp_path / "summary.json").read_text()) == s
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MBXP.exists(), reason="the shared MBXP file is not here")
+def test_the_generic_rule_finds_every_known_broken_mbxp_harness():
+    broken = [p for p in load_problems(MBXP, "mbxp") if p.excluded]
+    assert len(broken) == 11 and all(harness_broken(dataclasses.replace(p, excluded=""), LIM) for p in broken)
