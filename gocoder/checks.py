@@ -46,11 +46,10 @@ def visible_test(test: str) -> str:
 def feedback(problem: Problem, completion: str, res: SandboxResult) -> str:
     """What a repair round reads: the first compiler error with its line and source, or the failing
     check's message and the check itself (a visible one), or the run's first panic line."""
-    (name, src), = problem.program(completion).items()
-    lines = src.splitlines()
+    files = problem.program(completion)
 
     def at(m: re.Match) -> str:
-        n = int(m.group(2))
+        n, lines = int(m.group(2)), files.get(m.group(1), "").splitlines()
         code = lines[n - 1].strip() if 0 < n <= len(lines) else ""
         return f"{m.group(1)}:{n}: {m.group(4).strip()}" + (f"\n\t{code}" if code else "")
 
@@ -66,7 +65,7 @@ def feedback(problem: Problem, completion: str, res: SandboxResult) -> str:
         check = next((c for c in mbxp_checks(problem.test)[1] if msg in c), None)
         if check is not None:
             return f"check failed: {panic}\n{check.strip()}"
-    frame = next((m for m in _POS.finditer(out) if m.group(1) == name), None)
+    frame = next((m for m in _POS.finditer(out) if m.group(1) in files), None)  # a test's message or a frame
     where = f"\nat {at(frame)}" if frame else ""
     return f"{res.status}: {panic or out.strip()[:OUTPUT_KEEP]}{where}"[:OUTPUT_KEEP]
 
