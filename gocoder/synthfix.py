@@ -62,7 +62,7 @@ def portable(pkg: str, src: Path) -> str:
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in d.glob("*.go")]
     if not any(p.name.endswith("_test.go") for p in d.glob("*.go")):
         return "no tests"
-    if any(re.search(r'"(internal|cmd|vendor)/', t) for t in texts):
+    if any(re.search(r'"(?:[\w.]+/)*(?:internal|vendor)/|"cmd/', t) for t in texts):  # crypto/internal/... too
         return "imports internal packages"
     return ""
 
