@@ -102,12 +102,13 @@ def _visible_runner(problem: Problem, limits: Limits) -> Callable[[str], Any] | 
     return run
 
 
-def _loop_job(problem: Problem, gen: Any, rounds: int, task: str, limits: Limits) -> tuple[str, dict[str, Any]]:
+def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: Limits) -> tuple[str, dict[str, Any]]:
     """The loop on the visible checks: (its first round's code = the greedy answer, the submitted answer's row)."""
     from gocoder.generate import solve
 
     t0 = time.monotonic()
-    r = solve(gen, problem_record(problem, task), max_iters=rounds, tests=_visible_runner(problem, limits))
+    r = solve(gen, problem_record(problem, task), max_iters=cfg.refine_iters, tests=_visible_runner(problem, limits),
+              sampling=Sampling(max_new_tokens=cfg.max_new_tokens))  # greedy rounds: the first is the greedy answer
     seconds = time.monotonic() - t0
     row = _scored(problem, [completion_from_code(problem, r.code)], limits)
     row.update(candidates=r.candidates, rounds=r.iterations, seconds=round(seconds, 3), visible_passed=r.passed,
@@ -150,7 +151,7 @@ def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, lim
         p = batch[i]
         row: dict[str, Any] = {"id": p.id, "format": p.format}
         if cfg.refine_iters > 0:
-            first, row["loop"] = _loop_job(p, gen, cfg.refine_iters, task, limits)
+            first, row["loop"] = _loop_job(p, gen, cfg, task, limits)
             row["greedy"] = _scored(p, [completion_from_code(p, first)], limits)
         else:
             row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits)

@@ -108,7 +108,8 @@ def test_loop_sees_visible_checks_and_is_scored_on_hidden_ones(tmp_path, monkeyp
         assert s.temperature == 0.5 and s.seed is not None  # only the sampled answers: greedy is the loop's
         return [[WRONG, RIGHT] for _ in problems]
 
-    def fake_solve(gen, rec, *, max_iters, tests):
+    def fake_solve(gen, rec, *, max_iters, tests, sampling):
+        assert max_iters == 2 and sampling.temperature == 0
         first = tests(WRONG)  # the visible check fails, with its message
         seen.append(first.output)
         # an answer right on the visible check (triple(2) == 6) and wrong on the hidden one (triple(-1))
