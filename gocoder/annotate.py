@@ -28,8 +28,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gocoder import GocoderError
 from gocoder.config import AnnotateConfig, ValidateConfig
-from gocoder.plans import DeclChange, decl_changes, intent_of, plan_steps
+from gocoder.intents import IntentModel, classify, load_model
+from gocoder.plans import DeclChange, decl_changes
 from gocoder.records import read_jsonl_numbered
+from gocoder.steps import plan_bytes, plan_steps
 
 SPLITS = ("train", "valid", "test")
 _KEYWORD = {"var": "var", "const": "const", "func": "func", "method": "func"}
@@ -101,24 +103,49 @@ def _with_doc(src: bytes, change: DeclChange) -> str:
     return "\n".join([*doc, text])
 
 
-def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequence[float]):
-    """The hierarchical record of rec, or (None, why it is skipped)."""
-    files = [f for f in rec["files_changed"] if f["path"].endswith(".go")]
+def changes_of(files: list[dict[str, Any]], checked: dict[tuple[int, str], Any]):
+    """(the declaration changes of a record's Go files, each file's syntax verdict after), or why not."""
     changes: list[DeclChange] = []
-    syntax = True
+    syntax: dict[str, bool] = {}
     for j, f in enumerate(files):
         rb, ra = checked.get((j, "before")), checked.get((j, "after"))
-        if (rb and rb.timed_out) or (ra and ra.timed_out) or (rb and rb.error) or (ra and ra.error):
-            return None, "check-failed"
+        if any(r is not None and (r.timed_out or r.error) for r in (rb, ra)):
+            return "check-failed"
         changes += decl_changes(f["path"], f["before"], f["after"], rb.decls if rb else (), ra.decls if ra else ())
-        if ra is not None:
-            syntax = syntax and ra.ok
-    if not changes:
-        return None, "no-declaration-change"
-    title, body = rec["title"], rec.get("body") or ""
+        syntax[f["path"]] = ra.ok if ra is not None else True
+    return (changes, syntax) if changes else "no-declaration-change"
+
+
+def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequence[float],
+          max_bytes: int = 0, model: IntentModel | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """The hierarchical records of rec and why not as one: ([record], None); (parts, "split") when
+    the plan and solution run past max_bytes and the parts, one per file, fit; ([], reason) when
+    skipped ("over-budget" when no file's part fits either)."""
+    files = [f for f in rec["files_changed"] if f["path"].endswith(".go")]
+    got = changes_of(files, checked)
+    if isinstance(got, str):
+        return [], got
+    changes, syntax = got
     renamed = sum(f.get("status") == "renamed" for f in files)
     # A synthetic record is a planted bug: its fix is a FIX whatever the phrasing says.
-    overall = "FIX" if rec.get("bug_kind") else intent_of(title, body, changes, renamed)
+    overall = "FIX" if rec.get("bug_kind") else classify(rec["title"], rec.get("body") or "", changes, renamed, model)
+    whole = _record(rec, files, changes, overall, all(syntax.values()), shares, rec["id"])
+    if not max_bytes or plan_bytes(whole) <= max_bytes:
+        return [whole], None
+    parts = []
+    for path in dict.fromkeys(c.file for c in changes):
+        mine = [c for c in changes if c.file == path]
+        if any(c.change != "touched" for c in mine):  # a part of comment edits alone teaches nothing new
+            part = _record(rec, files, mine, overall, syntax[path], shares, f"{rec['id']}@{path}")
+            if plan_bytes(part) <= max_bytes:
+                parts.append(part)
+    return parts, ("split" if parts else "over-budget")
+
+
+def _record(rec: dict[str, Any], files: list[dict[str, Any]], changes: list[DeclChange], overall: str,
+            syntax: bool, shares: Sequence[float], rid: str) -> dict[str, Any]:
+    """The hierarchical record of some of rec's changes; its context is the file they change most."""
+    title, body = rec["title"], rec.get("body") or ""
     steps = plan_steps(title, body, changes, overall)
     weight = Counter(c.file for c in changes if c.change != "touched") or Counter(c.file for c in changes)
     main = next(f for f in files if f["path"] == weight.most_common(1)[0][0])
@@ -130,7 +157,7 @@ def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequ
             seen.add((c.file, c.pos))
             code.append(_with_doc(after[c.file], c))
     out = {
-        "id": rec["id"], "split": split_of(rec["repo"], shares), "source": rec.get("source"),
+        "id": rid, "split": split_of(rec["repo"], shares), "source": rec.get("source"),
         "repo": rec["repo"], "pr_number": rec.get("pr_number"), "sha": rec.get("sha"),
         "problem": {"description": title, "details": body},
         "context": {"file": main["path"], "before": main["before"]},
@@ -139,7 +166,7 @@ def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequ
     }  # fmt: skip
     if rec.get("bug_kind"):
         out["bug_kind"] = rec["bug_kind"]
-    return out, None
+    return out
 
 
 def check_batch(recs: list[dict[str, Any]], checker, cache: dict[str, Any] | None = None,
@@ -179,10 +206,11 @@ class AnnotateResult:
     resumed: int = 0  # records a previous run wrote or skipped
     duplicates: int = 0  # ids seen twice in the input
     skipped: Counter[str] = field(default_factory=Counter)  # by reason
+    split: Counter[str] = field(default_factory=Counter)  # records over the budget split by file, parts
 
     def to_dict(self) -> dict[str, Any]:
         return {"out_dir": str(self.out_dir), "written": dict(self.written), "resumed": self.resumed,
-                "duplicates": self.duplicates, "skipped": dict(self.skipped)}  # fmt: skip
+                "duplicates": self.duplicates, "skipped": dict(self.skipped), "split": dict(self.split)}  # fmt: skip
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -224,6 +252,7 @@ def annotate(
     before = set(skipped.seen).union(*(w.seen for w in writers.values()))
     done = set(before)
     checker = get_checker(vcfg)
+    model = load_model(cfg.intent_model)
     progress = Progress(TextColumn("annotate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, disable=not console.is_terminal)  # fmt: skip
     batch: list[dict[str, Any]] = []
@@ -236,12 +265,17 @@ def annotate(
 
     def write(recs: list[dict[str, Any]], verdicts_of: Future) -> None:
         for rec, checked in zip(recs, verdicts_of.result(), strict=True):
-            out, why = build(rec, checked, shares)
-            if out is None:
+            outs, why = build(rec, checked, shares, cfg.max_plan_bytes, model)
+            for out in outs:
+                if writers[out["split"]].write(out):
+                    res.written[out["split"]] += 1
+            if why == "split":
+                res.split["records"] += 1
+                res.split["parts"] += len(outs)
+            elif why:
                 res.skipped[why] += 1
+            if why:  # after the parts: a kill in between redoes the record, and its parts are not written twice
                 skipped.write({"id": rec["id"], "reason": why})
-            elif writers[out["split"]].write(out):
-                res.written[out["split"]] += 1
             done.add(rec["id"])
             queued.discard(rec["id"])
             progress.advance(task)
@@ -275,4 +309,7 @@ def annotate(
         checking.shutdown(cancel_futures=True)
         for w in (*writers.values(), skipped):
             w.close()
+    for w in writers.values():  # every input read: each split exists, if empty (a writer makes its file lazily)
+        w.path.parent.mkdir(parents=True, exist_ok=True)
+        w.path.touch()
     return res

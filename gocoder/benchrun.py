@@ -181,7 +181,8 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
     if (completions is None) == (generator is None):
         raise GocoderError("bench: give either completions or a generator")
     limits, out = limits or Limits(), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise GocoderError(f"{out}: not a folder; --out names the folder for results.jsonl and summary.json")
     excluded = {p.id: p.excluded for p in problems if p.excluded}
     todo = [p for p in problems if not p.excluded and (completions is None or p.id in completions)]
     t0 = time.monotonic()
@@ -202,11 +203,14 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
                 for row in rows:  # a batch is written whole: Ctrl-C between batches loses nothing written
                     writer.write(row)
                 bar.advance(task_id, len(rows))
+    # The writer made out/ with its first row; with none (nothing to score) it is made here, last.
+    results = out / "results.jsonl"
     ids = {p.id for p in todo}
-    rows = [r for r in read_jsonl(out / "results.jsonl") if r["id"] in ids]
+    rows = [r for r in read_jsonl(results) if r["id"] in ids] if results.exists() else []
     excluded.update({r["id"]: r["excluded"] for r in rows if r.get("excluded")})
     summary = summarize([r for r in rows if not r.get("excluded")], cfg, excluded, time.monotonic() - t0,
                         len(pending))  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

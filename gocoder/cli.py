@@ -183,16 +183,11 @@ def synth_cmd(
 
     Example: gocoder synth --go-src "$(go env GOROOT)/src" --out data/raw/synth.jsonl --per-func 2 --seed 1
     """
-    import dataclasses
-
     from gocoder.synth import synth
 
-    cfg = _config(config, set_)
-    scfg = dataclasses.replace(
-        cfg.synth,
-        **{k: v for k, v in (("per_func", per_func), ("seed", seed)) if v is not None},
-    )
-    res = synth(cfg.collect, scfg, go_src, out, workers=workers, decontaminate=decontaminate, console=err)
+    sets = list(set_ or []) + [f"synth.{k}={v}" for k, v in (("per_func", per_func), ("seed", seed)) if v is not None]
+    cfg = _config(config, sets)  # options go through --set, so their ranges are checked with the file's
+    res = synth(cfg.collect, cfg.synth, go_src, out, workers=workers, decontaminate=decontaminate, console=err)
     _print_collected(res, "files", as_json)
 
 
@@ -227,6 +222,42 @@ def annotate_cmd(
           f"{res.resumed} done before, {res.duplicates} duplicates)")
     for reason, n in sorted(res.skipped.items()):
         print(f"  skipped {reason}: {n}")
+    if res.split:
+        print(f"  split by file (over annotate.max_plan_bytes): {res.split['records']} records into "
+              f"{res.split['parts']} parts")
+
+
+@app.command("train-intents")
+def train_intents_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Raw record JSONL files of repositories with prefixed titles.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Weights JSON to write (annotate.intent_model).")
+    ] = None,
+    held_out: Annotated[
+        list[Path] | None, typer.Option("--held-out", help="Raw JSONL to score rules and model on (repeatable).")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the intent classifier on conventional-commit prefixes (hidden), score it on held-out files.
+
+    Example: gocoder train-intents data/raw/git-kratos.jsonl --held-out data/raw/git-gin.jsonl -o intents.json
+    """
+    from gocoder.intents_train import train_intents
+    from gocoder.validate import get_checker
+
+    cfg = _config(config, set_)
+    res = train_intents(inputs, out, get_checker(cfg.validate), held_out or [])
+    if as_json:
+        print(json.dumps(res))
+        return
+    print(f"trained on {res['train_records']} prefixed records, {res['features']} features"
+          + (f"; wrote {out}" if out else ""))
+    for path in held_out or []:
+        r = res[str(path)]
+        print(f"  {path}: {r['records']} prefixed records, intent accuracy rules {r['rules']:.3f}, "
+              f"learned {r['learned']:.3f}")
 
 
 @app.command("blocklist")
@@ -346,6 +377,138 @@ def shards_cmd(
     print(json.dumps(counts) if as_json else f"{sum(counts.values())} examples in {dest} ({counts})")
 
 
+corpus_app = typer.Typer(help="Build the pretraining corpus of whole Go files and tokenize it.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+
+
+def _stage_progress():
+    """(progress callback, closer): a rich bar per stage on a TTY, a plain line each ~10% otherwise."""
+    from rich.progress import Progress
+
+    if not err.is_terminal:
+        last: dict[str, int] = {}
+
+        def plain(stage: str, done: int, total: int) -> None:
+            step = max(1, total // 10)
+            if done == total or done // step != last.get(stage, -1) // step:
+                err.print(f"{stage}: {done}/{total}", highlight=False)
+            last[stage] = done
+        return plain, lambda: None
+    bar = Progress(console=err)
+    bar.start()
+    tasks: dict[str, int] = {}
+
+    def fancy(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+    return fancy, bar.stop
+
+
+@corpus_app.command("build")
+def corpus_build_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: text/ parts and summary.json.")] = Path(
+        "corpus"),
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Downloads and per-package scans (default: OUT/cache).")
+    ] = None,
+    debian: Annotated[
+        str, typer.Option("--debian", help="'all' golang-*-dev packages, a file of package names, or 'none'.")
+    ] = "all",
+    go: Annotated[bool, typer.Option("--go/--no-go", help="Include the Go distribution's GOROOT/src.")] = True,
+    unpacked: Annotated[
+        Path | None, typer.Option("--unpacked", help="Also read a folder of unpacked .debs (one folder a package).")
+    ] = None,
+    decontaminate: Annotated[
+        list[Path] | None,
+        typer.Option("--decontaminate", help="Blocklist or benchmark .jsonl; repeatable, all apply at once."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Packages scanned in parallel.")] = 2,
+    part_mib: Annotated[float, typer.Option("--part-mib", help="Largest compressed text part, in MiB.")] = 24,
+    tokenizer: Annotated[
+        Path | None, typer.Option("--tokenizer", help="Estimate tokens with this tokenizer (a sample of files).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch, filter, deduplicate and decontaminate whole Go files into compressed text parts; resumable.
+
+    Example: gocoder corpus build -o /work/corpus --decontaminate ../shared/bench/mbxp_go.jsonl
+    """
+    from gocoder.corpus import build
+    from gocoder.gosources import DebianSource, GoRootSource, UnpackedSource, list_debian_packages
+
+    cache = cache or out / "cache"
+    sources = [GoRootSource()] if go else []
+    if debian != "none":
+        sources.append(DebianSource(list_debian_packages(debian), cache))
+    if unpacked is not None:
+        sources.append(UnpackedSource(unpacked))
+    if not sources:
+        raise GocoderError("--no-go with --debian none and no --unpacked: no source of Go files")
+    tok = None
+    if tokenizer is not None:
+        from gocoder.tokenizer import Tokenizer
+
+        tok = Tokenizer.load(tokenizer)
+    progress, stop = _stage_progress()
+    try:
+        summary = build(sources, out, cache, decontaminate or [], workers=workers, part_mib=part_mib,
+                        progress=progress, tokenizer=tok)
+    finally:
+        stop()
+    if as_json:
+        print(json.dumps(summary))
+        return
+    print(f"kept {summary['kept']['files']} files, {summary['kept']['bytes']} bytes "
+          f"of {summary['seen']['files']} files, {summary['seen']['bytes']} bytes; {summary['parts']} parts in "
+          f"{out / 'text'} ({summary['seconds']} s)")
+    for reason, d in summary["dropped"].items():
+        print(f"  dropped {reason}: {d['files']} files, {d['bytes']} bytes")
+    for split, d in summary["splits"].items():
+        print(f"  {split}: {d.get('files', 0)} files, {d.get('bytes', 0)} bytes, {d.get('packages', 0)} packages")
+    if "est_tokens" in summary:
+        print(f"  ~{summary['est_tokens']['kept']} tokens kept ({summary['bytes_per_token']} bytes a token)")
+    if summary["fetch_failed"]:
+        print(f"  not fetched: {len(summary['fetch_failed'])} packages ({', '.join(summary['fetch_failed'][:5])})")
+
+
+@corpus_app.command("tokenize")
+def corpus_tokenize_cmd(
+    text: Annotated[Path, typer.Option("--text", help="Folder of part-*.jsonl.xz text parts.")] = Path("corpus/text"),
+    tokenizer: Annotated[Path, typer.Option("--tokenizer", help="Tokenizer folder or .model file.")] = Path(
+        "tokenizer"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Token folder: {train,valid}/tokens.bin, meta.json.")] = Path(
+        "corpus/tokens"),
+    workers: Annotated[int, typer.Option("--workers", help="Encoding threads (-1: all cores).")] = -1,
+    max_package_tokens: Annotated[
+        int, typer.Option("--max-package-tokens", help="Cap on one package's train tokens (0: none).")
+    ] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encode the text parts into per-split token files, documents separated by eos; needs no Go.
+
+    Example: gocoder corpus tokenize --text corpus/text --tokenizer tokenizer -o corpus/tokens --workers 16
+    """
+    from rich.progress import Progress
+
+    from gocoder.textparts import tokenize
+    from gocoder.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(tokenizer)
+    with Progress(console=err, disable=not err.is_terminal) as bar:
+        task = bar.add_task("tokenize", total=None)
+        if max_package_tokens < 0:
+            raise GocoderError(f"--max-package-tokens {max_package_tokens}: expected >= 0")
+        meta = tokenize(text, tok, out, workers=workers, progress=lambda n: bar.advance(task, n),
+                        max_package_tokens=max_package_tokens)
+    if as_json:
+        print(json.dumps({k: v for k, v in meta.items() if k not in ("sources", "capped")}))
+    else:
+        sp = meta["splits"]
+        print(f"train {sp['train']['docs']} docs, {sp['train']['tokens']} tokens; valid {sp['valid']['docs']} docs, "
+              f"{sp['valid']['tokens']} tokens ({meta['dtype']}) in {out}")
+
+
 @app.command("export")
 def export_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="A run folder (its latest checkpoint) or a checkpoint folder.")],
@@ -361,7 +524,7 @@ def export_cmd(
 
     Example: gocoder export runs/default/run -o models/default --quantize int8
     """
-    from gocoder.train import export_model
+    from gocoder.checkpoint import export_model
 
     if quantize not in ("none", "int8"):
         raise GocoderError(f"--quantize {quantize!r}: expected none or int8")
@@ -410,12 +573,14 @@ def generate_cmd(
     opts = {"samples": samples, "search": search, "max_iters": max_iters, "temperature": temperature, "seed": seed,
             "device": device, "typecheck": typecheck or None}
     sets = list(set_ or []) + [f"generate.{k}={json.dumps(v)}" for k, v in opts.items() if v is not None]
+    gcfg = _config(config, sets).generate
+    _device(gcfg.device, "--device")
     if context is not None:
-        _generate_change(_config(config, sets).generate, pr_desc, context, tests, checkpoint, write, as_json)
+        _generate_change(gcfg, pr_desc, context, tests, checkpoint, write, as_json)
         return
     if tests is not None or write:
         raise GocoderError("--tests and --write need --context FILE (the file the change is made in)")
-    res = generate_for_pr(_config(config, sets).generate, pr_desc, context, checkpoint)
+    res = generate_for_pr(gcfg, pr_desc, context, checkpoint)
     if as_json:
         print(json.dumps({k: getattr(res, k) for k in ("code", "plan", "iterations", "syntax_ok", "type_ok",
                                                        "passed", "first_try_ok", "trace")}))
@@ -495,9 +660,11 @@ def eval_cmd(
 
     opts = {"max_iters": max_iters, "samples": samples}
     sets = list(set_ or []) + [f"generate.{k}={v}" for k, v in opts.items() if v is not None]
+    gcfg = _config(config, sets).generate
+    _device(gcfg.device, "generate.device")
     with Progress(console=err, disable=not err.is_terminal) as bar:
         task = bar.add_task("eval", total=None)
-        rep = run_eval(_config(config, sets).generate, checkpoint, data, out=out, limit=limit, against=against,
+        rep = run_eval(gcfg, checkpoint, data, out=out, limit=limit, against=against,
                        best=best if promote else None, margin=margin, progress=lambda n: bar.advance(task, n))
     if as_json:
         print(json.dumps(rep))
@@ -530,7 +697,9 @@ def train_cmd(
     """
     from gocoder.train import train
 
-    last = train(_config(config, set_), resume=resume, stop_after=stop_after, progress=True)
+    cfg = _config(config, set_)
+    _device(cfg.train.device, "train.device")
+    last = train(cfg, resume=resume, stop_after=stop_after, progress=True)
     if as_json:
         print(json.dumps(last))
     elif last:
@@ -612,6 +781,8 @@ def bench_cmd(
         except ValueError:
             raise GocoderError(f"--k {k!r}: expected comma-separated integers, e.g. 1,10") from None
     cfg = _config(config, sets)
+    if completions is None:
+        _device(cfg.generate.device, "generate.device")
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
                 out=out, device=cfg.generate.device, console=err)
     if as_json:
@@ -634,13 +805,51 @@ def bench_cmd(
         print("excluded: " + "; ".join(f"{e['id']} ({e['reason']})" for e in res["excluded"][:20]))
 
 
+def _device(name: str | None, option: str) -> None:
+    """A GocoderError naming the option when torch here cannot use the device (a CPU-only build asked for cuda)."""
+    if name is None or name in ("auto", "cpu"):
+        return
+    import torch
+
+    kind = name.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise GocoderError(f"{option} {name}: no CUDA device here (torch {torch.__version__}, "
+                           f"{'CPU-only build' if torch.version.cuda is None else 'no GPU visible'})")
+    if kind == "cuda" and ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise GocoderError(f"{option} {name}: only {torch.cuda.device_count()} CUDA devices here")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise GocoderError(f"{option} {name}: MPS is not available here")
+
+
+def _expected_failure(e: BaseException) -> str | None:
+    """One line for the failures of the libraries the commands use on bad input, None for a real bug.
+
+    GocoderError is ours; the rest are errors the libraries raise on a missing, unreadable, undecodable
+    or corrupt file, which the library modules do not all wrap themselves.
+    """
+    if isinstance(e, GocoderError):
+        return str(e)
+    if isinstance(e, UnicodeDecodeError):
+        return f"input is not UTF-8 (byte {e.start}: {e.object[e.start:e.start + 1]!r})"
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or e}"
+    if type(e).__name__ == "SafetensorError":  # safetensors' only error type: a corrupt or truncated file
+        return f"bad safetensors file: {e}"
+    return None
+
+
 def main() -> None:
-    """Console-script entry: a GocoderError becomes one line on stderr and exit 2.
+    """Console-script entry: an expected failure (_expected_failure) becomes one line on stderr and exit 2.
 
     Typer's standalone mode already turns usage errors into exit 2 and Ctrl-C into exit 130.
     """
     try:
         app()
-    except GocoderError as e:
-        err.print(f"error: {e}", style="red", markup=False, highlight=False, soft_wrap=True)
+    except Exception as e:
+        line = _expected_failure(e)
+        if line is None:
+            raise  # a bug: the traceback is what a bug report needs
+        err.print(f"error: {line.splitlines()[0] if line else type(e).__name__}", style="red", markup=False,
+                  highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -28,49 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gocoder import GocoderError
 from gocoder.config import CollectConfig, ValidateConfig
 from gocoder.decontam import is_contaminated, load_blocklist
-from gocoder.records import JsonlWriter, content_hash
-
-# The Go convention for generated files (https://go.dev/s/generatedcode), on any line.
-_GENERATED = re.compile(rb"^// Code generated .* DO NOT EDIT\.\r?$", re.M)
-
-
-def skip_path(path: str) -> str | None:
-    """Why a path is skipped before its contents are read, or None to keep it."""
-    if not path.endswith(".go"):
-        return "non-go"
-    dirs = path.split("/")[:-1]
-    if "vendor" in dirs or "third_party" in dirs:
-        return "vendored"
-    if "testdata" in dirs:
-        return "testdata"  # Go's tools ignore it; it is often broken on purpose
-    return None
-
-
-def decode_go(data: bytes, max_bytes: int) -> tuple[str | None, str | None]:
-    """(text, None) for a Go file worth keeping, else (None, the reason it is skipped)."""
-    if len(data) > max_bytes:
-        return None, "oversized"
-    if b"\0" in data:
-        return None, "binary"
-    if b"// Code generated " in data and _GENERATED.search(data):  # the substring test is ~50x faster
-        return None, "generated"
-    try:
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError:
-        return None, "not-utf8"
-
-
-def make_record(
-    source: str, repo: str, title: str, body: str, files: list[dict[str, str]], *,
-    pr_number: int | None = None, sha: str | None = None, merged_at: str | None = None,
-) -> dict[str, Any]:
-    """A raw PR record. The id hashes the change itself (text and code, not where it was found),
-    so the same change seen twice, e.g. cherry-picked onto two branches, is kept once."""
-    rid = content_hash(title, body, *(f"{f['status']}\0{f['before']}\0{f['after']}" for f in files))
-    return {
-        "id": rid, "source": source, "repo": repo, "pr_number": pr_number, "sha": sha,
-        "merged_at": merged_at, "title": title, "body": body, "files_changed": files,
-    }
+from gocoder.records import JsonlWriter
 
 
 class Source(Protocol):

@@ -2,12 +2,14 @@
 
 Each pipeline stage owns one section. The defaults are a working tiny run. An unknown key or a
 value of the wrong type is a GocoderError naming the key (nanoGPT's configurator, torchtitan's
-JobConfig).
+JobConfig); so is a value out of its range (RULES, next to the sections) or sections that disagree
+(d_model and n_heads).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -70,7 +72,7 @@ class ModelConfig:
     halting: typing.Literal["bce", "q", "none"] = "bce"  # TRM's BCE head, HRM's Q-learning, or off
     halt_explore: float = 0.1  # q only: chance a sample gets a random minimum number of segments
     halt_acc: float = 1.0  # a sample "is correct" (BCE target) when this share of answer tokens is
-    n_verdict: int = 6  # validator verdict features fed to the controller (see data.verdict_features)
+    n_verdict: int = 6  # validator verdict features fed to the controller (see validate.verdict_features)
     tie_embeddings: bool = True
 
 
@@ -174,6 +176,15 @@ class AnnotateConfig:
     out_dir: str = "data/hierarchical"
     split: tuple[float, ...] = (0.9, 0.05, 0.05)  # train, valid, test shares of repositories
     batch: int = 64  # records whose files go to gocheck in one pipelined batch
+    # A record whose plan and solution run past this many UTF-8 bytes is split by file, or dropped when
+    # no file's part fits (0: no limit). 7,168 = 2,048 tokens at 3.5 bytes a token (the shipped
+    # tokenizer's 3.57 characters a token on Go, BENCHMARKS.md): the plan and code one 2,048-token
+    # context holds once its prompt is cut to a head and tail.
+    max_plan_bytes: int = 7168
+    # The intent of a record without a conventional-commit prefix: "" the shipped learned classifier
+    # (gocoder/intent_model.json: 0.661 against the rules' 0.625 on three held-out repositories,
+    # BENCHMARKS.md), "rules" (gocoder/plans.py), or the path of a model from train-intents.
+    intent_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -207,6 +218,96 @@ class Config:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
 
 
+# The allowed range of each field, checked where a section is built (a file, --set, or a library caller
+# through check()): name -> (test, the range as the error states it). A key left out takes any value of its type.
+def _ge(n: float) -> tuple[typing.Callable[[Any], bool], str]:
+    return (lambda v: v >= n), f">= {n}"
+
+
+def _gt0() -> tuple[typing.Callable[[Any], bool], str]:
+    return (lambda v: v > 0), "> 0"
+
+
+def _within(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> tuple[typing.Callable, str]:
+    def test(v: float) -> bool:
+        return (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)
+
+    return test, f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+
+
+_DEVICE = (lambda v: re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None), "auto, cpu, mps, cuda or cuda:N"
+_CPU_DEVICE = (lambda v: re.fullmatch(r"cpu|mps|cuda(:\d+)?", v) is not None), "cpu, mps, cuda or cuda:N"
+_NONEMPTY = (lambda v: bool(v)), "not empty"
+_EACH_GE1 = (lambda v: len(v) > 0 and min(v) >= 1), "a non-empty list of integers >= 1"
+_FRACTION = _within(0, 1)
+# Go's runtime reserves ~650 MB of address space before main (sandbox.MIN_MEMORY_MB; kept equal by a test).
+_GO_MIN_MEMORY_MB = 768
+RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
+    ValidateConfig: {"servers": _ge(1), "timeout_s": _gt0(), "typecheck_timeout_s": _gt0(), "hang_grace_s": _ge(0)},
+    BenchConfig: {"samples": _ge(1), "ks": _EACH_GE1, "refine_iters": _ge(0), "workers": _ge(1), "wall_s": _gt0(),
+                  "cpu_s": _ge(1), "memory_mb": _ge(_GO_MIN_MEMORY_MB), "build_s": _gt0(), "out": _NONEMPTY},
+    ModelConfig: {"vocab_size": _ge(0), "d_model": _ge(1), "n_heads": _ge(1), "planner_layers": _ge(1),
+                  "generator_layers": _ge(1), "gpt_layers": _ge(0), "mlp_mult": _gt0(), "max_seq_len": _ge(1),
+                  "rope_theta": _gt0(), "h_cycles": _ge(1), "l_cycles": _ge(1), "grad_k": _ge(1),
+                  "segments": _ge(1), "halt_explore": _FRACTION, "halt_acc": _within(0, 1, lo_open=True),
+                  "n_verdict": _ge(1)},
+    StageConfig: {"name": _NONEMPTY, "max_plan_steps": _ge(0), "max_tokens": _ge(0), "until_step": _ge(0)},
+    TrainConfig: {"data": _NONEMPTY, "tokenizer": _NONEMPTY, "out": _NONEMPTY, "seed": _ge(0), "steps": _ge(1),
+                  "batch_size": _ge(1), "grad_accum": _ge(1), "lr": _gt0(), "min_lr_ratio": _FRACTION,
+                  "warmup_steps": _ge(0), "weight_decay": _ge(0), "beta2": _within(0, 1, hi_open=True),
+                  "grad_clip": _gt0(), "w_plan": _ge(0), "w_code": _ge(0), "w_ctrl": _ge(0), "w_halt": _ge(0),
+                  "ema_decay": _within(0, 1, hi_open=True), "device": _DEVICE,
+                  "ddp_backend": ((lambda v: v in ("auto", "nccl", "gloo")), "auto, nccl or gloo"),
+                  "log_every": _ge(1), "eval_every": _ge(0), "eval_batches": _ge(1), "eval_samples": _ge(0),
+                  "eval_max_new": _ge(1), "ckpt_every": _ge(1), "time_limit_s": _ge(0), "bucket": _ge(0),
+                  "prefetch": _ge(0),
+                  "stages": ((lambda v: len(v) > 0), "at least one stage")},
+    CollectConfig: {"out_dir": _NONEMPTY, "workers": _ge(1), "max_file_bytes": _ge(1), "rev": _NONEMPTY,
+                    "github_api": ((lambda v: v.startswith(("http://", "https://"))), "an http(s):// URL"),
+                    "github_cache": _NONEMPTY, "github_max_wait_s": _ge(0), "github_retries": _ge(0),
+                    "github_timeout_s": _gt0()},
+    TokenizerConfig: {"path": _NONEMPTY, "vocab_size": _ge(1), "sample_chars": _ge(0), "sample_sentences": _ge(0),
+                      "max_sentence_length": _ge(1), "max_piece_length": _within(1, 16),
+                      "character_coverage": _within(0, 1, lo_open=True), "threads": _ge(1)},
+    SynthConfig: {"per_func": _ge(1), "seed": _ge(0), "timeout_s": _gt0()},
+    AnnotateConfig: {"split": ((lambda v: len(v) == 3 and min(v) >= 0 and abs(sum(v) - 1) < 1e-6),
+                               "three shares >= 0 that sum to 1"), "out_dir": _NONEMPTY, "batch": _ge(1)},
+    GenerateConfig: {"max_iters": _ge(1), "samples": _ge(1), "budget": _ge(0), "ucb_c": _ge(0),
+                     "max_new_tokens": _ge(1), "temperature": _ge(0), "top_p": _within(0, 1, lo_open=True),
+                     "top_k": _ge(0), "seed": _ge(0), "device": _CPU_DEVICE},
+}  # fmt: skip
+
+
+def _consistent(cfg: Any, prefix: str) -> None:
+    """Checks across the fields of one section."""
+    if isinstance(cfg, ModelConfig):
+        if cfg.d_model % cfg.n_heads:
+            raise GocoderError(f"config key {prefix}d_model={cfg.d_model} must be a multiple of "
+                               f"{prefix}n_heads={cfg.n_heads}")
+        if (cfg.d_model // cfg.n_heads) % 2:  # rotary embeddings rotate pairs of channels
+            raise GocoderError(f"config keys {prefix}d_model/{prefix}n_heads={cfg.d_model // cfg.n_heads}: "
+                               "the head dimension must be even (rotary embeddings)")
+        if cfg.grad == "last_k" and cfg.grad_k > cfg.h_cycles:
+            raise GocoderError(f"config key {prefix}grad_k={cfg.grad_k} must be in [1, {prefix}h_cycles="
+                               f"{cfg.h_cycles}]")
+
+
+def check(cfg: Any, prefix: str = "") -> Any:
+    """cfg (a section, or the whole Config) if every field is in range, else a GocoderError naming the key."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            check(value, f"{prefix}{f.name}.")
+        elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            for i, v in enumerate(value):
+                check(v, f"{prefix}{f.name}[{i}].")
+        rule = RULES.get(type(cfg), {}).get(f.name)
+        if rule is not None and not rule[0](value):
+            raise GocoderError(f"config key {prefix + f.name!r} must be {rule[1]}, got {value!r}")
+    _consistent(cfg, prefix)
+    return cfg
+
+
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
     """The defaults, updated by the TOML file at path, then by each `a.b=v` override in order."""
     data: dict[str, Any] = {}
@@ -216,6 +317,8 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as e:
             raise GocoderError(f"{path}: cannot read config: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise GocoderError(f"{path}: config is not UTF-8 (byte {e.start})") from None
         except tomllib.TOMLDecodeError as e:
             raise GocoderError(f"{path}: bad TOML: {e}") from None
     for ov in overrides:
@@ -234,7 +337,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
             if not isinstance(node, dict | list):
                 raise GocoderError(f"--set {ov!r}: {p} is not a section")
         node[leaf] = _parse_value(raw.strip())
-    return _build(Config, data, "")
+    return check(_build(Config, data, ""))
 
 
 def _parse_value(raw: str) -> Any:

@@ -30,20 +30,13 @@ import torch
 
 from gocoder import GocoderError
 from gocoder.model import CONTINUE, DONE, REFINE, Batch
+from gocoder.serialize import cut_points
+from gocoder.validate import verdict_features
 
 COLUMNS = ("offset", "prompt", "plan", "code", "code_loss", "ctrl", "steps", "kind")
 KINDS = ("clean", "judge", "repair")
-N_VERDICT = 6
+N_VERDICT = 6  # len(gocoder.validate.verdict_features(...))
 SPLITS = ("train", "valid", "test")
-
-
-def verdict_features(code: str, res: Any) -> list[float]:
-    """The validator's verdict as numbers: ok, errors (/10, capped), where the first error sits (as a
-    share of the lines), gofmt-clean, timed out, empty code."""
-    lines = max(code.count("\n") + 1, 1)
-    first = res.errors[0].line / lines if res.errors else 0.0
-    return [float(res.ok), min(len(res.errors), 10) / 10, min(first, 1.0), float(bool(res.gofmt)),
-            float(res.timed_out), float(not code.strip())]
 
 
 # ---------------------------------------------------------------------------------------- drafts
@@ -92,7 +85,7 @@ def before_draft(rec: dict[str, Any], checker: Any) -> str | None:
     before = rec.get("context", {}).get("before", "")
     if len(steps) != 1 or not before or not isinstance(steps[0], dict):
         return None
-    name = (steps[0].get("target") or "").partition(":")[2]
+    name = (steps[0].get("target") or "").partition(":")[2].partition("@")[0]  # kind:name@file
     raw = before.encode("utf-8")
     for d in checker.check(before, kind="auto", gofmt=False).decls if name else ():
         if d.name == name:  # offsets are UTF-8 bytes
@@ -106,8 +99,8 @@ def cut_example(tok: np.ndarray, P: int, Q: int, C: int, max_len: int) -> tuple[
     if max_len and P + Q + C > max_len:
         keep = max(1, max_len - Q - C)
         if keep < P:
-            head = min(keep, max(1, keep // 2))
-            tok = np.concatenate([tok[:head], tok[P - (keep - head): P], tok[P:]])
+            head, tail = cut_points(P, keep)  # as inference cuts its prompt (gocoder/serialize.py)
+            tok = np.concatenate([tok[:head], tok[tail:]])
             P = keep
         C = min(C, max_len - P - Q)
         tok = tok[: P + Q + C]
@@ -118,7 +111,7 @@ def cut_example(tok: np.ndarray, P: int, Q: int, C: int, max_len: int) -> tuple[
 
 def _examples(rec: dict[str, Any], rollouts: int, checker: Any, rng: random.Random) -> list[dict[str, Any]]:
     """The clean example and the judge/repair pairs of one record, as text segments."""
-    from gocoder.serialize import segments  # the serializer imports the vocabulary once, lazily
+    from gocoder.serialize import repair_record, segments  # the serializer loads the vocabulary lazily
 
     code = rec.get("solution", {}).get("code", "")
     steps = len(rec.get("plan", {}).get("steps", []))
@@ -143,9 +136,7 @@ def _examples(rec: dict[str, Any], rollouts: int, checker: Any, rng: random.Rand
         if lab == CONTINUE:  # unfinished: no closing tag, no verdict written yet
             judge["code"], judge["validate"] = judge["code"].removesuffix("</CODE>"), ""
         out.append(dict(judge, code_loss=0, ctrl=lab, steps=steps, kind=1, verdict=verdict_features(d, r)))
-        diag = f"{r.errors[0].line}:{r.errors[0].col}: {r.errors[0].msg}" if r.errors else ""
-        rep = segments(dict(rec, refine={"code": d, "diagnostic": diag,
-                                         "validation": {"syntax": r.ok, "tests": None}}))
+        rep = segments(repair_record(rec, d, r.errors[0] if r.errors else "", syntax=r.ok))
         out.append(dict(rep, code_loss=1, ctrl=DONE, steps=steps, kind=2, verdict=verdict_features(code, results[0])))
     return out
 
@@ -197,6 +188,8 @@ def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, ro
             f.close()
             np.save(tmp / split / "index.npy", np.asarray(rows[split], dtype=np.int64).reshape(-1, len(COLUMNS)))
             np.save(tmp / split / "verdict.npy", np.asarray(verdicts[split], dtype=np.float32).reshape(-1, N_VERDICT))
+        if not files:  # before anything is written: the previous shards (if any) stay whole
+            raise GocoderError(f"{records}: no hierarchical records to tokenize")
         counts = {s: len(rows[s]) for s in files}
         meta = {"tokenizer_hash": tokenizer.hash, "vocab_size": tokenizer.vocab_size, "pad_id": tokenizer.pad_id,
                 "dtype": np.dtype(dtype).name,

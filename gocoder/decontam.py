@@ -133,6 +133,8 @@ def write_blocklist(bench: str | Path, out: str | Path, extra: Iterable[str] = (
     """Write the blocklist of a benchmark JSONL to out (sorted, one hash a line); returns the count."""
     hashes = sorted(benchmark_hashes(bench) | set(extra))
     out = Path(out)
+    if out.is_dir():
+        raise GocoderError(f"{out}: is a folder; -o names the blocklist file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(f"# gocoder blocklist from {Path(bench).name}\n" + "".join(h + "\n" for h in hashes))

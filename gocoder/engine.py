@@ -202,14 +202,14 @@ class Engine:
 
     def decide(self, completions: list[Completion], verdicts: list[list[float]]) -> list[Decision]:
         """The refinement controller (and halting head) on each completion's final states and the
-        validator's verdict features (gocoder.data.verdict_features)."""
+        validator's verdict features (gocoder.validate.verdict_features)."""
         if len(completions) != len(verdicts):
             raise GocoderError(f"decide: {len(completions)} completions but {len(verdicts)} verdicts")
         if not completions:
             return []
         nv = getattr(self.core, "n_verdict", None)
         if nv is not None and any(len(v) != nv for v in verdicts):
-            raise GocoderError(f"decide: every verdict must hold {nv} features (gocoder.data.verdict_features)")
+            raise GocoderError(f"decide: every verdict must hold {nv} features (gocoder.validate.verdict_features)")
         if any(c.state is None for c in completions):
             raise GocoderError("decide: a completion has no state (it was not made by this engine)")
         with self._mode():

@@ -103,6 +103,8 @@ def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None =
         if "id" not in rec or "problem" not in rec:
             raise GocoderError(f"{data}: record {len(recs) + 1} lacks an id or a problem")
         recs.append(rec)
+    if not recs:
+        raise GocoderError(f"{data}: no records to evaluate")
     with JsonlWriter(out) as w:
         for rec in recs:
             if rec["id"] not in w.seen:
@@ -160,6 +162,9 @@ def run_eval(cfg: Any, checkpoint: str | Path, data: str | Path, *, out: str | P
     0.5 + margin. Rows go to out (default runs/eval/NAME-DATA-SETTINGS.jsonl, one file per settings)."""
     from gocoder.generate import Generator, sampling_from
     from gocoder.records import content_hash
+
+    if limit is not None and limit < 1:
+        raise GocoderError(f"--limit {limit}: must be at least 1")
 
     kw = {"samples": cfg.samples, "max_iters": cfg.max_iters, "search": cfg.search, "budget": cfg.budget or None,
           "typecheck": cfg.typecheck, "sampling": sampling_from(cfg, cfg.samples, cfg.search), "ucb_c": cfg.ucb_c}

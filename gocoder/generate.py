@@ -20,72 +20,26 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
-from gocoder.engine import Decision, Sampling
+from gocoder.candidates import (  # noqa: F401 (TestResult, init_state, refine_record: re-exported)
+    Candidate,
+    LoopState,
+    TestResult,
+    energy,
+    init_state,
+    refine_record,
+)
+from gocoder.engine import Sampling
 from gocoder.model import DONE
+from gocoder.serialize import cut_points, format_diagnostic, prompt
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
 WHEEL_MODEL = Path(__file__).resolve().parent / "_models" / "default"
 MAX_OUTPUT = 2000  # characters of failing test output kept for the refine block
-
-
-@dataclass
-class TestResult:
-    __test__ = False  # not a pytest class
-    passed: bool
-    output: str  # failing test output, truncated
-
-
-@dataclass
-class Candidate:
-    code: str
-    plan: list[dict]
-    syntax_ok: bool
-    type_ok: bool | None
-    tests: TestResult | None
-    decision: Decision | None
-    text: str  # the raw generated text
-    finished: bool = True  # the model closed </CODE> before its budget
-    errors: int = 0  # syntax (or, when those are none, type) errors gocheck found
-    diagnostic: str = ""  # the first one as "line:col: msg", or the failing test output
-    verdict: list[float] = field(default_factory=list)  # gocoder.data.verdict_features
-
-    @property
-    def passed(self) -> bool:
-        """Parses, type-checks when asked, and passes the tests when given."""
-        return self.syntax_ok and self.type_ok is not False and (self.tests is None or self.tests.passed)
-
-    @property
-    def done_prob(self) -> float:
-        return self.decision.probs[DONE] if self.decision is not None else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        dec = self.decision
-        d["decision"] = None if dec is None else {"probs": list(dec.probs), "halt": dec.halt}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Candidate:
-        d = dict(d)
-        d["tests"] = TestResult(**d["tests"]) if d.get("tests") else None
-        dec = d.get("decision")
-        d["decision"] = Decision(probs=tuple(dec["probs"]), halt=dec["halt"]) if dec else None
-        return cls(**d)
-
-
-def energy(c: Candidate) -> float:
-    """The validator's verdict as one number, lower is better: passing 0 < failing tests 1 < type errors 2
-    (+1 with failing tests) < syntax errors 4 + errors/10; minus half the controller's done probability,
-    which orders candidates inside a class and never across one."""
-    e = 0.0 if c.syntax_ok else 4.0 + min(c.errors, 10) / 10
-    e += 2.0 if c.syntax_ok and c.type_ok is False else 0.0
-    e += 1.0 if c.tests is not None and not c.tests.passed else 0.0
-    return e - 0.5 * c.done_prob
 
 
 # ------------------------------------------------------------------------------ decoding the output
@@ -138,8 +92,8 @@ class Generator:
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "cpu", segments: int | None = None) -> Generator:
+        from gocoder.checkpoint import checkpoint_dir, load_model
         from gocoder.tokenizer import Tokenizer
-        from gocoder.train import checkpoint_dir, load_model
 
         if checkpoint is None:
             checkpoint = DEFAULT_MODEL if DEFAULT_MODEL.exists() or not WHEEL_MODEL.exists() else WHEEL_MODEL
@@ -157,24 +111,18 @@ class Generator:
 
     def prompt_text(self, rec: dict[str, Any]) -> str:
         """The prompt region of rec as training serializes it (with its refine block, if any)."""
-        from gocoder.serialize import segments
-
-        return segments(dict(rec, plan={"steps": []}), solution=False)["prompt"]
+        return prompt(rec)
 
     def prompt_ids(self, rec: dict[str, Any], max_new: int) -> list[int]:
         """Token ids of the prompt, cut as the shards cut one (gocoder/data.py Shard.example: its middle
         goes, the problem at the head and the refine block at the tail stay) to leave max_new positions."""
         ids = self.tok.encode(self.prompt_text(rec))
-        keep = max(8, self.max_len - min(max_new, self.max_len // 2))
-        if len(ids) > keep:
-            head = keep // 2
-            ids = ids[:head] + ids[len(ids) - (keep - head):]
-        return ids
+        head, tail = cut_points(len(ids), max(8, self.max_len - min(max_new, self.max_len // 2)))
+        return ids[:head] + ids[tail:]
 
     def sample(self, rec: dict[str, Any], n: int = 1, sampling: Sampling | None = None, *, typecheck: bool = False,
                tests: Callable[[str], TestResult] | None = None) -> list[Candidate]:
         """n independent plan+code candidates for one record, each checked, tested and judged."""
-        from gocoder.data import verdict_features
         from gocoder.validate import get_checker
 
         s = dataclasses.replace(sampling or Sampling(), stop=(self.code_close,))
@@ -184,19 +132,8 @@ class Generator:
         texts = [self.tok.decode(c.tokens) for c in comps]
         decoded = [decode_output(t) for t in texts]
         checks = get_checker().check_many([code for _, code, _ in decoded], typecheck=typecheck)
-        cands = []
-        for text, (plan, code, finished), res in zip(texts, decoded, checks, strict=True):
-            ok = bool(res.ok and finished and code.strip())
-            type_ok = (res.type_ok if res.ok else None) if typecheck else None
-            terrs = res.type_errors if type_ok is False else ()
-            first = res.errors[0] if res.errors else (terrs[0] if terrs else None)
-            diag = f"{first.line}:{first.col}: {first.msg}" if first else ("" if finished else "unfinished code")
-            t = tests(code) if tests is not None and ok else None
-            if t is not None and not t.passed:
-                diag = diag or t.output[:MAX_OUTPUT]
-            n_err = len(res.errors) or len(terrs) or int(not ok)  # unfinished or empty code: one error
-            cands.append(Candidate(code, plan, ok, type_ok, t, None, text, finished, n_err, diag,
-                                   verdict_features(code, res)))
+        cands = [judge(text, d, res, typecheck=typecheck, tests=tests)
+                 for text, d, res in zip(texts, decoded, checks, strict=True)]
         with self.lock:
             decisions = self.engine.decide(comps, [c.verdict for c in cands])
         for c, d in zip(cands, decisions, strict=True):
@@ -204,30 +141,26 @@ class Generator:
         return cands
 
 
+def judge(text: str, decoded: tuple[list[dict], str, bool], res: Any, *, typecheck: bool = False,
+          tests: Callable[[str], TestResult] | None = None) -> Candidate:
+    """The candidate of one generated text (decode_output's reading of it) and gocheck's verdict on its
+    code: the tests run only on code that parses; the controller's decision comes later (Engine.decide)."""
+    from gocoder.validate import verdict_features
+
+    plan, code, finished = decoded
+    ok = bool(res.ok and finished and code.strip())
+    type_ok = (res.type_ok if res.ok else None) if typecheck else None
+    terrs = res.type_errors if type_ok is False else ()
+    first = res.errors[0] if res.errors else (terrs[0] if terrs else None)
+    diag = format_diagnostic(first) if first else ("" if finished else "unfinished code")
+    t = tests(code) if tests is not None and ok else None
+    if t is not None and not t.passed:
+        diag = diag or t.output[:MAX_OUTPUT]
+    n_err = len(res.errors) or len(terrs) or int(not ok)  # unfinished or empty code: one error
+    return Candidate(code, plan, ok, type_ok, t, None, text, finished, n_err, diag, verdict_features(code, res))
+
+
 # --------------------------------------------------------------------------------------- the loop
-
-@dataclass
-class LoopState:
-    rec: dict[str, Any]
-    iteration: int = 0
-    candidates: list[Candidate] = field(default_factory=list)
-    best: int | None = None  # index into candidates
-    current: int | None = None  # the candidate the next round repairs (the last round's best)
-    trace: list[dict] = field(default_factory=list)
-    done: bool = False  # the controller said done on code that parses, or the code passed
-    premature: int = 0  # "done" said on code that does not parse or fails its tests, overridden
-
-
-def init_state(rec: dict[str, Any]) -> LoopState:
-    return LoopState(rec=rec)
-
-
-def refine_record(rec: dict[str, Any], prev: Candidate) -> dict[str, Any]:
-    """rec with the previous code and its first diagnostic as the refine block (the shards' repair rows)."""
-    tests = None if prev.tests is None else prev.tests.passed
-    return dict(rec, refine={"code": prev.code, "diagnostic": prev.diagnostic,
-                             "validation": {"syntax": prev.syntax_ok, "tests": tests}})
-
 
 def step(gen: Any, state: LoopState, *, samples: int = 1, sampling: Sampling | None = None,
          typecheck: bool = False, tests: Callable[[str], TestResult] | None = None) -> LoopState:

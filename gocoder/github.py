@@ -19,6 +19,7 @@ waits for retry-after, else for x-ratelimit-reset when x-ratelimit-remaining is 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -33,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
-from gocoder.collect import decode_go, make_record, skip_path
 from gocoder.config import CollectConfig
+from gocoder.records import decode_go, make_record, skip_path
 
 _STATUS = {"added": "added", "removed": "deleted", "modified": "modified", "changed": "modified",
            "renamed": "renamed", "copied": "added"}
@@ -74,7 +75,22 @@ class GitHubClient:
         self.requests = self.not_modified = 0
 
     def get(self, url: str) -> tuple[Any, str | None]:
-        """The JSON body of url (absolute, or a path under the base) and its next-page URL."""
+        """The JSON body of url (absolute, or a path under the base) and its next-page URL.
+
+        Every error names the URL and may quote the server (its message, a Link URL): the token is
+        redacted from it, since a proxy or a misconfigured server can echo the request back.
+        """
+        try:
+            return self._get(url)
+        except HTTPStatusError as e:
+            raise HTTPStatusError(self.redact(str(e)), e.code) from None
+        except GocoderError as e:
+            raise GocoderError(self.redact(str(e))) from None
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _get(self, url: str) -> tuple[Any, str | None]:
         url = url if url.startswith(("http://", "https://")) else self.base + url
         key = self.cache / (hashlib.sha256(url.encode()).hexdigest() + ".json")
         cached = json.loads(key.read_text()) if key.exists() else None
@@ -189,7 +205,11 @@ class GitHubSource:
         return None  # unknown until the last page is read
 
     def units(self, skips: Counter[str]) -> Iterator[tuple[str, Any]]:
-        for pr in self.client.pages(f"{self.prefix}/pulls?state=closed&sort=created&direction=asc&per_page=100"):
+        url = f"{self.prefix}/pulls?state=closed&sort=created&direction=asc&per_page=100"
+        for pr in self.client.pages(url):
+            if not isinstance(pr, dict) or not isinstance(pr.get("number"), int):
+                raise GocoderError(f"{self.client.base}{_public(url)}: malformed GitHub API answer: "
+                                   "a pull request without a number")
             if not pr.get("merged_at"):
                 skips["not-merged"] += 1
                 yield f"pr:{pr['number']}", None
@@ -197,6 +217,15 @@ class GitHubSource:
                 yield f"pr:{pr['number']}", pr
 
     def work(self, pr: dict[str, Any]) -> tuple[list[dict[str, Any]], Counter[str]]:
+        try:
+            return self._work(pr)
+        except (KeyError, TypeError, AttributeError, binascii.Error) as e:
+            # A field missing or of the wrong type in an answer (a proxy, an API change): one line, not a traceback.
+            what = f"no field {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise GocoderError(self.client.redact(f"{self.client.base}{self.prefix}/pulls/{pr['number']}: "
+                                                  f"malformed GitHub API answer ({what})")) from None
+
+    def _work(self, pr: dict[str, Any]) -> tuple[list[dict[str, Any]], Counter[str]]:
         skips: Counter[str] = Counter()
         files = []
         for f in self.client.pages(f"{self.prefix}/pulls/{pr['number']}/files?per_page=100"):

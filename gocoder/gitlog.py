@@ -26,8 +26,8 @@ from typing import Any
 import git
 
 from gocoder import GocoderError
-from gocoder.collect import decode_go, make_record, skip_path
 from gocoder.config import CollectConfig
+from gocoder.records import decode_go, make_record, skip_path
 
 _PR_MERGE = re.compile(r"^Merge pull request #(\d+) from \S+")
 _DEFAULT_MERGE = re.compile(r"^Merge (branch|branches|remote-tracking branch|commit|tag) ")

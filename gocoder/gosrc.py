@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
-from gocoder.collect import decode_go, make_record, skip_path
 from gocoder.config import CollectConfig, ValidateConfig
+from gocoder.records import decode_go, make_record, skip_path
 
 _SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.S)
 

@@ -1,4 +1,4 @@
-"""Plans of a change: its intent, its targets (a declaration-level diff), and one step per target.
+"""Plans of a change: its intent and its targets (a declaration-level diff).
 
 Pure functions over a raw PR record and gocheck's declaration lists; gocoder/annotate.py streams
 records through them. The parts:
@@ -7,8 +7,7 @@ records through them. The parts:
   removals, renames);
 - decl_changes: which top-level declarations a file's change adds, removes, modifies or only
   touches (comments, doc or layout changed, code the same), from gocheck's byte spans;
-- plan_steps: one step per target, its intent, and a description taken from the body's sentences
-  when one names the target.
+(gocoder/steps.py writes one step per target from these.)
 """
 
 from __future__ import annotations
@@ -143,10 +142,6 @@ class DeclChange:
     after: str  # "" when removed
     pos: int  # byte offset in after (in before when removed): steps follow the file's order
 
-    @property
-    def target(self) -> str:
-        return f"{self.kind}:{self.name}"
-
 
 _TOKEN = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|//[^\n]*|/\*.*?\*/|\w+|\S', re.S)
 
@@ -253,48 +248,3 @@ def _renames(changes: list[DeclChange]) -> bool:
 
     added = {nameless(c, c.after) for c in changes if c.change == "added"}
     return bool(added) and any(nameless(c, c.before) in added for c in removed)
-
-
-def step_intent(change: str, overall: str) -> str:
-    if change == "touched":
-        return "PRESERVE"  # only comments or layout moved: the behaviour must stay as it is
-    if change == "added":
-        return "REFACTOR" if overall == "REFACTOR" else "ADD"
-    if change == "removed":
-        return "REFACTOR" if overall == "REFACTOR" else "REMOVE"
-    return overall if overall in ("FIX", "REFACTOR", "OPTIMIZE", "UPDATE") else "UPDATE"
-
-
-_NOISE = re.compile(r"<!--[\s\S]*?-->|^[ \t]*#+ .*$|^[ \t]*[-*] \[[ xX]\].*$|^(Signed-off-by|Co-authored-by):.*$", re.M)
-
-
-def sentences(body: str) -> list[str]:
-    """The body's sentences and bullet items, PR-template noise (headings, checkboxes) dropped."""
-    text = _NOISE.sub("\n", body or "")
-    out = []
-    for para in re.split(r"\n\s*\n|\n\s*[-*+] |\n\s*\d+\. ", text):
-        for s in re.split(r"(?<=[.!?])\s+(?=[A-Z`])", " ".join(para.split())):
-            s = s.strip(" -*+")
-            if len(s) > 8 and re.search(r"[A-Za-z]{3}", s):
-                out.append(s)
-    return out
-
-
-_VERB = {"FIX": "Fix", "ADD": "Add", "REFACTOR": "Refactor", "OPTIMIZE": "Optimize", "UPDATE": "Update",
-         "REMOVE": "Remove", "PRESERVE": "Keep the behaviour of"}  # fmt: skip
-
-
-def plan_steps(title: str, body: str, changes: list[DeclChange], overall: str) -> list[dict[str, str]]:
-    """One step per target, in file order; modified and added before touched ones."""
-    sents = sentences(body)
-    rank = {"modified": 0, "added": 0, "removed": 0, "touched": 1}
-    steps = []
-    for c in sorted(changes, key=lambda c: rank[c.change]):
-        intent = step_intent(c.change, overall)
-        short = c.name.split(".")[-1].split("#")[0]
-        said = next((s for s in sents if short in s and re.search(rf"\b{re.escape(short)}\b", s)), None)
-        if said is None and len(changes) == 1:
-            said = strip_prefix(title).strip() or None
-        desc = said or f"{_VERB[intent]} {c.kind} {c.name.split('#')[0]}"
-        steps.append({"intent": intent, "target": f"{c.kind}:{c.name.split('#')[0]}", "description": desc})
-    return steps

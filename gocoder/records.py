@@ -4,6 +4,8 @@ A raw PR record (data/raw/*.jsonl):
     id, source, repo, pr_number, sha, merged_at, title, body,
     files_changed: [{path, status (added|modified|deleted|renamed), before, after}]
 A hierarchical record (data/hierarchical/*.jsonl): see docs/FORMATS.md.
+The helpers every collect source shares (which paths and files to skip, the record's shape) sit
+here, below the sources and the engine that runs them (gocoder/collect.py), so neither imports the other.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,18 +83,24 @@ class JsonlWriter:
     On open it drops a torn last line (a record half-written when the process was killed) and
     reads the ids already present, so a rerun skips them. Each record is one write of one line,
     flushed, so what is on disk is always whole records plus at most one torn tail.
+
+    The file (and its folder) is created by the first write, not on open: a run that fails on bad
+    input before writing a record leaves nothing behind.
     """
 
     def __init__(self, path: str | Path, key: str = "id"):
         self.path = Path(path)
         self.key = key
         self.seen: set[str] = set()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise GocoderError(f"{self.path}: is a folder; expected a .jsonl file to append to")
         if self.path.exists():
             self._repair_tail()
-            for rec in read_jsonl(self.path):
+            for lineno, rec in read_jsonl_numbered(self.path):
+                if key not in rec:
+                    raise GocoderError(f"{self.path}:{lineno}: record without {key!r}; not a file this writes")
                 self.seen.add(rec[key])
-        self._f = self.path.open("ab")
+        self._f: Any = None
 
     def _repair_tail(self) -> None:
         with self.path.open("rb+") as f:
@@ -107,6 +116,9 @@ class JsonlWriter:
         # ASCII escapes: CPython's ASCII encoder is about twice as fast on source text, and the
         # line stays valid UTF-8 even for a lone surrogate.
         line = json.dumps(rec) + "\n"
+        if self._f is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = self.path.open("ab")
         self._f.write(line.encode("ascii"))
         self._f.flush()
         self.seen.add(k)
@@ -116,6 +128,8 @@ class JsonlWriter:
         return sum(self.write(r) for r in recs)
 
     def close(self) -> None:
+        if self._f is None:
+            return
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
@@ -125,3 +139,48 @@ class JsonlWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ------------------------------------------------------- what every collect source shares
+
+# The Go convention for generated files (https://go.dev/s/generatedcode), on any line.
+_GENERATED = re.compile(rb"^// Code generated .* DO NOT EDIT\.\r?$", re.M)
+
+
+def skip_path(path: str) -> str | None:
+    """Why a path is skipped before its contents are read, or None to keep it."""
+    if not path.endswith(".go"):
+        return "non-go"
+    dirs = path.split("/")[:-1]
+    if "vendor" in dirs or "third_party" in dirs:
+        return "vendored"
+    if "testdata" in dirs:
+        return "testdata"  # Go's tools ignore it; it is often broken on purpose
+    return None
+
+
+def decode_go(data: bytes, max_bytes: int) -> tuple[str | None, str | None]:
+    """(text, None) for a Go file worth keeping, else (None, the reason it is skipped)."""
+    if len(data) > max_bytes:
+        return None, "oversized"
+    if b"\0" in data:
+        return None, "binary"
+    if b"// Code generated " in data and _GENERATED.search(data):  # the substring test is ~50x faster
+        return None, "generated"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return None, "not-utf8"
+
+
+def make_record(
+    source: str, repo: str, title: str, body: str, files: list[dict[str, str]], *,
+    pr_number: int | None = None, sha: str | None = None, merged_at: str | None = None,
+) -> dict[str, Any]:
+    """A raw PR record. The id hashes the change itself (text and code, not where it was found),
+    so the same change seen twice, e.g. cherry-picked onto two branches, is kept once."""
+    rid = content_hash(title, body, *(f"{f['status']}\0{f['before']}\0{f['after']}" for f in files))
+    return {
+        "id": rid, "source": source, "repo": repo, "pr_number": pr_number, "sha": sha,
+        "merged_at": merged_at, "title": title, "body": body, "files_changed": files,
+    }

@@ -214,22 +214,37 @@ def serialize(rec: dict[str, Any]) -> str:
     return "".join(segments(rec).values())
 
 
+# ------------------------------------------------ the contract between training and inference
+# The shards (gocoder/data.py) and the generation loop (gocoder/generate.py) both build their repair
+# records, diagnostics and prompts here, so the text a model is trained on is the text it is prompted
+# with (tests/test_serialize.py pins it on gocheck's real verdicts).
+
 def format_diagnostic(d: Any) -> str:
     """'line:col: msg' for a gocheck Diagnostic (or anything with line/col/msg); a str as is."""
     return d if isinstance(d, str) else f"{d.line}:{d.col}: {d.msg}"
 
 
-def serialize_refine(rec: dict[str, Any], previous_code: str, diagnostics: Sequence[Any], *,
-                     syntax: bool | None = False, tests: bool | None = None, solution: bool = True) -> str:
-    """The text of a refinement: rec's prompt, the previous code with its first diagnostic, the plan.
+def repair_record(rec: dict[str, Any], code: str, diagnostic: Any = "", *, syntax: bool | None = False,
+                  tests: bool | None = None) -> dict[str, Any]:
+    """rec with a refine block: the previous code and its first diagnostic only (the ones after it are
+    mostly cascades of the first), with the verdicts gocheck and the tests gave it."""
+    return dict(rec, refine={"code": code, "diagnostic": format_diagnostic(diagnostic),
+                             "validation": {"syntax": syntax, "tests": tests}})
 
-    Only the first diagnostic is kept: the ones after it are mostly cascades of the first. With
-    solution=False the text ends after the plan, the prefix from which the model writes new code.
-    """
-    first = format_diagnostic(diagnostics[0]) if diagnostics else ""
-    r = dict(rec, refine={"code": previous_code, "diagnostic": first,
-                          "validation": {"syntax": syntax, "tests": tests}})
-    return "".join(segments(r, solution=solution).values())
+
+def prompt(rec: dict[str, Any]) -> str:
+    """The prompt region of rec (with its refine block, if any): what the model writes a plan after."""
+    return segments(dict(rec, plan={"steps": []}), solution=False)["prompt"]
+
+
+def cut_points(n: int, keep: int) -> tuple[int, int]:
+    """(head, tail): a prompt of n tokens cut to keep is prompt[:head] + prompt[tail:]. Its middle goes:
+    the problem at the head and the refine block at the tail stay (the head gets keep // 2, at least one
+    token when keep > 0). Uncut: (n, n)."""
+    if n <= keep:
+        return n, n
+    head = min(keep, max(1, keep // 2))
+    return head, n - (keep - head)
 
 
 class _Reader:

@@ -23,10 +23,11 @@ from typing import Any
 from rich.console import Console
 
 from gocoder import GocoderError
-from gocoder.collect import CollectResult, make_record, run
+from gocoder.collect import CollectResult, run
 from gocoder.config import CollectConfig, SynthConfig
 from gocoder.decontam import load_blocklist
 from gocoder.gosrc import GoSrcSource
+from gocoder.records import make_record
 
 BUG_KINDS = ("operator_misuse", "off_by_one", "variable_misuse", "missing_check",
              "missing_logic", "excess_logic", "value_misuse")  # fmt: skip
@@ -133,7 +134,7 @@ def synth(
     decontaminate: Path | None = None, console: Console | None = None,
 ) -> CollectResult:
     """Plant bugs in the functions of every Go file under go_src; append the records to out."""
-    workers = workers or cfg.workers
+    workers = cfg.workers if workers is None else workers  # 0 is an error below, not the default
     if workers < 1:
         raise GocoderError(f"--workers {workers}: must be at least 1")
     blocklist = load_blocklist(decontaminate) if decontaminate else set()

@@ -128,7 +128,7 @@ def trainer_settings(vocab_size: int, model_type: str, max_sentence_length: int 
 
 def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 16000,
                     model_type: str = "bpe", *, sample_chars: int = 0, progress: Any = None,
-                    verbose: bool = False, **settings: Any) -> Path:
+                    verbose: bool = False, source: str = "the input", **settings: Any) -> Path:
     """Train on texts (each cut into chunks), save to out_dir; returns the .model path.
 
     sample_chars caps the characters streamed (0: all); settings go to trainer_settings. The
@@ -156,10 +156,12 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int =
         spm.SentencePieceTrainer.train(sentence_iterator=stream(), model_writer=model,
                                        minloglevel=0 if verbose else 2, **args)
     except RuntimeError as e:
+        if stats["chunks"] == 0:  # SentencePiece's own words for it are an internal assertion
+            raise GocoderError(f"{source}: no training text (empty)") from None
         raise GocoderError(f"sentencepiece training failed: {str(e).strip()}") from None
     seconds = time.perf_counter() - t0
     if stats["chunks"] == 0:
-        raise GocoderError("no training text: the input is empty")
+        raise GocoderError(f"{source}: no training text (empty)")
     data = model.getvalue()
     sp = spm.SentencePieceProcessor(model_proto=data)
     out = Path(out_dir)
@@ -182,7 +184,10 @@ class Tokenizer:
 
     def __init__(self, model: bytes, meta: dict[str, Any], path: Path | None = None):
         self._model, self.meta, self.path = model, meta, path
-        self._sp = spm.SentencePieceProcessor(model_proto=model)
+        try:
+            self._sp = spm.SentencePieceProcessor(model_proto=model)
+        except RuntimeError as e:  # SentencePiece reports a proto it cannot parse as RuntimeError
+            raise GocoderError(f"{path or 'tokenizer'}: not a SentencePiece model ({str(e).strip()[:80]})") from None
         self._meta_ids = [self._sp.piece_to_id(f"<0x{b:02X}>") for b in META.encode("utf-8")]
         crossing = re.compile(f"[^{META}]{META}")
         # NOTE(gocoder): cutting long texts is exact for BPE (checked on all of GOROOT/src) but not
@@ -207,9 +212,11 @@ class Tokenizer:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except OSError as e:
             raise GocoderError(f"{e.filename}: cannot read tokenizer: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise GocoderError(f"{meta_path}: not UTF-8") from None
         except json.JSONDecodeError as e:
             raise GocoderError(f"{meta_path}: malformed JSON: {e.msg} (line {e.lineno})") from None
-        if _sha256(model) != meta.get("hash"):
+        if not isinstance(meta, dict) or _sha256(model) != meta.get("hash"):
             raise GocoderError(f"{model_path}: sha256 does not match the hash in {meta_path}")
         return cls(model, meta, model_path)
 

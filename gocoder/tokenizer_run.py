@@ -61,6 +61,7 @@ def train_from_config(cfg: TokenizerConfig, input: Path | None, go_src: Path | N
             max_sentence_length=cfg.max_sentence_length, max_piece_length=cfg.max_piece_length,
             split_digits=cfg.split_digits, character_coverage=cfg.character_coverage,
             sample_sentences=cfg.sample_sentences, threads=cfg.threads,
+            source=" and ".join(str(p) for p in (input, go_src) if p is not None) or "the input",
         )
     tok = Tokenizer.load(model)
     return {"path": str(model), **tok.meta}

@@ -6,10 +6,9 @@ CUDA), linear warmup then cosine decay, gradient clipping, gradient accumulation
 CUDA, opt-in torch.compile and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights,
 a curriculum of stages switched by step or by a validation metric.
 
-A checkpoint is a folder `ckpt-STEP/` (written under a temporary name, then renamed; `latest` names
-it): model.safetensors, ema.safetensors, config.json (the config, the tokenizer hash, the git SHA) and
-state.pt (optimizer, scheduler, RNG, data position, curriculum stage). Resuming from it on CPU with a
-fixed seed gives the same losses as a run that never stopped (tests/test_train.py checks it).
+A checkpoint (gocoder/checkpoint.py) holds the weights, the EMA weights, config.json and state.pt
+(optimizer, scheduler, RNG, data position, curriculum stage). Resuming from it on CPU with a fixed seed
+gives the same losses as a run that never stopped (tests/test_train.py checks it).
 """
 
 from __future__ import annotations
@@ -18,10 +17,8 @@ import contextlib
 import dataclasses
 import functools
 import inspect
-import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -30,10 +27,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from gocoder import GocoderError
+from gocoder.checkpoint import load_checkpoint, save_checkpoint
 from gocoder.config import Config, ModelConfig, to_dict
 from gocoder.data import Shard, iter_batches, open_shard
 from gocoder.model import GocoderModel, count_params, train_flops
@@ -102,115 +98,6 @@ def _git_sha() -> str:
                               cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
-
-
-# --------------------------------------------------------------------------------- checkpoints
-
-def save_checkpoint(out: Path, step: int, model: GocoderModel, ema: dict[str, torch.Tensor] | None,
-                    state: dict[str, Any], meta: dict[str, Any], keep: int = 2,
-                    tokenizer: str | Path | None = None) -> Path:
-    """Write ckpt-STEP/ atomically (temporary folder, then rename; `latest` last) and prune old ones.
-    tokenizer (a folder or .model file) is copied in as tokenizer.model/.json: the folder then
-    generates on its own, wherever it is moved."""
-    final = out / f"ckpt-{step:08d}"
-    tmp = out / f".ckpt-{step:08d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if tokenizer is not None:
-        from gocoder.tokenizer import STEM
-
-        src = Path(tokenizer) / f"{STEM}.model" if Path(tokenizer).is_dir() else Path(tokenizer)
-        try:
-            shutil.copyfile(src, tmp / "tokenizer.model")
-            shutil.copyfile(src.with_suffix(".json"), tmp / "tokenizer.json")
-        except OSError as e:
-            raise GocoderError(f"{e.filename}: cannot copy the tokenizer into the checkpoint: {e.strerror}") from None
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
-    if ema is not None:
-        save_file({k: v.cpu().contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
-    torch.save(state, tmp / "state.pt")
-    (tmp / "config.json").write_text(json.dumps(dict(meta, step=step), indent=2) + "\n", encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    (out / ".latest.tmp").write_text(final.name + "\n", encoding="utf-8")
-    os.replace(out / ".latest.tmp", out / "latest")
-    for old in sorted(out.glob("ckpt-*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def checkpoint_dir(path: str | Path) -> Path:
-    """A checkpoint folder itself, or the one a run folder's `latest` names."""
-    p = Path(path)
-    return p / (p / "latest").read_text(encoding="utf-8").strip() if (p / "latest").is_file() else p
-
-
-def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict | None, dict]:
-    """(config.json, weights, EMA weights or None, training state) of a checkpoint folder or of a run
-    folder (its `latest`); anything missing or corrupt is a GocoderError naming the file."""
-    p = checkpoint_dir(path)
-    f = p / "config.json"
-    if not f.is_file():
-        raise GocoderError(f"{p}: no checkpoint there (neither a `latest` file nor a config.json)")
-    try:
-        meta = json.loads(f.read_text(encoding="utf-8"))
-        f = p / "model.safetensors"
-        weights = load_file(f)
-        f = p / "ema.safetensors"
-        ema = load_file(f) if f.exists() else None
-        f = p / "state.pt"
-        state = torch.load(f, map_location="cpu", weights_only=True) if f.exists() else {}
-    except FileNotFoundError:
-        raise GocoderError(f"{f}: no checkpoint there (missing file)") from None
-    except (OSError, ValueError, SafetensorError, RuntimeError, json.JSONDecodeError) as e:
-        raise GocoderError(f"{f}: corrupt checkpoint: {str(e).splitlines()[0][:200]}") from None
-    return meta, weights, ema, state
-
-
-def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, dict[str, Any]]:
-    """A trained model from its checkpoint folder alone (EMA weights when there are some)."""
-    from gocoder.quant import dequantize, is_quantized
-
-    meta, weights, ema, _ = load_checkpoint(path)
-    model = GocoderModel(ModelConfig(**{k: v for k, v in meta["model"].items()}))
-    chosen = ema if (use_ema and ema is not None) else weights
-    model.load_state_dict(dequantize(chosen) if is_quantized(chosen) else chosen)
-    return model.eval(), meta
-
-
-def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_ema: bool = True,
-                 tokenizer: bool = True, quantize: str = "none") -> Path:
-    """A checkpoint as a model to ship or load for inference: its EMA weights (else the raw ones) cast to
-    dtype in model.safetensors, config.json, and (tokenizer=True) the tokenizer the checkpoint carries.
-    No optimizer state: a 10M-parameter model is ~20 MB in bf16 instead of ~160 MB with AdamW's moments.
-    Written to a temporary folder and renamed; an existing dst is replaced whole."""
-    p = checkpoint_dir(src)
-    meta, weights, ema, state = load_checkpoint(p)
-    try:
-        dt = getattr(torch, dtype)
-        assert isinstance(dt, torch.dtype) and dt.is_floating_point
-    except (AttributeError, AssertionError):
-        raise GocoderError(f"--dtype {dtype!r}: expected a floating torch dtype such as bfloat16 or float32") from None
-    chosen = ema if (use_ema and ema is not None) else weights
-    out, tmp = Path(dst), Path(dst).with_name(f".{Path(dst).name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    tensors = {k: (v.to(dt) if v.is_floating_point() else v).contiguous() for k, v in chosen.items()}
-    if quantize == "int8":
-        from gocoder.quant import quantize_int8
-
-        tensors = quantize_int8(tensors)
-    save_file(tensors, tmp / "model.safetensors")
-    info = dict(meta, step=state.get("step", meta.get("step")), flops=state.get("flops"), dtype=dtype,
-                weights="ema" if chosen is ema else "raw", quantize=quantize)
-    (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    for name in ("tokenizer.model", "tokenizer.json") if tokenizer else ():
-        if (p / name).exists():
-            shutil.copyfile(p / name, tmp / name)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
 
 
 # ------------------------------------------------------------------------------------- the loop
@@ -420,8 +307,13 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     tok = Tokenizer.load(t.tokenizer)
     mcfg = cfg.model
     shards = [open_shard(s.data or t.data, "train", mcfg.max_seq_len) for s in t.stages]
-    valids = [open_shard(s.data or t.data, "valid", mcfg.max_seq_len)
-              if (Path(s.data or t.data) / "valid").is_dir() else None for s in t.stages]
+    def valid_of(root: Path) -> Any:  # a stage's validation split, if it has one that is not empty
+        v = root / "valid"
+        if not v.is_dir() or (v / "tokens.bin").is_file() and (v / "tokens.bin").stat().st_size == 0:
+            return None
+        return open_shard(root, "valid", mcfg.max_seq_len)
+
+    valids = [valid_of(Path(s.data or t.data)) for s in t.stages]
     meta0 = shards[0].meta
     for s, sh in zip(t.stages, shards, strict=True):
         if tok.hash != sh.meta["tokenizer_hash"]:

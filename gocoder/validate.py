@@ -393,6 +393,15 @@ _default: Checker | None = None
 _default_lock = threading.Lock()
 
 
+def verdict_features(code: str, res: Any) -> list[float]:
+    """The validator's verdict as numbers: ok, errors (/10, capped), where the first error sits (as a
+    share of the lines), gofmt-clean, timed out, empty code."""
+    lines = max(code.count("\n") + 1, 1)
+    first = res.errors[0].line / lines if res.errors else 0.0
+    return [float(res.ok), min(len(res.errors), 10) / 10, min(first, 1.0), float(bool(res.gofmt)),
+            float(res.timed_out), float(not code.strip())]
+
+
 def get_checker(cfg: ValidateConfig | None = None) -> Checker:
     """The process-wide checker (created on first use with cfg or the defaults)."""
     global _default
@@ -412,5 +421,5 @@ def check_many(srcs: Sequence[str | bytes], **opts: Any) -> list[CheckResult]:
 
 __all__ = [
     "CheckResult", "Checker", "Decl", "Diagnostic", "check", "check_many", "find_go", "get_checker",
-    "gocheck_binary", "source_hash",
+    "gocheck_binary", "source_hash", "verdict_features",
 ]  # fmt: skip

@@ -8,7 +8,7 @@
 #   runs/default.sh corpus   # CPU: whole Go files -> $WORK/corpus/text (`gocoder corpus build`, <= 60 minutes)
 #   runs/default.sh train    # 2 GPUs: tokenize the corpus, then the GPT baseline (GPU 0) and the recursive
 #                            # model (GPU 1) side by side: same parameters, same wall-time limit, two stages
-#                            # each (files, then records), configs/go-30m.toml
+#                            # each (files, then records), configs/go-26m.toml
 #   runs/default.sh ship M   # export run M (gpt or recursive) as int8 to models/default (the card stays)
 #
 # A GPU machine reached by small transfers gets the corpus in parts: runs/stage-corpus.sh pack/tokenize.
@@ -70,10 +70,18 @@ corpus() {
 train() {
   if [ ! -f "$WORK/tokens/meta.json" ]; then
     step "tokenize the corpus"
-    $GOCODER corpus tokenize --text "$WORK/corpus/text" --tokenizer tokenizer -o "$WORK/tokens" --workers "$(nproc)"
+    $GOCODER corpus tokenize --text "$WORK/corpus/text" --tokenizer tokenizer -o "$WORK/tokens" --workers "$(nproc)" \
+      --max-package-tokens 4000000
   fi
-  step "the GPT baseline (GPU 0) and the recursive model (GPU 1), ${LIMIT} s each"
-  common=(--config configs/go-30m.toml --set "train.data=\"$WORK/shards\"" --set "train.time_limit_s=$LIMIT"
+  # at most 4 epochs of the corpus for the faster GPT: rows of 64 x 1,024 tokens a step
+  local tokens cap
+  tokens=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['splits']['train']['tokens'])" \
+    "$WORK/tokens/meta.json")
+  cap=$(( 4 * tokens / 65536 ))
+  if [ "$GPT_FILES" -gt "$cap" ]; then GPT_STEPS=$(( GPT_STEPS - GPT_FILES + cap )) GPT_FILES=$cap; fi
+  step "the GPT baseline (GPU 0, $GPT_FILES + $((GPT_STEPS - GPT_FILES)) steps) and the recursive model (GPU 1), ${LIMIT} s each"
+  # shellcheck disable=SC2206  # SETS: extra overrides, e.g. SETS="--set train.compile=false" for a CPU check
+  common=(--config configs/go-26m.toml ${SETS:-} --set "train.data=\"$WORK/shards\"" --set "train.time_limit_s=$LIMIT"
           --set "train.stages.0.data=\"$WORK/tokens\"")
   CUDA_VISIBLE_DEVICES=0 $GOCODER train "${common[@]}" --set model.type=gpt --set "train.out=\"$WORK/gpt\"" \
     --set "train.steps=$GPT_STEPS" --set "train.stages.0.until_step=$GPT_FILES" > "$WORK/gpt.log" 2>&1 &

@@ -10,7 +10,7 @@
 # Rerunnable: a finished step is skipped (its stamp is in WORK_DIR/.stamps), a killed one resumes or is
 # redone, and redoing a step redoes the steps after it. rm -rf WORK_DIR starts over.
 # Knobs (environment): TINY_PACKAGES (GOROOT/src packages), TINY_STEPS (optimizer steps), TINY_VOCAB,
-# TINY_EVAL (held-out records evaluated).
+# TINY_EVAL (held-out records evaluated), GOCODER_BENCH (the benchmark JSONL to decontaminate against).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One torch thread: on a small shared machine two threads contend with every other process, and a tiny
@@ -62,12 +62,9 @@ step() {
 }
 
 # Decontamination against the development benchmark, when it is there: never train on it.
-BENCH=""
-for b in /work/shared/bench/mbxp_go.jsonl ../shared/bench/mbxp_go.jsonl; do
-    [[ -f $b ]] && BENCH=$b && break
-done
+BENCH=${GOCODER_BENCH:-../shared/bench/mbxp_go.jsonl}  # next to the checkout, as the README has it
 DECON=()
-if [[ -n $BENCH ]]; then
+if [[ -f $BENCH ]]; then
     step blocklist gocoder blocklist "$BENCH" -o "$WORK/bench.blocklist"
     DECON=(--decontaminate "$WORK/bench.blocklist")
 fi

@@ -16,6 +16,7 @@ from gocoder.annotate import SPLITS, annotate, parse_split, split_of
 from gocoder.collect import collect
 from gocoder.config import AnnotateConfig, CollectConfig
 from gocoder.records import content_hash, read_jsonl
+from gocoder.serialize import parse, serialize, serialized_fields
 from gocoder.validate import get_checker
 
 QUIET = Console(stderr=True, quiet=True)
@@ -41,7 +42,8 @@ def run(inp: Path, out: Path, split: str | None = None, **kw):
 
 
 def all_out(out: Path) -> dict[str, dict]:
-    return {r["id"]: r for s in SPLITS for r in read_jsonl(out / f"{s}.jsonl")}
+    # a run stopped by bad input has only the splits it wrote to (a writer makes its file with its first record)
+    return {r["id"]: r for s in SPLITS if (out / f"{s}.jsonl").exists() for r in read_jsonl(out / f"{s}.jsonl")}
 
 
 def test_record_shape(tmp_path: Path) -> None:
@@ -53,13 +55,15 @@ def test_record_shape(tmp_path: Path) -> None:
     assert out["context"] == {"file": "srv/srv.go", "before": V1}
     assert out["plan"]["intent"] == "FIX"
     assert out["plan"]["steps"] == [
-        {"intent": "FIX", "target": "method:Server.Handle", "description": "Handle must return 2."},
-        {"intent": "ADD", "target": "method:Server.Close", "description": "Close is new."},
-        {"intent": "ADD", "target": "var:Max", "description": "Add var Max"},
-    ]
+        {"intent": "FIX", "target": "method:Server.Handle@srv/srv.go", "description": "Handle returns 2; 1 -> 2"},
+        {"intent": "ADD", "target": "method:Server.Close@srv/srv.go",
+         "description": "Close is new; new func (s *Server) Close() error"},
+        {"intent": "ADD", "target": "var:Max@srv/srv.go", "description": "new Max = 3"},
+    ]  # fmt: skip
     code = out["solution"]["code"]
     assert "// Close stops it.\nfunc (s *Server) Close()" in code and "// Max is the most.\nvar Max = 3" in code
     assert get_checker().check(code, kind="decls").ok  # the solution parses on its own
+    assert parse(serialize(out)) == serialized_fields(out)  # kind:name@file survives the training text
     assert out["solution"]["validation"] == {"syntax": True, "tests": None}
 
 
@@ -73,7 +77,7 @@ def test_syntax_verdict_skips_and_sources(tmp_path: Path) -> None:
     out = all_out(tmp_path / "h")
     assert out[broken["id"]]["solution"]["validation"]["syntax"] is False
     assert res.skipped == {"no-declaration-change": 1} and nothing["id"] not in out
-    assert out[gosrc["id"]]["plan"]["steps"][0]["target"] == "func:Sum"
+    assert out[gosrc["id"]]["plan"]["steps"][0]["target"] == "func:Sum@srv/srv.go"
     assert out[gosrc["id"]]["plan"]["intent"] == "ADD"
     assert out[synth["id"]]["plan"]["intent"] == "FIX" and out[synth["id"]]["bug_kind"] == "off_by_one"
 
@@ -147,14 +151,37 @@ def test_git_history_end_to_end(tmp_path: Path) -> None:
     run(tmp_path / "raw", tmp_path / "h")
     out = sorted(all_out(tmp_path / "h").values(), key=lambda r: r["pr_number"])
     plans = [(r["pr_number"], r["plan"]["intent"], sorted(s["target"] for s in r["plan"]["steps"])) for r in out]
+    a, b = "@srv/srv.go", "@srv/server.go"  # targets name their file; #3 renamed it
     assert plans == [
-        (1, "ADD", ["method:Server.Handle", "struct:Server"]),
-        (2, "FIX", ["method:Server.Close", "method:Server.Handle", "var:Max"]),
-        (3, "REFACTOR", ["struct:Server"]),
-        (4, "REMOVE", ["method:Server.Close", "method:Server.Handle", "struct:Server", "var:Max"]),
+        (1, "ADD", ["method:Server.Handle" + a, "struct:Server" + a]),
+        (2, "FIX", ["method:Server.Close" + a, "method:Server.Handle" + a, "var:Max" + a]),
+        (3, "REFACTOR", ["struct:Server" + b]),
+        (4, "REMOVE", ["method:Server.Close" + b, "method:Server.Handle" + b, "struct:Server" + b, "var:Max" + b]),
     ]
     assert out[3]["plan"]["steps"][0]["intent"] == "REMOVE"
     assert len({r["split"] for r in out}) == 1  # one repository, one split
+
+
+def test_records_past_the_budget_are_split_by_file_or_dropped(tmp_path: Path) -> None:
+    def big(name: str, n: int) -> str:  # a function of about 13*n bytes
+        lines = "".join(f"\tx{i} := {i}\n" for i in range(n))
+        return f"package srv\n\nfunc {name}() int {{\n{lines}\treturn 0\n}}\n"
+
+    two = raw("feat: two files", "", big("A", 40), path="srv/a.go")
+    two["files_changed"].append({"path": "srv/b.go", "status": "added", "before": "", "after": big("B", 40)})
+    one = raw("feat: one huge file", "", big("C", 200), path="srv/c.go")
+    small = raw("fix: small", V1, V2)
+    inp = write(tmp_path / "in.jsonl", [two, one, small])
+    res = run(inp, tmp_path / "h", split="1,0,0", max_plan_bytes=700)
+    out = all_out(tmp_path / "h")
+    assert res.split == {"records": 1, "parts": 2} and res.skipped == {"over-budget": 1}
+    assert sorted(out) == sorted([f"{two['id']}@srv/a.go", f"{two['id']}@srv/b.go", small["id"]])
+    part = out[f"{two['id']}@srv/b.go"]
+    assert part["context"]["file"] == "srv/b.go" and [s["target"] for s in part["plan"]["steps"]] == ["func:B@srv/b.go"]
+    assert "func B()" in part["solution"]["code"] and "func A()" not in part["solution"]["code"]
+    again = run(inp, tmp_path / "h", split="1,0,0", max_plan_bytes=700)  # a rerun redoes none of them
+    assert sum(again.written.values()) == 0 and again.resumed == 3
+    assert sum(run(inp, tmp_path / "h2", max_plan_bytes=0).written.values()) == 3  # 0: no budget
 
 
 def test_cli(tmp_path: Path) -> None:

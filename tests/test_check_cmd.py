@@ -113,3 +113,21 @@ def test_usage_errors_exit_2_with_one_line(tree, args, needle):
     p = gocoder(*args, cwd=tree)
     assert p.returncode == 2
     assert needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_asks_gocheck_only_for_what_it_prints(tree):
+    """Declaration lists are never printed, so they are never asked for (they cost a third of the time)."""
+    from gocoder.check import check_paths
+    from gocoder.validate import get_checker
+
+    asked = []
+
+    class Spy:
+        cfg = get_checker().cfg
+
+        def check_many(self, srcs, **opts):
+            asked.append(opts)
+            return get_checker().check_many(srcs, **opts)
+
+    check_paths([tree / "good.go"], Spy(), gofmt=True)
+    assert asked == [{"kind": "file", "gofmt": True, "decls": False}]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gocoder import GocoderError
@@ -55,3 +57,45 @@ def test_frozen():
     cfg = load_config()
     with pytest.raises(AttributeError):
         cfg.validate.servers = 9  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.batch_size=0", "'train.batch_size' must be >= 1, got 0"),
+        ("model.d_model=0", "'model.d_model' must be >= 1"),
+        ("train.lr=-1", "'train.lr' must be > 0"),
+        ("train.ckpt_every=0", "'train.ckpt_every' must be >= 1"),
+        ("train.seed=-1", "'train.seed' must be >= 0"),
+        ("train.grad_accum=0", "'train.grad_accum' must be >= 1"),
+        ("bench.wall_s=-1", "'bench.wall_s' must be > 0"),
+        ("bench.ks=[0]", "'bench.ks' must be a non-empty list"),
+        ("bench.memory_mb=100", "'bench.memory_mb' must be >= 768"),
+        ("collect.workers=0", "'collect.workers' must be >= 1"),
+        ("generate.top_p=0", "'generate.top_p' must be in (0, 1]"),
+        ("generate.device=\"tpu\"", "'generate.device' must be cpu, mps, cuda or cuda:N"),
+        ("train.device=\"tpu\"", "'train.device' must be auto, cpu"),
+        ("train.ema_decay=1", "'train.ema_decay' must be in [0, 1)"),
+        ("annotate.split=[0.5, 0.5, 0.5]", "'annotate.split' must be three shares"),
+        ("train.stages=[{until_step = -1}]", r"'train.stages\[0\].until_step' must be >= 0"),
+        ("model.n_heads=3", "model.d_model=64 must be a multiple of model.n_heads=3"),
+        ("model.n_heads=64", "head dimension must be even"),
+    ],
+)
+def test_out_of_range_values_name_the_key_and_the_range(override, message):
+    with pytest.raises(GocoderError) as e:
+        load_config(overrides=[override])
+    assert message in str(e.value) or re.search(message, str(e.value)), str(e.value)
+
+
+def test_go_memory_floor_matches_the_sandbox():
+    from gocoder import config, sandbox
+
+    assert config._GO_MIN_MEMORY_MB == sandbox.MIN_MEMORY_MB
+
+
+def test_non_utf8_config_names_the_file(tmp_path):
+    f = tmp_path / "latin1.toml"
+    f.write_bytes(b"# caf\xe9\n")
+    with pytest.raises(GocoderError, match="latin1.toml: config is not UTF-8"):
+        load_config(f)

@@ -227,3 +227,26 @@ def test_unreachable_api_and_bad_slug(tmp_path: Path) -> None:
         collect(cfg, github="octo/demo", out=tmp_path / "o.jsonl")
     with pytest.raises(GocoderError, match=r"--github 'octo': expected OWNER/NAME"):
         collect(cfg, github="octo", out=tmp_path / "o.jsonl")
+
+
+def test_server_text_with_the_token_is_redacted(gh, tmp_path: Path) -> None:
+    fake, cfg = gh
+    path = "/repos/octo/demo/pulls/1/files?per_page=100"
+    fake.faults[path] = [(403, {}, {"message": f"Bad credentials: Bearer {TOKEN}"})]
+    client = GitHubClient(CollectConfig(github_api=fake.url, github_cache=str(tmp_path / "c")), token=TOKEN)
+    with pytest.raises(GocoderError) as e:
+        client.get(path)
+    assert TOKEN not in str(e.value) and "Bad credentials: Bearer ***" in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [{"filename": "a.go"}, {"filename": "a.go", "status": "added", "sha": 7}, "x"])
+def test_malformed_api_answer_is_one_line(gh, tmp_path: Path, bad) -> None:
+    fake, cfg = gh
+    fake.routes["/repos/octo/demo/pulls/1/files?per_page=100"] = [bad]
+    if bad == {"filename": "a.go", "status": "added", "sha": 7}:
+        fake.routes["/repos/octo/demo/git/blobs/7"] = {"encoding": "base64", "content": "!!not base64!!"}
+    with pytest.raises(GocoderError, match=r"pulls/1: malformed GitHub API answer"):
+        collect(cfg, github="octo/demo", out=tmp_path / "o.jsonl")
+    fake.routes["/repos/octo/demo/pulls?state=closed&sort=created&direction=asc&per_page=100"] = [{"id": 1}]
+    with pytest.raises(GocoderError, match=r"malformed GitHub API answer: a pull request without a number"):
+        collect(cfg, github="octo/demo", out=tmp_path / "o.jsonl")

@@ -14,7 +14,8 @@ import torch
 from gocoder.config import ModelConfig, load_config
 from gocoder.data import TokenShard, open_shard
 from gocoder.model import GocoderModel, gpt_layers_for, train_flops
-from gocoder.train import load_checkpoint, train
+from gocoder.checkpoint import load_checkpoint
+from gocoder.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -184,9 +185,9 @@ def test_a_step_reads_no_host_value(two_stage, tmp_path, monkeypatch):
 
 
 def test_set_reaches_a_stage_by_index():
-    cfg = load_config("configs/go-30m.toml", ["train.stages.0.until_step=900", "train.stages.1.data=x"])
+    cfg = load_config("configs/go-26m.toml", ["train.stages.0.until_step=900", "train.stages.1.data=x"])
     assert cfg.train.stages[0].until_step == 900 and cfg.train.stages[1].data == "x"
     from gocoder import GocoderError
 
     with pytest.raises(GocoderError, match=r"7 is no index of that list \(0\.\.1\)"):
-        load_config("configs/go-30m.toml", ["train.stages.7.until_step=1"])
+        load_config("configs/go-26m.toml", ["train.stages.7.until_step=1"])

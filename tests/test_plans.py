@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gocoder.plans import (
@@ -11,10 +13,9 @@ from gocoder.plans import (
     code_tokens,
     decl_changes,
     intent_of,
-    plan_steps,
-    sentences,
     text_intent,
 )
+from gocoder.steps import plan_steps, sentences
 from gocoder.validate import get_checker
 
 BEFORE = '''package srv
@@ -97,7 +98,7 @@ def diff(path: str, before: str, after: str, code_hash: bool = False) -> list[De
 def test_decl_changes_kinds_and_names(code_hash: bool) -> None:
     if code_hash:
         assert all(len(d.code) == 16 for d in get_checker().check(AFTER, code_hash=True).decls)
-    got = {(c.target, c.change) for c in diff("srv/server.go", BEFORE, AFTER, code_hash)}
+    got = {(f"{c.kind}:{c.name}", c.change) for c in diff("srv/server.go", BEFORE, AFTER, code_hash)}
     assert got == {
         ("struct:Server", "touched"),  # doc comment only
         ("interface:Handler", "modified"),
@@ -114,7 +115,7 @@ def test_added_and_deleted_files() -> None:
     assert {c.change for c in diff("a.go", "", AFTER)} == {"added"}
     assert {c.change for c in diff("a.go", BEFORE, "")} == {"removed"}
     # A fragment (a go-src record's declaration) works too.
-    assert [c.target for c in diff("a.go", "", "func F() {}")] == ["func:F"]
+    assert [(c.kind, c.name) for c in diff("a.go", "", "func F() {}")] == [("func", "F")]
 
 
 def test_code_tokens_ignore_comments_and_layout_not_strings() -> None:
@@ -189,20 +190,55 @@ def test_sentences_drop_template_noise() -> None:
 def test_steps_intents_and_descriptions() -> None:
     changes = diff("srv/server.go", BEFORE, AFTER)
     body = "Handle now writes http.StatusOK. Close releases the mux."
-    steps = plan_steps("fix(srv): status code", body, changes, "FIX")
-    by_target = {s["target"]: s for s in steps}
+    steps = plan_steps("fix(srv): status code (#12)", body, changes, "FIX")
+    by_target = {s["target"].removesuffix("@srv/server.go"): s for s in steps}
+    assert all(s["target"].endswith("@srv/server.go") for s in steps)  # targets name their file
+    # The body's sentence that names the target, then what the change itself adds.
     assert by_target["method:Server.Handle"] == {
-        "intent": "FIX", "target": "method:Server.Handle", "description": "Handle now writes http.StatusOK."}
-    assert by_target["method:Server.Close"]["intent"] == "ADD"
-    assert by_target["method:Server.Close"]["description"] == "Close releases the mux."
-    assert by_target["func:gone"] == {"intent": "REMOVE", "target": "func:gone", "description": "Remove func gone"}
-    assert by_target["func:helper"]["intent"] == "PRESERVE"
+        "intent": "FIX", "target": "method:Server.Handle@srv/server.go",
+        "description": "Handle now writes http.StatusOK; uses http.StatusOK"}  # fmt: skip
+    assert by_target["method:Server.Close"] == {
+        "intent": "ADD", "target": "method:Server.Close@srv/server.go",
+        "description": "Close releases the mux; new func (s *Server) Close() error"}  # fmt: skip
+    assert by_target["func:gone"]["description"] == "drops func gone()"
+    assert by_target["const:B"]["description"] == "2 -> 3"  # no name changes: the first edited tokens
+    assert by_target["interface:Handler"]["description"] == "status code; adds Close"  # the title: no step named
+    assert by_target["func:helper"] == {"intent": "PRESERVE", "target": "func:helper@srv/server.go",
+                                        "description": "comment: one, always"}
     assert by_target["func:init"]["intent"] == "FIX"  # "#2" is dropped from the target
     # Touched declarations come after the ones whose code changes.
     assert [s["intent"] for s in steps][-2:] == ["PRESERVE", "PRESERVE"]
+    # No template description: every step says something beyond its intent and target.
+    assert not any(re.fullmatch(r"(Fix|Add|Update|Remove|Refactor) \w+ [\w.]+", s["description"]) for s in steps)
     # A one-step plan takes the title (its prefix dropped) when the body names nothing.
     one = plan_steps("fix(srv): status code", "", [c for c in changes if c.name == "Server.Handle"], "FIX")
-    assert one[0]["description"] == "status code"
+    assert one[0]["description"] == "status code; uses http.StatusOK"
     # A refactor's new and removed declarations are part of the refactor.
-    assert {s["intent"] for s in plan_steps("t", "", changes, "REFACTOR") if s["target"] != "func:helper"
-            and s["target"] != "struct:Server"} == {"REFACTOR"}  # fmt: skip
+    assert {s["intent"] for s in plan_steps("t", "", changes, "REFACTOR") if not s["target"].startswith(
+        ("func:helper", "struct:Server"))} == {"REFACTOR"}  # fmt: skip
+
+
+def test_calls_added_and_removed_and_signatures() -> None:
+    before = "package p\n\nfunc realIP(r *http.Request) string {\n\treturn r.RemoteAddr\n}\n"
+    after = ("package p\n\nfunc realIP(r *http.Request, trust bool) string {\n"
+             "\tif ip := r.Header.Get(\"X-Real-IP\"); trust && ip != \"\" {\n\t\treturn strings.TrimSpace(ip)\n\t}\n"
+             "\thost, _, _ := net.SplitHostPort(r.RemoteAddr)\n\treturn host\n}\n")  # fmt: skip
+    (step,) = plan_steps("trust X-Real-IP only when asked", "", diff("mw/realip.go", before, after), "FIX")
+    assert step == {"intent": "FIX", "target": "func:realIP@mw/realip.go", "description":
+                    "trust X-Real-IP only when asked; now func realIP(r *http.Request, trust bool) string; "
+                    "calls r.Header.Get, strings.TrimSpace, net.SplitHostPort"}  # fmt: skip
+    (gone,) = plan_steps("x", "", diff("mw/realip.go", after, before), "FIX")
+    assert gone["description"].endswith("no longer calls r.Header.Get, strings.TrimSpace, net.SplitHostPort")
+
+
+def test_the_plans_intent_is_in_its_steps() -> None:
+    # A feature that only edits existing code: before, every step was UPDATE and the ADD was nowhere.
+    changes = [c for c in diff("srv/server.go", BEFORE, AFTER) if c.change == "modified"]
+    steps = plan_steps("feat: status codes", "", changes, "ADD")
+    assert [s["intent"] for s in steps].count("ADD") == 1 and steps[0]["intent"] == "ADD"
+    assert {s["intent"] for s in steps[1:]} == {"UPDATE"}
+    # Two files with a `main` each are two targets, not one listed twice.
+    two = diff("cmd/a/main.go", "", "package main\n\nfunc main() {}\n")
+    two += diff("cmd/b/main.go", "", "package main\n\nfunc main() {}\n")
+    assert [s["target"] for s in plan_steps("add tools", "", two, "ADD")] == [
+        "func:main@cmd/a/main.go", "func:main@cmd/b/main.go"]

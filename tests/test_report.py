@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from gocoder import GocoderError
+from gocoder.checkpoint import load_checkpoint
 from gocoder.config import load_config
 from gocoder.report import build_report, item_validity, read_metrics, valid_by_iteration
-from gocoder.train import load_checkpoint, train
+from gocoder.train import train
 
 # Small Go functions written for these tests, one ADD plan step each.
 FUNCS = [

@@ -13,12 +13,14 @@ from tokfixtures import tiny_records
 from gocoder import GocoderError
 from gocoder.serialize import (
     SPECIAL_TOKENS,
+    cut_points,
     escape,
     load_vocab,
     parse,
+    prompt,
+    repair_record,
     segments,
     serialize,
-    serialize_refine,
     serialized_fields,
     unescape,
 )
@@ -95,14 +97,46 @@ def test_refine_keeps_previous_code_and_first_diagnostic_only():
     rec = record(code="func f() {}\n", syntax=True,
                  steps=[{"intent": "FIX", "target": "func:f", "description": "close the paren"}])
     diags = [SimpleNamespace(line=1, col=8, msg="expected ')'"), "2:1: cascade"]
-    text = serialize_refine(rec, "func f( {}\n", diags)
+    text = serialize(repair_record(rec, "func f( {}\n", diags[0]))
     back = parse(text)
     assert back["refine"] == {"code": "func f( {}\n", "diagnostic": "1:8: expected ')'",
                               "validation": {"syntax": False, "tests": None}}
     assert back["solution"]["code"] == "func f() {}\n" and "cascade" not in text
-    prefix = serialize_refine(rec, "func f( {}\n", diags, solution=False)
-    assert text.startswith(prefix) and prefix.endswith("</PLAN>")
-    assert "<REFINE><CODE>func f( {}\n</CODE><VALIDATE><SYNTAX_ERR>1:8: expected ')'</VALIDATE>" in prefix
+    prefix = prompt(repair_record(rec, "func f( {}\n", diags[0]))
+    assert text.startswith(prefix) and prefix.endswith("</REFINE>") is False
+    assert prefix.endswith("<REFINE><CODE>func f( {}\n</CODE><VALIDATE><SYNTAX_ERR>1:8: expected ')'</VALIDATE>")
+
+
+def test_prompt_cut_keeps_head_and_tail():
+    assert cut_points(10, 10) == (10, 10) and cut_points(3, 8) == (3, 3)
+    head, tail = cut_points(10, 4)
+    seq = list(range(10))
+    assert seq[:head] + seq[tail:] == [0, 1, 8, 9]
+    assert cut_points(10, 1) == (1, 10)  # one token left: the head's first
+
+
+def test_training_writes_the_prompt_inference_sends_for_a_draft():
+    """The repair rows of the shards, against the prompt the generation loop builds from a candidate that
+    wrote the same draft and got gocheck's verdict on it (STYLE.md 17)."""
+    import random
+
+    from gocoder.candidates import refine_record
+    from gocoder.data import _examples
+    from gocoder.generate import decode_output, judge
+    from gocoder.validate import get_checker
+
+    good = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n"
+    rec = record(code=good, syntax=True, steps=[{"intent": "ADD", "target": "func:Max", "description": "max"}])
+    rows = _examples(rec, 12, get_checker(), random.Random(3))
+    repairs = [r for r in rows if r["kind"] == 2]
+    syntax_errors = 0
+    for row in repairs:
+        draft = parse("".join(row[k] for k in ("prompt", "plan", "code", "validate")))["refine"]["code"]
+        text = f"<PLAN></PLAN><CODE>{escape(draft)}</CODE>"  # the model wrote the draft
+        cand = judge(text, decode_output(text), get_checker().check(draft))
+        assert prompt(refine_record(rec, cand)) == row["prompt"]
+        syntax_errors += not cand.syntax_ok
+    assert syntax_errors >= 1 and len(repairs) >= 3  # drafts with a diagnostic were compared
 
 
 def test_refine_field_in_a_record_round_trips():

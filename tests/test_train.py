@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from gocoder import GocoderError
+from gocoder.checkpoint import export_model, load_checkpoint, load_model
 from gocoder.config import load_config
 from gocoder.data import Shard, before_draft, build_shards, epoch_batches, partial_draft, syntax_draft, wrong_draft
 from gocoder.model import CONTINUE, DONE, REFINE
-from gocoder.train import load_checkpoint, load_model, lr_at, train
+from gocoder.train import lr_at, train
 
 # Small Go functions written for these tests (never copied from elsewhere), with a one-step plan each.
 FUNCS = [
@@ -250,8 +251,6 @@ def test_tiny_model_overfits_16_examples_and_writes_go(corpus, tmp_path):
 
 
 def test_time_limit_stops_with_a_checkpoint(corpus, tmp_path):
-    from gocoder.train import load_checkpoint
-
     d, *_ = corpus
     cfg = tiny(d, **{"train.steps": 50, "train.time_limit_s": 1e-6, "train.out": str(tmp_path / "run"),
                      "train.ckpt_every": 100})
@@ -260,8 +259,6 @@ def test_time_limit_stops_with_a_checkpoint(corpus, tmp_path):
 
 
 def test_export_keeps_ema_weights_in_bf16_and_loads(corpus, tmp_path):
-    from gocoder.train import export_model, load_checkpoint, load_model
-
     d, *_ = corpus
     train(tiny(d, **{"train.steps": 3, "train.ema_decay": 0.5, "train.out": str(tmp_path / "run")}))
     out = export_model(tmp_path / "run", tmp_path / "model")

@@ -18,6 +18,8 @@ type TestingT interface {
 	Errorf(format string, args ...interface{})
 }
 
+// helper is *testing.T's Helper: every function between a test and t.Errorf calls it, so that a
+// failure is reported at the test's line, not at a line of this package (testify does the same).
 type helper interface{ Helper() }
 
 func fail(t TestingT, what string, msgAndArgs ...interface{}) bool {
@@ -81,6 +83,9 @@ func isFunc(x interface{}) bool {
 
 // Equal asserts that expected and actual are equal (same type and deeply equal).
 func Equal(t TestingT, expected, actual interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if isFunc(expected) || isFunc(actual) {
 		return fail(t, fmt.Sprintf("Invalid operation: %#v == %#v (cannot take func type as argument)", expected, actual), msgAndArgs...)
 	}
@@ -96,6 +101,9 @@ func Equal(t TestingT, expected, actual interface{}, msgAndArgs ...interface{}) 
 
 // NotEqual asserts that the two values are not equal.
 func NotEqual(t TestingT, expected, actual interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if isFunc(expected) || isFunc(actual) {
 		return fail(t, "Invalid operation: cannot take func type as argument", msgAndArgs...)
 	}
@@ -107,6 +115,9 @@ func NotEqual(t TestingT, expected, actual interface{}, msgAndArgs ...interface{
 
 // EqualValues asserts that the values are equal after converting actual to expected's type.
 func EqualValues(t TestingT, expected, actual interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if !ObjectsAreEqualValues(expected, actual) {
 		return fail(t, fmt.Sprintf("Not equal: \nexpected: %#v\nactual  : %#v", expected, actual), msgAndArgs...)
 	}
@@ -115,6 +126,9 @@ func EqualValues(t TestingT, expected, actual interface{}, msgAndArgs ...interfa
 
 // True asserts that value is true.
 func True(t TestingT, value bool, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if !value {
 		return fail(t, "Should be true", msgAndArgs...)
 	}
@@ -123,6 +137,9 @@ func True(t TestingT, value bool, msgAndArgs ...interface{}) bool {
 
 // False asserts that value is false.
 func False(t TestingT, value bool, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if value {
 		return fail(t, "Should be false", msgAndArgs...)
 	}
@@ -143,6 +160,9 @@ func isNil(object interface{}) bool {
 
 // Nil asserts that object is nil (a nil interface, or a nil pointer, slice, map, chan or func).
 func Nil(t TestingT, object interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if !isNil(object) {
 		return fail(t, fmt.Sprintf("Expected nil, but got: %#v", object), msgAndArgs...)
 	}
@@ -151,6 +171,9 @@ func Nil(t TestingT, object interface{}, msgAndArgs ...interface{}) bool {
 
 // NotNil asserts that object is not nil.
 func NotNil(t TestingT, object interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if isNil(object) {
 		return fail(t, "Expected value not to be nil.", msgAndArgs...)
 	}
@@ -176,6 +199,9 @@ func isEmpty(object interface{}) bool {
 
 // Empty asserts that object is its zero value or has length 0.
 func Empty(t TestingT, object interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if !isEmpty(object) {
 		return fail(t, fmt.Sprintf("Should be empty, but was %v", object), msgAndArgs...)
 	}
@@ -184,6 +210,9 @@ func Empty(t TestingT, object interface{}, msgAndArgs ...interface{}) bool {
 
 // NotEmpty asserts that object is neither its zero value nor of length 0.
 func NotEmpty(t TestingT, object interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if isEmpty(object) {
 		return fail(t, fmt.Sprintf("Should NOT be empty, but was %v", object), msgAndArgs...)
 	}
@@ -192,6 +221,9 @@ func NotEmpty(t TestingT, object interface{}, msgAndArgs ...interface{}) bool {
 
 // Len asserts that object (string, slice, array, map or chan) has length length.
 func Len(t TestingT, object interface{}, length int, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	v := reflect.ValueOf(object)
 	switch v.Kind() {
 	case reflect.Chan, reflect.Map, reflect.Slice, reflect.Array, reflect.String:
@@ -218,6 +250,9 @@ func toFloat(x interface{}) (float64, bool) {
 
 // InDelta asserts that the two numbers differ by at most delta.
 func InDelta(t TestingT, expected, actual interface{}, delta float64, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	e, ok1 := toFloat(expected)
 	a, ok2 := toFloat(actual)
 	if !ok1 || !ok2 {
@@ -245,6 +280,9 @@ func isList(x interface{}) bool {
 
 // ElementsMatch asserts that the two lists hold the same elements, in any order, duplicates counted.
 func ElementsMatch(t TestingT, listA, listB interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if isEmpty(listA) && isEmpty(listB) {
 		return true
 	}
@@ -302,6 +340,9 @@ func includes(list, element interface{}) (ok, found bool) {
 
 // Contains asserts that a string holds a substring, a list an element, or a map a key.
 func Contains(t TestingT, s, contains interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	ok, found := includes(s, contains)
 	if !ok {
 		return fail(t, fmt.Sprintf("%#v could not be applied builtin len()", s), msgAndArgs...)
@@ -314,6 +355,9 @@ func Contains(t TestingT, s, contains interface{}, msgAndArgs ...interface{}) bo
 
 // NotContains asserts the opposite of Contains.
 func NotContains(t TestingT, s, contains interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	ok, found := includes(s, contains)
 	if !ok {
 		return fail(t, fmt.Sprintf("%#v could not be applied builtin len()", s), msgAndArgs...)
@@ -347,6 +391,9 @@ func compare(a, b interface{}) (int, bool) {
 }
 
 func order(t TestingT, e1, e2 interface{}, want []int, rel string, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	c, ok := compare(e1, e2)
 	if !ok {
 		return fail(t, fmt.Sprintf("Elements should be the same ordered type: %#v, %#v", e1, e2), msgAndArgs...)
@@ -361,26 +408,41 @@ func order(t TestingT, e1, e2 interface{}, want []int, rel string, msgAndArgs ..
 
 // Greater asserts e1 > e2 (same ordered type).
 func Greater(t TestingT, e1, e2 interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	return order(t, e1, e2, []int{1}, "greater than", msgAndArgs...)
 }
 
 // GreaterOrEqual asserts e1 >= e2.
 func GreaterOrEqual(t TestingT, e1, e2 interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	return order(t, e1, e2, []int{1, 0}, "greater than or equal to", msgAndArgs...)
 }
 
 // Less asserts e1 < e2.
 func Less(t TestingT, e1, e2 interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	return order(t, e1, e2, []int{-1}, "less than", msgAndArgs...)
 }
 
 // LessOrEqual asserts e1 <= e2.
 func LessOrEqual(t TestingT, e1, e2 interface{}, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	return order(t, e1, e2, []int{-1, 0}, "less than or equal to", msgAndArgs...)
 }
 
 // NoError asserts that err is nil.
 func NoError(t TestingT, err error, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if err != nil {
 		return fail(t, fmt.Sprintf("Received unexpected error:\n%+v", err), msgAndArgs...)
 	}
@@ -389,6 +451,9 @@ func NoError(t TestingT, err error, msgAndArgs ...interface{}) bool {
 
 // Error asserts that err is not nil.
 func Error(t TestingT, err error, msgAndArgs ...interface{}) bool {
+	if h, ok := t.(helper); ok {
+		h.Helper()
+	}
 	if err == nil {
 		return fail(t, "An error is expected but got nil.", msgAndArgs...)
 	}

@@ -1,0 +1,76 @@
+"""What int8 export costs: validation loss of a checkpoint's weights as bf16 and as int8 (gocoder export
+--quantize int8), on the same batches, and CPU generation speed of both exports.
+
+    python3 bench/quant_loss.py --checkpoint runs/default/gpt --data runs/default/tokens --batches 16
+    python3 bench/quant_loss.py --checkpoint runs/default/gpt --data D --speed   # also tokens/s on the CPU
+
+Prints one JSON object: val loss (bf16, int8), their relative change (target <= 1%), the two files' sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gocoder.checkpoint import export_model, load_model  # noqa: E402
+from gocoder.data import open_shard  # noqa: E402
+
+
+@torch.no_grad()
+def val_loss(model, shard, batches: int, batch_size: int, dev: torch.device) -> float:
+    model.to(dev).eval()
+    total = 0.0
+    n = 0
+    for i in range(0, min(len(shard), batches * batch_size), batch_size):
+        rows = list(range(i, min(i + batch_size, len(shard))))
+        b = shard.batch(rows, model.cfg.max_seq_len, shard.meta["pad_id"], 64).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            total += float(model(b).code_loss)
+        n += 1
+    return total / max(n, 1)
+
+
+def gen_speed(path: Path, new_tokens: int) -> float:
+    """Greedy tokens/s of one prompt on the CPU through the engine (threads as torch has them)."""
+    from gocoder.engine import Engine, Sampling
+
+    model, _ = load_model(path)
+    eng = Engine(model, code_open=10, device="cpu")
+    t0 = time.perf_counter()
+    out = eng.generate([[2, 100, 200, 300]], Sampling(max_new_tokens=new_tokens))
+    return len(out[0].tokens) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", required=True, help="a run or checkpoint folder")
+    ap.add_argument("--data", required=True, help="shard folder or pretraining tokens (its valid split)")
+    ap.add_argument("--batches", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--speed", action="store_true", help="also CPU generation tokens/s of both exports")
+    a = ap.parse_args()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    res = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for q in ("none", "int8"):
+            out = export_model(a.checkpoint, Path(tmp) / q, dtype="bfloat16", tokenizer=False, quantize=q)
+            model, _ = load_model(out)
+            shard = open_shard(a.data, "valid", model.cfg.max_seq_len)
+            res[f"val_loss_{q}"] = val_loss(model, shard, a.batches, a.batch_size, dev)
+            res[f"bytes_{q}"] = (out / "model.safetensors").stat().st_size
+            if a.speed:
+                res[f"cpu_tokens_per_s_{q}"] = gen_speed(out, 128)
+    res["relative_change"] = (res["val_loss_int8"] - res["val_loss_none"]) / res["val_loss_none"]
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Checkpoints: save, load and export, the one module both training and inference import (STYLE.md 16).
+
+A checkpoint is a folder `ckpt-STEP/` (written under a temporary name, then renamed; the run folder's
+`latest` names it): model.safetensors, ema.safetensors, config.json (the config, the tokenizer hash, the
+git SHA, the step and the FLOPs spent) and state.pt (optimizer, scheduler, RNG, data position, curriculum
+stage). An exported model is the same folder without state.pt and ema.safetensors.
+
+Inference (`load_weights`, `load_model`, `export_model`) reads config.json and the safetensors only, never
+state.pt: a pickle is read only by `train --resume` (`load_train_state`), with torch's weights_only loader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gocoder import GocoderError
+from gocoder.config import ModelConfig
+from gocoder.model import GocoderModel
+
+# training-state totals copied into config.json, so that the folder describes itself without its pickle
+SUMMARY = ("flops", "tokens", "seconds")
+
+
+def save_checkpoint(out: Path, step: int, model: GocoderModel, ema: dict[str, torch.Tensor] | None,
+                    state: dict[str, Any], meta: dict[str, Any], keep: int = 2,
+                    tokenizer: str | Path | None = None) -> Path:
+    """Write ckpt-STEP/ atomically (temporary folder, then rename; `latest` last) and prune old ones.
+    tokenizer (a folder or .model file) is copied in as tokenizer.model/.json: the folder then
+    generates on its own, wherever it is moved."""
+    final = out / f"ckpt-{step:08d}"
+    tmp = out / f".ckpt-{step:08d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if tokenizer is not None:
+        from gocoder.tokenizer import STEM
+
+        src = Path(tokenizer) / f"{STEM}.model" if Path(tokenizer).is_dir() else Path(tokenizer)
+        try:
+            shutil.copyfile(src, tmp / "tokenizer.model")
+            shutil.copyfile(src.with_suffix(".json"), tmp / "tokenizer.json")
+        except OSError as e:
+            raise GocoderError(f"{e.filename}: cannot copy the tokenizer into the checkpoint: {e.strerror}") from None
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+    if ema is not None:
+        save_file({k: v.cpu().contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
+    torch.save(state, tmp / "state.pt")
+    info = dict(meta, step=step, **{k: state[k] for k in SUMMARY if k in state})
+    (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    (out / ".latest.tmp").write_text(final.name + "\n", encoding="utf-8")
+    os.replace(out / ".latest.tmp", out / "latest")
+    for old in sorted(out.glob("ckpt-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def checkpoint_dir(path: str | Path) -> Path:
+    """A checkpoint folder itself, or the one a run folder's `latest` names."""
+    p = Path(path)
+    return p / (p / "latest").read_text(encoding="utf-8").strip() if (p / "latest").is_file() else p
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict | None]:
+    """(config.json, weights, EMA weights or None) of a checkpoint, run or exported-model folder; anything
+    missing or corrupt is a GocoderError naming the file. state.pt is not opened."""
+    p = checkpoint_dir(path)
+    f = p / "config.json"
+    if not f.is_file():
+        raise GocoderError(f"{p}: no checkpoint there (neither a `latest` file nor a config.json)")
+    try:
+        meta = json.loads(f.read_text(encoding="utf-8"))
+        f = p / "model.safetensors"
+        weights = load_file(f)
+        f = p / "ema.safetensors"
+        ema = load_file(f) if f.exists() else None
+    except FileNotFoundError:
+        raise GocoderError(f"{f}: no checkpoint there (missing file)") from None
+    except (OSError, ValueError, SafetensorError, RuntimeError, json.JSONDecodeError) as e:
+        raise GocoderError(f"{f}: corrupt checkpoint: {str(e).splitlines()[0][:200]}") from None
+    return meta, weights, ema
+
+
+def load_train_state(path: str | Path) -> dict[str, Any]:
+    """The training state (state.pt) of a checkpoint, for `train --resume` only; {} when there is none.
+    torch's weights_only loader refuses anything but tensors and plain containers; a refused or corrupt
+    file is one line naming it (torch's own message advises weights_only=False: never on a file we did
+    not write)."""
+    f = checkpoint_dir(path) / "state.pt"
+    if not f.exists():
+        return {}
+    try:
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise GocoderError(f"{f}: not a gocoder training state (it holds objects the safe loader refuses)") from None
+    except (OSError, EOFError, ValueError, RuntimeError) as e:
+        raise GocoderError(f"{f}: corrupt training state: {str(e).splitlines()[0][:200]}") from None
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict | None, dict]:
+    """(config.json, weights, EMA weights or None, training state): everything `train --resume` needs."""
+    return (*load_weights(path), load_train_state(path))
+
+
+def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, dict[str, Any]]:
+    """A trained model from its checkpoint folder alone (EMA weights when there are some)."""
+    from gocoder.quant import dequantize, is_quantized
+
+    meta, weights, ema = load_weights(path)
+    where = checkpoint_dir(path) / "config.json"
+    try:
+        model = GocoderModel(ModelConfig(**meta["model"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise GocoderError(f"{where}: no usable model config ({type(e).__name__}: {e})") from None
+    chosen = ema if (use_ema and ema is not None) else weights
+    try:
+        model.load_state_dict(dequantize(chosen) if is_quantized(chosen) else chosen)  # int8 exports: floats again
+    except RuntimeError as e:
+        raise GocoderError(f"{where}: the weights do not fit its model config: {str(e).splitlines()[0][:200]}") from None
+    return model.eval(), meta
+
+
+def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_ema: bool = True,
+                 tokenizer: bool = True, quantize: str = "none") -> Path:
+    """A checkpoint as a model to ship or load for inference: its EMA weights (else the raw ones) cast to
+    dtype in model.safetensors, config.json, and (tokenizer=True) the tokenizer the checkpoint carries.
+    No optimizer state: a 10M-parameter model is ~20 MB in bf16 instead of ~160 MB with AdamW's moments;
+    quantize="int8" stores the matrices as int8 with group scales (gocoder/quant.py), half that again.
+    Written to a temporary folder and renamed; an existing dst is replaced whole."""
+    p = checkpoint_dir(src)
+    meta, weights, ema = load_weights(p)
+    try:
+        dt = getattr(torch, dtype)
+        assert isinstance(dt, torch.dtype) and dt.is_floating_point
+    except (AttributeError, AssertionError):
+        raise GocoderError(f"--dtype {dtype!r}: expected a floating torch dtype such as bfloat16 or float32") from None
+    chosen = ema if (use_ema and ema is not None) else weights
+    out, tmp = Path(dst), Path(dst).with_name(f".{Path(dst).name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tensors = {k: (v.to(dt) if v.is_floating_point() else v).contiguous() for k, v in chosen.items()}
+    if quantize == "int8":
+        from gocoder.quant import quantize_int8
+
+        tensors = quantize_int8(tensors)
+    save_file(tensors, tmp / "model.safetensors")
+    info = dict(meta, dtype=dtype, weights="ema" if chosen is ema else "raw", quantize=quantize)
+    (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    for name in ("tokenizer.model", "tokenizer.json") if tokenizer else ():
+        if (p / name).exists():
+            shutil.copyfile(p / name, tmp / name)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
