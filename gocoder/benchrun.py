@@ -28,8 +28,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gocoder import GocoderError
-from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record
-from gocoder.checks import feedback, harness_broken
+from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record, zero_completion
+from gocoder.checks import GO_POS, feedback
 from gocoder.config import BenchConfig
 from gocoder.engine import Sampling
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
@@ -67,6 +67,23 @@ def read_completions(path: str | Path) -> dict[str, list[str]]:
 def score(problem: Problem, completion: str, limits: Limits) -> SandboxResult:
     """Run the harness's program for one completion."""
     return run_go(problem.program(completion), mode=problem.mode, limits=limits)
+
+
+def harness_broken(problem: Problem, limits: Limits) -> str:
+    """Why the problem's test can never compile ("" when it can): a zero-value body builds everywhere a
+    right answer would, so a build error inside the test's own lines is the harness's, not the model's."""
+    if problem.format == "synth-fix":  # its build (gocoder/synthfix.py) ran the tests on the original
+        return ""
+    comp = zero_completion(problem)
+    res = score(problem, comp, limits)
+    if res.status != "build_error":
+        return ""
+    (_, src), = problem.program(comp).items()
+    first_test_line = src[: src.rindex(problem.test)].count("\n") + 1 if problem.test in src else 1 << 30
+    m = GO_POS.search(res.build_output)
+    if m and int(m.group(2)) >= first_test_line:
+        return f"its test never compiles ({m.group(1)}:{m.group(2)}: {m.group(4).strip()})"
+    return ""
 
 
 def _scored(problem: Problem, comps: list[str], limits: Limits) -> dict[str, Any]:

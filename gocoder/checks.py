@@ -1,5 +1,5 @@
-"""A harness's checks and what a run of them says: MBXP's visible and hidden checks, the feedback a
-repair round reads, and whether a harness's own test can ever compile.
+"""A harness's checks and what a run of them says: MBXP's visible and hidden checks, and the feedback a
+repair round reads (a gocoder.benchmarks.Problem's; this module imports none of it, benchmarks imports it).
 
 The split rule (docs/BENCHMARKS.md): MBXP's `func main` is a run of checks, each ending in a
 `deepCompare(...)` call; the visible checks are the first one, the hidden checks all of them.
@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gocoder import GocoderError
 
 if TYPE_CHECKING:
-    from gocoder.benchmarks import Problem
-    from gocoder.sandbox import Limits, SandboxResult
+    from gocoder.sandbox import SandboxResult
 
 OUTPUT_KEEP = 2000  # characters of output a feedback keeps at most
-_POS = re.compile(r"^\s*\S*?(\w+\.go):(\d+):(?:(\d+):)? ?(.*)$", re.M)  # file.go:line[:col]: message
+GO_POS = re.compile(r"^\s*\S*?(\w+\.go):(\d+):(?:(\d+):)? ?(.*)$", re.M)  # file.go:line[:col]: message
 
 
 def mbxp_checks(test: str) -> tuple[str, list[str]]:
@@ -43,7 +42,7 @@ def visible_test(test: str) -> str:
     return head + "\n" + "\n\n".join(checks[:1]) + "\n}\n"
 
 
-def feedback(problem: Problem, completion: str, res: SandboxResult) -> str:
+def feedback(problem: Any, completion: str, res: SandboxResult) -> str:
     """What a repair round reads: the first compiler error with its line and source, or the failing
     check's message and the check itself (a visible one), or the run's first panic line."""
     files = problem.program(completion)
@@ -54,7 +53,7 @@ def feedback(problem: Problem, completion: str, res: SandboxResult) -> str:
         return f"{m.group(1)}:{n}: {m.group(4).strip()}" + (f"\n\t{code}" if code else "")
 
     if res.status == "build_error":
-        m = _POS.search(res.build_output)
+        m = GO_POS.search(res.build_output)
         return "compile error: " + (at(m) if m else res.build_output.strip()[:OUTPUT_KEEP])
     out = res.stderr + res.stdout
     if res.passed:
@@ -65,26 +64,6 @@ def feedback(problem: Problem, completion: str, res: SandboxResult) -> str:
         check = next((c for c in mbxp_checks(problem.test)[1] if msg in c), None)
         if check is not None:
             return f"check failed: {panic}\n{check.strip()}"
-    frame = next((m for m in _POS.finditer(out) if m.group(1) in files), None)  # a test's message or a frame
+    frame = next((m for m in GO_POS.finditer(out) if m.group(1) in files), None)  # a test's message or a frame
     where = f"\nat {at(frame)}" if frame else ""
     return f"{res.status}: {panic or out.strip()[:OUTPUT_KEEP]}{where}"[:OUTPUT_KEEP]
-
-
-def harness_broken(problem: Problem, limits: Limits) -> str:
-    """Why the problem's test can never compile ("" when it can): a zero-value body builds everywhere a
-    right answer would, so a build error inside the test's own lines is the harness's, not the model's."""
-    if problem.format == "synth-fix":  # its build (gocoder/synthfix.py) ran the tests on the original
-        return ""
-    from gocoder.benchmarks import zero_completion
-    from gocoder.sandbox import run_go
-
-    comp = zero_completion(problem)
-    res = run_go(problem.program(comp), mode=problem.mode, limits=limits)
-    if res.status != "build_error":
-        return ""
-    (_, src), = problem.program(comp).items()
-    first_test_line = src[: src.rindex(problem.test)].count("\n") + 1 if problem.test in src else 1 << 30
-    m = _POS.search(res.build_output)
-    if m and int(m.group(2)) >= first_test_line:
-        return f"its test never compiles ({m.group(1)}:{m.group(2)}: {m.group(4).strip()})"
-    return ""

@@ -12,8 +12,8 @@ import pytest
 
 import gocoder.benchrun as benchrun
 from gocoder.benchmarks import completion_from_code, load_problems
-from gocoder.benchrun import pass_at_k, run_benchmark, score
-from gocoder.checks import feedback, harness_broken, mbxp_checks
+from gocoder.benchrun import harness_broken, pass_at_k, run_benchmark, score
+from gocoder.checks import feedback, mbxp_checks
 from gocoder.config import BenchConfig
 from gocoder.engine import Sampling
 from gocoder.sandbox import Limits
