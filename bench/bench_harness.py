@@ -45,7 +45,7 @@ def main() -> None:
     print(f"wall {wall:.1f} s with {args.workers} workers: {wall / summary['scored']:.3f} s per problem")
     print(f"per problem, median: build {build[len(build) // 2]:.3f} s, run {run[len(run) // 2]:.3f} s; "
           f"p95 build {build[int(len(build) * 0.95)]:.3f} s")
-    print(f"pass@1 of the trivial completions: {summary['pass@k'].get('pass@1')}")
+    print(f"pass@1 of the trivial completions: {summary['given']['pass@k'].get('pass@1')}")
 
 
 if __name__ == "__main__":

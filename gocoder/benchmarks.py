@@ -15,14 +15,15 @@ HumanEval-X and HumanEvalPack tests import testify's assert: the sandbox resolve
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from gocoder import GocoderError
-from gocoder.records import read_jsonl_numbered
+from gocoder.records import body_open, read_jsonl_numbered, skip_balanced
 
-FORMATS = ("mbxp", "multipl-e", "humaneval-x", "humanevalpack")
+FORMATS = ("mbxp", "multipl-e", "humaneval-x", "humanevalpack", "synth-fix")
 # Harnesses that never compile whatever the completion (untyped nil, int overflow, a NUL byte): excluded.
 MBXP_EXCLUDED = frozenset(f"MBGP/{n}" for n in (67, 217, 395, 431, 452, 539, 546, 746, 755, 761, 954))
 # The packages the HumanEval-X / HumanEvalPack harnesses import when the completion uses them.
@@ -41,16 +42,37 @@ class Problem:
     setup: str = ""  # HumanEval-X / Pack test_setup: package clause and imports, placed first
     buggy: str = ""  # HumanEvalPack: prompt + buggy_solution (shown by the fix task)
     excluded: str = ""  # why this problem is never scored ("" = scored)
+    # synth-fix (gocoder/synthfix.py): the package's files, the buggy file's name, the bug report's body
+    files: tuple[tuple[str, str], ...] = ()
+    path: str = ""
+    details: str = ""
 
     @property
     def mode(self) -> str:
         """How the sandbox runs it: "run" (go build, then the binary) or "test" (go test -c)."""
         return "run" if self.format == "mbxp" else "test"
 
+    def visible(self) -> Problem:
+        """This problem with its visible checks only: what a loop may run before it submits an answer.
+
+        The rule (docs/BENCHMARKS.md): MBXP's `func main` is a run of checks, each ending in a
+        `deepCompare(...)` call (see mbxp_checks); the visible checks are the first one, the hidden
+        checks all of them. Other formats have no split: their visible harness is empty
+        (the loop judges with gocheck only), so nothing hidden can leak into a repair prompt; synth-fix's
+        checks are the package's tests, visible and hidden both (gocoder/synthfix.py).
+        """
+        if self.format == "synth-fix":  # the package's own tests, as a user's `--tests` are
+            return self
+        from gocoder.checks import visible_test
+
+        return dataclasses.replace(self, test=visible_test(self.test) if self.format == "mbxp" else "")
+
     def program(self, completion: str) -> dict[str, str]:
         """The files of the harness's program for one completion (the body after the prompt's signature)."""
         if self.format == "mbxp":
             return {"main.go": self.prompt + completion + self.test}
+        if self.format == "synth-fix":  # the completion is the whole fixed file
+            return {**dict(self.files), self.path: completion}
         if self.format == "multipl-e":
             return {"main_test.go": self.prompt + completion + "\n" + self.test}
         setup = self.setup
@@ -152,7 +174,14 @@ def _humanevalpack(r: dict, task: str) -> Problem:
                    buggy=buggy)  # fmt: skip
 
 
-_PARSERS = {"mbxp": _mbxp, "multipl-e": _multiple, "humaneval-x": _humaneval_x, "humanevalpack": _humanevalpack}
+def _synth_fix(r: dict, task: str) -> Problem:
+    from gocoder.synthfix import load_record
+
+    return Problem(format="synth-fix", test="", **load_record(r))
+
+
+_PARSERS = {"mbxp": _mbxp, "multipl-e": _multiple, "humaneval-x": _humaneval_x, "humanevalpack": _humanevalpack,
+            "synth-fix": _synth_fix}  # fmt: skip
 
 
 def problem_record(problem: Problem, task: str = "synthesize") -> dict:
@@ -161,6 +190,10 @@ def problem_record(problem: Problem, task: str = "synthesize") -> dict:
     synthesize: the description, the prompt file head up to the signature as context, the signature
     in the details. fix: "Fix bugs in NAME." with the file holding the buggy function as context.
     """
+    if problem.format == "synth-fix":  # a bug report and the file it is in, as `gocoder generate --context`
+        return {"id": problem.id, "split": "test", "source": "bench:synth-fix",
+                "problem": {"description": problem.description, "details": problem.details},
+                "context": {"file": problem.path, "before": problem.prompt}, "plan": {"steps": []}}  # fmt: skip
     m = _last_func(problem.prompt)
     cut = m.start() if m else len(problem.prompt)
     head, signature = problem.prompt[:cut], problem.prompt[cut:].strip().rstrip("{").strip()
@@ -186,69 +219,61 @@ def completion_from_code(problem: Problem, code: str) -> str:
     completion is that function's body with its closing brace, then the helper declarations (not
     `main`, and nothing the prompt or test already declares). Code whose one function is not named as
     the entry point gives that function's body: the prompt has already written the signature, so the
-    body is what the model answered (small models rarely copy a snake_case name). Other code without
-    the entry point is taken as the body itself, closed with a brace when it parses as statements.
+    body is what the model answered (small models rarely copy a snake_case name); of several such
+    functions, the one the others serve (no other calls it) answers and the rest are its helpers. Code
+    with only methods or types gives a body that panics, then those declarations. Other code is taken
+    as the body itself, closed with a brace when it parses as statements.
     """
     from gocoder.validate import get_checker
 
+    if problem.format == "synth-fix":  # the answer goes into the buggy file; one that cannot leaves it as it is
+        from gocoder.patch import apply_code, gofmt
+
+        try:
+            return gofmt(apply_code(problem.prompt, code), problem.path)
+        except GocoderError:
+            return problem.prompt
     res = get_checker().check(code, kind="auto")
     raw = code.encode()
+    taken = {m.group(1) for m in _FUNC.finditer(problem.prompt + "\n" + problem.test)} | {"main", "init"}
     funcs = [d for d in res.decls if d.kind == "func"]
-    entry = next((d for d in funcs if d.name == problem.entry_point), None)
-    if entry is None and len(funcs) == 1 and funcs[0].name not in ("main", "init"):
-        entry = funcs[0]
+    entry = next((d for d in funcs if d.name == problem.entry_point), None) or _root_func(
+        [d for d in funcs if d.name not in taken], raw)
+    if entry is None and res.ok and res.decls and res.kind in ("file", "decls"):
+        # only methods or types: nothing answers the signature; the declarations still go after the
+        # closed function so that the program builds and the answer is judged wrong, not unbuildable
+        entry_body = '\n\tpanic("gocoder: the answer declares no function for the entry point")\n}\n'
+        return entry_body + "".join("\n" + raw[d.start : d.end].decode() + "\n" for d in res.decls
+                                    if not (d.kind == "func" and d.name in taken))  # fmt: skip
     if entry is None:
         body = code.rstrip("\n")
         return body + "\n}\n" if res.ok and res.kind == "stmts" else body + "\n"
     fn = raw[entry.start : entry.end].decode()
-    at = _body_open(fn)
+    at = body_open(fn)
     if at < 0:
         return code
-    taken = {m.group(1) for m in _FUNC.finditer(problem.prompt + "\n" + problem.test)} | {"main"}
     helpers = [raw[d.start : d.end].decode() for d in res.decls
                if d is not entry and not (d.kind == "func" and d.name in taken)]  # fmt: skip
+    if entry.name != problem.entry_point and re.search(rf"\b{re.escape(entry.name)}\s*\(", fn[at:]):
+        helpers.append(fn)  # a recursive answer under its own name calls itself: keep it callable
     return fn[at:] + "\n" + "".join("\n" + h + "\n" for h in helpers)
 
 
-def _body_open(fn: str) -> int:
-    """Index just after the `{` that opens a function's body (braces of interface{} / struct{} types skipped)."""
-    depth, i = 0, 0
-    while i < len(fn):
-        c = fn[i]
-        if c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif c in "\"`":  # a string (struct tag) in the signature
-            i = fn.find(c, i + 1)
-            if i < 0:
-                return -1
-        elif c == "{":
-            if re.search(r"\b(interface|struct)\s*$", fn[:i]):
-                i = _skip_balanced(fn, i)
-                continue
-            if depth == 0:
-                return i + 1
-        i += 1
-    return -1
-
-
-def _skip_balanced(s: str, i: int, pair: str = "{}") -> int:
-    """Index just after the bracket that closes the one opening at s[i] (pair: "{}" or "()")."""
-    depth = 0
-    for j in range(i, len(s)):
-        depth += {pair[0]: 1, pair[1]: -1}.get(s[j], 0)
-        if depth == 0:
-            return j + 1
-    return len(s)
+def _root_func(funcs: list, raw: bytes) -> object | None:
+    """The function that answers when none has the entry point's name: the one no other function calls
+    (the others are its helpers), the last such one when several are; None without functions."""
+    texts = {d.name: raw[d.start : d.end].decode() for d in funcs}
+    roots = [d for d in funcs if not any(re.search(rf"\b{re.escape(d.name)}\s*\(", t.split("{", 1)[-1])
+                                         for name, t in texts.items() if name != d.name)]  # fmt: skip
+    return (roots or funcs)[-1] if funcs else None
 
 
 def zero_completion(problem: Problem) -> str:
     """A trivial completion that returns the zero values of the signature's results (for harness checks)."""
     m = _last_func(problem.prompt)
     sig = problem.prompt[m.start() :] if m else ""
-    at = _body_open(sig)
-    params_end = _skip_balanced(sig, sig.index("(", m.end() - m.start() - 1), "()") if m else 0
+    at = body_open(sig)
+    params_end = skip_balanced(sig, sig.index("(", m.end() - m.start() - 1), "()") if m else 0
     results = sig[params_end : at - 1].strip() if at > 0 else ""
     if results.startswith("("):
         results = results[1:-1]

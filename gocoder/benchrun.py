@@ -1,10 +1,14 @@
-"""`gocoder bench`: score completions of a public Go benchmark in the sandbox, with pass@k.
+"""`gocoder bench`: score a model (or a completions file) on a public Go benchmark in the sandbox.
 
-Completions come from a JSONL (task_id + completion, as MXEval's evaluate_functional_correctness
-reads; `generation` as CodeGeeX writes is accepted too) or from a Generator: `gen.sample(rec, n)`
-scores the model without the refinement loop, `solve(gen, rec, max_iters=K, tests=...)` with it (the
-loop sees the harness's own verdict). Per-problem results append to OUT/results.jsonl as they finish,
-so a rerun skips problems already done; OUT/summary.json holds pass@k, excluded problems and status counts.
+Three figures, side by side and never mixed, each with its budget (docs/BENCHMARKS.md):
+- greedy: pass@1 without feedback, one greedy answer a problem;
+- sampled: pass@k by the unbiased estimator of Chen et al. (2021), "Evaluating Large Language Models
+  Trained on Code", over n >= k answers drawn at a temperature and top-p;
+- loop: pass@1 with the refinement loop, which may run the problem's visible checks only (and reads the
+  compiler's and the checks' output); the one answer it submits is scored on the hidden checks.
+Model answers are generated in batches by the engine (many prompts per call: a GPU with `--device cuda`);
+the loop runs problem by problem, and its first round is the greedy answer (never generated twice).
+Rows append to OUT/results.jsonl as they finish, so a rerun skips problems already done.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import dataclasses
 import json
 import math
 import time
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +28,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from gocoder import GocoderError
-from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record
-from gocoder.config import BenchConfig, GenerateConfig
+from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record, zero_completion
+from gocoder.checks import GO_POS, feedback
+from gocoder.config import BenchConfig
+from gocoder.engine import Sampling
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.sandbox import Limits, SandboxResult, run_go
@@ -63,68 +70,138 @@ def score(problem: Problem, completion: str, limits: Limits) -> SandboxResult:
     return run_go(problem.program(completion), mode=problem.mode, limits=limits)
 
 
-def _sample_row(res: SandboxResult) -> dict[str, Any]:
-    row = {"status": res.status, "wall_s": round(res.wall_s, 3), "build_s": round(res.build_s, 3)}
-    if not res.passed:
-        row["output"] = (res.build_output if res.status == "build_error" else res.stderr + res.stdout)[-OUTPUT_KEEP:]
-    return row
+def harness_broken(problem: Problem, limits: Limits) -> str:
+    """Why the problem's test can never compile ("" when it can): a zero-value body builds everywhere a
+    right answer would, so a build error inside the test's own lines is the harness's, not the model's."""
+    if problem.format == "synth-fix":  # its build (gocoder/synthfix.py) ran the tests on the original
+        return ""
+    comp = zero_completion(problem)
+    res = score(problem, comp, limits)
+    if res.status != "build_error":
+        return ""
+    (_, src), = problem.program(comp).items()
+    first_test_line = src[: src.rindex(problem.test)].count("\n") + 1 if problem.test in src else 1 << 30
+    m = GO_POS.search(res.build_output)
+    if m and int(m.group(2)) >= first_test_line:
+        return f"its test never compiles ({m.group(1)}:{m.group(2)}: {m.group(4).strip()})"
+    return ""
 
 
-def _tests_runner(problem: Problem, limits: Limits) -> Callable[[str], Any]:
-    """The refinement loop's test callback: the harness's own verdict on the model's code."""
+def _scored(problem: Problem, comps: list[str], limits: Limits) -> dict[str, Any]:
+    """Each completion's verdict; equal completions are run once (a small model repeats itself often, and
+    n = 100 samples of 928 problems is 92,800 programs to build)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for comp in comps:
+        if comp in seen:
+            continue
+        res = score(problem, comp, limits)
+        row = {"status": res.status, "wall_s": round(res.wall_s, 3), "build_s": round(res.build_s, 3)}
+        if not res.passed:
+            out = res.build_output if res.status == "build_error" else res.stderr + res.stdout
+            row["output"] = out[-OUTPUT_KEEP:]
+        seen[comp] = row
+    rows = [seen[c] for c in comps]
+    return {"n": len(rows), "c": sum(r["status"] == "ok" for r in rows), "samples": rows, "completions": comps}
+
+
+def _visible_runner(problem: Problem, limits: Limits) -> Callable[[str], Any] | None:
+    """The loop's test callback: the visible checks' verdict and feedback (None: the format has none)."""
     from gocoder.generate import TestResult
 
+    vis = problem.visible()
+    if not vis.test and not vis.files:  # synth-fix's checks are its package's test files
+        return None
+
     def run(code: str) -> TestResult:
-        res = score(problem, completion_from_code(problem, code), limits)
-        out = res.build_output if res.status == "build_error" else res.stderr + res.stdout
-        return TestResult(passed=res.passed, output=f"{res.status}: {out}"[:OUTPUT_KEEP])
+        comp = completion_from_code(vis, code)
+        res = score(vis, comp, limits)
+        return TestResult(passed=res.passed, output=feedback(vis, comp, res))
 
     return run
 
 
-def _problem_job(problem: Problem, comps: list[str] | None, generator: Any, samples: int, refine_iters: int,
-                 task: str, limits: Limits, sampling: Any = None) -> dict[str, Any]:  # fmt: skip
-    row: dict[str, Any] = {"id": problem.id, "format": problem.format}
-    refined: list[str] = []
-    if comps is None:
-        rec = problem_record(problem, task)
-        comps = [completion_from_code(problem, c.code) for c in generator.sample(rec, samples, sampling)]
-        if refine_iters > 0:
-            from gocoder.generate import solve
+def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: Limits) -> tuple[str, dict[str, Any]]:
+    """The loop on the visible checks: (its first round's code = the greedy answer, the submitted answer's row)."""
+    from gocoder.generate import solve
 
-            tests = _tests_runner(problem, limits)
-            refined = [completion_from_code(problem, solve(generator, rec, max_iters=refine_iters, tests=tests,
-                                                           sampling=_nth(sampling, i)).code)
-                       for i in range(samples)]  # fmt: skip
-    results = [_sample_row(score(problem, c, limits)) for c in comps]
-    row.update(n=len(results), c=sum(r["status"] == "ok" for r in results), samples=results, completions=comps)
-    if refined:
-        rres = [_sample_row(score(problem, c, limits)) for c in refined]
-        row["refined"] = {"n": len(rres), "c": sum(r["status"] == "ok" for r in rres), "samples": rres,
-                          "completions": refined}  # fmt: skip
-    return row
+    t0 = time.monotonic()
+    r = solve(gen, problem_record(problem, task), max_iters=cfg.refine_iters, tests=_visible_runner(problem, limits),
+              sampling=Sampling(max_new_tokens=cfg.max_new_tokens))  # greedy rounds: the first is the greedy answer
+    seconds = time.monotonic() - t0
+    row = _scored(problem, [completion_from_code(problem, r.code)], limits)
+    row.update(candidates=r.candidates, rounds=r.iterations, seconds=round(seconds, 3), visible_passed=r.passed,
+               feedback=[t["verdict"]["diagnostic"][:OUTPUT_KEEP] for t in r.trace])  # fmt: skip
+    return r.trace[0]["code"], row
 
 
-def _nth(sampling: Any, i: int) -> Any:
-    """The sampler of the i-th refinement run of a problem: its own seed, so that runs differ."""
-    if sampling is None or sampling.seed is None:
-        return sampling
-    return dataclasses.replace(sampling, seed=sampling.seed + 1000 * i)
+def generate_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: Sampling) -> list[list[str]]:
+    """n codes per problem from one batched engine call (prompt-major), decoded as `Generator.sample` does."""
+    from gocoder.generate import decode_output
+
+    s = dataclasses.replace(s, stop=(gen.code_close,))
+    prompts = [gen.prompt_ids(problem_record(p, task), s.max_new_tokens) for p in problems]
+    with gen.lock:
+        comps = gen.engine.generate(prompts, s, samples=n)
+    gen.calls += len(comps)
+    codes = [decode_output(gen.tok.decode(c.tokens))[1] for c in comps]
+    return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
 
 
-def run_benchmark(problems: Sequence[Problem], *, out: str | Path, completions: dict[str, list[str]] | None = None,
-                  generator: Any = None, samples: int = 1, ks: Sequence[int] = (1, 10), refine_iters: int = 0,
-                  task: str = "synthesize", workers: int = 2, limits: Limits | None = None,
-                  console: Console | None = None, sampling: Any = None) -> dict[str, Any]:  # fmt: skip
-    """Score every problem (resuming from OUT/results.jsonl), then write and return the summary.
-    sampling (an engine Sampling) is how the generator samples; None: its default (greedy)."""
+def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, limits: Limits,
+                pool: ThreadPoolExecutor) -> list[dict[str, Any]]:  # fmt: skip
+    """Generate a batch's answers (greedy, sampled, loop) and score them, problems in parallel."""
+    t0 = time.monotonic()
+    greedy: list[list[str]] | None = None
+    if cfg.refine_iters == 0:
+        greedy = generate_codes(gen, batch, task, 1, Sampling(max_new_tokens=cfg.max_new_tokens))
+    t_greedy = time.monotonic() - t0
+    sampled, t_sampled = None, 0.0
+    if cfg.samples > 1:
+        t1 = time.monotonic()
+        # one seed a batch, from the run's seed and the batch's first problem: a rerun of the same
+        # batch draws the same samples; every row of the batch draws its own (the generator moves on)
+        seed = cfg.seed + zlib.crc32(batch[0].id.encode())
+        s = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
+        sampled = generate_codes(gen, batch, task, cfg.samples, s)
+        t_sampled = time.monotonic() - t1
+
+    def job(i: int) -> dict[str, Any]:
+        p = batch[i]
+        row: dict[str, Any] = {"id": p.id, "format": p.format}
+        if cfg.refine_iters > 0:
+            first, row["loop"] = _loop_job(p, gen, cfg, task, limits)
+            row["greedy"] = _scored(p, [completion_from_code(p, first)], limits)
+        else:
+            row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits)
+            row["greedy"]["gen_s"] = round(t_greedy / len(batch), 3)
+        if sampled is not None:
+            row["sampled"] = _scored(p, [completion_from_code(p, c) for c in sampled[i]], limits)
+            row["sampled"]["gen_s"] = round(t_sampled / len(batch), 3)
+        _exclude_if_broken(p, row, limits)
+        return row
+
+    return list(pool.map(job, range(len(batch))))
+
+
+def _exclude_if_broken(p: Problem, row: dict[str, Any], limits: Limits) -> None:
+    """Mark a problem excluded when no answer passed and its harness never compiles (any format)."""
+    sections = [row[k] for k in ("given", "greedy", "sampled", "loop") if k in row]
+    if not any(s["c"] for s in sections) and any(x["status"] == "build_error" for s in sections for x in s["samples"]):
+        why = harness_broken(p, limits)
+        if why:
+            row["excluded"] = why
+
+
+def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | Path, task: str = "synthesize",
+                  completions: dict[str, list[str]] | None = None, generator: Any = None,
+                  limits: Limits | None = None, console: Console | None = None) -> dict[str, Any]:  # fmt: skip
+    """Score every problem (resuming from OUT/results.jsonl), then write and return the summary."""
     if (completions is None) == (generator is None):
         raise GocoderError("bench: give either completions or a generator")
-    limits = limits or Limits()
-    out = Path(out)
+    limits, out = limits or Limits(), Path(out)
     if out.exists() and not out.is_dir():
         raise GocoderError(f"{out}: not a folder; --out names the folder for results.jsonl and summary.json")
-    excluded = [p for p in problems if p.excluded]
+    excluded = {p.id: p.excluded for p in problems if p.excluded}
     todo = [p for p in problems if not p.excluded and (completions is None or p.id in completions)]
     t0 = time.monotonic()
     with JsonlWriter(out / "results.jsonl") as writer:
@@ -132,52 +209,74 @@ def run_benchmark(problems: Sequence[Problem], *, out: str | Path, completions: 
         console = console or Console(stderr=True)
         columns = (TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console) as bar, \
-                ThreadPoolExecutor(max(1, workers)) as pool:  # fmt: skip
+                ThreadPoolExecutor(max(1, cfg.workers)) as pool:  # fmt: skip
             task_id = bar.add_task("bench", total=len(todo), completed=len(todo) - len(pending))
-            futs = [pool.submit(_problem_job, p, None if completions is None else completions[p.id], generator,
-                                samples, refine_iters, task, limits, sampling) for p in pending]  # fmt: skip
-            try:
-                for f in as_completed(futs):
-                    writer.write(f.result())
-                    bar.advance(task_id)
-            except BaseException:  # Ctrl-C or a failed job: what is written stays; the rest is cancelled
-                for f in futs:
-                    f.cancel()
-                raise
+            step = cfg.batch_size if generator is not None else max(1, cfg.workers) * 4
+            for at in range(0, len(pending), step):
+                batch = pending[at : at + step]
+                if generator is not None:
+                    rows = _batch_rows(batch, cfg, generator, task, limits, pool)
+                else:
+                    rows = list(pool.map(lambda p: _given_row(p, completions[p.id], limits), batch))
+                for row in rows:  # a batch is written whole: Ctrl-C between batches loses nothing written
+                    writer.write(row)
+                bar.advance(task_id, len(rows))
     # The writer made out/ with its first row; with none (nothing to score) it is made here, last.
     results = out / "results.jsonl"
     ids = {p.id for p in todo}
     rows = [r for r in read_jsonl(results) if r["id"] in ids] if results.exists() else []
-    summary = summarize(rows, ks, excluded, time.monotonic() - t0, len(pending))
+    excluded.update({r["id"]: r["excluded"] for r in rows if r.get("excluded")})
+    summary = summarize([r for r in rows if not r.get("excluded")], cfg, excluded, time.monotonic() - t0,
+                        len(pending))  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def summarize(rows: list[dict[str, Any]], ks: Sequence[int], excluded: Sequence[Problem], seconds: float,
+def _given_row(p: Problem, comps: list[str], limits: Limits) -> dict[str, Any]:
+    row = {"id": p.id, "format": p.format, "given": _scored(p, comps, limits)}
+    _exclude_if_broken(p, row, limits)
+    return row
+
+
+def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, str], seconds: float,
               ran: int) -> dict[str, Any]:  # fmt: skip
-    statuses = Counter(s["status"] for r in rows for s in r["samples"])
-    refined_rows = [r["refined"] for r in rows if "refined" in r]
-    return {
-        "problems": len(rows) + len(excluded),
-        "scored": len(rows),
-        "samples": sum(r["n"] for r in rows),
-        "passed": sum(r["c"] for r in rows),
-        "pass@k": mean_pass_at_k([(r["n"], r["c"]) for r in rows if r["n"]], ks),
-        "pass@k_refined": mean_pass_at_k([(r["n"], r["c"]) for r in refined_rows], ks) if refined_rows else None,
-        "status_counts": dict(sorted(statuses.items())),
-        "excluded": [{"id": p.id, "reason": p.excluded} for p in excluded],
-        "seconds": round(seconds, 2),
-        "seconds_per_problem": round(seconds / ran, 3) if ran else None,
-    }
+    """The summary: one section per figure (given, greedy, sampled, loop), each with its budget."""
+    out: dict[str, Any] = {"problems": len(rows) + len(excluded), "scored": len(rows)}
+    for key in ("given", "greedy", "sampled", "loop"):
+        secs = [r[key] for r in rows if key in r]
+        if not secs:
+            continue
+        sec: dict[str, Any] = {
+            "pass@k": mean_pass_at_k([(s["n"], s["c"]) for s in secs], (1,) if key in ("greedy", "loop") else cfg.ks),
+            "samples": sum(s["n"] for s in secs), "passed": sum(s["c"] for s in secs),
+            "status_counts": dict(sorted(Counter(x["status"] for s in secs for x in s["samples"]).items())),
+        }  # fmt: skip
+        if key in ("greedy", "sampled"):  # one round, no feedback
+            sec.update(candidates_per_problem=1 if key == "greedy" else cfg.samples, rounds=1)
+        if key == "sampled":
+            sec.update(n=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
+        if key == "loop":
+            sec.update(candidates_mean=round(sum(s["candidates"] for s in secs) / len(secs), 3),
+                       rounds_max=cfg.refine_iters, rounds_mean=round(sum(s["rounds"] for s in secs) / len(secs), 3),
+                       seconds_per_problem=round(sum(s["seconds"] for s in secs) / len(secs), 3),
+                       visible_passed=sum(bool(s["visible_passed"]) for s in secs))  # fmt: skip
+        elif key != "given" and all("gen_s" in s for s in secs):  # greedy with the loop: its first round
+            sec["gen_seconds_per_problem"] = round(sum(s["gen_s"] for s in secs) / len(secs), 3)
+        out[key] = sec
+    out.update(excluded=[{"id": i, "reason": why} for i, why in sorted(excluded.items())], seconds=round(seconds, 2),
+               seconds_per_problem=round(seconds / ran, 3) if ran else None)  # fmt: skip
+    return out
 
 
 def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesize", checkpoint: str | None = None,
           completions: str | Path | None = None, limit: int | None = None, out: str | Path | None = None,
-          gen_cfg: GenerateConfig | None = None, console: Console | None = None) -> dict[str, Any]:  # fmt: skip
-    """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator, score them. The
-    generator samples as gen_cfg ([generate]) says: at its temperature when cfg.samples > 1 (pass@k
-    needs different samples), greedy for one, on its device."""
+          device: str = "cpu", console: Console | None = None) -> dict[str, Any]:  # fmt: skip
+    """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator, score them."""
+    for name, bad in (("--samples", cfg.samples < 1), ("--batch-size", cfg.batch_size < 1),
+                      ("--refine-iters", cfg.refine_iters < 0)):  # fmt: skip
+        if bad:
+            raise GocoderError(f"{name}: must be at least {0 if name == '--refine-iters' else 1}")
     problems = load_problems(file, fmt, task=task)
     gcfg = gen_cfg or GenerateConfig()
     comps, gen, sampling = None, None, None
@@ -196,6 +295,5 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
             raise GocoderError(f"--limit {limit}: must be at least 1")
         problems = problems[:limit]
     limits = Limits(wall_s=cfg.wall_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb, build_s=cfg.build_s)
-    return run_benchmark(problems, out=out or cfg.out, completions=comps, generator=gen, samples=cfg.samples,
-                         ks=cfg.ks, refine_iters=cfg.refine_iters, task=task, workers=cfg.workers, limits=limits,
-                         console=console, sampling=sampling)  # fmt: skip
+    return run_benchmark(problems, cfg, out=out or cfg.out, task=task, completions=comps, generator=gen,
+                         limits=limits, console=console)  # fmt: skip

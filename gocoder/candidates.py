@@ -81,8 +81,8 @@ class LoopState:
     best: int | None = None  # index into candidates
     current: int | None = None  # the candidate the next round repairs (the last round's best)
     trace: list[dict] = field(default_factory=list)
-    done: bool = False  # the code passed, or the controller said done on code that parses (and type-checks)
-    premature: int = 0  # "done" said on code that does not parse, overridden
+    done: bool = False  # the code passed, or the controller said done on code that parses, type-checks and passes
+    premature: int = 0  # "done" said on code that does not parse or fails its tests, overridden
 
 
 def init_state(rec: dict[str, Any]) -> LoopState:

@@ -585,22 +585,34 @@ def generate_cmd(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed: the same seed, the same code.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda.")] = None,
+    tests: Annotated[
+        Path | None, typer.Option("--tests", help="The package's tests (folder or _test.go) judge the candidates.")
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write/--diff", help="With --context: write the change into FILE, or print its diff.")
+    ] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write Go for a PR description: plan, code, check, refine; the code on stdout, the rest on stderr.
+    """Write Go for a PR description: plan, code, check, refine; the code (or, with --context, the change to
+    the file as a unified diff) on stdout, the rest on stderr.
 
-    Exit 0 the code passes its checks, 1 it does not parse (or, with --typecheck, has type errors), 2 usage
-    or environment (an empty --pr-desc, --device cuda without CUDA).
-    Example: gocoder generate --pr-desc "Fix nil pointer dereference in handle when r is nil" --context h.go
+    Exit 0 the code passes its checks, 1 it does not parse, cannot go into the file, fails the tests or (with
+    --typecheck) has type errors, 2 usage or environment (an empty --pr-desc, --device cuda without CUDA).
+    Example: gocoder generate --pr-desc "Fix off-by-one in Sum" --context sum.go --tests . --write
     """
     from gocoder.generate import generate_for_pr
 
-    cfg = _config(config, set_, "generate", samples=samples, search=search, max_iters=max_iters,
-                  temperature=temperature, seed=seed, device=device, typecheck=typecheck or None)
-    _device(cfg.generate.device, "--device")
-    res = generate_for_pr(cfg.generate, pr_desc, context, checkpoint)
+    gcfg = _config(config, set_, "generate", samples=samples, search=search, max_iters=max_iters,
+                   temperature=temperature, seed=seed, device=device, typecheck=typecheck or None).generate
+    _device(gcfg.device, "--device")
+    if context is not None:
+        _generate_change(gcfg, pr_desc, context, tests, checkpoint, write, as_json)
+        return
+    if tests is not None or write:
+        raise GocoderError("--tests and --write need --context FILE (the file the change is made in)")
+    res = generate_for_pr(gcfg, pr_desc, context, checkpoint)
     if as_json:
         print(json.dumps({k: getattr(res, k) for k in ("code", "plan", "iterations", "syntax_ok", "type_ok",
                                                        "passed", "first_try_ok", "trace")}))
@@ -619,6 +631,31 @@ def generate_cmd(
         err.print(f"{verdict}{types}; {res.iterations} iteration{'s' if res.iterations != 1 else ''}",
                   highlight=False, markup=False)
     raise typer.Exit(0 if res.syntax_ok and res.type_ok is not False else 1)
+
+
+def _generate_change(cfg, pr_desc: str, context: Path, tests: Path | None, checkpoint, write: bool,
+                     as_json: bool) -> None:
+    from gocoder.patch import generate_change
+
+    ch = generate_change(cfg, pr_desc, context, tests, checkpoint)
+    v = ch.tests
+    ok = ch.result.syntax_ok and not ch.error and (v is None or v.status == "ok")
+    if as_json:
+        keys = ("code", "plan", "iterations", "syntax_ok", "type_ok", "passed", "first_try_ok", "trace")
+        print(json.dumps({**{k: getattr(ch.result, k) for k in keys}, "diff": ch.diff, "error": ch.error,
+                          "tests": None if v is None else v.__dict__}))
+    elif ch.error:
+        err.print(f"{context}: the answer cannot go into the file: {ch.error}", highlight=False, markup=False)
+    elif write and ch.after != ch.before:
+        context.write_text(ch.after, encoding="utf-8")
+        err.print(f"wrote {context}", highlight=False, markup=False)
+    elif not write:
+        sys.stdout.write(ch.diff)
+    if v is not None and not as_json:
+        err.print(f"tests: {len(v.passed)} of {len(v.passed) + len(v.failed)} pass ({v.status})"
+                  + (f"; passing: {', '.join(v.passed)}" if v.passed else "")
+                  + (f"; failing: {', '.join(v.failed)}" if v.failed else ""), highlight=False, markup=False)
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command("eval")
@@ -735,11 +772,20 @@ def bench_cmd(
     completions: Annotated[
         Path | None, typer.Option("--completions", help="JSONL of task_id + completion to score instead of a model.")
     ] = None,
-    samples: Annotated[int | None, typer.Option("--samples", "-n", help="Model completions per problem.")] = None,
+    samples: Annotated[
+        int | None, typer.Option("--samples", "-n", help="Sampled answers per problem for pass@k (n; 1: greedy only).")
+    ] = None,
     k: Annotated[str | None, typer.Option("--k", help="pass@k to report, comma-separated, e.g. 1,10.")] = None,
     refine_iters: Annotated[
-        int | None, typer.Option("--refine-iters", help="Also score the refinement loop with K iterations.")
+        int | None, typer.Option("--refine-iters", help="Also score the loop on the visible checks, K rounds at most.")
     ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="Temperature of the sampled answers.")
+    ] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Nucleus of the sampled answers (1: off).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the sampled answers.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Problems per engine call.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (the model's answers).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N problems of the file.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for results.jsonl and summary.json.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", help="Problems run at once.")] = None,
@@ -747,9 +793,9 @@ def bench_cmd(
     set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score a public Go benchmark in the sandbox: pass@k with and without the refinement loop; rerun resumes.
+    """Score a Go benchmark in the sandbox: pass@1 greedy, pass@k sampled, pass@1 with the loop; rerun resumes.
 
-    Example: gocoder bench --file ../shared/bench/mbxp_go.jsonl --format mbxp --completions samples.jsonl
+    Example: gocoder bench --file ../shared/bench/mbxp_go.jsonl --format mbxp --samples 10 --refine-iters 3
     """
     from gocoder.benchrun import bench
 
@@ -757,7 +803,9 @@ def bench_cmd(
         ks = None if k is None else [int(x) for x in k.split(",")]
     except ValueError:
         raise GocoderError(f"--k {k!r}: expected comma-separated integers, e.g. 1,10") from None
-    cfg = _config(config, set_, "bench", samples=samples, refine_iters=refine_iters, workers=workers, ks=ks)
+    sets = list(set_ or []) + ([f"generate.device={json.dumps(device)}"] if device is not None else [])
+    cfg = _config(config, sets, "bench", samples=samples, refine_iters=refine_iters, workers=workers, ks=ks,
+                  temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size)
     if completions is None:
         _device(cfg.generate.device, "generate.device")
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
@@ -765,13 +813,21 @@ def bench_cmd(
     if as_json:
         print(json.dumps(res))
         return
-    passk = ", ".join(f"{name} {v:.4f}" for name, v in res["pass@k"].items()) or "no pass@k (too few samples)"
-    print(f"{res['scored']} problems scored ({res['samples']} samples, {res['passed']} passed): {passk}")
-    if res["pass@k_refined"] is not None:
-        print("with the refinement loop: " + ", ".join(f"{n} {v:.4f}" for n, v in res["pass@k_refined"].items()))
-    print("statuses: " + ", ".join(f"{s} {n}" for s, n in res["status_counts"].items()))
+    print(f"{res['scored']} problems scored, {len(res['excluded'])} excluded")
+    names = {"given": "completions file", "greedy": "greedy, no feedback", "sampled": "sampled",
+             "loop": "loop on the visible checks, hidden checks score"}
+    for key, name in names.items():
+        sec = res.get(key)
+        if sec is None:
+            continue
+        passk = ", ".join(f"{n} {v:.4f}" for n, v in sec["pass@k"].items()) or "no pass@k (too few samples)"
+        budget = {"sampled": f"n={sec.get('n')}, T={sec.get('temperature')}, top-p={sec.get('top_p')}",
+                  "loop": f"{sec.get('candidates_mean')} candidates and {sec.get('rounds_mean')} rounds a problem "
+                          f"(max {sec.get('rounds_max')}), {sec.get('seconds_per_problem')} s a problem",
+                  "greedy": "1 candidate a problem"}.get(key, f"{sec['samples']} samples")  # fmt: skip
+        print(f"{name}: {passk} ({budget}); " + ", ".join(f"{s} {n}" for s, n in sec["status_counts"].items()))
     if res["excluded"]:
-        print(f"excluded (harness never compiles): {', '.join(e['id'] for e in res['excluded'])}")
+        print("excluded: " + "; ".join(f"{e['id']} ({e['reason']})" for e in res["excluded"][:20]))
 
 
 def _device(name: str | None, option: str) -> None:

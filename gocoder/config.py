@@ -34,9 +34,14 @@ class ValidateConfig:
 class BenchConfig:
     """`gocoder bench`: public Go benchmarks scored in the sandbox (gocoder/benchrun.py, sandbox.py)."""
 
-    samples: int = 1  # completions per problem asked of the generator
+    samples: int = 1  # > 1: also draw this many sampled answers a problem for pass@k (n)
     ks: tuple[int, ...] = (1, 10)  # pass@k reported for each k that every problem has samples for
-    refine_iters: int = 0  # > 0: also score the refinement loop (solve) with this many iterations
+    refine_iters: int = 0  # > 0: also score the refinement loop (solve) with this many rounds at most
+    temperature: float = 0.8  # the sampled answers (Chen et al. 2021 draw pass@10/100 at 0.8)
+    top_p: float = 0.95
+    seed: int = 0  # the sampled answers: the same seed and batch, the same answers
+    max_new_tokens: int = 256  # plan + code tokens per answer
+    batch_size: int = 64  # problems per engine call (with the sampled answers: batch_size * samples rows)
     workers: int = 2  # problems built and run at once
     wall_s: float = 10.0  # per run of a built program
     cpu_s: int = 10

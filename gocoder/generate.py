@@ -193,11 +193,13 @@ def step(gen: Any, state: LoopState, *, samples: int = 1, sampling: Sampling | N
     c = cands[pick]
     said = "done" if c.decision is not None and max(range(3), key=lambda i: c.decision.probs[i]) == DONE else (
         "refine" if c.decision is None or c.decision.probs[1] >= c.decision.probs[0] else "continue")
-    premature = said == "done" and not c.syntax_ok
+    # "done" on code that does not parse, or that fails the tests it was given (the feedback the repair
+    # round then reads), is overridden: the controller's features see gocheck's verdict, not the tests'
+    premature = said == "done" and not (c.syntax_ok and (c.tests is None or c.tests.passed))
     state.premature += premature
-    # "done" on code that parses but fails the type check it was asked for is overridden too: another
-    # round gets the type error as its diagnostic
-    state.done = c.passed or (said == "done" and c.syntax_ok and c.type_ok is not False)
+    # "done" on code that fails its tests, or the type check it was asked for, is overridden too: another
+    # round gets the failure as its diagnostic
+    state.done = c.passed or (said == "done" and not premature and c.type_ok is not False)
     state.trace.append({"iteration": state.iteration, "action": "refine" if prev else "generate",
                         "code": c.code, "plan": c.plan, "decision": said, "premature": premature,
                         "done_prob": c.done_prob, "energy": energy(c),
@@ -295,7 +297,7 @@ def sampling_from(cfg: Any, samples: int = 1, search: str = "best-of") -> Sampli
 
 
 def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
-                    checkpoint: str | Path | None = None) -> Result:
+                    checkpoint: str | Path | None = None, tests: Callable[[str], TestResult] | None = None) -> Result:
     """`gocoder generate`: a record from a PR description (and the file it changes), solved by the loop."""
     if not pr_desc.strip():
         raise GocoderError("--pr-desc is empty: say what the change must do, e.g. --pr-desc 'Add a Max function'")
@@ -313,4 +315,5 @@ def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
            "context": {"file": Path(context).name if context else "main.go", "before": before}}
     gen = Generator.load(checkpoint, device=cfg.device)
     return solve(gen, rec, samples=cfg.samples, max_iters=cfg.max_iters, search=cfg.search, budget=cfg.budget or None,
-                 typecheck=cfg.typecheck, sampling=sampling_from(cfg, cfg.samples, cfg.search), ucb_c=cfg.ucb_c)
+                 typecheck=cfg.typecheck, sampling=sampling_from(cfg, cfg.samples, cfg.search), ucb_c=cfg.ucb_c,
+                 tests=tests)

@@ -19,7 +19,7 @@ from typing import Any
 
 from gocoder import GocoderError
 from gocoder.config import CollectConfig, ValidateConfig
-from gocoder.records import decode_go, make_record, skip_path
+from gocoder.records import body_open, decode_go, make_record, skip_path
 
 _SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.S)
 
@@ -46,9 +46,7 @@ def _tree_label(root: Path) -> str:
 def with_signature(doc: str, decl: str) -> str:
     """The body of a documented function's record: its doc, then "Signature: func ..." as the benchmarks'
     problems state it (gocoder/benchmarks.py problem_record): the model learns to keep a given signature."""
-    from gocoder.benchmarks import _body_open
-
-    at = _body_open(decl)
+    at = body_open(decl)
     sig = " ".join(decl[: at - 1].split()) if at > 0 else ""
     return f"{doc.rstrip()}\n\nSignature: {sig}" if sig else doc
 

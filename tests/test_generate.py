@@ -173,9 +173,10 @@ def test_premature_done_is_overridden_and_max_iters_respected():
     assert res.iterations == 3 and len(gen.asked) == 3 and res.premature == 3 and not res.syntax_ok
     assert all(t["decision"] == "done" and t["premature"] for t in res.trace)
     assert "refine" in gen.asked[1] and gen.asked[1]["refine"]["code"] == BAD
-    # done on code that parses stops the loop even when tests fail
-    gen = FakeGen([cand(GOOD, True, done=0.9, tests=TestResult(False, "FAIL"))] * 3)
-    assert solve(gen, rec(), max_iters=3, tests=lambda c: TestResult(False, "")).iterations == 1
+    # done on code that parses but fails its tests is overridden too: the failing output is the feedback
+    gen = FakeGen([cand(GOOD, True, done=0.9, tests=TestResult(False, "check failed: case 0"))] * 3)
+    res = solve(gen, rec(), max_iters=3, tests=lambda c: TestResult(False, ""))
+    assert res.iterations == 3 and res.premature == 3 and gen.asked[1]["refine"]["code"] == GOOD
 
 
 def test_final_answer_is_the_best_candidate_seen():

@@ -11,19 +11,19 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "gocoder"
 # the generation side: what `gocoder generate` loads, which must run with no optimizer, shard or data code
 INFERENCE = {"generate", "candidates", "engine", "search", "kvcache", "checkpoint", "serialize", "validate",
-             "incremental"}
+             "incremental", "patch"}
 TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "annotate", "plans", "decontam",
             "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts"}
 # the stages of docs/ARCHITECTURE.md's table, top to bottom: a module imports its own row or rows above
 LAYERS = [
     {"__init__", "config", "records", "toolchain", "progress"},
     {"validate", "check", "confine", "sandbox"},
-    {"serialize", "benchmarks", "tokenizer", "model", "quant", "checkpoint"},
+    {"serialize", "tokenizer", "model", "quant", "checkpoint"},
     {"collect", "gitlog", "github", "gosrc", "synth", "decontam", "annotate", "plans", "steps", "intents",
      "intents_train", "corpus", "gosources", "textparts"},
-    {"kvcache", "engine", "incremental", "candidates", "search", "generate"},
+    {"kvcache", "engine", "incremental", "candidates", "search", "generate", "patch"},
     {"tokenizer_run", "data", "train"},
-    {"evaluate", "benchrun", "report"},
+    {"benchmarks", "checks", "synthfix", "evaluate", "benchrun", "report"},
     {"cli", "__main__"},
 ]
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from gocoder.checkpoint import load_checkpoint
 from gocoder.config import ModelConfig, load_config
 from gocoder.data import TokenShard, open_shard
 from gocoder.model import GocoderModel, gpt_layers_for, train_flops
-from gocoder.checkpoint import load_checkpoint
 from gocoder.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from gocoder.checkpoint import export_model, load_model, save_checkpoint
 from gocoder.config import ModelConfig
 from gocoder.model import Batch, GocoderModel
 from gocoder.quant import SCALE, dequantize, is_quantized, quantize_int8
-from gocoder.checkpoint import export_model, load_model, save_checkpoint
 
 
 def test_int8_round_trip_is_close_and_leaves_vectors_alone():

@@ -1,0 +1,136 @@
+"""`gocoder bench` with a model: greedy, sampled pass@k and the loop on visible checks, side by side."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import gocoder.benchrun as benchrun
+from gocoder.benchmarks import completion_from_code, load_problems
+from gocoder.benchrun import harness_broken, pass_at_k, run_benchmark, score
+from gocoder.checks import feedback, mbxp_checks
+from gocoder.config import BenchConfig
+from gocoder.engine import Sampling
+from gocoder.sandbox import Limits
+
+DATA = Path(__file__).parent / "data" / "bench"
+MBXP = Path(__file__).resolve().parents[2] / "shared" / "bench" / "mbxp_go.jsonl"
+LIM = Limits(wall_s=5.0)
+WRONG = "func triple(n int) int {\n\treturn n\n}\n"
+RIGHT = "func triple(n int) int {\n\treturn 3 * n\n}\n"
+
+
+def test_pass_at_k_by_hand():
+    # n=3, c=1, k=2: the pairs that miss the one right answer are 1 of C(3,2)=3, so 1 - 1/3
+    assert pass_at_k(3, 1, 2) == pytest.approx(2 / 3)
+    # n=4, c=2, k=1: the share of right answers
+    assert pass_at_k(4, 2, 1) == pytest.approx(0.5)
+    # n=6, c=1, k=3: 1 - C(5,3)/C(6,3) = 1 - 10/20
+    assert pass_at_k(6, 1, 3) == pytest.approx(0.5)
+    assert pass_at_k(100, 0, 100) == 0.0 and pass_at_k(100, 1, 100) == 1.0
+    assert pass_at_k(100, 3, 10) == pytest.approx(1 - math.comb(97, 10) / math.comb(100, 10))
+
+
+def test_visible_checks_never_hold_a_hidden_only_check():
+    files = [DATA / "mbxp.jsonl"] + ([MBXP] if MBXP.exists() else [])
+    for f in files:
+        for p in load_problems(f, "mbxp"):
+            head, checks = mbxp_checks(p.test)
+            vis = p.visible().test
+            assert mbxp_checks(vis) == (head, checks[:1]), p.id
+            assert all(c not in vis for c in checks[1:]), p.id  # hidden = all; visible = the first
+            assert len(checks) >= 1 and p.test == dataclasses.replace(p, test=p.test).test
+    other = load_problems(DATA / "multiple.jsonl", "multipl-e")[0]
+    assert other.visible().test == ""  # no split rule: the loop sees no check at all
+
+
+def test_distinct_seeds_give_distinct_samples():
+    from gocoder.generate import Generator
+
+    gen = Generator.load()
+    probs = load_problems(DATA / "mbxp.jsonl", "mbxp")
+    s = Sampling(max_new_tokens=24, temperature=1.0, seed=1)
+    a = benchrun.generate_codes(gen, probs, "synthesize", 3, s)
+    again = benchrun.generate_codes(gen, probs, "synthesize", 3, s)
+    b = benchrun.generate_codes(gen, probs, "synthesize", 3, dataclasses.replace(s, seed=2))
+    assert a == again and a != b and [len(x) for x in a] == [3, 3]
+    assert len({c for x in a for c in x}) > 1  # the samples of one call differ from each other
+    greedy = benchrun.generate_codes(gen, probs, "synthesize", 2, Sampling(max_new_tokens=24))
+    assert all(x[0] == x[1] for x in greedy)
+
+
+@pytest.mark.slow
+def test_answer_with_a_helper_builds_and_methods_only_is_a_wrong_answer():
+    p = load_problems(DATA / "mbxp.jsonl", "mbxp")[0]
+    helper = "func times(a, b int) int {\n\treturn a * b\n}\n\nfunc tripled(n int) int {\n\treturn times(3, n)\n}\n"
+    assert score(p, completion_from_code(p, helper), LIM).status == "ok"
+    methods = "type T struct{}\n\nfunc (T) Triple(n int) int {\n\treturn 3 * n\n}\n"
+    res = score(p, completion_from_code(p, methods), LIM)
+    assert res.status == "fail" and "declares no function" in res.stderr
+
+
+@pytest.mark.slow
+def test_feedback_names_the_compiler_error_line_or_the_failing_check():
+    p = load_problems(DATA / "mbxp.jsonl", "mbxp")[0].visible()
+    comp = completion_from_code(p, "func triple(n int) int {\n\treturn m\n}\n")
+    fb = feedback(p, comp, score(p, comp, LIM))
+    assert fb.startswith("compile error: main.go:14: undefined: m") and "\treturn m" in fb
+    comp = completion_from_code(p, WRONG)
+    fb = feedback(p, comp, score(p, comp, LIM))
+    assert fb == 'check failed: panic: case 0\ndeepCompare(triple(2), 6, "case 0")', fb
+
+
+@pytest.mark.slow
+def test_a_harness_whose_test_never_compiles_is_excluded_in_any_format(tmp_path):
+    rows = [json.loads(ln) for ln in (DATA / "multiple.jsonl").read_text().splitlines()]
+    rows[0]["tests"] = rows[0]["tests"].replace("func Test", "var broken int = nil\n\nfunc Test", 1)
+    f = tmp_path / "m.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p = load_problems(f, "multipl-e")[0]
+    assert "never compiles" in harness_broken(p, LIM)
+    assert harness_broken(load_problems(DATA / "multiple.jsonl", "multipl-e")[0], LIM) == ""
+    s = run_benchmark([p], BenchConfig(), out=tmp_path / "o", completions={p.id: ["    return x\n}\n"]}, limits=LIM)
+    assert s["scored"] == 0 and s["excluded"][0]["id"] == p.id and "given" not in s
+
+
+@pytest.mark.slow
+def test_loop_sees_visible_checks_and_is_scored_on_hidden_ones(tmp_path, monkeypatch):
+    import gocoder.generate as generate
+
+    seen = []
+
+    def fake_codes(gen, problems, task, n, s):
+        assert s.temperature == 0.5 and s.seed is not None  # only the sampled answers: greedy is the loop's
+        return [[WRONG, RIGHT] for _ in problems]
+
+    def fake_solve(gen, rec, *, max_iters, tests, sampling):
+        assert max_iters == 2 and sampling.temperature == 0
+        first = tests(WRONG)  # the visible check fails, with its message
+        seen.append(first.output)
+        # an answer right on the visible check (triple(2) == 6) and wrong on the hidden one (triple(-1))
+        return SimpleNamespace(code="func triple(n int) int {\n\treturn 6\n}\n", candidates=2, iterations=2,
+                               passed=tests("func triple(n int) int {\n\treturn 6\n}\n").passed,
+                               trace=[{"code": WRONG, "verdict": {"diagnostic": first.output}}])  # fmt: skip
+
+    monkeypatch.setattr(benchrun, "generate_codes", fake_codes)
+    monkeypatch.setattr(generate, "solve", fake_solve)
+    cfg = BenchConfig(samples=2, ks=(1, 2), refine_iters=2, temperature=0.5)
+    probs = load_problems(DATA / "mbxp.jsonl", "mbxp")[:1]
+    s = run_benchmark(probs, cfg, out=tmp_path, generator=object(), limits=LIM)
+    assert s["greedy"]["pass@k"] == {"pass@1": 0.0} and s["sampled"]["pass@k"] == {"pass@1": 0.5, "pass@2": 1.0}
+    assert s["loop"]["pass@k"] == {"pass@1": 0.0} and s["loop"]["visible_passed"] == 1  # hidden checks decide
+    assert s["loop"]["candidates_mean"] == 2 and s["loop"]["rounds_max"] == 2
+    assert "case 0" in seen[0] and "case 1" not in seen[0]
+    assert json.loads((tmp_path / "summary.json").read_text()) == s
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MBXP.exists(), reason="the shared MBXP file is not here")
+def test_the_generic_rule_finds_every_known_broken_mbxp_harness():
+    broken = [p for p in load_problems(MBXP, "mbxp") if p.excluded]
+    assert len(broken) == 11 and all(harness_broken(dataclasses.replace(p, excluded=""), LIM) for p in broken)
