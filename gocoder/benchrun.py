@@ -278,18 +278,16 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
         if bad:
             raise GocoderError(f"{name}: must be at least {0 if name == '--refine-iters' else 1}")
     problems = load_problems(file, fmt, task=task)
-    gcfg = gen_cfg or GenerateConfig()
-    comps, gen, sampling = None, None, None
+    comps, gen = None, None
     if completions is not None:
         comps = read_completions(completions)
         unknown = sorted(set(comps) - {p.id for p in problems})
         if unknown:
             raise GocoderError(f"{completions}: {len(unknown)} task ids not in {file}, e.g. {unknown[0]!r}")
     else:
-        from gocoder.generate import Generator, sampling_from
+        from gocoder.generate import Generator
 
-        gen = Generator.load(checkpoint, device=gcfg.device)
-        sampling = sampling_from(gcfg, cfg.samples)
+        gen = Generator.load(checkpoint, device=device)
     if limit is not None:
         if limit < 1:
             raise GocoderError(f"--limit {limit}: must be at least 1")

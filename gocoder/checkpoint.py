@@ -125,7 +125,8 @@ def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, di
     try:
         model.load_state_dict(dequantize(chosen) if is_quantized(chosen) else chosen)  # int8 exports: floats again
     except RuntimeError as e:
-        raise GocoderError(f"{where}: the weights do not fit its model config: {str(e).splitlines()[0][:200]}") from None
+        first = str(e).splitlines()[0][:200]
+        raise GocoderError(f"{where}: the weights do not fit its model config: {first}") from None
     return model.eval(), meta
 
 

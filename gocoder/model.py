@@ -456,7 +456,8 @@ class GocoderModel(nn.Module):
         controller over its pooled plan state and its code-position states; one segment, no halting."""
         lay = self._layout(b, masks=False)
         T = b.tokens.shape[1]
-        h = self.gpt(self.embed(b.tokens) * math.sqrt(self.cfg.d_model), self._gpt_mask(b), self._rope(T, b.tokens.device))
+        x = self.embed(b.tokens) * math.sqrt(self.cfg.d_model)
+        h = self.gpt(x, self._gpt_mask(b), self._rope(T, b.tokens.device))
         out = self._heads(b, lay, h, _gather(h, lay["code_pos"]))
         last = None
         if want_logits:

@@ -122,7 +122,8 @@ def evaluate(model: GocoderModel, shard: Any, cfg: Config, device: torch.device,
         segs.append(out.segments)
         n += 1
     vals = (sums / max(n, 1)).tolist()
-    res: dict[str, Any] = dict(zip(("val_plan_loss", "val_code_loss", "val_ctrl_loss", "val_segments"), vals, strict=True))
+    names = ("val_plan_loss", "val_code_loss", "val_ctrl_loss", "val_segments")
+    res: dict[str, Any] = dict(zip(names, vals, strict=True))
     hist = [0] * cfg.model.segments  # hist[i]: examples that halted after i + 1 segments (gocoder report plots it)
     for s in torch.cat(segs).round().long().tolist() if segs else ():
         hist[min(max(s, 1), len(hist)) - 1] += 1
