@@ -191,3 +191,14 @@ def test_set_reaches_a_stage_by_index():
 
     with pytest.raises(GocoderError, match=r"7 is no index of that list \(0\.\.1\)"):
         load_config("configs/go-26m.toml", ["train.stages.7.until_step=1"])
+
+
+def test_ema_warms_up_so_the_initial_weights_fade():
+    from gocoder.train import ema_decay_at
+
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1) and ema_decay_at(90, 0.999) == pytest.approx(0.91)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+    keep = 1.0  # the share of the initial weights left in the EMA after 1,900 steps
+    for s in range(1900):
+        keep *= ema_decay_at(s, 0.999)
+    assert keep < 0.001 < 0.999**1900

@@ -228,5 +228,6 @@ def test_as_a_non_root_user(listener):
         shutil.rmtree(top, ignore_errors=True)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     # bubblewrap ran every attack; the in-process fallback (root only) was skipped
-    assert f"{len(EXPECTED)} passed, {len(EXPECTED)} skipped" in p.stdout, p.stdout[-500:]
+    # (the root-only tests skip: the fallback's attacks and the other-uid process)
+    assert f"{len(EXPECTED)} passed," in p.stdout and "failed" not in p.stdout, p.stdout[-500:]
     assert pids_of(uid) == []
