@@ -4,7 +4,13 @@ Loss = w_plan * plan + w_code * code + w_ctrl * controller + w_halt * halting (e
 the examples still active in a segment, then a mean over segments: gocoder/model.py). AdamW (fused on
 CUDA), linear warmup then cosine decay, gradient clipping, gradient accumulation, bf16 autocast on
 CUDA, opt-in torch.compile and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights,
-a curriculum of stages switched by step or by a validation metric.
+a curriculum of stages switched by step or by a validation metric, each stage reading its own data
+(record shards, or pretraining tokens packed into fixed rows).
+
+The loop is a state plus a step, as HRM's and TRM's are (`TrainState`, `train_step`): the step reads no
+host value (losses, grad norm and FLOPs stay on the device until the log interval, when one `.tolist()`
+reads them), so a compiled model settles into one graph per batch shape; batches are built ahead on a
+thread (`Prefetcher`), pinned, and copied without blocking; the EMA is one fused `_foreach_lerp_`.
 
 A checkpoint (gocoder/checkpoint.py) holds the weights, the EMA weights, config.json and state.pt
 (optimizer, scheduler, RNG, data position, curriculum stage). Resuming from it on CPU with a fixed seed
