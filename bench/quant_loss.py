@@ -39,13 +39,16 @@ def val_loss(model, shard, batches: int, batch_size: int, dev: torch.device) -> 
 
 
 def gen_speed(path: Path, new_tokens: int) -> float:
-    """Greedy tokens/s of one prompt on the CPU through the engine (threads as torch has them)."""
+    """Greedy tokens/s on the CPU through the engine (threads as torch has them), from a Go file's head."""
     from gocoder.engine import Engine, Sampling
+    from gocoder.tokenizer import Tokenizer
 
     model, _ = load_model(path)
-    eng = Engine(model, code_open=10, device="cpu")
+    tok = Tokenizer.load(path / "tokenizer.model")
+    eng = Engine(model, code_open=tok.token_id("<CODE>"), device="cpu")
     t0 = time.perf_counter()
-    out = eng.generate([[2, 100, 200, 300]], Sampling(max_new_tokens=new_tokens))
+    out = eng.generate([tok.encode("package main\n\nimport \"fmt\"\n\nfunc main() {\n")],
+                       Sampling(max_new_tokens=new_tokens))
     return len(out[0].tokens) / (time.perf_counter() - t0)
 
 
@@ -61,9 +64,11 @@ def main() -> None:
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
         for q in ("none", "int8"):
-            out = export_model(a.checkpoint, Path(tmp) / q, dtype="bfloat16", tokenizer=False, quantize=q)
+            out = export_model(a.checkpoint, Path(tmp) / q, dtype="bfloat16", quantize=q)
             model, _ = load_model(out)
             shard = open_shard(a.data, "valid", model.cfg.max_seq_len)
+            if not len(shard):
+                sys.exit(f"{a.data}/valid: no validation rows to measure on")
             res[f"val_loss_{q}"] = val_loss(model, shard, a.batches, a.batch_size, dev)
             res[f"bytes_{q}"] = (out / "model.safetensors").stat().st_size
             if a.speed:

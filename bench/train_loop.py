@@ -73,9 +73,8 @@ def isolated(a, dev: torch.device, peak: float | None) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev.type == "cuda")
     rows = shard.eligible(0, 0)[: t.batch_size]
     b = shard.batch(rows, mcfg.max_seq_len, shard.meta["pad_id"], t.bucket).to(dev)
-    lens = shard.answer_lens(rows, mcfg.max_seq_len)
-    plan = None if shard.kind == "pretrain" else 1
-    flops = sum(train_flops(mcfg, int(n), int(c), 1.0, None if plan is None else int(q)) for n, c, q in lens)
+    lens = zip(b.total_len.tolist(), b.code_len.tolist(), b.plan_len.tolist(), strict=True)
+    flops = sum(train_flops(mcfg, n, c, 1.0, q) for n, c, q in lens)
     flops *= mcfg.segments if mcfg.type == "recursive" else 1  # upper bound: every row runs every segment
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
 
@@ -97,7 +96,7 @@ def isolated(a, dev: torch.device, peak: float | None) -> dict:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     dt = (time.perf_counter() - t0) / a.iters
-    tokens = int(lens[:, 0].sum())
+    tokens = int(b.total_len.sum())
     return {"params": count_params(model), "tokens_per_s": tokens / dt, "mfu": flops / dt / peak if peak else None}
 
 

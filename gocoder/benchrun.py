@@ -134,6 +134,12 @@ def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: L
     return r.trace[0]["code"], row
 
 
+def batch_seed(seed: int, batch: Sequence[Problem]) -> int:
+    """One seed a batch, from the run's seed and the batch's first problem: a rerun of the same batch draws
+    the same samples; every row of the batch draws its own (the generator moves on)."""
+    return seed + zlib.crc32(batch[0].id.encode())
+
+
 def generate_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: Sampling) -> list[list[str]]:
     """n codes per problem from one batched engine call (prompt-major), decoded as `Generator.sample` does."""
     from gocoder.generate import decode_output
@@ -158,10 +164,8 @@ def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, lim
     sampled, t_sampled = None, 0.0
     if cfg.samples > 1:
         t1 = time.monotonic()
-        # one seed a batch, from the run's seed and the batch's first problem: a rerun of the same
-        # batch draws the same samples; every row of the batch draws its own (the generator moves on)
-        seed = cfg.seed + zlib.crc32(batch[0].id.encode())
-        s = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
+        s = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                     seed=batch_seed(cfg.seed, batch))
         sampled = generate_codes(gen, batch, task, cfg.samples, s)
         t_sampled = time.monotonic() - t1
 

@@ -271,14 +271,6 @@ class Shard:
                      torch.from_numpy(np.asarray(self.verdict[idx], dtype=np.float32)),
                      code_cap=code_cap, plan_cap=plan_cap)
 
-    def answer_lens(self, rows: np.ndarray, max_len: int) -> np.ndarray:
-        """[B, 3] total, code and plan tokens of rows as training cuts them (for FLOPs, on the host)."""
-        out = np.empty((len(rows), 3), dtype=np.int64)
-        for j, r in enumerate(rows):
-            _, P, Q, C = self.example(int(r), max_len)
-            out[j] = (P + Q + C, C, Q)
-        return out
-
 
 def _round_up(n: int, m: int, cap: int | None = None) -> int:
     n = -(-n // m) * m
@@ -302,7 +294,9 @@ class TokenShard:
         d = root / split
         try:
             self.meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
-            self.tokens = np.memmap(d / "tokens.bin", dtype=np.dtype(self.meta["dtype"]), mode="r")
+            dtype, f = np.dtype(self.meta["dtype"]), d / "tokens.bin"
+            # an empty split (a corpus with no held-out package) has no rows: numpy cannot map 0 bytes
+            self.tokens = np.memmap(f, dtype=dtype, mode="r") if f.stat().st_size else np.empty(0, dtype)
             self.eos = int(self.meta["eos_id"])
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
             raise GocoderError(f"{d}: missing or unreadable pretraining tokens ({e}); "
@@ -310,9 +304,7 @@ class TokenShard:
         self.meta.setdefault("pad_id", 0)
         self.meta.setdefault("n_verdict", N_VERDICT)
         self.seq_len = seq_len
-        self.n = len(self.tokens) // seq_len
-        if self.n == 0:
-            raise GocoderError(f"{d}/tokens.bin: {len(self.tokens)} tokens make no row of {seq_len}")
+        self.n = len(self.tokens) // seq_len  # 0 rows: the loop says a stage admits too few for a batch
 
     def __len__(self) -> int:
         return self.n
@@ -322,9 +314,6 @@ class TokenShard:
 
     def eligible(self, max_plan_steps: int = 0, max_tokens: int = 0) -> np.ndarray:
         return np.arange(self.n)
-
-    def answer_lens(self, rows: np.ndarray, max_len: int) -> np.ndarray:
-        return np.tile(np.asarray([self.seq_len, self.seq_len - 1, 0]), (len(rows), 1))
 
     def batch(self, rows: list[int] | np.ndarray, max_len: int = 0, pad_id: int = 0, bucket: int = 0) -> Batch:
         T = self.seq_len

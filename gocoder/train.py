@@ -187,6 +187,16 @@ class TrainState:
     flops: float = 0.0
     tokens: float = 0.0
     seconds: float = 0.0
+    # (EMA tensors, the live weights they follow): the weights as detached views, gathered once, not per step
+    _ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = dataclasses.field(default=None, repr=False)
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        """ema += (1 - decay) * (w - ema), one fused lerp over every tensor."""
+        if self._ema_pairs is None:
+            live = self.model.state_dict()  # fp32 parameters and buffers: views of the weights, no copies
+            self._ema_pairs = ([self.ema[k] for k in live], list(live.values()))
+        torch._foreach_lerp_(*self._ema_pairs, 1 - decay)
 
     def state_dict(self) -> dict[str, Any]:
         st = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
@@ -211,7 +221,7 @@ def train_step(state: TrainState, wrapped: torch.nn.Module, micro: list[tuple[An
     """One optimizer step over grad_accum micro-batches ((batch, per-segment FLOPs per example), on the
     device). Touches no host value: returns, on the device, [plan, code, ctrl, halt, loss, segments,
     grad norm, FLOPs] for the loop to read at its log interval."""
-    acc = None
+    acc = None  # [plan, code, ctrl, halt, loss, segments, FLOPs], summed over the micro-batches
     for i, (b, f) in enumerate(micro):
         sync = i == len(micro) - 1 or not hasattr(wrapped, "no_sync")
         with (contextlib.nullcontext() if sync else wrapped.no_sync()), autocast:
@@ -219,20 +229,16 @@ def train_step(state: TrainState, wrapped: torch.nn.Module, micro: list[tuple[An
             loss = _loss(o, t)
         (loss / len(micro)).backward()
         parts = torch.stack([o.plan_loss, o.code_loss, o.ctrl_loss, o.halt_loss, loss, o.segments.mean(),
-                             torch.zeros((), device=loss.device), (f * o.segments).sum()]).detach().float()
+                             (f * o.segments).sum()]).detach().float()
         acc = parts if acc is None else acc + parts
-    acc = acc / torch.tensor([len(micro)] * 7 + [1], device=acc.device, dtype=acc.dtype)  # FLOPs add up
-    acc[6] = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip, foreach=True)
+    gnorm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip, foreach=True)
     state.opt.step()
     state.sched.step()
     state.opt.zero_grad(set_to_none=True)
     if state.ema is not None:
-        with torch.no_grad():  # one fused lerp over every tensor: ema += (1 - decay) * (w - ema)
-            live = state.model.state_dict()  # detached views of the weights: no copies
-            torch._foreach_lerp_([state.ema[k] for k in live], [v.float() for v in live.values()],
-                                 1 - ema_decay_at(state.step, t.ema_decay))
+        state.update_ema(ema_decay_at(state.step, t.ema_decay))
     state.step += 1
-    return acc
+    return torch.cat([acc[:6] / len(micro), gnorm.reshape(1).float(), acc[6:]])  # the means; FLOPs add up
 
 
 def ema_decay_at(step: int, decay: float) -> float:
@@ -261,16 +267,16 @@ class Prefetcher:
 
         @functools.lru_cache(maxsize=4096)
         def flops(total: int, code: int, plan: int) -> float:  # once per shape, not per example per step
-            return train_flops(mcfg, total, code, 1.0, None if shard.kind == "pretrain" else plan)
+            return train_flops(mcfg, total, code, 1.0, plan)
 
         def work() -> None:
             try:
                 while not self.stop.is_set():
-                    r = next(it)
-                    b = shard.batch(r, mcfg.max_seq_len, shard.meta["pad_id"], t.bucket)
-                    lens = shard.answer_lens(r, mcfg.max_seq_len)
+                    b = shard.batch(next(it), mcfg.max_seq_len, shard.meta["pad_id"], t.bucket)
+                    lens = np.stack([b.total_len.numpy(), b.code_len.numpy(), b.plan_len.numpy()], 1)  # on the host
                     f = torch.tensor([flops(*map(int, x)) for x in lens], dtype=torch.float32)
-                    item = ((b.pin_memory(), f.pin_memory()) if pin else (b, f), int(lens[:, 0].sum()), dict(pos))
+                    ntok = int(lens[:, 0].sum())
+                    item = ((b.pin_memory(), f.pin_memory()) if pin else (b, f), ntok, dict(pos))
                     while not self.stop.is_set():
                         try:
                             self.q.put(item, timeout=0.1)
@@ -323,13 +329,9 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     tok = Tokenizer.load(t.tokenizer)
     mcfg = cfg.model
     shards = [open_shard(s.data or t.data, "train", mcfg.max_seq_len) for s in t.stages]
-    def valid_of(root: Path) -> Any:  # a stage's validation split, if it has one that is not empty
-        v = root / "valid"
-        if not v.is_dir() or (v / "tokens.bin").is_file() and (v / "tokens.bin").stat().st_size == 0:
-            return None
-        return open_shard(root, "valid", mcfg.max_seq_len)
-
-    valids = [valid_of(Path(s.data or t.data)) for s in t.stages]
+    valids = [open_shard(s.data or t.data, "valid", mcfg.max_seq_len)
+              if (Path(s.data or t.data) / "valid").is_dir() else None for s in t.stages]
+    valids = [v if v is not None and len(v) else None for v in valids]  # an empty split validates nothing
     meta0 = shards[0].meta
     for s, sh in zip(t.stages, shards, strict=True):
         if tok.hash != sh.meta["tokenizer_hash"]:
@@ -399,6 +401,25 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     loop_t = time.perf_counter()
     window: list[torch.Tensor] = []  # per-step device metrics since the last log
     win_tokens, win_t, first_step_s = 0, time.perf_counter(), None
+
+    def fold() -> dict[str, Any]:
+        """The metrics since the last fold, read from the device at once, added to the state's totals."""
+        nonlocal window, win_tokens, win_t
+        vals = torch.stack(window).tolist() if window else []  # the one host sync of the interval
+        dt = time.perf_counter() - win_t
+        mean = [sum(v[k] for v in vals) / max(len(vals), 1) for k in range(7)]
+        flops = sum(v[7] for v in vals) * world
+        state.flops += flops
+        state.tokens += win_tokens
+        m = dict(zip(("plan_loss", "code_loss", "ctrl_loss", "halt_loss", "loss", "halt_segments", "grad_norm"),
+                     mean, strict=True),
+                 step=state.step, lr=sched.get_last_lr()[0], stage=t.stages[state.stage].name,
+                 tokens_per_s=win_tokens / dt, mfu=(flops / world / dt / peak) if peak else None,
+                 flops=state.flops, tokens=state.tokens, train_s=done_s + time.perf_counter() - loop_t,
+                 first_step_s=first_step_s, graphs=_graphs())
+        window, win_tokens, win_t = [], 0, time.perf_counter()
+        return m
+
     try:
         while state.step < t.steps and (stop_after is None or state.step - start_step < stop_after):
             wrapped.train()
@@ -411,27 +432,19 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
             window.append(train_step(state, wrapped, micro, t, autocast))
             win_tokens += ntok * world
             if first_step_s is None:  # the first step pays for compiling
-                torch.cuda.synchronize(device) if device.type == "cuda" else None
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
                 first_step_s = time.perf_counter() - loop_t
             step = state.step
-            if step % t.log_every == 0 or step == t.steps or (stop_after and step - start_step == stop_after):
-                vals = torch.stack(window).tolist()  # the one host sync of the interval
-                dt = time.perf_counter() - win_t
-                mean = [sum(v[k] for v in vals) / len(vals) for k in range(7)]
-                flops = sum(v[7] for v in vals) * world
-                state.flops += flops
-                state.tokens += win_tokens
-                last = dict(zip(("plan_loss", "code_loss", "ctrl_loss", "halt_loss", "loss", "halt_segments",
-                                 "grad_norm"), mean, strict=True),
-                            step=step, lr=sched.get_last_lr()[0], stage=t.stages[state.stage].name,
-                            tokens_per_s=win_tokens / dt, mfu=(flops / world / dt / peak) if peak else None,
-                            flops=state.flops, tokens=state.tokens, train_s=done_s + time.perf_counter() - loop_t,
-                            first_step_s=first_step_s, graphs=_graphs())
+            # a time-boxed job (a rented GPU) ends here: its last interval is logged and checkpointed below
+            over = bool(t.time_limit_s) and time.perf_counter() - loop_t >= t.time_limit_s
+            if (step % t.log_every == 0 or step == t.steps or over
+                    or (stop_after and step - start_step == stop_after)):
+                last = fold()
                 if log is not None:
                     log.write(dict(last, id=f"train-{step}"))
                 if progress and rank == 0 and not _is_tty():
                     print(_log_line(last), file=sys.stderr, flush=True)
-                window, win_tokens, win_t = [], 0, time.perf_counter()
             valid = valids[state.stage]
             if valid is not None and t.eval_every and step % t.eval_every == 0:
                 move = torch.zeros(1, device=device)
@@ -451,9 +464,10 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
             if step % t.ckpt_every == 0 or step == t.steps:
                 save()
             bar(step, last)
-            if t.time_limit_s and time.perf_counter() - loop_t >= t.time_limit_s:
-                break  # a time-boxed job (a rented GPU): the checkpoint below keeps what was learned
+            if over:
+                break  # the checkpoint below keeps what was learned
     except KeyboardInterrupt:
+        fold()  # the totals count every step taken
         save()  # what was learned is kept: resume goes on from here
         raise
     finally:

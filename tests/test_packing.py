@@ -202,3 +202,14 @@ def test_ema_warms_up_so_the_initial_weights_fade():
     for s in range(1900):
         keep *= ema_decay_at(s, 0.999)
     assert keep < 0.001 < 0.999**1900
+
+
+def test_a_time_boxed_run_counts_its_last_steps(two_stage, tmp_path):
+    # the limit falls between two logs: the steps since the last log still count in the checkpoint
+    cfg = _two_stage_cfg(two_stage, tmp_path / "t", **{"model.type": "gpt", "train.log_every": 100,
+                                                        "train.eval_every": 0, "train.time_limit_s": 1e-6})
+    train(cfg)
+    st = load_checkpoint(tmp_path / "t")[3]
+    rows = _rows(tmp_path / "t")
+    assert st["step"] == 1 and st["tokens"] == 4 * 64 and st["flops"] > 0  # one step of 4 rows of 64
+    assert rows[-1]["id"] == "train-1" and rows[-1]["tokens"] == st["tokens"]
