@@ -57,6 +57,7 @@ Progress = Callable[[str, int, int], None]
 
 
 def datasketch():
+    """datasketch, an optional dependency (the `corpus` extra, README "Corpus"): imported only by a build."""
     try:
         import datasketch as ds
     except ImportError:

@@ -104,6 +104,7 @@ def valid_by_iteration(items: list[dict]) -> list[tuple[int, float, float, int]]
 
 
 def _figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (6.4, 4.0)):
+    # matplotlib is optional (the `report` extra); build_report says so in one line before any plot
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
