@@ -108,7 +108,14 @@ def _git_sha() -> str:
 
 # ------------------------------------------------------------------------------------- the loop
 
-def _loss(out: Any, t: Any) -> torch.Tensor:
+def _loss(out: Any, t: Any, b: Any) -> torch.Tensor:
+    """The weighted sum of the record losses; a pretraining row (packed files: b.doc) is one text, whose loss
+    is the mean over all its T - 1 predicted tokens. (Weighted as a record, the row's one "plan" token, the
+    second of the row, weighed as much as its T - 2 code tokens together: half of every step's gradient
+    went to predicting 64 tokens a batch.)"""
+    if b.doc is not None:
+        T = b.tokens.shape[1]
+        return (out.plan_loss + (T - 2) * out.code_loss) / (T - 1)
     return t.w_plan * out.plan_loss + t.w_code * out.code_loss + t.w_ctrl * out.ctrl_loss + t.w_halt * out.halt_loss
 
 
@@ -226,7 +233,7 @@ def train_step(state: TrainState, wrapped: torch.nn.Module, micro: list[tuple[An
         sync = i == len(micro) - 1 or not hasattr(wrapped, "no_sync")
         with (contextlib.nullcontext() if sync else wrapped.no_sync()), autocast:
             o = wrapped(b)
-            loss = _loss(o, t)
+            loss = _loss(o, t, b)
         (loss / len(micro)).backward()
         parts = torch.stack([o.plan_loss, o.code_loss, o.ctrl_loss, o.halt_loss, loss, o.segments.mean(),
                              (f * o.segments).sum()]).detach().float()

@@ -98,6 +98,26 @@ def test_flex_attention_matches_the_dense_mask(tmp_path):
     assert torch.allclose(dense, flex, atol=1e-5)
 
 
+def test_a_pretraining_row_is_one_text_in_the_loss(tmp_path):
+    # every predicted token of a packed row weighs the same: the loss is the plain next-token mean of the
+    # row (the row's second token, which the model predicts at its "plan" position, is one token of T - 1)
+    import torch.nn.functional as F
+
+    from gocoder.train import _loss
+
+    torch.manual_seed(0)
+    model = GocoderModel(cfg_of("gpt")).eval()
+    write_tokens(tmp_path, {"train": [list(range(10, 30)), list(range(40, 60))]})
+    b = TokenShard(tmp_path, "train", 32).batch([0])
+    with torch.no_grad():
+        out = model(b)
+        h = _hidden(model, b)
+    want = F.cross_entropy(model.logits(h)[0, :-1], b.tokens[0, 1:])
+    t = load_config(None).train
+    assert torch.allclose(_loss(out, t, b), want, atol=1e-5)
+    assert not torch.allclose(t.w_plan * out.plan_loss + t.w_code * out.code_loss, want, atol=1e-3)
+
+
 def test_train_flops_by_hand():
     # d=32, hidden = 32 * ceil(2.6667 * 32 / 32) = 96; one layer on n queries and m keys:
     # 2n(4d^2 + 3 d hid) + 4nmd; the head only where a token is predicted (plan + code)
