@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 import zlib
 from collections import Counter, defaultdict
@@ -37,6 +38,8 @@ from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.sandbox import Limits, SandboxResult, run_go
 
 OUTPUT_KEEP = 2000  # characters of failing output kept per sample in results.jsonl
+_FUNC_LINE = re.compile(r"^func\b[^\n]*\{\n?\Z", re.M)  # the prompt's last line: the entry point's open signature
+_OPEN_BRACE = re.compile(r"[ \t]*\{\s*\Z")  # the signature's open brace and what follows it
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -140,6 +143,67 @@ def batch_seed(seed: int, batch: Sequence[Problem]) -> int:
     return seed + zlib.crc32(batch[0].id.encode())
 
 
+def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -> list[list[str]]:
+    """n codes per problem in complete mode: each harness prompt is read as a Go file from its start (after
+    an eos, where pretraining's files start; fed as code from position 1, as TokenShard rows were) and
+    continued until the function closes (a "}" at the start of a line) or an eos. The prompt is cut before
+    its open brace and the first id must write it (token healing: " {\n\t" is one piece, so a prompt that
+    ends in " {\n" reads as text training rarely saw). The code is the prompt's signature line and the
+    body written after it, the whole function that completion_from_code reads."""
+    eos = gen.tok.eos_id
+    s = dataclasses.replace(s, stop=(eos,))
+    if not hasattr(gen, "_piece_text"):  # each id's text: the stop rule and the healing look at ids
+        gen._piece_text = [gen.tok.decode([i]) for i in range(gen.tok.vocab_size)]
+    text = gen._piece_text
+    heads, heals = [], []
+    for p in problems:
+        m = _OPEN_BRACE.search(p.prompt)
+        cut = m.start() if m else len(p.prompt)
+        heads.append(p.prompt[:cut])
+        heals.append(p.prompt[cut:])
+    heal = heals[0]
+    if any(h != heal for h in heals):  # one `first` set a call: problems of one batch mostly end alike
+        return _by_heal(gen, problems, heals, n, s)
+    first = [i for i, t in enumerate(text) if t and (t.startswith(heal) or heal.startswith(t))] if heal else None
+    line_start: dict[int, bool] = {}  # row -> its text so far ends a line
+
+    def closed(row: int, t: int) -> bool:
+        piece, at_start = text[t], line_start.get(row, not heal and heads[row // n].endswith("\n"))
+        line_start[row] = piece.endswith("\n") or (at_start and piece == "")
+        return (at_start and piece.startswith("}")) or "\n}" in piece
+
+    with gen.lock:
+        comps = gen.engine.generate([[eos]] * len(problems), s, samples=n, on_token=closed,
+                                    forced=[gen.tok.encode(h) for h in heads], code_start=1, first=first)  # fmt: skip
+    gen.calls += len(comps)
+    codes = []
+    for c in comps:
+        p, head = problems[c.prompt_index], heads[c.prompt_index]
+        out = head + gen.tok.decode([t for t in c.tokens if t != eos])
+        end = out.find("\n}", len(head))
+        out = out[: end + 2] + "\n" if end >= 0 else out
+        m = _FUNC_LINE.search(p.prompt)
+        codes.append(out[m.start():] if m else out[len(p.prompt):])
+    return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
+
+
+def _by_heal(gen: Any, problems: Sequence[Problem], heals: list[str], n: int, s: Sampling) -> list[list[str]]:
+    """complete_codes for problems whose prompts end differently: one call per ending, answers in order."""
+    out: dict[int, list[str]] = {}
+    for h in dict.fromkeys(heals):
+        idx = [i for i, x in enumerate(heals) if x == h]
+        for i, codes in zip(idx, complete_codes(gen, [problems[i] for i in idx], n, s), strict=True):
+            out[i] = codes
+    return [out[i] for i in range(len(problems))]
+
+
+def answer_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: Sampling, mode: str) -> list[list[str]]:
+    """n codes per problem, by the bench's mode (BenchConfig.mode)."""
+    if mode == "complete":
+        return complete_codes(gen, problems, n, s)
+    return generate_codes(gen, problems, task, n, s)
+
+
 def generate_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: Sampling) -> list[list[str]]:
     """n codes per problem from one batched engine call (prompt-major), decoded as `Generator.sample` does."""
     from gocoder.generate import decode_output
@@ -153,26 +217,51 @@ def generate_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: 
     return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
 
 
+def _filter_job(p: Problem, codes: list[str], limits: Limits, t_gen: float) -> dict[str, Any]:
+    """Complete mode's loop: the candidates (the greedy answer, then the sampled ones) run the visible
+    checks in order; the first to pass them is submitted (the greedy answer when none does), scored on the
+    hidden checks. One round, no feedback in a prompt: CodeT-style filtering by the checks a user has."""
+    t0 = time.monotonic()
+    run = _visible_runner(p, limits)
+    pick, passed, tried = codes[0], False, set()
+    for code in codes if run is not None else ():
+        if code in tried:  # a small model repeats itself: each distinct candidate runs once
+            continue
+        tried.add(code)
+        if run(code).passed:
+            pick, passed = code, True
+            break
+    row = _scored(p, [completion_from_code(p, pick)], limits)
+    row.update(candidates=len(codes), rounds=1, seconds=round(time.monotonic() - t0 + t_gen, 3),
+               visible_passed=passed, visible_runs=len(tried))  # fmt: skip
+    return row
+
+
 def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, limits: Limits,
-                pool: ThreadPoolExecutor) -> list[dict[str, Any]]:  # fmt: skip
+                pool: ThreadPoolExecutor, base: Sampling) -> list[dict[str, Any]]:  # fmt: skip
     """Generate a batch's answers (greedy, sampled, loop) and score them, problems in parallel."""
     t0 = time.monotonic()
     greedy: list[list[str]] | None = None
-    if cfg.refine_iters == 0:
-        greedy = generate_codes(gen, batch, task, 1, Sampling(max_new_tokens=cfg.max_new_tokens))
+    filtering = cfg.mode == "complete" and cfg.refine_iters > 0
+    if cfg.refine_iters == 0 or filtering:
+        greedy = answer_codes(gen, batch, task, 1, dataclasses.replace(base, temperature=0.0, top_p=1.0, top_k=0),
+                              cfg.mode)  # fmt: skip
     t_greedy = time.monotonic() - t0
     sampled, t_sampled = None, 0.0
     if cfg.samples > 1:
         t1 = time.monotonic()
-        s = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                     seed=batch_seed(cfg.seed, batch))
-        sampled = generate_codes(gen, batch, task, cfg.samples, s)
+        s = dataclasses.replace(base, temperature=cfg.temperature, top_p=cfg.top_p, seed=batch_seed(cfg.seed, batch))
+        sampled = answer_codes(gen, batch, task, cfg.samples, s, cfg.mode)
         t_sampled = time.monotonic() - t1
 
     def job(i: int) -> dict[str, Any]:
         p = batch[i]
         row: dict[str, Any] = {"id": p.id, "format": p.format}
-        if cfg.refine_iters > 0:
+        if filtering:
+            row["loop"] = _filter_job(p, greedy[i] + (sampled[i] if sampled else []), limits,
+                                      (t_greedy + t_sampled) / len(batch))  # fmt: skip
+            row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits)
+        elif cfg.refine_iters > 0:
             first, row["loop"] = _loop_job(p, gen, cfg, task, limits)
             row["greedy"] = _scored(p, [completion_from_code(p, first)], limits)
         else:
@@ -198,8 +287,14 @@ def _exclude_if_broken(p: Problem, row: dict[str, Any], limits: Limits) -> None:
 
 def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | Path, task: str = "synthesize",
                   completions: dict[str, list[str]] | None = None, generator: Any = None,
-                  limits: Limits | None = None, console: Console | None = None) -> dict[str, Any]:  # fmt: skip
-    """Score every problem (resuming from OUT/results.jsonl), then write and return the summary."""
+                  limits: Limits | None = None, console: Console | None = None,
+                  sampling: Sampling | None = None) -> dict[str, Any]:  # fmt: skip
+    """Score every problem (resuming from OUT/results.jsonl), then write and return the summary. sampling:
+    the sampler's settings from [generate] (no_repeat_ngram); temperature and the rest come from [bench]."""
+    base = dataclasses.replace(sampling or Sampling(), max_new_tokens=cfg.max_new_tokens)
+    if cfg.mode == "complete" and cfg.refine_iters > 0 and cfg.samples < 2:
+        raise GocoderError("--refine-iters in complete mode filters the sampled answers by the visible checks: "
+                           "give --samples N (N >= 2)")
     if (completions is None) == (generator is None):
         raise GocoderError("bench: give either completions or a generator")
     limits, out = limits or Limits(), Path(out)
@@ -219,7 +314,7 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
             for at in range(0, len(pending), step):
                 batch = pending[at : at + step]
                 if generator is not None:
-                    rows = _batch_rows(batch, cfg, generator, task, limits, pool)
+                    rows = _batch_rows(batch, cfg, generator, task, limits, pool, base)
                 else:
                     rows = list(pool.map(lambda p: _given_row(p, completions[p.id], limits), batch))
                 for row in rows:  # a batch is written whole: Ctrl-C between batches loses nothing written
@@ -275,7 +370,7 @@ def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, 
 
 def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesize", checkpoint: str | None = None,
           completions: str | Path | None = None, limit: int | None = None, out: str | Path | None = None,
-          device: str = "cpu", console: Console | None = None) -> dict[str, Any]:  # fmt: skip
+          device: str = "cpu", console: Console | None = None, sampling: Sampling | None = None) -> dict[str, Any]:  # fmt: skip
     """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator, score them."""
     for name, bad in (("--samples", cfg.samples < 1), ("--batch-size", cfg.batch_size < 1),
                       ("--refine-iters", cfg.refine_iters < 0)):  # fmt: skip
@@ -298,4 +393,4 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
         problems = problems[:limit]
     limits = Limits(wall_s=cfg.wall_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb, build_s=cfg.build_s)
     return run_benchmark(problems, cfg, out=out or cfg.out, task=task, completions=comps, generator=gen,
-                         limits=limits, console=console)  # fmt: skip
+                         limits=limits, console=console, sampling=sampling)  # fmt: skip

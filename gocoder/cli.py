@@ -766,6 +766,9 @@ def bench_cmd(
     file: Annotated[Path, typer.Option("--file", "-f", help="Benchmark JSONL (e.g. ../shared/bench/mbxp_go.jsonl).")],
     fmt: Annotated[str, typer.Option("--format", help="mbxp, multipl-e, humaneval-x or humanevalpack.")],
     task: Annotated[str, typer.Option("--task", help="synthesize, or fix (humanevalpack).")] = "synthesize",
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="record (plan, then code) or complete (continue the prompt file).")
+    ] = None,
     checkpoint: Annotated[
         str | None, typer.Option("--checkpoint", help="Model folder to generate with (default: the shipped model).")
     ] = None,
@@ -805,11 +808,14 @@ def bench_cmd(
         raise GocoderError(f"--k {k!r}: expected comma-separated integers, e.g. 1,10") from None
     sets = list(set_ or []) + ([f"generate.device={json.dumps(device)}"] if device is not None else [])
     cfg = _config(config, sets, "bench", samples=samples, refine_iters=refine_iters, workers=workers, ks=ks,
-                  temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size)
+                  temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, mode=mode)
     if completions is None:
         _device(cfg.generate.device, "generate.device")
+    from gocoder.engine import Sampling
+
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
-                out=out, device=cfg.generate.device, console=err)
+                out=out, device=cfg.generate.device, console=err,
+                sampling=Sampling(no_repeat_ngram=cfg.generate.no_repeat_ngram))  # fmt: skip
     if as_json:
         print(json.dumps(res))
         return

@@ -40,6 +40,10 @@ class BenchConfig:
     temperature: float = 0.8  # the sampled answers (Chen et al. 2021 draw pass@10/100 at 0.8)
     top_p: float = 0.95
     seed: int = 0  # the sampled answers: the same seed and batch, the same answers
+    # "record": the problem as a gocoder record (plan, then code); "complete": the harness's prompt read as a
+    # Go file and continued to the function's closing brace (how base code models are scored; the model
+    # reads it as pretraining read whole files)
+    mode: typing.Literal["record", "complete"] = "record"
     max_new_tokens: int = 256  # plan + code tokens per answer
     batch_size: int = 64  # problems per engine call (with the sampled answers: batch_size * samples rows)
     workers: int = 2  # problems built and run at once
@@ -201,6 +205,7 @@ class GenerateConfig:
     top_p: float = 0.95
     top_k: int = 0
     seed: int = 0
+    no_repeat_ngram: int = 0  # > 0: never repeat an n-gram of generated ids (gocoder/engine.py ban_repeats)
     typecheck: bool = False  # also judge candidates with go/types
     device: str = "cpu"
 
@@ -274,7 +279,7 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
                                "three shares >= 0 that sum to 1"), "out_dir": _NONEMPTY, "batch": _ge(1)},
     GenerateConfig: {"max_iters": _ge(1), "samples": _ge(1), "budget": _ge(0), "ucb_c": _ge(0),
                      "max_new_tokens": _ge(1), "temperature": _ge(0), "top_p": _within(0, 1, lo_open=True),
-                     "top_k": _ge(0), "seed": _ge(0), "device": _CPU_DEVICE},
+                     "top_k": _ge(0), "seed": _ge(0), "no_repeat_ngram": _ge(0), "device": _CPU_DEVICE},
 }  # fmt: skip
 
 

@@ -36,14 +36,20 @@ class Sampling:
     top_p: float = 1.0  # 1 = off
     stop: tuple[int, ...] = ()  # ids that end a row (the stop id is kept in Completion.tokens)
     seed: int | None = None  # a torch.Generator seed: the same seed gives the same samples
+    # 0 = off; n: never write an n-gram of ids that this row already wrote (Hugging Face's
+    # no_repeat_ngram_size, over the generated ids only): a small model's greedy answer otherwise
+    # loops on one line until the budget is gone
+    no_repeat_ngram: int = 0
 
     def __post_init__(self):
         bad = (("max_new_tokens", self.max_new_tokens < 0), ("temperature", not self.temperature >= 0),
-               ("top_k", self.top_k < 0), ("top_p", not 0 < self.top_p <= 1))
+               ("top_k", self.top_k < 0), ("top_p", not 0 < self.top_p <= 1),
+               ("no_repeat_ngram", self.no_repeat_ngram < 0))
         for name, wrong in bad:
             if wrong:
                 raise GocoderError(f"sampling.{name}: {getattr(self, name)!r} is out of range "
-                                   "(max_new_tokens >= 0, temperature >= 0, top_k >= 0, 0 < top_p <= 1)")
+                                   "(max_new_tokens >= 0, temperature >= 0, top_k >= 0, 0 < top_p <= 1, "
+                                   "no_repeat_ngram >= 0)")
 
 
 @dataclass
@@ -59,6 +65,24 @@ class Completion:
 class Decision:
     probs: tuple[float, float, float]  # CONTINUE, REFINE, DONE (gocoder.model's order)
     halt: float | None  # the halting head's probability, None when the model has none
+
+
+def ban_repeats(logits: Tensor, out: Tensor, n_out: Tensor, n: int) -> Tensor:
+    """logits [b, V] with -inf at every id that would end an n-gram the row's ids out [b, L] (its first
+    n_out [b] valid) already hold: the ids that followed each earlier copy of the row's last n - 1 ids."""
+    L = out.shape[1]
+    if n < 1 or L < n:
+        return logits
+    k = n - 1
+    at = (n_out[:, None] - k + torch.arange(k, device=out.device)[None]).clamp(min=0)  # [b, k]
+    last = out.gather(1, at)  # the row's last n - 1 ids
+    starts = torch.arange(L - k, device=out.device)  # earlier n-grams start at j and end at j + k < n_out
+    win = out.unfold(1, k, 1)[:, : L - k] if k else out.new_zeros(out.shape[0], L, 0)  # [b, L - k, k]
+    hit = (win == last[:, None]).all(-1) & (starts[None] + k < n_out[:, None]) & (n_out[:, None] >= k)
+    nxt = out[:, k:]  # the id after each window
+    ban = torch.zeros(logits.shape, dtype=torch.int32, device=logits.device)
+    ban.scatter_add_(1, torch.where(hit, nxt, 0), hit.int())  # add, not set: many windows share an id
+    return logits.masked_fill(ban > 0, -math.inf)
 
 
 def sample(logits: Tensor, s: Sampling, gen: torch.Generator | None) -> Tensor:
@@ -109,11 +133,20 @@ class Engine:
         return stack
 
     def generate(self, prompts: list[list[int]], sampling: Sampling = Sampling(), samples: int = 1,
-                 on_token: Callable[[int, int], bool | None] | None = None) -> list[Completion]:
+                 on_token: Callable[[int, int], bool | None] | None = None, *,
+                 forced: list[list[int]] | None = None, code_start: int | None = None,
+                 first: list[int] | None = None) -> list[Completion]:
         """`samples` completions per prompt, prompt-major (row = prompt_index * samples + sample_index);
         on_token(row, id) sees every id as it is sampled, and ends that row there by returning True (the
-        completion keeps the id; stopped stays False: no stop id ended it)."""
-        run = self._run(prompts, sampling, samples)
+        completion keeps the id; stopped stays False: no stop id ended it).
+
+        forced[i]: ids fed after prompt i, one step each, before sampling starts (the start of the answer,
+        given; not in Completion.tokens). code_start: the position where every row's code begins (by
+        default, at the `<CODE>` id it writes): 1 with a one-id prompt reads a whole file as pretraining
+        did (gocoder/data.py TokenShard: the row's first id is its prompt, the rest its code). first: the ids
+        a row's first sampled id may be (token healing: a prompt cut before its last piece, whose text
+        the first id must start with, reads as training text did; " {\n\t" is one piece, " {\n" rare)."""
+        run = self._run(prompts, sampling, samples, forced, code_start, first)
         end: list[int] = []
         while True:
             try:
@@ -143,50 +176,82 @@ class Engine:
             if not all(isinstance(t, int) and 0 <= t < V for t in p):
                 raise GocoderError(f"prompt {i}: token ids must be ints in [0, {V})")
 
-    def _run(self, prompts: list[list[int]], s: Sampling, samples: int) -> Generator[tuple[Tensor, Tensor], None,
-                                                                                     list[Completion]]:
-        """Yields (global rows [k], ids [k]) per step; returns the completions."""
+    def _run(self, prompts: list[list[int]], s: Sampling, samples: int, forced: list[list[int]] | None = None,
+             code_start: int | None = None, first: list[int] | None = None,
+             ) -> Generator[tuple[Tensor, Tensor], None, list[Completion]]:
+        """Yields (global rows [k], ids [k]) per step (sampled ids only, not forced ones); returns the
+        completions."""
         self._check(prompts, samples)
         if not prompts:
             return []
         core, dev, N = self.core, self.device, len(prompts)
         R, T = N * samples, core.max_seq_len
+        if forced is not None:
+            if len(forced) != N:
+                raise GocoderError(f"forced: {len(forced)} prefixes for {N} prompts")
+            self._check([[0, *f] for f in forced], 1)
+        if code_start is not None and code_start < max(len(p) for p in prompts):
+            raise GocoderError(f"code_start {code_start}: inside a prompt (prompts are never code)")
+        n_forced = max(len(f) for f in forced) if forced else 0
+        if first is not None and not (first and all(0 <= t < core.vocab_size for t in first)):
+            raise GocoderError(f"first: {len(first)} ids; give at least one, each in [0, {core.vocab_size})")
         with self._mode():
             lens = torch.tensor([len(p) for p in prompts], device=dev)
             tokens = torch.zeros(N, int(lens.max()), dtype=torch.long, device=dev)
             for i, p in enumerate(prompts):
                 tokens[i, : len(p)] = torch.tensor(p)
-            logits = core.start(tokens, lens, samples, min(T, int(lens.max()) + s.max_new_tokens))
+            logits = core.start(tokens, lens, samples, min(T, int(lens.max()) + n_forced + s.max_new_tokens))
             gen = None if s.seed is None else torch.Generator(dev).manual_seed(s.seed)
             stop = torch.tensor(s.stop, dtype=torch.long, device=dev)
             out = torch.full((R, max(1, s.max_new_tokens)), -1, dtype=torch.long, device=dev)
+            # the forced ids of each row, and how many it has fed
+            fid = torch.full((N, max(1, n_forced)), -1, dtype=torch.long, device=dev)
+            for i, f in enumerate(forced or ()):
+                fid[i, : len(f)] = torch.tensor(f, dtype=torch.long)
+            fid = fid.repeat_interleave(samples, 0)
+            f_len = torch.tensor([len(f) for f in forced or [[]] * N], device=dev).repeat_interleave(samples)
+            f_at = torch.zeros(R, dtype=torch.long, device=dev)
+            barred = None  # ids a first sampled id may not be
+            if first is not None:
+                barred = torch.ones(core.vocab_size, dtype=torch.bool, device=dev)
+                barred[torch.tensor(first, device=dev)] = False
             n_out = torch.zeros(R, dtype=torch.long, device=dev)
             stopped = torch.zeros(R, dtype=torch.bool, device=dev)
             states: list[Any] = [None] * R
             # per batch row: its global row, the position of its last fed token, where its <CODE> sits
             row = torch.arange(R, device=dev)
             pos = lens.repeat_interleave(samples) - 1
-            cstart = torch.full((R,), T + 1, dtype=torch.long, device=dev)
+            cstart = torch.full((R,), T + 1 if code_start is None else code_start, dtype=torch.long, device=dev)
             tok = torch.zeros(R, dtype=torch.long, device=dev)
-            samp = (pos + 1 < T) & (s.max_new_tokens > 0)  # rows that sample now
+            samp = (pos + 1 < T) & ((s.max_new_tokens > 0) | (f_len > 0))  # rows that sample (or are fed) now
             logits = logits[torch.nonzero(samp)[:, 0]]
         while True:
             with self._mode():
                 idx = torch.nonzero(samp)[:, 0]
                 nxt_samp = samp.clone()
                 if len(idx):
-                    nxt = sample(logits, s, gen)
                     g = row[idx]
-                    out[g, n_out[g]] = nxt
-                    n_out[g] += 1
+                    if s.no_repeat_ngram:
+                        logits = ban_repeats(logits, out[g], n_out[g], s.no_repeat_ngram)
+                    if barred is not None:
+                        logits = logits.masked_fill((n_out[g] == 0)[:, None] & barred[None], -math.inf)
+                    nxt = sample(logits, s, gen)
+                    given = f_at[g] < f_len[g]  # rows still fed their forced ids
+                    nxt = torch.where(given, fid[g, f_at[g].clamp(max=fid.shape[1] - 1)], nxt)
+                    f_at[g] += given
+                    free = ~given
+                    fg = g[free]
+                    out[fg, n_out[fg]] = nxt[free]
+                    n_out[g] += free
                     tok[idx] = nxt
-                    hit = torch.isin(nxt, stop)
+                    hit = torch.isin(nxt, stop) & free
                     stopped[g] = hit
                     opened = (nxt == self.code_open) & (cstart[idx] > T)
                     cstart[idx] = torch.where(opened, pos[idx] + 1, cstart[idx])
-                    nxt_samp[idx] = ~(hit | (n_out[g] >= s.max_new_tokens) | (pos[idx] + 2 >= T))
-            if len(idx):  # outside the torch modes: the caller runs in its own between two ids
-                end = yield g, nxt
+                    full = (n_out[g] >= s.max_new_tokens) & (f_at[g] >= f_len[g])  # its budget, after its forced ids
+                    nxt_samp[idx] = ~(hit | full | (pos[idx] + 2 >= T))
+            if len(idx) and len(fg):  # outside the torch modes: the caller runs in its own between two ids
+                end = yield fg, nxt[free]
                 if end:  # rows the caller ends here (Engine.generate's on_token)
                     with self._mode():
                         nxt_samp[idx] &= ~torch.isin(g, torch.tensor(end, device=dev))

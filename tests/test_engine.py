@@ -221,3 +221,78 @@ def test_on_token_ends_a_row_and_the_others_go_on():
     eng = Engine(Mock(), code_open=CODE)
     out = eng.generate([[0], [9, 9]], Sampling(max_new_tokens=5), on_token=lambda r, t: r == 1 and t == 11)
     assert out[0].tokens == [1, 2, 3, 4, 5] and out[1].tokens == [10, 11] and not out[1].stopped
+
+
+# ------------------------------------------------------------------- repeats, forced ids, code start
+
+
+def test_ban_repeats_bans_what_followed_each_earlier_copy():
+    out = torch.tensor([[5, 6, 7, 5, 6, 9, 5, 6, -1], [1, 2, 3, 4, -1, -1, -1, -1, -1]])
+    n_out = torch.tensor([8, 4])
+    banned = engine.ban_repeats(torch.zeros(2, 12), out, n_out, 3).isinf()
+    # row 0 ends with 5 6: 5 6 was followed by 7 and by 9; row 1's last pair 3 4 never came before
+    assert banned[0].nonzero().flatten().tolist() == [7, 9] and not banned[1].any()
+    assert not engine.ban_repeats(torch.zeros(2, 12), out, torch.tensor([2, 1]), 3).isinf().any()
+
+
+class Cycle(Mock):
+    """The mode cycles 20 -> 21 -> 22 -> 20: greedy repeats one trigram forever."""
+
+    def _logits(self, last):
+        lg = torch.zeros(len(last), V)
+        lg[torch.arange(len(last)), 20 + (last - 19) % 3] = 5.0
+        return lg
+
+
+def test_no_repeat_ngram_breaks_a_loop_and_greedy_alone_does_not():
+    loop = Engine(Cycle(), code_open=CODE).generate([[20]], Sampling(max_new_tokens=12))[0].tokens
+    assert loop[:6] == [21, 22, 20, 21, 22, 20]
+    toks = Engine(Cycle(), code_open=CODE).generate([[20]], Sampling(max_new_tokens=12, no_repeat_ngram=3))[0].tokens
+    grams = [tuple(toks[i : i + 3]) for i in range(len(toks) - 2)]
+    assert len(toks) == 12 and len(set(grams)) == len(grams)
+
+
+def test_forced_ids_are_fed_not_returned_and_not_counted():
+    seen = []
+    out = Engine(Mock(), code_open=CODE).generate([[10], [30, 31]], Sampling(max_new_tokens=3), forced=[[40, 41], [50]],
+                                             on_token=lambda r, t: seen.append((r, t)))  # fmt: skip
+    assert [c.tokens for c in out] == [[42, 43, 44], [51, 52, 53]]  # the mode follows the last forced id
+    assert sorted(seen) == sorted((r, t) for r, c in enumerate(out) for t in c.tokens)  # forced ids not shown
+    with pytest.raises(GocoderError, match="forced"):
+        Engine(Mock(), code_open=CODE).generate([[10]], forced=[[1], [2]])
+    with pytest.raises(GocoderError, match="code_start"):
+        Engine(Mock(), code_open=CODE).generate([[10, 11]], code_start=1)
+
+
+def test_forced_ids_give_the_gpt_what_a_longer_prompt_gives():
+    torch.set_num_threads(1)
+    m = build(type="gpt")
+    eng = Engine(m, code_open=CODE)
+    a = eng.generate([[11, 12], [30]], Sampling(max_new_tokens=5), forced=[[13, 14, 15], [31, 32, 33, 34]])
+    b = eng.generate([[11, 12, 13, 14, 15], [30, 31, 32, 33, 34]], Sampling(max_new_tokens=5))
+    assert [c.tokens for c in a] == [c.tokens for c in b]
+
+
+@pytest.mark.parametrize("kw", [{"type": "gpt"}, {"halting": "bce"}])
+def test_code_start_reads_a_file_as_pretraining_did(kw):
+    # a one-id prompt and the file forced from position 1 on, as code: each next id is what the full
+    # forward over a pretraining row (prompt 1, no plan, the rest code) predicts
+    torch.set_num_threads(1)
+    m = build(**kw)
+    file = [20, 21, 22, 23, 24, 25, 26, 27]
+    out = Engine(m, code_open=CODE).generate([[3]], Sampling(max_new_tokens=6), forced=[file], code_start=1)
+    seq = [3, *file]
+    for _ in range(6):
+        last = full_forward(m, [(seq, 1, 0, len(seq) - 1)]).last_logits
+        seq.append(int(last[0].argmax()))
+    assert out[0].tokens == seq[9:]
+
+
+def test_first_limits_only_the_first_sampled_id():
+    # the mock's mode after 10 is 11; barred, the first id is the best allowed one, and then the mode again
+    out = Engine(Mock(), code_open=CODE).generate([[10], [20]], Sampling(max_new_tokens=3), first=[12, 22])
+    assert [c.tokens for c in out] == [[12, 13, 14], [22, 23, 24]]
+    out = Engine(Mock(), code_open=CODE).generate([[10]], Sampling(max_new_tokens=2), forced=[[30]], first=[33])
+    assert out[0].tokens == [33, 34]  # forced ids are not the first sampled one
+    with pytest.raises(GocoderError, match="first"):
+        Engine(Mock(), code_open=CODE).generate([[10]], first=[])
