@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def main() -> None:
     from gocoder.benchmarks import completion_from_code, load_problems
-    from gocoder.benchrun import batch_seed, generate_codes
+    from gocoder.benchrun import answer_codes, batch_seed
     from gocoder.engine import Sampling
     from gocoder.generate import Generator
 
@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.8, help="with --samples > 1")
     ap.add_argument("--top-p", type=float, default=0.95, help="with --samples > 1")
     ap.add_argument("--seed", type=int, default=0, help="with --samples > 1: seeds as gocoder bench's (batch_seed)")
+    ap.add_argument("--mode", default="record", help="record or complete (gocoder bench --mode)")
+    ap.add_argument("--no-repeat-ngram", type=int, default=0, help="generate.no_repeat_ngram (0: off)")
     ap.add_argument("--out", required=True, help="completions JSONL (task_id, completion, code)")
     a = ap.parse_args()
     problems = load_problems(a.file, a.format)
@@ -45,12 +47,12 @@ def main() -> None:
     t0, rows = time.perf_counter(), []
     for i in range(0, len(problems), a.batch):
         chunk = problems[i: i + a.batch]
-        s = Sampling(max_new_tokens=a.max_new)  # greedy, as gocoder bench's no-feedback answer
+        s = Sampling(max_new_tokens=a.max_new, no_repeat_ngram=a.no_repeat_ngram)  # greedy, as bench's first answer
         if a.samples > 1:
             s = Sampling(max_new_tokens=a.max_new, temperature=a.temperature, top_p=a.top_p,
-                         seed=batch_seed(a.seed, chunk))
-        # the same batched decoding as gocoder bench (gocoder/benchrun.py generate_codes)
-        for p, codes in zip(chunk, generate_codes(gen, chunk, "synthesize", a.samples, s), strict=True):
+                         seed=batch_seed(a.seed, chunk), no_repeat_ngram=a.no_repeat_ngram)
+        # the same batched decoding as gocoder bench (gocoder/benchrun.py answer_codes)
+        for p, codes in zip(chunk, answer_codes(gen, chunk, "synthesize", a.samples, s, a.mode), strict=True):
             rows += [{"task_id": p.id, "completion": completion_from_code(p, c), "code": c} for c in codes]
         print(f"{len(rows)}/{len(problems) * a.samples} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     Path(a.out).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -166,6 +166,8 @@ def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -
         return _by_heal(gen, problems, heals, n, s)
     first = [i for i, t in enumerate(text) if t and (t.startswith(heal) or heal.startswith(t))] if heal else None
     line_start: dict[int, bool] = {}  # row -> its text so far ends a line
+    keep = max(1, gen.engine.core.max_seq_len - 1 - s.max_new_tokens)  # a long prompt keeps its end
+    forced = [gen.tok.encode(h)[-keep:] for h in heads]
 
     def closed(row: int, t: int) -> bool:
         piece, at_start = text[t], line_start.get(row, not heal and heads[row // n].endswith("\n"))
@@ -174,7 +176,7 @@ def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -
 
     with gen.lock:
         comps = gen.engine.generate([[eos]] * len(problems), s, samples=n, on_token=closed,
-                                    forced=[gen.tok.encode(h) for h in heads], code_start=1, first=first)  # fmt: skip
+                                    forced=forced, code_start=1, first=first)  # fmt: skip
     gen.calls += len(comps)
     codes = []
     for c in comps:
