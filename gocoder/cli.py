@@ -322,6 +322,10 @@ def tokenizer_train(
     go_src: Annotated[
         Path | None, typer.Option("--go-src", help="A folder of .go files, each file one text (chunked).")
     ] = None,
+    text: Annotated[
+        Path | None, typer.Option("--text", help="Corpus text parts (corpus build): their train split, "
+                                                 "at most tokenizer.package_chars of a package.")
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Tokenizer folder to write (default: runs/tokenizer).")
     ] = None,
@@ -338,7 +342,7 @@ def tokenizer_train(
     from gocoder.tokenizer_run import train_from_config
 
     cfg = _config(config, set_, "tokenizer", vocab_size=vocab_size, model_type=model_type)
-    meta = train_from_config(cfg.tokenizer, input, go_src, out, console=err)
+    meta = train_from_config(cfg.tokenizer, input, go_src, out, console=err, text=text)
     if as_json:
         print(json.dumps(meta))
         return
@@ -349,7 +353,8 @@ def tokenizer_train(
 
 @tokenizer_app.command("eval")
 def tokenizer_eval(
-    corpus: Annotated[Path, typer.Option("--corpus", help="Hierarchical JSONL file or folder, or a folder of .go.")],
+    corpus: Annotated[Path, typer.Option("--corpus", help="Hierarchical JSONL file or folder, corpus text parts "
+                                                          "(their valid split), or a folder of .go.")],
     tokenizer: Annotated[
         Path | None, typer.Option("--tokenizer", "-t", help="Tokenizer folder or .model (default: tokenizer.path).")
     ] = None,

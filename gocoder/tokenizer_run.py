@@ -7,6 +7,7 @@ measures characters per token on Go, on plans and on descriptions, and encode th
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from gocoder.config import TokenizerConfig
 from gocoder.progress import Progress
 from gocoder.records import iter_jsonl_inputs
 from gocoder.serialize import segments
-from gocoder.tokenizer import Tokenizer, go_files, read_go, train_tokenizer
+from gocoder.textparts import PART_GLOB, read_parts
+from gocoder.tokenizer import Tokenizer, corpus_texts, go_files, read_go, train_tokenizer
 
 BATCH_CHARS = 4_000_000  # texts per encode_batch call: big enough for the thread pool, bounded memory
 
@@ -30,9 +32,15 @@ def _progress(console: Console, what: str) -> Progress:
                     console=console)
 
 
-def _corpus_bytes(corpus: Path) -> int:
+def _corpus_bytes(corpus: Path) -> int | None:
+    if _is_text_parts(corpus):
+        return None  # xz-compressed: the characters read are not known before
     jsonl = corpus.is_file() or any(corpus.glob("*.jsonl"))
     return _input_bytes(corpus, None) if jsonl else _input_bytes(None, corpus)
+
+
+def _is_text_parts(corpus: Path) -> bool:
+    return corpus.is_dir() and any(corpus.glob(PART_GLOB))
 
 
 def _input_bytes(input: Path | None, go_src: Path | None) -> int:
@@ -51,27 +59,52 @@ TRAIN_OUT = Path("runs/tokenizer")
 
 
 def train_from_config(cfg: TokenizerConfig, input: Path | None, go_src: Path | None,
-                      out_dir: Path | None = None, console: Console | None = None) -> dict[str, Any]:
+                      out_dir: Path | None = None, console: Console | None = None,
+                      text: Path | None = None) -> dict[str, Any]:
     """`gocoder tokenizer train`: stream the corpus, train, save (to out_dir, else TRAIN_OUT); returns
     gocoder.json's content."""
-    from gocoder.tokenizer import corpus_texts
-
     console = console or Console(stderr=True, soft_wrap=True)
     out = Path(out_dir or TRAIN_OUT)
     prog = _progress(console, "tokenizer: reading")
     with prog:
-        # JSON escapes inflate the file size a little over the characters read: a bar, not a promise
-        task = prog.add_task("tokenizer: bytes read", total=_input_bytes(input, go_src) or None)
+        # JSON escapes inflate the file size a little over the characters read: a bar, not a promise;
+        # none with xz text parts, whose size says little of the text's
+        total = None if text is not None else _input_bytes(input, go_src) or None
+        task = prog.add_task("tokenizer: bytes read", total=total)
         model = train_tokenizer(
-            corpus_texts(input, go_src), out, cfg.vocab_size, cfg.model_type,
+            train_texts(input, go_src, text, cfg.package_chars), out, cfg.vocab_size, cfg.model_type,
             sample_chars=cfg.sample_chars, progress=lambda n: prog.advance(task, n),
             max_sentence_length=cfg.max_sentence_length, max_piece_length=cfg.max_piece_length,
             split_digits=cfg.split_digits, character_coverage=cfg.character_coverage,
             sample_sentences=cfg.sample_sentences, threads=cfg.threads,
-            source=" and ".join(str(p) for p in (input, go_src) if p is not None) or "the input",
+            source=" and ".join(str(p) for p in (input, text, go_src) if p is not None) or "the input",
         )
     tok = Tokenizer.load(model)
     return {"path": str(model), **tok.meta}
+
+
+def train_texts(input: Path | None, go_src: Path | None, text: Path | None = None,
+                package_chars: int = 0) -> Iterator[str]:
+    """corpus_texts (records, then .go files) with, between them, the Go files of the train split of a
+    corpus's text parts (`gocoder corpus build`).
+
+    package_chars > 0 caps what one package of the text parts gives: its files past the cap, in the
+    parts' order, are left out, as `corpus tokenize --max-package-tokens` leaves them out of the model's
+    training tokens (one SDK is a fifth of the corpus's bytes).
+    """
+    if input is None and go_src is None and text is None:
+        raise GocoderError("give --input (hierarchical JSONL), --text (corpus text parts) or --go-src (.go files)")
+    if input is not None:
+        yield from corpus_texts(input)
+    if text is not None:
+        taken: Counter[str] = Counter()
+        for rec in read_parts(Path(text)):
+            pkg, n = rec.get("package", "?"), len(rec["text"])
+            if rec["split"] == "train" and not (package_chars and taken[pkg] + n > package_chars):
+                taken[pkg] += n
+                yield rec["text"]
+    if go_src is not None:
+        yield from corpus_texts(go_src=go_src)
 
 
 @dataclass
@@ -107,8 +140,16 @@ def corpus_items(corpus: Path) -> Iterator[tuple[str, str, dict[str, list[str]]]
     """(name, text to round-trip, {category: texts}) for each record or .go file of a corpus.
 
     A .jsonl file or a folder holding .jsonl files is hierarchical records (the text is the
-    serialized record; Go is its context and code); any other folder is walked for .go files.
+    serialized record; Go is its context and code); a folder of text parts (`gocoder corpus build`)
+    gives the Go files of its valid split (held-out packages: the train split is what a tokenizer is
+    trained on); any other folder is walked for .go files.
     """
+    if _is_text_parts(corpus):
+        for rec in read_parts(corpus):
+            if rec["split"] == "valid":
+                name = f"{rec.get('package', '?')}/{rec.get('path', rec.get('id', '?'))}"
+                yield name, rec["text"], {"go": [rec["text"]]}
+        return
     if corpus.is_dir() and not any(corpus.glob("*.jsonl")):
         for p in go_files(corpus):
             text = read_go(p)

@@ -173,6 +173,27 @@ def test_cli_train_and_eval(tmp_path):
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "--corpus" in p.stderr
 
 
+def test_cli_trains_on_text_parts_train_split_capped_and_evals_their_valid_split(tmp_path):
+    from gocoder.textparts import PartWriter
+
+    recs = [("big", "train", g) for g in GO_TRICKY]
+    recs += [("small", "train", GO_TRICKY[0]), ("held", "valid", GO_TRICKY[1]), ("held", "valid", GO_TRICKY[2])]
+    with PartWriter(tmp_path / "text", 24 << 20) as w:
+        for i, (pkg, split, text) in enumerate(recs):
+            w.write({"id": str(i), "package": pkg, "license": "MIT", "path": f"f{i}.go", "split": split, "text": text})
+    cap = sum(len(g) for g in GO_TRICKY[:3])  # "big" gives its first three files: each later one passes the cap
+    out = tmp_path / "tok"
+    p = gocoder("tokenizer", "train", "--text", str(tmp_path / "text"), "-o", str(out), "--vocab-size", "400",
+                "--set", f"tokenizer.package_chars={cap}", "--json")
+    assert p.returncode == 0, p.stderr
+    sample = json.loads(p.stdout)["sample"]
+    assert sample["texts"] == 3 + 1 and sample["chars"] == cap + len(GO_TRICKY[0])  # no valid text, "big" capped
+    p = gocoder("tokenizer", "eval", "--corpus", str(tmp_path / "text"), "-t", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["items"] == 2 and rep["mismatches"] == 0 and rep["chars"] == len(GO_TRICKY[1]) + len(GO_TRICKY[2])
+
+
 def test_train_without_out_leaves_the_shipped_tokenizer_alone(tmp_path):
     # run where a checkout's tracked tokenizer/ is: the README's `tokenizer train` has no -o
     shipped = tmp_path / "tokenizer"
