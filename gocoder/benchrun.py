@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from gocoder import GocoderError
 from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record, zero_completion
 from gocoder.checks import GO_POS, feedback
-from gocoder.config import BenchConfig
+from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
@@ -120,13 +120,14 @@ def _visible_runner(problem: Problem, limits: Limits) -> Callable[[str], Any] | 
     return run
 
 
-def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: Limits) -> tuple[str, dict[str, Any]]:
+def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: Limits,
+              new_tokens: int) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """The loop on the visible checks: (its first round's code = the greedy answer, the submitted answer's row)."""
     from gocoder.generate import solve
 
     t0 = time.monotonic()
     r = solve(gen, problem_record(problem, task), max_iters=cfg.refine_iters, tests=_visible_runner(problem, limits),
-              sampling=Sampling(max_new_tokens=cfg.max_new_tokens))  # greedy rounds: the first is the greedy answer
+              sampling=Sampling(max_new_tokens=new_tokens))  # greedy rounds: the first is the greedy answer
     seconds = time.monotonic() - t0
     row = _scored(problem, [completion_from_code(problem, r.code)], limits)
     row.update(candidates=r.candidates, rounds=r.iterations, seconds=round(seconds, 3), visible_passed=r.passed,
@@ -154,17 +155,18 @@ def generate_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: 
 
 
 def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, limits: Limits,
-                pool: ThreadPoolExecutor) -> list[dict[str, Any]]:  # fmt: skip
-    """Generate a batch's answers (greedy, sampled, loop) and score them, problems in parallel."""
+                pool: ThreadPoolExecutor, new_tokens: int) -> list[dict[str, Any]]:  # fmt: skip
+    """Generate a batch's answers (greedy, sampled, loop; new_tokens each at most) and score them, problems
+    in parallel."""
     t0 = time.monotonic()
     greedy: list[list[str]] | None = None
     if cfg.refine_iters == 0:
-        greedy = generate_codes(gen, batch, task, 1, Sampling(max_new_tokens=cfg.max_new_tokens))
+        greedy = generate_codes(gen, batch, task, 1, Sampling(max_new_tokens=new_tokens))
     t_greedy = time.monotonic() - t0
     sampled, t_sampled = None, 0.0
     if cfg.samples > 1:
         t1 = time.monotonic()
-        s = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+        s = Sampling(max_new_tokens=new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                      seed=batch_seed(cfg.seed, batch))
         sampled = generate_codes(gen, batch, task, cfg.samples, s)
         t_sampled = time.monotonic() - t1
@@ -173,7 +175,7 @@ def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, lim
         p = batch[i]
         row: dict[str, Any] = {"id": p.id, "format": p.format}
         if cfg.refine_iters > 0:
-            first, row["loop"] = _loop_job(p, gen, cfg, task, limits)
+            first, row["loop"] = _loop_job(p, gen, cfg, task, limits, new_tokens)
             row["greedy"] = _scored(p, [completion_from_code(p, first)], limits)
         else:
             row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits)
@@ -198,8 +200,11 @@ def _exclude_if_broken(p: Problem, row: dict[str, Any], limits: Limits) -> None:
 
 def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | Path, task: str = "synthesize",
                   completions: dict[str, list[str]] | None = None, generator: Any = None,
-                  limits: Limits | None = None, console: Console | None = None) -> dict[str, Any]:  # fmt: skip
-    """Score every problem (resuming from OUT/results.jsonl), then write and return the summary."""
+                  limits: Limits | None = None, console: Console | None = None,
+                  generate: GenerateConfig | None = None) -> dict[str, Any]:  # fmt: skip
+    """Score every problem (resuming from OUT/results.jsonl), then write and return the summary. The
+    generator's answers take generate.max_new_tokens tokens at most (one home for the budget)."""
+    new_tokens = (generate or GenerateConfig()).max_new_tokens
     if (completions is None) == (generator is None):
         raise GocoderError("bench: give either completions or a generator")
     limits, out = limits or Limits(), Path(out)
@@ -219,7 +224,7 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
             for at in range(0, len(pending), step):
                 batch = pending[at : at + step]
                 if generator is not None:
-                    rows = _batch_rows(batch, cfg, generator, task, limits, pool)
+                    rows = _batch_rows(batch, cfg, generator, task, limits, pool, new_tokens)
                 else:
                     rows = list(pool.map(lambda p: _given_row(p, completions[p.id], limits), batch))
                 for row in rows:  # a batch is written whole: Ctrl-C between batches loses nothing written
@@ -275,8 +280,9 @@ def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, 
 
 def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesize", checkpoint: str | None = None,
           completions: str | Path | None = None, limit: int | None = None, out: str | Path | None = None,
-          device: str = "cpu", console: Console | None = None) -> dict[str, Any]:  # fmt: skip
-    """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator, score them."""
+          generate: GenerateConfig, console: Console | None = None) -> dict[str, Any]:  # fmt: skip
+    """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator (on generate.device,
+    generate.max_new_tokens an answer), score them."""
     for name, bad in (("--samples", cfg.samples < 1), ("--batch-size", cfg.batch_size < 1),
                       ("--refine-iters", cfg.refine_iters < 0)):  # fmt: skip
         if bad:
@@ -291,11 +297,11 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
     else:
         from gocoder.generate import Generator
 
-        gen = Generator.load(checkpoint, device=device)
+        gen = Generator.load(checkpoint, device=generate.device)
     if limit is not None:
         if limit < 1:
             raise GocoderError(f"--limit {limit}: must be at least 1")
         problems = problems[:limit]
     limits = Limits(wall_s=cfg.wall_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb, build_s=cfg.build_s)
     return run_benchmark(problems, cfg, out=out or cfg.out, task=task, completions=comps, generator=gen,
-                         limits=limits, console=console)  # fmt: skip
+                         limits=limits, console=console, generate=generate)  # fmt: skip

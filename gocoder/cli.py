@@ -809,7 +809,7 @@ def bench_cmd(
     if completions is None:
         _device(cfg.generate.device, "generate.device")
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
-                out=out, device=cfg.generate.device, console=err)
+                out=out, generate=cfg.generate, console=err)
     if as_json:
         print(json.dumps(res))
         return

@@ -205,7 +205,7 @@ def test_curriculum_moves_on_by_step(corpus, tmp_path):
 def test_tiny_model_overfits_16_examples_and_writes_go(corpus, tmp_path):
     d, tok, _ = corpus
     cfg = tiny(d, **{"train.out": str(tmp_path / "o"), "train.steps": 150, "train.eval_every": 150,
-                     "train.eval_samples": 4, "train.eval_max_new": 80})
+                     "train.eval_samples": 4, "generate.max_new_tokens": 80})
     last = train(cfg)
     first = losses(tmp_path / "o")[0]
     assert last["code_loss"] < 0.1 * first and last["plan_loss"] < 0.5
