@@ -186,6 +186,16 @@ class AnnotateConfig:
 
 
 @dataclass(frozen=True)
+class ShardsConfig:
+    """`gocoder shards`: hierarchical records tokenized into training shards (gocoder/data.py). Where they
+    go and the tokenizer they are cut with are train's (train.data, train.tokenizer): train reads them."""
+
+    rollouts: int = 1  # refinement drafts per record, each a judge and a repair example (0: clean ones only)
+    max_len: int = 0  # store examples cut to this many tokens, as training cuts them (0: whole)
+    seed: int = 1234  # with each record's id, picks its drafts (1234: shards took train.seed's default before)
+
+
+@dataclass(frozen=True)
 class GenerateConfig:
     """`gocoder generate` and `gocoder eval`: the refinement loop, the search and the sampler."""
 
@@ -213,6 +223,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
 
 
@@ -270,6 +281,7 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
     SynthConfig: {"per_func": _ge(1), "seed": _ge(0), "timeout_s": _gt0()},
     AnnotateConfig: {"split": ((lambda v: len(v) == 3 and min(v) >= 0 and abs(sum(v) - 1) < 1e-6),
                                "three shares >= 0 that sum to 1"), "out_dir": _NONEMPTY, "batch": _ge(1)},
+    ShardsConfig: {"rollouts": _ge(0), "max_len": _ge(0), "seed": _ge(0)},
     GenerateConfig: {"max_iters": _ge(1), "samples": _ge(1), "budget": _ge(0), "ucb_c": _ge(0),
                      "max_new_tokens": _ge(1), "temperature": _ge(0), "top_p": _within(0, 1, lo_open=True),
                      "top_k": _ge(0), "seed": _ge(0), "device": _CPU_DEVICE},

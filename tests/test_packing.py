@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gocoder.checkpoint import load_checkpoint
-from gocoder.config import ModelConfig, load_config
+from gocoder.config import ModelConfig, ShardsConfig, load_config
 from gocoder.data import TokenShard, open_shard
 from gocoder.model import GocoderModel, gpt_layers_for, train_flops
 from gocoder.train import train
@@ -149,7 +149,7 @@ def two_stage(tmp_path_factory):
     (d / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     train_tokenizer([serialize(r) for r in recs] * 4, d / "tok", vocab_size=420)
     tok = Tokenizer.load(d / "tok")
-    build_shards(d / "h.jsonl", tok, d / "shards", rollouts=1, seed=0)
+    build_shards(ShardsConfig(seed=0), d / "h.jsonl", tok, d / "shards")
     files = [tok.encode("package util\n\n" + code) for _, _, code in FUNCS]
     write_tokens(d / "pre", {"train": files * 4, "valid": files[:4]}, tok.hash, tok.vocab_size)
     return d
