@@ -14,7 +14,7 @@ import torch
 from gocoder.checkpoint import load_checkpoint
 from gocoder.config import ModelConfig, ShardsConfig, load_config
 from gocoder.data import TokenShard, open_shard
-from gocoder.model import GocoderModel, gpt_layers_for, train_flops
+from gocoder.model import GocoderModel, count_params, gpt_layers_for, train_flops
 from gocoder.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -132,7 +132,11 @@ def test_train_flops_by_hand():
     cyc = 2 * L + H  # l_cycles = 2
     assert train_flops(rec, 20, 8, 1.0, plan=3) == 2 * cyc + 2 * cyc + 3 * 2 * d * V * 11  # h_cycles 2, grad last
     assert math.isclose(train_flops(rec, 20, 8, 2.0, plan=3), 2 * train_flops(rec, 20, 8, 1.0, plan=3))
-    assert gpt_layers_for(rec) >= 1
+    # the GPT depth whose parameter count is nearest the recursive model's (the function returns at least 1)
+    n, want = gpt_layers_for(rec), count_params(GocoderModel(rec))
+    gap = {k: abs(count_params(GocoderModel(dataclasses.replace(rec, type="gpt", gpt_layers=k))) - want)
+           for k in range(1, n + 3)}  # fmt: skip
+    assert gap[n] == min(gap.values()), gap
 
 
 @pytest.fixture(scope="module")
