@@ -287,7 +287,7 @@ def main() -> None:
         a.gpt_shape, a.sizes, a.vocab, a.seq, a.batch = (2, 64, 4, 512, 64, 2), ["10m"], 512, 64, 2
         a.warmup, a.iters = 1, 2
         a.quality_steps, a.eval_samples, a.eval_batches, a.halting_batch = min(a.quality_steps, 4), 2, 1, 4
-        a.set = a.set + ["train.eval_max_new=16", "train.ckpt_every=1000"]
+        a.set = a.set + ["generate.max_new_tokens=16", "train.ckpt_every=1000"]
     else:
         a.gpt_shape, a.sizes, a.vocab, a.seq, a.batch, a.warmup, a.iters = (12, 768, 12, 16000, 1024, 16), \
             ["10m", "30m", "100m"], 16000, 1024, 16, 3, 10

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from gocoder import GocoderError
 from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record, zero_completion
 from gocoder.checks import GO_POS, feedback
-from gocoder.config import BenchConfig
+from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
@@ -123,13 +123,14 @@ def _visible_runner(problem: Problem, limits: Limits) -> Callable[[str], Any] | 
     return run
 
 
-def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: Limits) -> tuple[str, dict[str, Any]]:
+def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: Limits,
+              base: Sampling) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """The loop on the visible checks: (its first round's code = the greedy answer, the submitted answer's row)."""
     from gocoder.generate import solve
 
     t0 = time.monotonic()
     r = solve(gen, problem_record(problem, task), max_iters=cfg.refine_iters, tests=_visible_runner(problem, limits),
-              sampling=Sampling(max_new_tokens=cfg.max_new_tokens))  # greedy rounds: the first is the greedy answer
+              sampling=base)  # greedy rounds (base is greedy): the first is the greedy answer
     seconds = time.monotonic() - t0
     row = _scored(problem, [completion_from_code(problem, r.code)], limits)
     row.update(candidates=r.candidates, rounds=r.iterations, seconds=round(seconds, 3), visible_passed=r.passed,
@@ -264,7 +265,7 @@ def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, lim
                                       (t_greedy + t_sampled) / len(batch))  # fmt: skip
             row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits)
         elif cfg.refine_iters > 0:
-            first, row["loop"] = _loop_job(p, gen, cfg, task, limits)
+            first, row["loop"] = _loop_job(p, gen, cfg, task, limits, base)
             row["greedy"] = _scored(p, [completion_from_code(p, first)], limits)
         else:
             row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits)
@@ -290,10 +291,12 @@ def _exclude_if_broken(p: Problem, row: dict[str, Any], limits: Limits) -> None:
 def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | Path, task: str = "synthesize",
                   completions: dict[str, list[str]] | None = None, generator: Any = None,
                   limits: Limits | None = None, console: Console | None = None,
-                  sampling: Sampling | None = None) -> dict[str, Any]:  # fmt: skip
-    """Score every problem (resuming from OUT/results.jsonl), then write and return the summary. sampling:
-    the sampler's settings from [generate] (no_repeat_ngram); temperature and the rest come from [bench]."""
-    base = dataclasses.replace(sampling or Sampling(), max_new_tokens=cfg.max_new_tokens)
+                  generate: GenerateConfig | None = None) -> dict[str, Any]:  # fmt: skip
+    """Score every problem (resuming from OUT/results.jsonl), then write and return the summary. The
+    answers are sampled with [generate]'s budget and guard (max_new_tokens, no_repeat_ngram); the sampled
+    answers' temperature, top-p and seed are [bench]'s."""
+    g = generate or GenerateConfig()
+    base = Sampling(max_new_tokens=g.max_new_tokens, no_repeat_ngram=g.no_repeat_ngram)
     if cfg.mode == "complete" and cfg.refine_iters > 0 and cfg.samples < 2:
         raise GocoderError("--refine-iters in complete mode filters the sampled answers by the visible checks: "
                            "give --samples N (N >= 2)")
@@ -372,8 +375,9 @@ def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, 
 
 def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesize", checkpoint: str | None = None,
           completions: str | Path | None = None, limit: int | None = None, out: str | Path | None = None,
-          device: str = "cpu", console: Console | None = None, sampling: Sampling | None = None) -> dict[str, Any]:  # fmt: skip
-    """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator, score them."""
+          generate: GenerateConfig, console: Console | None = None) -> dict[str, Any]:  # fmt: skip
+    """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator (on generate.device,
+    generate.max_new_tokens an answer), score them."""
     for name, bad in (("--samples", cfg.samples < 1), ("--batch-size", cfg.batch_size < 1),
                       ("--refine-iters", cfg.refine_iters < 0)):  # fmt: skip
         if bad:
@@ -388,11 +392,11 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
     else:
         from gocoder.generate import Generator
 
-        gen = Generator.load(checkpoint, device=device)
+        gen = Generator.load(checkpoint, device=generate.device)
     if limit is not None:
         if limit < 1:
             raise GocoderError(f"--limit {limit}: must be at least 1")
         problems = problems[:limit]
     limits = Limits(wall_s=cfg.wall_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb, build_s=cfg.build_s)
     return run_benchmark(problems, cfg, out=out or cfg.out, task=task, completions=comps, generator=gen,
-                         limits=limits, console=console, sampling=sampling)  # fmt: skip
+                         limits=limits, console=console, generate=generate)  # fmt: skip

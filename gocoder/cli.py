@@ -391,8 +391,12 @@ def shards_cmd(
         Path, typer.Option("--input", "-i", help="Hierarchical records: a .jsonl file or a folder.")
     ] = Path("data/hierarchical"),
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Shard folder (default: train.data).")] = None,
-    rollouts: Annotated[int, typer.Option("--rollouts", help="Refinement drafts per record (judge + repair).")] = 1,
-    max_len: Annotated[int, typer.Option("--max-len", help="Store examples cut to this many tokens (0: whole).")] = 0,
+    rollouts: Annotated[
+        int | None, typer.Option("--rollouts", help="Refinement drafts per record (judge + repair; shards.rollouts).")
+    ] = None,
+    max_len: Annotated[
+        int | None, typer.Option("--max-len", help="Store examples cut to this many tokens (0: whole; shards.max_len).")
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
@@ -405,13 +409,12 @@ def shards_cmd(
     from gocoder.progress import Progress
     from gocoder.tokenizer import Tokenizer
 
-    cfg = _config(config, set_)
+    cfg = _config(config, set_, "shards", rollouts=rollouts, max_len=max_len)
     tok = Tokenizer.load(cfg.train.tokenizer)
     dest = out or Path(cfg.train.data)
     with Progress(console=err) as bar:
         task = bar.add_task("shards", total=None)
-        counts = build_shards(input, tok, dest, rollouts=rollouts, seed=cfg.train.seed,
-                              checker=None, progress=lambda n: bar.advance(task, n), max_len=max_len)
+        counts = build_shards(cfg.shards, input, tok, dest, progress=lambda n: bar.advance(task, n))
     print(json.dumps(counts) if as_json else f"{sum(counts.values())} examples in {dest} ({counts})")
 
 
@@ -816,11 +819,8 @@ def bench_cmd(
                   temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, mode=mode)
     if completions is None:
         _device(cfg.generate.device, "generate.device")
-    from gocoder.engine import Sampling
-
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
-                out=out, device=cfg.generate.device, console=err,
-                sampling=Sampling(no_repeat_ngram=cfg.generate.no_repeat_ngram))  # fmt: skip
+                out=out, generate=cfg.generate, console=err)
     if as_json:
         print(json.dumps(res))
         return

@@ -44,7 +44,6 @@ class BenchConfig:
     # Go file and continued to the function's closing brace (how base code models are scored; the model
     # reads it as pretraining read whole files)
     mode: typing.Literal["record", "complete"] = "record"
-    max_new_tokens: int = 256  # plan + code tokens per answer
     batch_size: int = 64  # problems per engine call (with the sampled answers: batch_size * samples rows)
     workers: int = 2  # problems built and run at once
     wall_s: float = 10.0  # per run of a built program
@@ -123,8 +122,7 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 100  # 0: never
     eval_batches: int = 4
-    eval_samples: int = 8  # greedy samples checked by gocheck per evaluation
-    eval_max_new: int = 128
+    eval_samples: int = 8  # greedy samples checked by gocheck per evaluation (generate.max_new_tokens each)
     ckpt_every: int = 100
     time_limit_s: float = 0.0  # stop (with a checkpoint) once a run has trained this long; 0: no limit
     bucket: int = 64  # record batches pad lengths to multiples of this (a few shapes: compile settles); 0: off
@@ -195,6 +193,16 @@ class AnnotateConfig:
 
 
 @dataclass(frozen=True)
+class ShardsConfig:
+    """`gocoder shards`: hierarchical records tokenized into training shards (gocoder/data.py). Where they
+    go and the tokenizer they are cut with are train's (train.data, train.tokenizer): train reads them."""
+
+    rollouts: int = 1  # refinement drafts per record, each a judge and a repair example (0: clean ones only)
+    max_len: int = 0  # store examples cut to this many tokens, as training cuts them (0: whole)
+    seed: int = 1234  # with each record's id, picks its drafts (1234: shards took train.seed's default before)
+
+
+@dataclass(frozen=True)
 class GenerateConfig:
     """`gocoder generate` and `gocoder eval`: the refinement loop, the search and the sampler."""
 
@@ -203,7 +211,7 @@ class GenerateConfig:
     search: typing.Literal["best-of", "tree"] = "best-of"
     budget: int = 0  # tree search: candidates generated at most (0: samples * max_iters)
     ucb_c: float = 1.0  # tree search: UCB exploration constant
-    max_new_tokens: int = 256  # plan + code tokens per candidate
+    max_new_tokens: int = 256  # plan + code tokens per candidate; also bench's answers and train's eval samples
     temperature: float = 0.3  # several candidates a round, or a tree (1 sample: greedy); 0.3 beat 0.8 (BENCHMARKS.md)
     top_p: float = 0.95
     top_k: int = 0
@@ -223,6 +231,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
 
 
@@ -267,7 +276,7 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
                   "ema_decay": _within(0, 1, hi_open=True), "device": _DEVICE,
                   "ddp_backend": ((lambda v: v in ("auto", "nccl", "gloo")), "auto, nccl or gloo"),
                   "log_every": _ge(1), "eval_every": _ge(0), "eval_batches": _ge(1), "eval_samples": _ge(0),
-                  "eval_max_new": _ge(1), "ckpt_every": _ge(1), "time_limit_s": _ge(0), "bucket": _ge(0),
+                  "ckpt_every": _ge(1), "time_limit_s": _ge(0), "bucket": _ge(0),
                   "prefetch": _ge(0),
                   "stages": ((lambda v: len(v) > 0), "at least one stage")},
     CollectConfig: {"out_dir": _NONEMPTY, "workers": _ge(1), "max_file_bytes": _ge(1), "rev": _NONEMPTY,
@@ -280,6 +289,7 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
     SynthConfig: {"per_func": _ge(1), "seed": _ge(0), "timeout_s": _gt0()},
     AnnotateConfig: {"split": ((lambda v: len(v) == 3 and min(v) >= 0 and abs(sum(v) - 1) < 1e-6),
                                "three shares >= 0 that sum to 1"), "out_dir": _NONEMPTY, "batch": _ge(1)},
+    ShardsConfig: {"rollouts": _ge(0), "max_len": _ge(0), "seed": _ge(0)},
     GenerateConfig: {"max_iters": _ge(1), "samples": _ge(1), "budget": _ge(0), "ucb_c": _ge(0),
                      "max_new_tokens": _ge(1), "temperature": _ge(0), "top_p": _within(0, 1, lo_open=True),
                      "top_k": _ge(0), "seed": _ge(0), "no_repeat_ngram": _ge(0), "device": _CPU_DEVICE},
@@ -356,10 +366,21 @@ def _parse_value(raw: str) -> Any:
         return raw
 
 
+# Keys that once lived elsewhere: a file or --set still naming one fails saying where it went, rather than
+# as an unknown key (or, worse, silently). One home a setting: the token budget is [generate]'s.
+MOVED = {
+    "bench.max_new_tokens": "generate.max_new_tokens",
+    "train.eval_max_new": "generate.max_new_tokens",
+}
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
+        if prefix + key in MOVED:
+            raise GocoderError(f"config key {prefix + key!r} moved to {MOVED[prefix + key]!r} "
+                               f"(one budget for generate, bench and train's eval samples); set that instead")
         if key not in names:
             where = f"section [{prefix.rstrip('.')}]" if prefix else "the top level"
             raise GocoderError(

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from gocoder import GocoderError
+from gocoder.config import ShardsConfig
 from gocoder.model import CONTINUE, DONE, REFINE, Batch
 from gocoder.serialize import cut_points
 from gocoder.validate import verdict_features
@@ -141,11 +142,12 @@ def _examples(rec: dict[str, Any], rollouts: int, checker: Any, rng: random.Rand
     return out
 
 
-def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, rollouts: int = 1,
-                 seed: int = 0, checker: Any = None, progress: Any = None, max_len: int = 0) -> dict[str, int]:
-    """Tokenize hierarchical records (a .jsonl file or a folder of them) into shards under out_dir.
+def build_shards(cfg: ShardsConfig, records: str | Path, tokenizer: Any, out_dir: str | Path, *,
+                 checker: Any = None, progress: Any = None) -> dict[str, int]:
+    """Tokenize hierarchical records (a .jsonl file or a folder of them) into shards under out_dir, with
+    cfg.rollouts drafts a record drawn from cfg.seed.
 
-    max_len > 0 stores each example already cut as training cuts it (cut_example): shards for a model of
+    cfg.max_len > 0 stores each example already cut as training cuts it (cut_example): shards for a model of
     that context hold only the tokens it will read (a file's context is often thousands of tokens).
 
     Written to a temporary folder and renamed at the end: an interrupted build leaves the previous
@@ -170,14 +172,14 @@ def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, ro
             split = rec.get("split", "train")
             if split not in SPLITS:
                 raise GocoderError(f"{path}: record {rec.get('id', '?')}: unknown split {split!r}")
-            rng = random.Random(f"{seed}:{rec.get('id', '')}")  # per record: the same drafts on a rerun
-            for ex in _examples(rec, rollouts, checker, rng):
+            rng = random.Random(f"{cfg.seed}:{rec.get('id', '')}")  # per record: the same drafts on a rerun
+            for ex in _examples(rec, cfg.rollouts, checker, rng):
                 parts = tokenizer.encode_batch([ex["prompt"], ex["plan"], ex["code"] + ex["validate"]], threads=1)
                 if split not in files:
                     (tmp / split).mkdir(parents=True, exist_ok=True)
                     files[split] = (tmp / split / "tokens.bin").open("wb")
                 ids, *lens = cut_example(np.asarray([t for p in parts for t in p], dtype=dtype), *map(len, parts),
-                                         max_len)
+                                         cfg.max_len)
                 files[split].write(ids.tobytes())
                 rows[split].append([offsets[split], *lens, ex["code_loss"], ex["ctrl"], ex["steps"], ex["kind"]])
                 verdicts[split].append(ex["verdict"])
@@ -193,8 +195,8 @@ def build_shards(records: str | Path, tokenizer: Any, out_dir: str | Path, *, ro
         counts = {s: len(rows[s]) for s in files}
         meta = {"tokenizer_hash": tokenizer.hash, "vocab_size": tokenizer.vocab_size, "pad_id": tokenizer.pad_id,
                 "dtype": np.dtype(dtype).name,
-                "columns": COLUMNS, "n_verdict": N_VERDICT, "rows": counts, "rollouts": rollouts, "seed": seed,
-                "max_len": max_len}
+                "columns": COLUMNS, "n_verdict": N_VERDICT, "rows": counts, "rollouts": cfg.rollouts,
+                "seed": cfg.seed, "max_len": cfg.max_len}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     finally:
         for f in files.values():

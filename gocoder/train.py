@@ -145,7 +145,7 @@ def evaluate(model: GocoderModel, shard: Any, cfg: Config, device: torch.device,
         from gocoder.validate import get_checker
 
         clean = [i for i in range(len(shard)) if shard.index[i, shard.col["kind"]] == 0][: t.eval_samples]
-        codes = greedy_codes(model, shard, clean, tok, cfg.model.max_seq_len, t.eval_max_new, device)
+        codes = greedy_codes(model, shard, clean, tok, cfg.model.max_seq_len, cfg.generate.max_new_tokens, device)
         # an empty answer (no <CODE> block, or nothing in it) is no valid Go, whatever a parser says of ""
         checked = get_checker(cfg.validate).check_many([c for c in codes if c.strip()])
         res["val_syntax_valid"] = sum(r.ok for r in checked) / max(len(codes), 1)

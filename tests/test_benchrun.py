@@ -14,7 +14,7 @@ import gocoder.benchrun as benchrun
 from gocoder.benchmarks import completion_from_code, load_problems
 from gocoder.benchrun import harness_broken, pass_at_k, run_benchmark, score
 from gocoder.checks import feedback, mbxp_checks
-from gocoder.config import BenchConfig
+from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
 from gocoder.sandbox import Limits
 
@@ -44,7 +44,8 @@ def test_visible_checks_never_hold_a_hidden_only_check():
             vis = p.visible().test
             assert mbxp_checks(vis) == (head, checks[:1]), p.id
             assert all(c not in vis for c in checks[1:]), p.id  # hidden = all; visible = the first
-            assert len(checks) >= 1 and p.test == dataclasses.replace(p, test=p.test).test
+            # the answer is scored on every check: the program built from the problem holds them all
+            assert len(checks) >= 1 and all(c in p.program("")["main.go"] for c in checks), p.id
     other = load_problems(DATA / "multiple.jsonl", "multipl-e")[0]
     assert other.visible().test == ""  # no split rule: the loop sees no check at all
 
@@ -106,10 +107,11 @@ def test_loop_sees_visible_checks_and_is_scored_on_hidden_ones(tmp_path, monkeyp
 
     def fake_codes(gen, problems, task, n, s):
         assert s.temperature == 0.5 and s.seed is not None  # only the sampled answers: greedy is the loop's
+        assert s.max_new_tokens == 77  # the budget's one home is [generate]
         return [[WRONG, RIGHT] for _ in problems]
 
     def fake_solve(gen, rec, *, max_iters, tests, sampling):
-        assert max_iters == 2 and sampling.temperature == 0
+        assert max_iters == 2 and sampling.temperature == 0 and sampling.max_new_tokens == 77
         first = tests(WRONG)  # the visible check fails, with its message
         seen.append(first.output)
         # an answer right on the visible check (triple(2) == 6) and wrong on the hidden one (triple(-1))
@@ -121,7 +123,8 @@ def test_loop_sees_visible_checks_and_is_scored_on_hidden_ones(tmp_path, monkeyp
     monkeypatch.setattr(generate, "solve", fake_solve)
     cfg = BenchConfig(samples=2, ks=(1, 2), refine_iters=2, temperature=0.5)
     probs = load_problems(DATA / "mbxp.jsonl", "mbxp")[:1]
-    s = run_benchmark(probs, cfg, out=tmp_path, generator=object(), limits=LIM)
+    s = run_benchmark(probs, cfg, out=tmp_path, generator=object(), limits=LIM,
+                      generate=GenerateConfig(max_new_tokens=77))
     assert s["greedy"]["pass@k"] == {"pass@1": 0.0} and s["sampled"]["pass@k"] == {"pass@1": 0.5, "pass@2": 1.0}
     assert s["loop"]["pass@k"] == {"pass@1": 0.0} and s["loop"]["visible_passed"] == 1  # hidden checks decide
     assert s["loop"]["candidates_mean"] == 2 and s["loop"]["rounds_max"] == 2

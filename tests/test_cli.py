@@ -97,3 +97,12 @@ def test_flags_and_set_become_one_config_and_validate_reaches_the_shared_checker
         assert get_checker().cfg == ValidateConfig()  # the next command's config replaces it
     finally:
         use_config(ValidateConfig())
+
+
+def test_a_moved_config_key_is_one_line_exit_2(tmp_path):
+    f = tmp_path / "old.toml"
+    f.write_text("[train]\neval_max_new = 96\n")
+    p = subprocess.run([sys.executable, "-m", "gocoder", "config", "show", "-c", str(f)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+    assert "'train.eval_max_new' moved to 'generate.max_new_tokens'" in p.stderr

@@ -99,3 +99,16 @@ def test_non_utf8_config_names_the_file(tmp_path):
     f.write_bytes(b"# caf\xe9\n")
     with pytest.raises(GocoderError, match="latin1.toml: config is not UTF-8"):
         load_config(f)
+
+
+@pytest.mark.parametrize("key", ["bench.max_new_tokens", "train.eval_max_new"])
+def test_a_moved_key_says_where_it_went(tmp_path, key):
+    """One home for the token budget: an old file or --set naming a key that moved fails, naming both keys."""
+    section, name = key.split(".")
+    f = tmp_path / "old.toml"
+    f.write_text(f"[{section}]\n{name} = 96\n")
+    for args in ((f, ()), (None, [f"{key}=96"])):
+        with pytest.raises(GocoderError) as e:
+            load_config(*args)
+        assert str(e.value).startswith(f"config key {key!r} moved to 'generate.max_new_tokens'"), str(e.value)
+    assert load_config(overrides=["generate.max_new_tokens=96"]).generate.max_new_tokens == 96

@@ -180,6 +180,7 @@ def test_cache_matches_the_full_forward(kw, monkeypatch):
     assert [c.tokens for c in out] == ref  # the 33-token prompt stops at max_seq_len 40 after 7
     # the engine's logits, step by step for the rows still sampling, against the full forward's
     act = [[i for i in range(4) if len(ref[i]) > k] for k in range(12)]
+    assert len(seen) == 12  # one sampling a step (none seen: the loop below would check nothing)
     for k, lg in enumerate(seen):
         torch.testing.assert_close(lg, torch.stack([ref_logits[i][k] for i in act[k]]), atol=1e-4, rtol=1e-4)
 

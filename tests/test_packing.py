@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from gocoder.checkpoint import load_checkpoint
-from gocoder.config import ModelConfig, load_config
+from gocoder.config import ModelConfig, ShardsConfig, load_config
 from gocoder.data import TokenShard, open_shard
-from gocoder.model import GocoderModel, gpt_layers_for, train_flops
+from gocoder.model import GocoderModel, count_params, gpt_layers_for, train_flops
 from gocoder.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -132,7 +132,11 @@ def test_train_flops_by_hand():
     cyc = 2 * L + H  # l_cycles = 2
     assert train_flops(rec, 20, 8, 1.0, plan=3) == 2 * cyc + 2 * cyc + 3 * 2 * d * V * 11  # h_cycles 2, grad last
     assert math.isclose(train_flops(rec, 20, 8, 2.0, plan=3), 2 * train_flops(rec, 20, 8, 1.0, plan=3))
-    assert gpt_layers_for(rec) >= 1
+    # the GPT depth whose parameter count is nearest the recursive model's (the function returns at least 1)
+    n, want = gpt_layers_for(rec), count_params(GocoderModel(rec))
+    gap = {k: abs(count_params(GocoderModel(dataclasses.replace(rec, type="gpt", gpt_layers=k))) - want)
+           for k in range(1, n + 3)}  # fmt: skip
+    assert gap[n] == min(gap.values()), gap
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +153,7 @@ def two_stage(tmp_path_factory):
     (d / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     train_tokenizer([serialize(r) for r in recs] * 4, d / "tok", vocab_size=420)
     tok = Tokenizer.load(d / "tok")
-    build_shards(d / "h.jsonl", tok, d / "shards", rollouts=1, seed=0)
+    build_shards(ShardsConfig(seed=0), d / "h.jsonl", tok, d / "shards")
     files = [tok.encode("package util\n\n" + code) for _, _, code in FUNCS]
     write_tokens(d / "pre", {"train": files * 4, "valid": files[:4]}, tok.hash, tok.vocab_size)
     return d

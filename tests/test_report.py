@@ -21,7 +21,7 @@ from gocoder.train import train
 def config(d, out: str):
     sets = {"train.data": str(d / "shards"), "train.tokenizer": str(d / "tok"), "train.out": str(d / out),
             "train.steps": 6, "train.log_every": 1, "train.eval_every": 3, "train.eval_samples": 2,
-            "train.eval_max_new": 12, "train.eval_batches": 1, "train.ckpt_every": 3, "train.warmup_steps": 2,
+            "generate.max_new_tokens": 12, "train.eval_batches": 1, "train.ckpt_every": 3, "train.warmup_steps": 2,
             "model.d_model": 32, "model.max_seq_len": 128}
     return load_config("configs/tiny.toml", [f"{k}={json.dumps(v)}" for k, v in sets.items()])
 

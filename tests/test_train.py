@@ -15,7 +15,7 @@ from tinycorpus import FUNCS
 
 from gocoder import GocoderError
 from gocoder.checkpoint import export_model, load_checkpoint, load_model
-from gocoder.config import load_config
+from gocoder.config import ShardsConfig, load_config
 from gocoder.data import Shard, before_draft, build_shards, epoch_batches, partial_draft, syntax_draft, wrong_draft
 from gocoder.model import CONTINUE, DONE, REFINE
 from gocoder.train import lr_at, train
@@ -89,13 +89,28 @@ def test_shards_stored_cut_read_as_training_cuts_them(corpus, tmp_path):
     d, tok, counts = corpus
     full = Shard(d / "shards", "train")
     n = int(full.lengths().max()) - 5  # cuts at least the longest row
-    assert build_shards(d / "h.jsonl", tok, tmp_path / "cut", rollouts=1, seed=0, max_len=n) == counts
+    assert build_shards(ShardsConfig(seed=0, max_len=n), d / "h.jsonl", tok, tmp_path / "cut") == counts
     cut = Shard(tmp_path / "cut", "train")
     assert cut.lengths().max() <= n < full.lengths().max()
     assert cut.tokens.nbytes < full.tokens.nbytes
     for i in range(len(full)):
         a, b = full.example(i, n), cut.example(i, n)
         assert (a[0] == b[0]).all() and a[1:] == b[1:]
+
+
+def test_shards_flags_and_set_become_the_shards_section(corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from gocoder.cli import app
+
+    d, _, counts = corpus
+    r = CliRunner().invoke(app, ["shards", "-i", str(d / "h.jsonl"), "-o", str(tmp_path / "s"), "--max-len", "64",
+                                 "--set", "shards.seed=0", "--set", f"train.tokenizer={json.dumps(str(d / 'tok'))}",
+                                 "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.splitlines()[-1]) == counts  # the fixture's seed (0), the same drafts
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    assert (meta["rollouts"], meta["seed"], meta["max_len"]) == (1, 0, 64)  # the default seed is 1234
 
 
 def test_batch_order_is_deterministic_and_whole(corpus):
@@ -205,7 +220,7 @@ def test_curriculum_moves_on_by_step(corpus, tmp_path):
 def test_tiny_model_overfits_16_examples_and_writes_go(corpus, tmp_path):
     d, tok, _ = corpus
     cfg = tiny(d, **{"train.out": str(tmp_path / "o"), "train.steps": 150, "train.eval_every": 150,
-                     "train.eval_samples": 4, "train.eval_max_new": 80})
+                     "train.eval_samples": 4, "generate.max_new_tokens": 80})
     last = train(cfg)
     first = losses(tmp_path / "o")[0]
     assert last["code_loss"] < 0.1 * first and last["plan_loss"] < 0.5

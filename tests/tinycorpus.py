@@ -40,6 +40,7 @@ def record(i: int, split: str = "train") -> dict:
 
 def build_corpus(d: Path):
     """16 train and 4 valid records in d/h.jsonl, a tokenizer trained on them (d/tok), their shards."""
+    from gocoder.config import ShardsConfig
     from gocoder.data import build_shards
     from gocoder.serialize import serialize
     from gocoder.tokenizer import Tokenizer, train_tokenizer
@@ -48,7 +49,7 @@ def build_corpus(d: Path):
     (d / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     train_tokenizer([serialize(r) for r in recs] * 4, d / "tok", vocab_size=420)
     tok = Tokenizer.load(d / "tok")
-    counts = build_shards(d / "h.jsonl", tok, d / "shards", rollouts=1, seed=0)
+    counts = build_shards(ShardsConfig(seed=0), d / "h.jsonl", tok, d / "shards")
     return d, tok, counts
 
 
