@@ -33,6 +33,7 @@ from gocoder.benchmarks import Problem, completion_from_code, load_problems, pro
 from gocoder.checks import GO_POS, feedback
 from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
+from gocoder.incremental import close_function
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.sandbox import Limits, SandboxResult, run_go
@@ -147,7 +148,8 @@ def batch_seed(seed: int, batch: Sequence[Problem]) -> int:
 def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -> list[list[str]]:
     """n codes per problem in complete mode: each harness prompt is read as a Go file from its start (after
     an eos, where pretraining's files start; fed as code from position 1, as TokenShard rows were) and
-    continued until the function closes (a "}" at the start of a line) or an eos. The prompt is cut before
+    continued until the function closes (a "}" at the start of a line) or an eos; one the budget cut is
+    closed at its last line between statements (gocoder/incremental.py close_function). The prompt is cut before
     its open brace and the first id must write it (token healing: " {\n\t" is one piece, so a prompt that
     ends in " {\n" reads as text training rarely saw). The code is the prompt's signature line and the
     body written after it, the whole function that completion_from_code reads."""
@@ -186,7 +188,9 @@ def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -
         end = out.find("\n}", len(head))
         out = out[: end + 2] + "\n" if end >= 0 else out
         m = _FUNC_LINE.search(p.prompt)
-        codes.append(out[m.start():] if m else out[len(p.prompt):])
+        code = out[m.start():] if m else out[len(p.prompt):]
+        # cut by the budget: closed at its last line between statements, so that the answer parses
+        codes.append(code if end >= 0 or not m else close_function(code))
     return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
 
 

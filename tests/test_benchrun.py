@@ -137,3 +137,49 @@ def test_loop_sees_visible_checks_and_is_scored_on_hidden_ones(tmp_path, monkeyp
 def test_the_generic_rule_finds_every_known_broken_mbxp_harness():
     broken = [p for p in load_problems(MBXP, "mbxp") if p.excluded]
     assert len(broken) == 11 and all(harness_broken(dataclasses.replace(p, excluded=""), LIM) for p in broken)
+
+
+class _Engine:
+    """Writes a fixed answer one id at a time through on_token, as Engine.generate does, and records the call."""
+
+    def __init__(self, tok, answer: str):
+        self.core = SimpleNamespace(max_seq_len=1024)
+        self.tok, self.ids, self.call = tok, tok.encode(answer), {}
+
+    def generate(self, prompts, s, samples=1, on_token=None, **kw):
+        from gocoder.engine import Completion
+
+        self.call = dict(kw, prompts=prompts, sampling=s)
+        out = []
+        for r in range(len(prompts) * samples):
+            toks = []
+            for t in self.ids[: s.max_new_tokens]:
+                toks.append(t)
+                if on_token(r, t):
+                    break
+            out.append(Completion(r // samples, r % samples, toks, False))
+        return out
+
+
+def test_complete_mode_heals_the_open_brace_stops_at_the_close_and_closes_a_cut_answer():
+    import threading
+
+    from gocoder.benchmarks import Problem
+    from gocoder.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(Path(__file__).resolve().parent.parent / "tokenizer")
+    head = "package main\n\n// Add two numbers.\nfunc add (a int, b int) int"
+    p = Problem(id="X/1", format="mbxp", prompt=head + " {\n", entry_point="add", description="", test="")
+    gen = SimpleNamespace(tok=tok, lock=threading.Lock(), calls=0,
+                          engine=_Engine(tok, " {\n\treturn a + b\n}\n\nfunc main() {}\n"))
+    (code,), = benchrun.complete_codes(gen, [p], 1, Sampling(max_new_tokens=64))
+    assert code == "func add (a int, b int) int {\n\treturn a + b\n}\n"  # stopped at the "}" line
+    call = gen.engine.call
+    assert call["prompts"] == [[tok.eos_id]] and call["code_start"] == 1 and call["forced"] == [tok.encode(head)]
+    firsts = {tok.decode([i]) for i in call["first"]}
+    assert " {\n\t" in firsts and all(t.startswith(" {\n") or " {\n".startswith(t) for t in firsts)
+    # an answer the budget cuts inside a loop is closed after its last whole statement
+    gen.engine = _Engine(tok, " {\n\ts := a\n\tfor i := 0; i < b; i++ {\n\t\ts += 1\n\t\ts += 1\n\t\ts += 1\n")
+    (code,), = benchrun.complete_codes(gen, [p], 1, Sampling(max_new_tokens=16))
+    assert code == "func add (a int, b int) int {\n\ts := a\n}\n"
+    assert completion_from_code(p, code).strip("\n") == "\ts := a\n}"

@@ -76,3 +76,20 @@ def test_the_loop_stops_a_candidate_early(tiny_ckpt, monkeypatch):
     (cut,) = gen.sample(rec, 1, s)
     assert gen.cut == before + 1 and not cut.finished
     assert 0 < len(cut.text) < len(free.text) and free.text.startswith(cut.text)
+
+
+def test_close_function_cuts_at_the_last_line_between_statements():
+    from gocoder.incremental import close_function
+
+    done = "func f(a []int) int {\n\ts := 0\n\tfor _, x := range a {\n\t\ts += x\n\t}\n\treturn s\n}\n"
+    assert close_function(done) == done  # a finished function is left as it is
+    # cut inside a loop, after a raw string holding a brace and a comment holding one: closed after the loop
+    cut = ("func f(a []int) int {\n\ts := 0\n\tq := `{\n`  // {\n\tfor _, x := range a {\n\t\ts += x\n\t}\n"
+           "\tfor i := 0; i < len(a); i++ {\n\t\tif a[i] > s {\n\t\t\ts = a[")
+    closed = close_function(cut)
+    assert closed == cut[: cut.index("\tfor i")] + "}\n"
+    parser = __import__("tree_sitter").Parser(GO)
+    assert not parser.parse(("package main\n" + closed).encode()).root_node.has_error
+    # a line that does not parse is not kept even at depth 1 (a broken string), so the cut is earlier
+    bad = "func g() string {\n\tx := 1\n\ty := \"a{\n\treturn"
+    assert close_function(bad) == "func g() string {\n\tx := 1\n}\n"
