@@ -300,7 +300,7 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
     answers are sampled with [generate]'s budget and guard (max_new_tokens, no_repeat_ngram); the sampled
     answers' temperature, top-p and seed are [bench]'s."""
     g = generate or GenerateConfig()
-    base = Sampling(max_new_tokens=g.max_new_tokens, no_repeat_ngram=g.no_repeat_ngram)
+    base = Sampling(max_new_tokens=g.max_new_tokens, no_repeat_ngram=g.no_repeat_ngram, max_plan_tokens=g.max_plan_tokens)
     if cfg.mode == "complete" and cfg.refine_iters > 0 and cfg.samples < 2:
         raise GocoderError("--refine-iters in complete mode filters the sampled answers by the visible checks: "
                            "give --samples N (N >= 2)")

@@ -216,7 +216,11 @@ class GenerateConfig:
     top_p: float = 0.95
     top_k: int = 0
     seed: int = 0
-    no_repeat_ngram: int = 0  # > 0: never repeat an n-gram of generated ids (gocoder/engine.py ban_repeats)
+    # > 0: never repeat an n-gram of generated ids (gocoder/engine.py ban_repeats); 12 took MBXP Go builds
+    # from 15.6% to 20.3% and passes from 1 to 2 of 928 (BENCHMARKS.md), and the README example from a loop to Go
+    no_repeat_ngram: int = 12
+    # a plan longer than this closes and code starts (the records' plans: 99% under 112 tokens)
+    max_plan_tokens: int = 128
     typecheck: bool = False  # also judge candidates with go/types
     device: str = "cpu"
 
@@ -292,7 +296,8 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
     ShardsConfig: {"rollouts": _ge(0), "max_len": _ge(0), "seed": _ge(0)},
     GenerateConfig: {"max_iters": _ge(1), "samples": _ge(1), "budget": _ge(0), "ucb_c": _ge(0),
                      "max_new_tokens": _ge(1), "temperature": _ge(0), "top_p": _within(0, 1, lo_open=True),
-                     "top_k": _ge(0), "seed": _ge(0), "no_repeat_ngram": _ge(0), "device": _CPU_DEVICE},
+                     "top_k": _ge(0), "seed": _ge(0), "no_repeat_ngram": _ge(0),
+                     "max_plan_tokens": _ge(0), "device": _CPU_DEVICE},
 }  # fmt: skip
 
 

@@ -40,16 +40,19 @@ class Sampling:
     # no_repeat_ngram_size, over the generated ids only): a small model's greedy answer otherwise
     # loops on one line until the budget is gone
     no_repeat_ngram: int = 0
+    # 0 = off; n: a row that has written n ids and no `<CODE>` closes its plan there (`</PLAN>`, then
+    # `<CODE>`): a plan that repeats itself never reaches code otherwise (the engine needs plan_close)
+    max_plan_tokens: int = 0
 
     def __post_init__(self):
         bad = (("max_new_tokens", self.max_new_tokens < 0), ("temperature", not self.temperature >= 0),
                ("top_k", self.top_k < 0), ("top_p", not 0 < self.top_p <= 1),
-               ("no_repeat_ngram", self.no_repeat_ngram < 0))
+               ("no_repeat_ngram", self.no_repeat_ngram < 0), ("max_plan_tokens", self.max_plan_tokens < 0))
         for name, wrong in bad:
             if wrong:
                 raise GocoderError(f"sampling.{name}: {getattr(self, name)!r} is out of range "
                                    "(max_new_tokens >= 0, temperature >= 0, top_k >= 0, 0 < top_p <= 1, "
-                                   "no_repeat_ngram >= 0)")
+                                   "no_repeat_ngram >= 0, max_plan_tokens >= 0)")
 
 
 @dataclass
@@ -111,7 +114,7 @@ class Engine:
     driven as it is: the tests' mock model. The model is put in eval mode."""
 
     def __init__(self, model: GocoderModel, *, code_open: int, device: str | torch.device = "cpu",
-                 segments: int | None = None):
+                 segments: int | None = None, plan_close: int | None = None):
         self.device = torch.device(device)
         if isinstance(model, GocoderModel):
             n = model.cfg.segments if segments is None else segments
@@ -122,7 +125,9 @@ class Engine:
             self.core = model
         else:  # e.g. a torch.compile or DDP wrapper: the engine steps the model's own modules
             raise GocoderError(f"Engine needs a GocoderModel, not {type(model).__name__} (unwrap it first)")
-        self.code_open = code_open
+        # plan_close (`</PLAN>`): always followed by code_open, as the grammar says (gocoder/serialize.py);
+        # with Sampling.max_plan_tokens, written where a plan has run too long
+        self.code_open, self.plan_close = code_open, plan_close
 
     def _mode(self) -> contextlib.ExitStack:
         """Inference mode, and bf16 autocast on CUDA."""
@@ -240,6 +245,12 @@ class Engine:
                     nxt = torch.where(given, fid[g, f_at[g].clamp(max=fid.shape[1] - 1)], nxt)
                     f_at[g] += given
                     free = ~given
+                    if self.plan_close is not None:
+                        in_plan = free & (cstart[idx] > T)
+                        if s.max_plan_tokens:  # a plan past its budget closes here
+                            over = in_plan & (n_out[g] >= s.max_plan_tokens) & (tok[idx] != self.plan_close)
+                            nxt = torch.where(over, self.plan_close, nxt)
+                        nxt = torch.where(in_plan & (tok[idx] == self.plan_close), self.code_open, nxt)
                     fg = g[free]
                     out[fg, n_out[fg]] = nxt[free]
                     n_out[g] += free

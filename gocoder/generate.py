@@ -84,7 +84,8 @@ class Generator:
         from gocoder.engine import Engine
 
         self.max_len = model.cfg.max_seq_len
-        self.engine = Engine(model.to(device), code_open=tok.token_id("<CODE>"), device=device, segments=segments)
+        self.engine = Engine(model.to(device), code_open=tok.token_id("<CODE>"), device=device, segments=segments,
+                             plan_close=tok.token_id("</PLAN>"))
         # the engine's KV caches live on it: threads (gocoder bench's workers) take turns generating, while
         # their gocheck and sandbox work still overlaps
         self.lock = threading.Lock()
@@ -293,7 +294,8 @@ def sampling_from(cfg: Any, samples: int = 1, search: str = "best-of") -> Sampli
     (several identical greedy candidates, or tree expansions, would measure nothing new)."""
     greedy = samples == 1 and search == "best-of"
     return Sampling(max_new_tokens=cfg.max_new_tokens, temperature=0.0 if greedy else cfg.temperature,
-                    top_k=cfg.top_k, top_p=1.0 if greedy else cfg.top_p, seed=cfg.seed)
+                    top_k=cfg.top_k, top_p=1.0 if greedy else cfg.top_p, seed=cfg.seed,
+                    no_repeat_ngram=cfg.no_repeat_ngram, max_plan_tokens=cfg.max_plan_tokens)
 
 
 def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,

@@ -297,3 +297,17 @@ def test_first_limits_only_the_first_sampled_id():
     assert out[0].tokens == [33, 34]  # forced ids are not the first sampled one
     with pytest.raises(GocoderError, match="first"):
         Engine(Mock(), code_open=CODE).generate([[10]], first=[])
+
+
+def test_a_plan_past_its_budget_closes_and_code_follows_plan_close():
+    PLAN_CLOSE = 40
+    # the mock counts up from 30: 31, 32, ... it would write </PLAN> (40) only after 10 ids
+    out = Engine(Mock(), code_open=CODE, plan_close=PLAN_CLOSE).generate(
+        [[30]], Sampling(max_new_tokens=8, max_plan_tokens=3))
+    assert out[0].tokens == [31, 32, 33, PLAN_CLOSE, CODE, 8, 9, 10]  # then the mode after <CODE> (7) again
+    # a plan the model closes itself is followed by <CODE> whatever the model would write next
+    out = Engine(Mock(), code_open=CODE, plan_close=PLAN_CLOSE).generate([[37]], Sampling(max_new_tokens=5))
+    assert out[0].tokens == [38, 39, PLAN_CLOSE, CODE, 8]
+    # without a plan_close the budget changes nothing
+    out = Engine(Mock(), code_open=CODE).generate([[30]], Sampling(max_new_tokens=5, max_plan_tokens=2))
+    assert out[0].tokens == [31, 32, 33, 34, 35]
