@@ -3,8 +3,8 @@ does (gocoder/incremental.py close_function), for files that bench/complete.py w
 
     python bench/reclose.py --file mbxp_go.jsonl --format mbxp IN.jsonl OUT.jsonl
 
-An answer whose function closed ends with a "}" line (complete mode cuts it there); any other was cut by
-the token budget and is closed at its last line between statements. Prints how many were closed.
+An answer that does not parse (cut by the token budget, or broken before its end) is closed at its last line
+between statements that leaves it parsing; one that parses stays. Prints how many were closed.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def main() -> None:
     rows, closed = [], 0
     for line in Path(a.inp).read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
-        if r["code"].startswith("func") and not r["code"].endswith("\n}\n"):
-            r["code"] = close_function(r["code"])
-            r["completion"] = completion_from_code(problems[r["task_id"]], r["code"])
+        code = close_function(r["code"]) if r["code"].startswith("func") else r["code"]
+        if code != r["code"]:
+            r["code"], r["completion"] = code, completion_from_code(problems[r["task_id"]], code)
             closed += 1
         rows.append(r)
     Path(a.out).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

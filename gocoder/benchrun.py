@@ -148,8 +148,9 @@ def batch_seed(seed: int, batch: Sequence[Problem]) -> int:
 def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -> list[list[str]]:
     """n codes per problem in complete mode: each harness prompt is read as a Go file from its start (after
     an eos, where pretraining's files start; fed as code from position 1, as TokenShard rows were) and
-    continued until the function closes (a "}" at the start of a line) or an eos; one the budget cut is
-    closed at its last line between statements (gocoder/incremental.py close_function). The prompt is cut before
+    continued until the function closes (a "}" at the start of a line) or an eos; one that does not parse
+    (the budget cut it, or a line broke) is closed at its last line between statements that leaves it
+    parsing (gocoder/incremental.py close_function). The prompt is cut before
     its open brace and the first id must write it (token healing: " {\n\t" is one piece, so a prompt that
     ends in " {\n" reads as text training rarely saw). The code is the prompt's signature line and the
     body written after it, the whole function that completion_from_code reads."""
@@ -189,8 +190,9 @@ def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -
         out = out[: end + 2] + "\n" if end >= 0 else out
         m = _FUNC_LINE.search(p.prompt)
         code = out[m.start():] if m else out[len(p.prompt):]
-        # cut by the budget: closed at its last line between statements, so that the answer parses
-        codes.append(code if end >= 0 or not m else close_function(code))
+        # cut by the budget, or broken before its end: closed at its last line between statements that
+        # leaves it parsing (an answer that parses stays as it is)
+        codes.append(close_function(code) if m else code)
     return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
 
 

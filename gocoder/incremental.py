@@ -135,8 +135,8 @@ def _depths(src: str) -> list[tuple[int, int]]:
 
 
 def close_function(code: str, tries: int = 64) -> str:
-    """An unfinished function (its signature and the start of its body, cut by a token budget) closed at
-    the last line where its body is between statements: the longest such line prefix with "}" added that
+    """A function that does not parse (cut by a token budget, or broken before its end) closed at the
+    last line where its body is between statements: the longest such line prefix with "}" added that
     tree-sitter parses without an error. A function that already parses is returned as it is; a function
     with no such line keeps its signature and an empty body."""
     parser = ts.Parser(GO)

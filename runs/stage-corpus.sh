@@ -41,7 +41,7 @@ tokenize)
     done
     PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} "${PYTHON:-python3}" -m gocoder corpus tokenize \
         --text "$ROOT/text" --tokenizer "${TOKENIZER:-tokenizer}" -o "$ROOT/tokens" --workers "$(nproc)" \
-        --max-package-tokens "${MAX_PACKAGE_TOKENS:-4000000}"
+        --max-package-tokens "${MAX_PACKAGE_TOKENS:-16000000}"
     ;;
 *)
     die "usage: $0 pack OUT/text STAGE_DIR N | $0 tokenize STAGE_ROOT"

@@ -14,6 +14,7 @@ import gocoder.benchrun as benchrun
 from gocoder.benchmarks import completion_from_code, load_problems
 from gocoder.benchrun import harness_broken, pass_at_k, run_benchmark, score
 from gocoder.checks import feedback, mbxp_checks
+from gocoder import GocoderError
 from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
 from gocoder.sandbox import Limits
@@ -55,13 +56,13 @@ def test_distinct_seeds_give_distinct_samples():
 
     gen = Generator.load()
     probs = load_problems(DATA / "mbxp.jsonl", "mbxp")
-    s = Sampling(max_new_tokens=24, temperature=1.0, seed=1)
+    s = Sampling(max_new_tokens=40, temperature=1.0, seed=1, max_plan_tokens=8)  # a short plan: code comes soon
     a = benchrun.generate_codes(gen, probs, "synthesize", 3, s)
     again = benchrun.generate_codes(gen, probs, "synthesize", 3, s)
     b = benchrun.generate_codes(gen, probs, "synthesize", 3, dataclasses.replace(s, seed=2))
-    assert a == again and a != b and [len(x) for x in a] == [3, 3]
+    assert a == again and a != b and [len(x) for x in a] == [3, 3] and all(c for x in a for c in x)
     assert len({c for x in a for c in x}) > 1  # the samples of one call differ from each other
-    greedy = benchrun.generate_codes(gen, probs, "synthesize", 2, Sampling(max_new_tokens=24))
+    greedy = benchrun.generate_codes(gen, probs, "synthesize", 2, Sampling(max_new_tokens=40, max_plan_tokens=8))
     assert all(x[0] == x[1] for x in greedy)
 
 
@@ -183,3 +184,27 @@ def test_complete_mode_heals_the_open_brace_stops_at_the_close_and_closes_a_cut_
     (code,), = benchrun.complete_codes(gen, [p], 1, Sampling(max_new_tokens=16))
     assert code == "func add (a int, b int) int {\n\ts := a\n}\n"
     assert completion_from_code(p, code).strip("\n") == "\ts := a\n}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("samples", "passed", "visible"), [(["SIX", "RIGHT"], 0.0, 1), (["WRONG", "RIGHT"], 1.0, 1),
+                                                            (["WRONG", "WRONG"], 0.0, 0)])
+def test_complete_mode_loop_submits_the_first_answer_that_passes_the_visible_check(tmp_path, monkeypatch, samples,
+                                                                                   passed, visible):
+    six = "func triple(n int) int {\n\treturn 6\n}\n"  # right on the visible check (triple(2)), wrong on a hidden one
+    codes = {"SIX": six, "RIGHT": RIGHT, "WRONG": WRONG}
+
+    def fake_complete(gen, problems, n, s):
+        assert s.max_new_tokens == 77 and s.no_repeat_ngram == 5
+        return [[WRONG] if n == 1 else [codes[c] for c in samples] for _ in problems]
+
+    monkeypatch.setattr(benchrun, "complete_codes", fake_complete)
+    cfg = BenchConfig(samples=2, ks=(1, 2), refine_iters=1, mode="complete")
+    probs = load_problems(DATA / "mbxp.jsonl", "mbxp")[:1]
+    s = run_benchmark(probs, cfg, out=tmp_path, generator=object(), limits=LIM,
+                      generate=GenerateConfig(max_new_tokens=77, no_repeat_ngram=5))
+    assert s["greedy"]["pass@k"] == {"pass@1": 0.0}  # the greedy answer is the first candidate, and wrong
+    assert s["loop"]["pass@k"] == {"pass@1": passed} and s["loop"]["visible_passed"] == visible
+    assert s["loop"]["candidates_mean"] == 3 and s["loop"]["rounds_max"] == 1
+    with pytest.raises(GocoderError, match="--samples"):
+        run_benchmark(probs, dataclasses.replace(cfg, samples=1), out=tmp_path / "x", generator=object(), limits=LIM)
