@@ -1,0 +1,90 @@
+"""Which data teaches Go better at the same model and wall time: whole Go files (`gocoder corpus`) or the
+shipped model's records (`gocoder shards`)? Issue 13's measure, at a scale a CPU can run.
+
+Trains the same small GPT twice with `gocoder train`, each for --seconds of training (train.time_limit_s,
+constant learning rate after warm-up so that neither run is cut mid-schedule), once on the corpus's
+pretraining tokens and once on the record shards, then scores both EMA checkpoints on the corpus's
+validation split (whole files of packages neither run trained on): mean next-token loss in nats.
+
+    python bench/data_compare.py --tokens runs/default/tokens --records runs/default/shards --seconds 300
+
+The records run's tokens are tagged text (plan, code); the score asks what each run learned about Go files
+it has not seen, which is what pretraining is for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gocoder.checkpoint import load_model  # noqa: E402
+from gocoder.data import TokenShard  # noqa: E402
+
+
+def train(data: str, out: Path, a) -> None:
+    sets = {"model.type": '"gpt"', "model.d_model": a.d_model, "model.n_heads": a.d_model // 64,
+            "model.gpt_layers": a.layers, "model.max_seq_len": a.seq_len, "train.data": json.dumps(data),
+            "train.out": json.dumps(str(out)), "train.steps": 1_000_000, "train.batch_size": a.batch,
+            "train.lr": 2e-3, "train.warmup_steps": 50, "train.min_lr_ratio": 1.0, "train.ema_decay": 0.99,
+            "train.time_limit_s": a.seconds, "train.log_every": 50, "train.eval_every": 1_000_000,
+            "train.eval_samples": 0, "train.ckpt_every": 1_000_000, "train.compile": "false",
+            "train.tokenizer": json.dumps(a.tokenizer)}  # fmt: skip
+    cmd = [sys.executable, "-m", "gocoder", "--threads", str(a.threads), "train", "--config", "configs/tiny.toml"]
+    for k, v in sets.items():
+        cmd += ["--set", f"{k}={v}"]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+@torch.no_grad()
+def held_out_loss(run: Path, tokens: str, seq_len: int, batches: int, batch: int) -> tuple[float, int]:
+    model, meta = load_model(run)
+    model.eval()
+    shard = TokenShard(tokens, "valid", seq_len)
+    n = min(len(shard), batches * batch)
+    total, count = 0.0, 0
+    for i in range(0, n, batch):
+        rows = list(range(i, min(i + batch, n)))
+        out = model(shard.batch(rows))
+        # the row's every predicted token: the first (the "plan" position) and the rest (code), token-weighted
+        k = len(rows) * (seq_len - 2)
+        total += float(out.plan_loss) * len(rows) + float(out.code_loss) * k
+        count += len(rows) + k
+    return total / count, int(meta.get("tokens", 0))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", required=True, help="pretraining token folder (gocoder corpus tokenize)")
+    ap.add_argument("--records", required=True, help="record shard folder (gocoder shards)")
+    ap.add_argument("--tokenizer", default="tokenizer")
+    ap.add_argument("--seconds", type=float, default=300)
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--eval-batches", type=int, default=40)
+    ap.add_argument("--out", help="keep the runs here (default: a temporary folder)")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    base = Path(a.out or tempfile.mkdtemp(prefix="data-compare-"))
+    res = {}
+    for name, data in (("files", a.tokens), ("records", a.records)):
+        train(data, base / name, a)
+        loss, tokens = held_out_loss(base / name, a.tokens, a.seq_len, a.eval_batches, a.batch)
+        res[name] = {"held_out_loss": round(loss, 4), "tokens_trained": tokens}
+        print(f"{name}: {tokens:,} training tokens in {a.seconds:.0f} s, held-out Go files {loss:.4f} nats/token")
+    print(json.dumps({"seconds": a.seconds, "d_model": a.d_model, "layers": a.layers, **res}))
+
+
+if __name__ == "__main__":
+    main()
