@@ -150,10 +150,10 @@ def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -
     an eos, where pretraining's files start; fed as code from position 1, as TokenShard rows were) and
     continued until the function closes (a "}" at the start of a line) or an eos; one that does not parse
     (the budget cut it, or a line broke) is closed at its last line between statements that leaves it
-    parsing (gocoder/incremental.py close_function). The prompt is cut before
-    its open brace and the first id must write it (token healing: " {\n\t" is one piece, so a prompt that
-    ends in " {\n" reads as text training rarely saw). The code is the prompt's signature line and the
-    body written after it, the whole function that completion_from_code reads."""
+    parsing (gocoder/incremental.py close_function). The prompt is cut before its open brace and the
+    first id must write it (token healing: " {\n\t" is one piece, so a prompt that ends in " {\n" reads
+    as text training rarely saw). The code is the prompt's signature line and the body written after it,
+    the whole function that completion_from_code reads."""
     eos = gen.tok.eos_id
     s = dataclasses.replace(s, stop=(eos,))
     if not hasattr(gen, "_piece_text"):  # each id's text: the stop rule and the healing look at ids
