@@ -153,8 +153,9 @@ class TokenizerConfig:
     vocab_size: int = 16000
     model_type: typing.Literal["bpe", "unigram"] = "bpe"
     sample_chars: int = 200_000_000  # stop streaming training text after this many characters (0: all)
-    # `tokenizer train --text`: at most this many characters of one package (0: no cap); ~ the 4M tokens
-    # of `corpus tokenize --max-package-tokens 4000000` (runs/default.sh) at 3.37 bytes a token
+    # `tokenizer train --text`: at most this many characters of one package (0: no cap); ~4M tokens at 3.37
+    # bytes a token, the cap of `corpus tokenize --max-package-tokens` when the candidate tokenizer was
+    # measured (BENCHMARKS.md; runs/default.sh has used 16M since)
     package_chars: int = 13_000_000
     sample_sentences: int = 0  # SentencePiece's own random sample of chunks (0: every chunk)
     max_sentence_length: int = 65536  # bytes per training chunk; longer texts are cut at line ends
