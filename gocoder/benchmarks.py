@@ -123,7 +123,7 @@ def load_problems(path: str | Path, fmt: str, *, task: str = "synthesize") -> li
 
 def _doc_of(prompt: str) -> str:
     """The // comment block right above the prompt's last func: the problem in words."""
-    head = prompt[: _last_func(prompt).start()] if _last_func(prompt) else prompt
+    head = prompt[: last_func(prompt).start()] if last_func(prompt) else prompt
     block: list[str] = []
     for line in reversed(head.rstrip("\n").splitlines()):
         if not line.startswith("//"):
@@ -132,13 +132,13 @@ def _doc_of(prompt: str) -> str:
     return "\n".join(reversed(block)).strip()
 
 
-def _last_func(src: str) -> re.Match | None:
+def last_func(src: str) -> re.Match | None:
     found = list(_FUNC.finditer(src))
     return found[-1] if found else None
 
 
 def _entry(prompt: str, where: str) -> str:
-    m = _last_func(prompt)
+    m = last_func(prompt)
     if m is None:
         raise KeyError(where)
     return m.group(1)
@@ -194,7 +194,7 @@ def problem_record(problem: Problem, task: str = "synthesize") -> dict:
         return {"id": problem.id, "split": "test", "source": "bench:synth-fix",
                 "problem": {"description": problem.description, "details": problem.details},
                 "context": {"file": problem.path, "before": problem.prompt}, "plan": {"steps": []}}  # fmt: skip
-    m = _last_func(problem.prompt)
+    m = last_func(problem.prompt)
     cut = m.start() if m else len(problem.prompt)
     head, signature = problem.prompt[:cut], problem.prompt[cut:].strip().rstrip("{").strip()
     first, _, rest = problem.description.strip().partition("\n")
@@ -270,7 +270,7 @@ def _root_func(funcs: list, raw: bytes) -> object | None:
 
 def zero_completion(problem: Problem) -> str:
     """A trivial completion that returns the zero values of the signature's results (for harness checks)."""
-    m = _last_func(problem.prompt)
+    m = last_func(problem.prompt)
     sig = problem.prompt[m.start() :] if m else ""
     at = body_open(sig)
     params_end = skip_balanced(sig, sig.index("(", m.end() - m.start() - 1), "()") if m else 0

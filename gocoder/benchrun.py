@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from gocoder import GocoderError
-from gocoder.benchmarks import Problem, completion_from_code, load_problems, problem_record, zero_completion
+from gocoder.benchmarks import Problem, completion_from_code, last_func, load_problems, problem_record, zero_completion
 from gocoder.checks import GO_POS, feedback
 from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
@@ -39,7 +39,6 @@ from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.sandbox import Limits, SandboxResult, run_go
 
 OUTPUT_KEEP = 2000  # characters of failing output kept per sample in results.jsonl
-_FUNC_LINE = re.compile(r"^func\b[^\n]*\{\n?\Z", re.M)  # the prompt's last line: the entry point's open signature
 _OPEN_BRACE = re.compile(r"[ \t]*\{\s*\Z")  # the signature's open brace and what follows it
 
 
@@ -153,25 +152,30 @@ def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -
     parsing (gocoder/incremental.py close_function). The prompt is cut before its open brace and the
     first id must write it (token healing: " {\n\t" is one piece, so a prompt that ends in " {\n" reads
     as text training rarely saw). The code is the prompt's signature line and the body written after it,
-    the whole function that completion_from_code reads."""
-    eos = gen.tok.eos_id
-    s = dataclasses.replace(s, stop=(eos,))
-    if not hasattr(gen, "_piece_text"):  # each id's text: the stop rule and the healing look at ids
-        gen._piece_text = [gen.tok.decode([i]) for i in range(gen.tok.vocab_size)]
-    text = gen._piece_text
+    the whole function that completion_from_code reads. One engine call per prompt ending (the healed
+    text picks the first ids); answers come back in the problems' order."""
     heads, heals = [], []
     for p in problems:
         m = _OPEN_BRACE.search(p.prompt)
         cut = m.start() if m else len(p.prompt)
         heads.append(p.prompt[:cut])
         heals.append(p.prompt[cut:])
-    heal = heals[0]
-    if any(h != heal for h in heals):  # one `first` set a call: problems of one batch mostly end alike
-        return _by_heal(gen, problems, heals, n, s)
+    out: list[list[str]] = [[] for _ in problems]
+    for heal in dict.fromkeys(heals):
+        idx = [i for i, h in enumerate(heals) if h == heal]
+        for i, codes in zip(idx, _complete(gen, [problems[i] for i in idx], [heads[i] for i in idx], heal, n, s),
+                            strict=True):  # fmt: skip
+            out[i] = codes
+    return out
+
+
+def _complete(gen: Any, problems: list[Problem], heads: list[str], heal: str, n: int, s: Sampling) -> list[list[str]]:
+    """complete_codes for problems whose prompts end alike: heads (each prompt without its ending heal)."""
+    eos, text = gen.tok.eos_id, gen.piece_text
+    s = dataclasses.replace(s, stop=(eos,))
     first = [i for i, t in enumerate(text) if t and (t.startswith(heal) or heal.startswith(t))] if heal else None
-    line_start: dict[int, bool] = {}  # row -> its text so far ends a line
     keep = max(1, gen.engine.core.max_seq_len - 1 - s.max_new_tokens)  # a long prompt keeps its end
-    forced = [gen.tok.encode(h)[-keep:] for h in heads]
+    line_start: dict[int, bool] = {}  # row -> its text so far ends a line
 
     def closed(row: int, t: int) -> bool:
         piece, at_start = text[t], line_start.get(row, not heal and heads[row // n].endswith("\n"))
@@ -180,7 +184,8 @@ def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -
 
     with gen.lock:
         comps = gen.engine.generate([[eos]] * len(problems), s, samples=n, on_token=closed,
-                                    forced=forced, code_start=1, first=first)  # fmt: skip
+                                    forced=[gen.tok.encode(h)[-keep:] for h in heads], code_start=1,
+                                    first=first)  # fmt: skip
     gen.calls += len(comps)
     codes = []
     for c in comps:
@@ -188,22 +193,11 @@ def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -
         out = head + gen.tok.decode([t for t in c.tokens if t != eos])
         end = out.find("\n}", len(head))
         out = out[: end + 2] + "\n" if end >= 0 else out
-        m = _FUNC_LINE.search(p.prompt)
-        code = out[m.start():] if m else out[len(p.prompt):]
+        m = last_func(p.prompt)
         # cut by the budget, or broken before its end: closed at its last line between statements that
         # leaves it parsing (an answer that parses stays as it is)
-        codes.append(close_function(code) if m else code)
+        codes.append(close_function(out[m.start():]) if m else out[len(p.prompt):])
     return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
-
-
-def _by_heal(gen: Any, problems: Sequence[Problem], heals: list[str], n: int, s: Sampling) -> list[list[str]]:
-    """complete_codes for problems whose prompts end differently: one call per ending, answers in order."""
-    out: dict[int, list[str]] = {}
-    for h in dict.fromkeys(heals):
-        idx = [i for i, x in enumerate(heals) if x == h]
-        for i, codes in zip(idx, complete_codes(gen, [problems[i] for i in idx], n, s), strict=True):
-            out[i] = codes
-    return [out[i] for i in range(len(problems))]
 
 
 def answer_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: Sampling, mode: str) -> list[list[str]]:
@@ -302,7 +296,8 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
     answers are sampled with [generate]'s budget and guard (max_new_tokens, no_repeat_ngram); the sampled
     answers' temperature, top-p and seed are [bench]'s."""
     g = generate or GenerateConfig()
-    base = Sampling(max_new_tokens=g.max_new_tokens, no_repeat_ngram=g.no_repeat_ngram, max_plan_tokens=g.max_plan_tokens)
+    base = Sampling(max_new_tokens=g.max_new_tokens, no_repeat_ngram=g.no_repeat_ngram,
+                    max_plan_tokens=g.max_plan_tokens)
     if cfg.mode == "complete" and cfg.refine_iters > 0 and cfg.samples < 2:
         raise GocoderError("--refine-iters in complete mode filters the sampled answers by the visible checks: "
                            "give --samples N (N >= 2)")

@@ -15,6 +15,7 @@ engine only takes a prompt region, and the shards teach repair from partial draf
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -94,8 +95,13 @@ class Generator:
         # tree-sitter follows the code as it is written and stops a candidate at its first final error
         # (gocoder/incremental.py); it parses at the ids that end a line
         self.watch = watch
-        self.line_ids = {i for i in range(tok.vocab_size) if "\n" in tok.decode([i])} if watch else set()
+        self.line_ids = {i for i, t in enumerate(self.piece_text) if "\n" in t} if watch else set()
         self.cut = 0  # candidates stopped early at a syntax error
+
+    @functools.cached_property
+    def piece_text(self) -> list[str]:
+        """Each id's text, decoded once: the loop's line ends and bench's complete mode look ids up."""
+        return [self.tok.decode([i]) for i in range(self.tok.vocab_size)]
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "cpu", segments: int | None = None) -> Generator:

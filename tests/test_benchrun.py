@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import pytest
 
 import gocoder.benchrun as benchrun
+from gocoder import GocoderError
 from gocoder.benchmarks import completion_from_code, load_problems
 from gocoder.benchrun import harness_broken, pass_at_k, run_benchmark, score
 from gocoder.checks import feedback, mbxp_checks
-from gocoder import GocoderError
 from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
 from gocoder.sandbox import Limits
@@ -171,7 +171,8 @@ def test_complete_mode_heals_the_open_brace_stops_at_the_close_and_closes_a_cut_
     tok = Tokenizer.load(Path(__file__).resolve().parent.parent / "tokenizer")
     head = "package main\n\n// Add two numbers.\nfunc add (a int, b int) int"
     p = Problem(id="X/1", format="mbxp", prompt=head + " {\n", entry_point="add", description="", test="")
-    gen = SimpleNamespace(tok=tok, lock=threading.Lock(), calls=0,
+    text = [tok.decode([i]) for i in range(tok.vocab_size)]
+    gen = SimpleNamespace(tok=tok, lock=threading.Lock(), calls=0, piece_text=text,
                           engine=_Engine(tok, " {\n\treturn a + b\n}\n\nfunc main() {}\n"))
     (code,), = benchrun.complete_codes(gen, [p], 1, Sampling(max_new_tokens=64))
     assert code == "func add (a int, b int) int {\n\treturn a + b\n}\n"  # stopped at the "}" line
