@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from gocoder.checkpoint import load_model  # noqa: E402
 from gocoder.data import TokenShard  # noqa: E402
+from gocoder.train import _loss  # noqa: E402
 
 
 def train(data: str, out: Path, a) -> None:
@@ -50,15 +51,13 @@ def held_out_loss(run: Path, tokens: str, seq_len: int, batches: int, batch: int
     model.eval()
     shard = TokenShard(tokens, "valid", seq_len)
     n = min(len(shard), batches * batch)
-    total, count = 0.0, 0
+    total = 0.0
     for i in range(0, n, batch):
         rows = list(range(i, min(i + batch, n)))
-        out = model(shard.batch(rows))
-        # the row's every predicted token: the first (the "plan" position) and the rest (code), token-weighted
-        k = len(rows) * (seq_len - 2)
-        total += float(out.plan_loss) * len(rows) + float(out.code_loss) * k
-        count += len(rows) + k
-    return total / count, int(meta.get("tokens", 0))
+        b = shard.batch(rows)
+        # training's loss of a pretraining row: the mean over its every predicted token (rows of equal length)
+        total += float(_loss(model(b), None, b)) * len(rows)
+    return total / n, int(meta.get("tokens", 0))
 
 
 def main() -> None:
