@@ -109,6 +109,7 @@ class TrainConfig:
     warmup_steps: int = 20
     weight_decay: float = 0.1
     beta2: float = 0.95
+    optimizer: str = "adamw"  # adamw | muon: Muon (torch.optim.Muon) on the hidden matrices, AdamW on the rest
     grad_clip: float = 1.0
     w_plan: float = 0.4
     w_code: float = 0.4
@@ -283,6 +284,7 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
                   "log_every": _ge(1), "eval_every": _ge(0), "eval_batches": _ge(1), "eval_samples": _ge(0),
                   "ckpt_every": _ge(1), "time_limit_s": _ge(0), "bucket": _ge(0),
                   "prefetch": _ge(0),
+                  "optimizer": ((lambda v: v in ("adamw", "muon")), "adamw or muon"),
                   "stages": ((lambda v: len(v) > 0), "at least one stage")},
     CollectConfig: {"out_dir": _NONEMPTY, "workers": _ge(1), "max_file_bytes": _ge(1), "rev": _NONEMPTY,
                     "github_api": ((lambda v: v.startswith(("http://", "https://"))), "an http(s):// URL"),

@@ -2,8 +2,9 @@
 
 Loss = w_plan * plan + w_code * code + w_ctrl * controller + w_halt * halting (each a masked mean over
 the examples still active in a segment, then a mean over segments: gocoder/model.py). AdamW (fused on
-CUDA), linear warmup then cosine decay, gradient clipping, gradient accumulation, bf16 autocast on
-CUDA, opt-in torch.compile and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights,
+CUDA), or Muon on the hidden matrices with AdamW on the rest (`train.optimizer`), linear warmup then
+cosine decay, gradient clipping, gradient accumulation, bf16 autocast on CUDA, opt-in torch.compile
+and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights,
 a curriculum of stages switched by step or by a validation metric, each stage reading its own data
 (record shards, or pretraining tokens packed into fixed rows).
 
@@ -58,6 +59,32 @@ def lr_at(step: int, cfg: Any) -> float:
         return (step + 1) / cfg.warmup_steps
     t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def muon_params(model: torch.nn.Module) -> set[str]:
+    """The hidden matrices Muon updates: every 2-D weight but the token embedding (tied to the output head)
+    and small heads (a side under 32: the controller's verdict and decision), as Keller Jordan's Muon and
+    Moonlight leave embeddings, heads and vectors to AdamW."""
+    return {n for n, p in model.named_parameters() if p.dim() == 2 and n != "embed.weight" and min(p.shape) >= 32}
+
+
+def build_optimizers(model: torch.nn.Module, t: Any, device: torch.device) -> list[torch.optim.Optimizer]:
+    """AdamW over every parameter (weight decay on the matrices only), or, with train.optimizer = "muon",
+    torch.optim.Muon over the hidden matrices (Moonlight's AdamW-matched update size, so train.lr and
+    train.weight_decay keep their meaning) and AdamW over the rest. One schedule drives them all."""
+    hidden = muon_params(model) if t.optimizer == "muon" else set()
+    named = [(n, p) for n, p in model.named_parameters() if n not in hidden]
+    decay = [p for n, p in named if p.dim() >= 2]
+    other = [p for n, p in named if p.dim() < 2]
+    opts: list[torch.optim.Optimizer] = [
+        torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": other, "weight_decay": 0.0}],
+                          lr=t.lr, betas=(0.9, t.beta2), fused=device.type == "cuda")]
+    if hidden:
+        if not hasattr(torch.optim, "Muon"):
+            raise GocoderError(f'train.optimizer = "muon" needs torch >= 2.9 (torch.optim.Muon): {torch.__version__}')
+        mats = [p for n, p in model.named_parameters() if n in hidden]
+        opts.append(torch.optim.Muon(mats, lr=t.lr, weight_decay=t.weight_decay, adjust_lr_fn="match_rms_adamw"))
+    return opts
 
 
 def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.nn.Module:
@@ -185,8 +212,8 @@ class TrainState:
     schedule, and where the run stands (step, curriculum stage, data position, totals over all runs)."""
 
     model: GocoderModel
-    opt: torch.optim.Optimizer
-    sched: torch.optim.lr_scheduler.LambdaLR
+    opts: list[torch.optim.Optimizer]
+    scheds: list[torch.optim.lr_scheduler.LambdaLR]
     ema: dict[str, torch.Tensor] | None
     step: int = 0
     stage: int = 0
@@ -206,7 +233,7 @@ class TrainState:
         torch._foreach_lerp_(*self._ema_pairs, 1 - decay)
 
     def state_dict(self) -> dict[str, Any]:
-        st = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+        st = {"optimizer": [o.state_dict() for o in self.opts], "scheduler": [s.state_dict() for s in self.scheds],
               "rng_cpu": torch.get_rng_state(), "step": self.step, "stage": self.stage, "data": dict(self.pos),
               "flops": self.flops, "tokens": self.tokens, "seconds": self.seconds}
         if torch.cuda.is_available() and torch.cuda.is_initialized():  # HRM's exploration draws on the GPU
@@ -214,8 +241,16 @@ class TrainState:
         return st
 
     def load_state_dict(self, st: dict[str, Any], device: torch.device) -> None:
-        self.opt.load_state_dict(st["optimizer"])
-        self.sched.load_state_dict(st["scheduler"])
+        opts, scheds = st["optimizer"], st["scheduler"]
+        if isinstance(opts, dict):  # written before train.optimizer existed: one AdamW
+            opts, scheds = [opts], [scheds]
+        if len(opts) != len(self.opts):
+            raise GocoderError(f"the checkpoint holds {len(opts)} optimizer(s), this run's train.optimizer "
+                               f"builds {len(self.opts)}: resume with the optimizer it was trained with")
+        for o, s in zip(self.opts, opts, strict=True):
+            o.load_state_dict(s)
+        for o, s in zip(self.scheds, scheds, strict=True):
+            o.load_state_dict(s)
         torch.set_rng_state(st["rng_cpu"])
         if device.type == "cuda" and "rng_cuda" in st:
             torch.cuda.set_rng_state(st["rng_cuda"], device)
@@ -239,9 +274,10 @@ def train_step(state: TrainState, wrapped: torch.nn.Module, micro: list[tuple[An
                              (f * o.segments).sum()]).detach().float()
         acc = parts if acc is None else acc + parts
     gnorm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip, foreach=True)
-    state.opt.step()
-    state.sched.step()
-    state.opt.zero_grad(set_to_none=True)
+    for o, s in zip(state.opts, state.scheds, strict=True):
+        o.step()
+        s.step()
+        o.zero_grad(set_to_none=True)
     if state.ema is not None:
         state.update_ema(ema_decay_at(state.step, t.ema_decay))
     state.step += 1
@@ -361,12 +397,9 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     torch.manual_seed(t.seed)
     model = GocoderModel(mcfg)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if t.ema_decay > 0 else None
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    other = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": other, "weight_decay": 0.0}],
-                            lr=t.lr, betas=(0.9, t.beta2), fused=device.type == "cuda")
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, t))
-    state = TrainState(model, opt, sched, ema)
+    opts = build_optimizers(model, t, device)
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_at(s, t)) for o in opts]
+    state = TrainState(model, opts, scheds, ema)
     meta = {"config": to_dict(cfg), "model": to_dict(mcfg), "tokenizer_hash": meta0["tokenizer_hash"],
             "git_sha": _git_sha(), "params": count_params(model)}
     if resume:
@@ -420,7 +453,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
         state.tokens += win_tokens
         m = dict(zip(("plan_loss", "code_loss", "ctrl_loss", "halt_loss", "loss", "halt_segments", "grad_norm"),
                      mean, strict=True),
-                 step=state.step, lr=sched.get_last_lr()[0], stage=t.stages[state.stage].name,
+                 step=state.step, lr=scheds[0].get_last_lr()[0], stage=t.stages[state.stage].name,
                  tokens_per_s=win_tokens / dt, mfu=(flops / world / dt / peak) if peak else None,
                  flops=state.flops, tokens=state.tokens, train_s=done_s + time.perf_counter() - loop_t,
                  first_step_s=first_step_s, graphs=_graphs())

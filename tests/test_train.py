@@ -144,6 +144,28 @@ def test_resume_gives_the_same_losses(corpus, tmp_path):
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
 
 
+def test_muon_trains_resumes_exactly_and_keeps_to_its_matrices(corpus, tmp_path):
+    d, *_ = corpus
+    sets = {"train.steps": 30, "train.ckpt_every": 100, "train.batch_size": 4, "train.optimizer": "muon",
+            "train.ema_decay": 0.9}
+    straight = train(tiny(d, **sets, **{"train.out": str(tmp_path / "a")}))
+    got = losses(tmp_path / "a")
+    assert straight["loss"] < 0.7 * got[0]  # it learns
+    st = load_checkpoint(tmp_path / "a")[3]
+    adamw, muon = st["optimizer"]
+    # Muon keeps one momentum buffer a matrix, AdamW two moments a tensor; no tensor is in both
+    assert all(set(v) == {"momentum_buffer"} for v in muon["state"].values())
+    assert all({"exp_avg", "exp_avg_sq"} <= set(v) for v in adamw["state"].values())
+    n_params = sum(1 for _ in load_model(tmp_path / "a")[0].parameters())
+    assert len(muon["state"]) + len(adamw["state"]) == n_params and len(muon["state"]) > 0
+    cfg = tiny(d, **sets, **{"train.out": str(tmp_path / "b")})
+    train(cfg, stop_after=12)
+    resumed = train(cfg, resume=True)
+    assert losses(tmp_path / "b") == got and straight["loss"] == resumed["loss"]
+    with pytest.raises(GocoderError, match="holds 2 optimizer"):  # a Muon checkpoint resumed as AdamW
+        train(tiny(d, **{**sets, "train.optimizer": "adamw", "train.out": str(tmp_path / "b")}), resume=True)
+
+
 def test_missing_or_corrupt_checkpoint_is_one_line_error(corpus, tmp_path):
     d, *_ = corpus
     with pytest.raises(GocoderError, match="no checkpoint"):
