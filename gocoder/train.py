@@ -107,7 +107,10 @@ def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.
         # pretraining rows have one shape; record batches a few (train.bucket), and the recursive model's
         # halted rows leave the batch: dynamo marks a dimension dynamic once it has seen it change
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        wrapped = torch.compile(wrapped)
+        if model.cfg.type == "gpt":
+            wrapped = torch.compile(wrapped)
+        else:  # the segment is the region: one graph for all segments (the segment loop stays Python)
+            model.compile_regions()
     return wrapped
 
 

@@ -54,6 +54,23 @@ def test_every_variant_trains(kw):
     assert all(p.grad is not None for p in m.parameters())  # DDP needs every parameter used
 
 
+def test_a_compiled_segment_is_one_graph_for_every_segment():
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    eager, compiled = build(halting="none", segments=3), build(halting="none", segments=3)
+    compiled._rope(CFG.max_seq_len, torch.device("cpu"))  # as prepare_model does before compiling
+    compiled.compile_regions(backend="eager")  # Dynamo's graph capture without Inductor: the count, on CPU
+    batch = dataclasses.replace(make_batch(), code_cap=9, plan_cap=5)  # spans the loader knows on the host
+    a, b = eager(batch), compiled(batch)
+    assert counters["stats"]["unique_graphs"] == 1  # the whole forward compiled made one per segment
+    for x, y in ((a.plan_loss, b.plan_loss), (a.code_loss, b.code_loss), (a.ctrl_loss, b.ctrl_loss)):
+        torch.testing.assert_close(x, y)
+    (b.plan_loss + b.code_loss + b.ctrl_loss).backward()
+    assert all(p.grad is not None for p in compiled.parameters())
+    torch._dynamo.reset()
+
+
 def test_masked_losses_equal_a_hand_computation():
     m = build(segments=1, halting="none")
     b = make_batch()
