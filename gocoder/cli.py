@@ -456,6 +456,13 @@ def corpus_build_cmd(
     debian: Annotated[
         str, typer.Option("--debian", help="'all' golang-*-dev packages, a file of package names, or 'none'.")
     ] = "all",
+    suites: Annotated[
+        list[str] | None,
+        typer.Option("--debian-suite", help="Also read this Debian suite's packages (trixie, sid...), through an "
+                     "apt list of its own; repeatable. The system's apt sources are always read."),
+    ] = None,
+    mirror: Annotated[str, typer.Option("--debian-mirror", help="Mirror of --debian-suite.")] = (
+        "http://deb.debian.org/debian"),
     go: Annotated[bool, typer.Option("--go/--no-go", help="Include the Go distribution's GOROOT/src.")] = True,
     unpacked: Annotated[
         Path | None, typer.Option("--unpacked", help="Also read a folder of unpacked .debs (one folder a package).")
@@ -476,12 +483,16 @@ def corpus_build_cmd(
     Example: gocoder corpus build -o /work/corpus --decontaminate ../shared/bench/mbxp_go.jsonl
     """
     from gocoder.corpus import build
-    from gocoder.gosources import DebianSource, GoRootSource, UnpackedSource, list_debian_packages
+    from gocoder.gosources import AptSuite, DebianSource, GoRootSource, UnpackedSource, list_debian_packages
 
     cache = cache or out / "cache"
     sources = [GoRootSource()] if go else []
     if debian != "none":
         sources.append(DebianSource(list_debian_packages(debian), cache))
+        for suite in suites or []:
+            apt = AptSuite(suite, cache, mirror)
+            apt.update()
+            sources.append(DebianSource(list_debian_packages(debian, apt), cache, apt))
     if unpacked is not None:
         sources.append(UnpackedSource(unpacked))
     if not sources:

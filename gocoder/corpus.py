@@ -66,8 +66,9 @@ def datasketch():
 
 
 def split_of(package: str) -> str:
-    """"valid" for a deterministic ~1% of packages (by the hash of the name), else "train"."""
-    h = int(hashlib.sha256(package.encode()).hexdigest()[:8], 16)
+    """"valid" for a deterministic ~1% of packages (by the hash of the name, without a PKG@SUITE's suite:
+    a package's versions from two suites share a side), else "train"."""
+    h = int(hashlib.sha256(package.split("@", 1)[0].encode()).hexdigest()[:8], 16)
     return "valid" if h % 100 < VALID_PERCENT else "train"
 
 

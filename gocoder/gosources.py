@@ -10,6 +10,12 @@ truncated .deb behind; a rerun fetches only what is missing. Each .deb is unpack
 into a temporary folder that is deleted as soon as the package has been read, so disk and memory
 stay flat. A Debian -dev package keeps its Go code under /usr/share/gocode/src and its license in
 the machine-readable /usr/share/doc/PKG/copyright, whose first `License:` field we keep.
+
+Besides the machine's own apt sources, any Debian suite can be read (`AptSuite`: trixie, sid, ...): apt
+runs on a sources list, package lists and cache of its own under the cache folder, so nothing of the
+system's apt changes. A suite's packages are named `PKG@SUITE` in the corpus, so that two suites' versions
+of one package are two packages to the build (the older suite first: dedup keeps its copies) while the
+split (`corpus.split_of`) still goes by PKG: both versions land on the same side.
 """
 
 from __future__ import annotations
@@ -83,10 +89,36 @@ def read_unpacked(tree: Path, name: str) -> tuple[Path, str]:
     return tree / GOCODE, debian_license(tree / "usr/share/doc" / name / "copyright")
 
 
-def list_debian_packages(selection: str) -> list[str]:
-    """"all": every `golang-*-dev` package apt knows; else a file of names, one a line, # comments."""
+SUITE_MARK = "@"  # PKG@SUITE: a package of a suite other than the system's
+
+
+class AptSuite:
+    """apt on one Debian suite of its own: a private sources list, lists and cache under `root` (`update()`
+    fetches the suite's package index, ~10 MB). `opts` go before any apt-get / apt-cache subcommand."""
+
+    def __init__(self, suite: str, root: Path, mirror: str = "http://deb.debian.org/debian",
+                 keyring: str = "/usr/share/keyrings/debian-archive-keyring.gpg"):
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", suite):
+            raise GocoderError(f"--debian-suite {suite!r}: not a Debian suite name (such as trixie or sid)")
+        self.suite, self.root = suite, root / f"apt-{suite}"
+        self.sources = f"deb [signed-by={keyring}] {mirror} {suite} main\n"
+        r = self.root
+        self.opts = [f"-o=Dir::Etc::SourceList={r / 'sources.list'}", f"-o=Dir::Etc::SourceParts={r / 'parts'}",
+                     f"-o=Dir::State::Lists={r / 'lists'}", f"-o=Dir::Cache={r / 'cache'}", "-o=Debug::NoLocking=1"]
+
+    def update(self) -> None:
+        for d in ("parts", "lists/partial", "cache/archives/partial"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        (self.root / "sources.list").write_text(self.sources, encoding="utf-8")
+        _run(["apt-get", *self.opts, "-q", "update"], f"apt-get update ({self.suite})")
+
+
+def list_debian_packages(selection: str, apt: AptSuite | None = None) -> list[str]:
+    """"all": every `golang-*-dev` package apt knows (the system's sources, or `apt`'s suite); else a file
+    of names, one a line, # comments."""
     if selection == "all":
-        out = _run(["apt-cache", "search", "--names-only", r"^golang-.*-dev$"], "apt-cache search")
+        opts = apt.opts if apt else []
+        out = _run(["apt-cache", *opts, "search", "--names-only", r"^golang-.*-dev$"], "apt-cache search")
         names = sorted({line.split(" ", 1)[0] for line in out.splitlines() if line.strip()})
         if not names:
             raise GocoderError("--debian all: apt knows no golang-*-dev package (run apt-get update first)")
@@ -104,19 +136,23 @@ def list_debian_packages(selection: str) -> list[str]:
 
 
 class DebianSource:
-    """Debian packages as .debs in cache/debs, fetched by `fetch()` and unpacked one at a time by `open()`."""
+    """Debian packages as .debs in cache/debs (cache/debs-SUITE for `apt`'s suite), fetched by `fetch()` and
+    unpacked one at a time by `open()`. With a suite, `packages()` names them PKG@SUITE."""
 
-    def __init__(self, names: list[str], cache: Path):
-        self.names, self.debs = names, cache / "debs"
+    def __init__(self, names: list[str], cache: Path, apt: AptSuite | None = None):
+        self.names, self.apt = names, apt
+        self.debs = cache / (f"debs-{apt.suite}" if apt else "debs")
         self.scratch = cache / "unpack"
         self.failed: list[str] = []
 
     def deb(self, name: str) -> Path | None:
+        name = name.split(SUITE_MARK, 1)[0]
         found = sorted(self.debs.glob(f"{name}_*.deb"))  # names hold no "_": this glob is exact
         return found[-1] if found else None
 
     def packages(self) -> list[str]:
-        return [n for n in self.names if self.deb(n) is not None]
+        mark = f"{SUITE_MARK}{self.apt.suite}" if self.apt else ""
+        return [n + mark for n in self.names if self.deb(n) is not None]
 
     def fetch(self, progress: Callable[[int, int], None] | None = None) -> list[str]:
         """Download every missing .deb; returns the names apt could not fetch (virtual or gone)."""
@@ -139,7 +175,9 @@ class DebianSource:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         try:
-            r = subprocess.run(["apt-get", "download", "-q", *names], cwd=partial, capture_output=True, text=True)
+            opts = self.apt.opts if self.apt else []
+            r = subprocess.run(["apt-get", *opts, "download", "-q", *names], cwd=partial, capture_output=True,
+                               text=True)
         except OSError as e:
             raise GocoderError(f"apt-get: cannot run: {e.strerror} (the Debian source needs apt)") from None
         if r.returncode != 0:
@@ -154,9 +192,10 @@ class DebianSource:
         if deb is None:
             raise GocoderError(f"{name}: not downloaded to {self.debs}")
         self.scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.scratch, prefix=name + ".") as tmp:
+        base = name.split(SUITE_MARK, 1)[0]
+        with tempfile.TemporaryDirectory(dir=self.scratch, prefix=base + ".") as tmp:
             _run(["dpkg-deb", "-x", str(deb), tmp], f"dpkg-deb -x {deb}")
-            yield read_unpacked(Path(tmp), name)
+            yield read_unpacked(Path(tmp), base)
 
 
 def _run(cmd: list[str], what: str) -> str:

@@ -164,14 +164,14 @@ def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes
     def flush() -> None:
         # One encode_batch call over ~8 MB keeps all cores busy while memory stays flat.
         for rec, ids in zip(batch, tok.encode_batch([r["text"] for r in batch], threads=workers), strict=True):
-            pkg = rec.get("package", "?")
+            pkg = rec.get("package", "?").split("@", 1)[0]  # PKG@SUITE: a package's versions share its cap
             if (max_package_tokens and rec["split"] == "train"
                     and sources.get(pkg, Counter())["tokens"] + len(ids) + 1 > max_package_tokens):
                 capped[pkg] += 1
                 continue
             files[rec["split"]].write(np.asarray([*ids, eos], dtype=dtype).tobytes())
             counts[rec["split"]].update(docs=1, tokens=len(ids) + 1)
-            sources.setdefault(rec.get("package", "?"), Counter()).update(docs=1, tokens=len(ids) + 1)
+            sources.setdefault(pkg, Counter()).update(docs=1, tokens=len(ids) + 1)
         if progress:
             progress(len(batch))
         batch.clear()

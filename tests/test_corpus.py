@@ -20,7 +20,7 @@ import pytest
 from gocoder import GocoderError
 from gocoder.corpus import build, classify, split_of
 from gocoder.decontam import code_hashes
-from gocoder.gosources import DebianSource, UnpackedSource, debian_license, list_debian_packages
+from gocoder.gosources import AptSuite, DebianSource, UnpackedSource, debian_license, list_debian_packages
 from gocoder.textparts import PartWriter, read_parts, tokenize
 from gocoder.tokenizer import Tokenizer
 
@@ -229,6 +229,47 @@ def test_debian_source_fetches_once_and_unpacks_without_installing(tmp_path, mon
     assert (rec["package"], rec["license"], rec["path"]) == ("golang-d-dev", "ISC", "d/d.go") and s["parts"] == 1
     with lzma.open(tmp_path / "out/text/part-00000.jsonl.xz", "rt") as f:
         assert json.loads(f.readline())["text"] == go_file("D")
+
+
+def _deb(tmp: Path, name: str, version: str, files: dict[str, str]) -> Path:
+    pkg = tmp / f"src-{version}"
+    make_pkg(pkg, name, files, license="ISC")
+    (pkg / name / "DEBIAN").mkdir()
+    (pkg / name / "DEBIAN/control").write_text(
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: x <x@example.com>\nDescription: d\n")
+    deb = tmp / f"{name}_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--build", "-Zgzip", str(pkg / name), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_a_second_suite_adds_its_versions_on_the_same_side_of_the_split(tmp_path, monkeypatch):
+    old = _deb(tmp_path, "golang-d-dev", "1.0", {"d/d.go": go_file("D"), "d/e.go": go_file("E")})
+    new = _deb(tmp_path, "golang-d-dev", "2.0", {"d/d.go": go_file("D"), "d/e.go": go_file("Enew", 60)})
+    # A stand-in apt-get: `update` succeeds; `download` gives the new .deb when run on the suite's own lists
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "apt-get").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\ndeb={old}\nfor a in \"$@\"; do\n"
+                                  f"case \"$a\" in *apt-trixie*) deb={new};; update) exit 0;; esac\ndone\ncp $deb .\n")
+    (bin_ / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    cache = tmp_path / "cache"
+    apt = AptSuite("trixie", cache)
+    apt.update()
+    assert "debian trixie main" in (cache / "apt-trixie/sources.list").read_text()
+    here, there = DebianSource(["golang-d-dev"], cache), DebianSource(["golang-d-dev"], cache, apt)
+    assert here.fetch() == [] and there.fetch() == []
+    assert here.packages() == ["golang-d-dev"] and there.packages() == ["golang-d-dev@trixie"]
+    assert there.deb("golang-d-dev@trixie").name == "golang-d-dev_2.0_all.deb"
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert any("Dir::State::Lists=" in c and "update" in c for c in calls)  # the suite's own lists, not the system's
+    build([here, there], tmp_path / "out", cache, [], workers=1)
+    got = {(r["package"], r["path"]): r["split"] for r in records(tmp_path / "out")}
+    # the unchanged file is the first suite's (an exact duplicate in the second); the changed one is both's
+    assert sorted(got) == [("golang-d-dev", "d/d.go"), ("golang-d-dev", "d/e.go"), ("golang-d-dev@trixie", "d/e.go")]
+    assert set(got.values()) == {split_of("golang-d-dev")} and split_of("x@trixie") == split_of("x")
+    with pytest.raises(GocoderError, match="not a Debian suite name"):
+        AptSuite("trixie main; rm", cache)
 
 
 def test_cli_builds_from_unpacked_packages_and_bad_input_exits_2(tmp_path):
