@@ -12,7 +12,7 @@ At GPU scale, the shipped model's shape, compiled, one run a GPU side by side (-
 passes any other setting, such as train.optimizer="muon" for an optimizer at equal wall time):
 
     CUDA_VISIBLE_DEVICES=0 python bench/data_compare.py --tokens T --records R --config configs/go-26m.toml \
-        --set model.type='"gpt"' --compile --seconds 240 --only files --out D &
+        --set model.type=gpt --compile --seconds 240 --only files --out D &
     CUDA_VISIBLE_DEVICES=1 python bench/data_compare.py ... --only records --out D & wait
 
 The records run's tokens are tagged text (plan, code); the score asks what each run learned about Go files
