@@ -50,6 +50,7 @@ class BenchConfig:
     cpu_s: int = 10
     memory_mb: int = 2048  # address space; Go's runtime alone reserves ~650 MB
     build_s: float = 120.0  # per build
+    typecheck_first: bool = True  # a program go/types rejects is a build error without a build (benchrun.score)
     out: str = "runs/bench"
 
 

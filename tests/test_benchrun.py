@@ -77,6 +77,22 @@ def test_answer_with_a_helper_builds_and_methods_only_is_a_wrong_answer():
 
 
 @pytest.mark.slow
+def test_what_go_types_rejects_is_a_build_error_without_a_build(monkeypatch):
+    p = load_problems(DATA / "mbxp.jsonl", "mbxp")[0]
+    bad = completion_from_code(p, "func triple(n int) int {\n\treturn n, n\n}\n")
+    built = score(p, bad, LIM)  # the compiler's verdict
+    runs = []
+    monkeypatch.setattr(benchrun, "run_go", lambda *a, **k: runs.append(a) or built)
+    fast = score(p, bad, LIM, typecheck_first=True)
+    assert runs == [] and fast.status == built.status == "build_error"
+    assert fast.build_output.startswith("# go/types") and "too many return values" in fast.build_output
+    assert feedback(p, bad, fast) == feedback(p, bad, built)  # a repair round reads the same first error
+    score(p, completion_from_code(p, RIGHT), LIM, typecheck_first=True)  # type-checks: built and run
+    assert len(runs) == 1
+    row = benchrun._scored(p, [bad, bad], LIM, False)  # off: built (once for equal answers)
+    assert len(runs) == 2 and row["n"] == 2
+
+
 def test_feedback_names_the_compiler_error_line_or_the_failing_check():
     p = load_problems(DATA / "mbxp.jsonl", "mbxp")[0].visible()
     comp = completion_from_code(p, "func triple(n int) int {\n\treturn m\n}\n")
@@ -138,6 +154,9 @@ def test_loop_sees_visible_checks_and_is_scored_on_hidden_ones(tmp_path, monkeyp
 def test_the_generic_rule_finds_every_known_broken_mbxp_harness():
     broken = [p for p in load_problems(MBXP, "mbxp") if p.excluded]
     assert len(broken) == 11 and all(harness_broken(dataclasses.replace(p, excluded=""), LIM) for p in broken)
+    # go/types finds the same eleven without a build, and no other among the first 100
+    assert all(harness_broken(dataclasses.replace(p, excluded=""), LIM, True) for p in broken)
+    assert not any(harness_broken(p, LIM, True) for p in load_problems(MBXP, "mbxp")[:100] if not p.excluded)
 
 
 class _Engine:

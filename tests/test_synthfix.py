@@ -52,7 +52,7 @@ def test_build_keeps_bugs_the_tests_catch_and_bench_scores_them(tmp_path, monkey
     fixed = completion_from_code(p, "func Sum(xs []int) int {\n\tt := 0\n\tfor _, x := range xs { t += x }; return t }")
     assert "// Sum adds the numbers." in fixed and score(p, fixed, lim).passed
     assert score(p, completion_from_code(p, "not go at all"), lim).status == "fail"  # the buggy file as it is
-    run = _visible_runner(p, lim)  # the loop runs the package's tests, and reads which one failed
+    run = _visible_runner(p, lim, True)  # the loop runs the package's tests, and reads which one failed
     assert run(SUM_FN).passed and "--- FAIL: TestSum" in run(SUM_FN.replace("t += x", "t -= x")).output
     bad = json.loads(out.read_text())
     bad["go_version"] = "0.1"
