@@ -202,16 +202,20 @@ def test_license_and_package_list(tmp_path):
         list_debian_packages(str(tmp_path / "bad"))
 
 
+def _deb(tmp: Path, name: str, version: str, files: dict[str, str]) -> Path:
+    pkg = tmp / f"src-{version}"
+    make_pkg(pkg, name, files, license="ISC")
+    (pkg / name / "DEBIAN").mkdir()
+    (pkg / name / "DEBIAN/control").write_text(
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: x <x@example.com>\nDescription: d\n")
+    deb = tmp / f"{name}_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--build", "-Zgzip", str(pkg / name), str(deb)], check=True, capture_output=True)
+    return deb
+
+
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 def test_debian_source_fetches_once_and_unpacks_without_installing(tmp_path, monkeypatch):
-    pkg = tmp_path / "src"
-    make_pkg(pkg, "golang-d-dev", {"d/d.go": go_file("D")}, license="ISC")
-    (pkg / "golang-d-dev/DEBIAN").mkdir()
-    (pkg / "golang-d-dev/DEBIAN/control").write_text(
-        "Package: golang-d-dev\nVersion: 1.0\nArchitecture: all\nMaintainer: x <x@example.com>\nDescription: d\n")
-    deb = tmp_path / "golang-d-dev_1.0_all.deb"
-    subprocess.run(["dpkg-deb", "--build", "-Zgzip", str(pkg / "golang-d-dev"), str(deb)], check=True,
-                   capture_output=True)
+    deb = _deb(tmp_path, "golang-d-dev", "1.0", {"d/d.go": go_file("D")})
     # A stand-in apt-get: copies the .deb it knows, fails on any other name (as apt does), logs each call.
     bin_ = tmp_path / "bin"
     bin_.mkdir()
@@ -229,17 +233,6 @@ def test_debian_source_fetches_once_and_unpacks_without_installing(tmp_path, mon
     assert (rec["package"], rec["license"], rec["path"]) == ("golang-d-dev", "ISC", "d/d.go") and s["parts"] == 1
     with lzma.open(tmp_path / "out/text/part-00000.jsonl.xz", "rt") as f:
         assert json.loads(f.readline())["text"] == go_file("D")
-
-
-def _deb(tmp: Path, name: str, version: str, files: dict[str, str]) -> Path:
-    pkg = tmp / f"src-{version}"
-    make_pkg(pkg, name, files, license="ISC")
-    (pkg / name / "DEBIAN").mkdir()
-    (pkg / name / "DEBIAN/control").write_text(
-        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: x <x@example.com>\nDescription: d\n")
-    deb = tmp / f"{name}_{version}_all.deb"
-    subprocess.run(["dpkg-deb", "--build", "-Zgzip", str(pkg / name), str(deb)], check=True, capture_output=True)
-    return deb
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
