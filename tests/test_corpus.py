@@ -202,6 +202,15 @@ def test_license_and_package_list(tmp_path):
         list_debian_packages(str(tmp_path / "bad"))
 
 
+def fake_apt_get(tmp: Path, monkeypatch, body: str) -> None:
+    """An apt-get first on PATH: logs its arguments to tmp/calls, then runs `body` (sh)."""
+    bin_ = tmp / "bin"
+    bin_.mkdir()
+    (bin_ / "apt-get").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp}/calls\n{body}")
+    (bin_ / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+
+
 def _deb(tmp: Path, name: str, version: str, files: dict[str, str]) -> Path:
     pkg = tmp / f"src-{version}"
     make_pkg(pkg, name, files, license="ISC")
@@ -217,12 +226,8 @@ def _deb(tmp: Path, name: str, version: str, files: dict[str, str]) -> Path:
 def test_debian_source_fetches_once_and_unpacks_without_installing(tmp_path, monkeypatch):
     deb = _deb(tmp_path, "golang-d-dev", "1.0", {"d/d.go": go_file("D")})
     # A stand-in apt-get: copies the .deb it knows, fails on any other name (as apt does), logs each call.
-    bin_ = tmp_path / "bin"
-    bin_.mkdir()
-    (bin_ / "apt-get").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\nshift 2\nfor n in \"$@\"; do\n"
-                                  f"  [ \"$n\" = golang-d-dev ] || exit 100\ndone\ncp {deb} .\n")
-    (bin_ / "apt-get").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    fake_apt_get(tmp_path, monkeypatch, f"shift 2\nfor n in \"$@\"; do\n  [ \"$n\" = golang-d-dev ] || exit 100\n"
+                 f"done\ncp {deb} .\n")
     src = DebianSource(["golang-d-dev", "golang-gone-dev"], tmp_path / "cache")
     assert src.fetch() == ["golang-gone-dev"]
     assert src.packages() == ["golang-d-dev"] and not (tmp_path / "cache/debs/partial").exists()
@@ -240,12 +245,8 @@ def test_a_second_suite_adds_its_versions_on_the_same_side_of_the_split(tmp_path
     old = _deb(tmp_path, "golang-d-dev", "1.0", {"d/d.go": go_file("D"), "d/e.go": go_file("E")})
     new = _deb(tmp_path, "golang-d-dev", "2.0", {"d/d.go": go_file("D"), "d/e.go": go_file("Enew", 60)})
     # A stand-in apt-get: `update` succeeds; `download` gives the new .deb when run on the suite's own lists
-    bin_ = tmp_path / "bin"
-    bin_.mkdir()
-    (bin_ / "apt-get").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\ndeb={old}\nfor a in \"$@\"; do\n"
-                                  f"case \"$a\" in *apt-trixie*) deb={new};; update) exit 0;; esac\ndone\ncp $deb .\n")
-    (bin_ / "apt-get").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    fake_apt_get(tmp_path, monkeypatch, f"deb={old}\nfor a in \"$@\"; do\n"
+                 f"case \"$a\" in *apt-trixie*) deb={new};; update) exit 0;; esac\ndone\ncp $deb .\n")
     cache = tmp_path / "cache"
     apt = AptSuite("trixie", cache)
     apt.update()
