@@ -38,7 +38,7 @@ import numpy as np
 
 from gocoder import GocoderError
 from gocoder.decontam import code_hashes
-from gocoder.gosources import GO_PACKAGE
+from gocoder.gosources import GO_PACKAGE, package_of
 from gocoder.records import decode_go, skip_path
 from gocoder.textparts import PartWriter
 
@@ -68,7 +68,7 @@ def datasketch():
 def split_of(package: str) -> str:
     """"valid" for a deterministic ~1% of packages (by the hash of the name, without a PKG@SUITE's suite:
     a package's versions from two suites share a side), else "train"."""
-    h = int(hashlib.sha256(package.split("@", 1)[0].encode()).hexdigest()[:8], 16)
+    h = int(hashlib.sha256(package_of(package).encode()).hexdigest()[:8], 16)
     return "valid" if h % 100 < VALID_PERCENT else "train"
 
 

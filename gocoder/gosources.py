@@ -92,6 +92,12 @@ def read_unpacked(tree: Path, name: str) -> tuple[Path, str]:
 SUITE_MARK = "@"  # PKG@SUITE: a package of a suite other than the system's
 
 
+def package_of(name: str) -> str:
+    """The package a corpus package name stands for: PKG for PKG@SUITE (a version from another suite),
+    the name itself otherwise. The split, tokenize's cap and the tokenizer's cap all go by it."""
+    return name.split(SUITE_MARK, 1)[0]
+
+
 class AptSuite:
     """apt on one Debian suite of its own: a private sources list, lists and cache under `root` (`update()`
     fetches the suite's package index, ~10 MB). `opts` go before any apt-get / apt-cache subcommand."""
@@ -146,8 +152,7 @@ class DebianSource:
         self.failed: list[str] = []
 
     def deb(self, name: str) -> Path | None:
-        name = name.split(SUITE_MARK, 1)[0]
-        found = sorted(self.debs.glob(f"{name}_*.deb"))  # names hold no "_": this glob is exact
+        found = sorted(self.debs.glob(f"{package_of(name)}_*.deb"))  # names hold no "_": this glob is exact
         return found[-1] if found else None
 
     def packages(self) -> list[str]:
@@ -192,7 +197,7 @@ class DebianSource:
         if deb is None:
             raise GocoderError(f"{name}: not downloaded to {self.debs}")
         self.scratch.mkdir(parents=True, exist_ok=True)
-        base = name.split(SUITE_MARK, 1)[0]
+        base = package_of(name)
         with tempfile.TemporaryDirectory(dir=self.scratch, prefix=base + ".") as tmp:
             _run(["dpkg-deb", "-x", str(deb), tmp], f"dpkg-deb -x {deb}")
             yield read_unpacked(Path(tmp), base)

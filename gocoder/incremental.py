@@ -137,8 +137,8 @@ def _depths(src: str) -> list[tuple[int, int]]:
 def close_function(code: str, tries: int = 64) -> str:
     """A function that does not parse (cut by a token budget, or broken before its end) closed at the
     last line where its body is between statements: the longest such line prefix with "}" added that
-    tree-sitter parses without an error. A function that already parses is returned as it is; a function
-    with no such line keeps its signature and an empty body."""
+    tree-sitter parses without an error. A function that already parses, or has no such line, is returned
+    as it is."""
     parser = ts.Parser(GO)
 
     def parses(src: str) -> bool:

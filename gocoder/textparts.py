@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from gocoder import GocoderError
+from gocoder.gosources import package_of
 
 PART_GLOB = "part-*.jsonl.xz"
 # xz emits LZMA2 chunks of at most 64 KiB compressed, so it holds back less than that (60 KB measured at
@@ -164,7 +165,7 @@ def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes
     def flush() -> None:
         # One encode_batch call over ~8 MB keeps all cores busy while memory stays flat.
         for rec, ids in zip(batch, tok.encode_batch([r["text"] for r in batch], threads=workers), strict=True):
-            pkg = rec.get("package", "?").split("@", 1)[0]  # PKG@SUITE: a package's versions share its cap
+            pkg = package_of(rec.get("package", "?"))  # PKG@SUITE: a package's versions share its cap
             if (max_package_tokens and rec["split"] == "train"
                     and sources.get(pkg, Counter())["tokens"] + len(ids) + 1 > max_package_tokens):
                 capped[pkg] += 1

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeElapsedColu
 
 from gocoder import GocoderError
 from gocoder.config import TokenizerConfig
+from gocoder.gosources import package_of
 from gocoder.progress import Progress
 from gocoder.records import iter_jsonl_inputs
 from gocoder.serialize import segments
@@ -99,7 +100,7 @@ def train_texts(input: Path | None, go_src: Path | None, text: Path | None = Non
     if text is not None:
         taken: Counter[str] = Counter()
         for rec in read_parts(Path(text)):
-            pkg, n = rec.get("package", "?"), len(rec["text"])
+            pkg, n = package_of(rec.get("package", "?")), len(rec["text"])
             if rec["split"] == "train" and not (package_chars and taken[pkg] + n > package_chars):
                 taken[pkg] += n
                 yield rec["text"]
