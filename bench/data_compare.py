@@ -22,7 +22,6 @@ it has not seen, which is what pretraining is for.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import subprocess
 import sys
@@ -34,8 +33,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from train_loop import one_stage_config  # noqa: E402  (bench/, the script's own folder)
+
 from gocoder.checkpoint import load_model  # noqa: E402
-from gocoder.config import StageConfig, load_config, to_toml  # noqa: E402
 from gocoder.data import TokenShard  # noqa: E402
 from gocoder.train import _loss  # noqa: E402
 
@@ -47,11 +47,7 @@ def train(data: str, out: Path, a) -> None:
             "train.ckpt_every": 1_000_000, "train.compile": "true" if a.compile else "false",
             "train.tokenizer": json.dumps(a.tokenizer)}  # fmt: skip
     if a.config:  # its model and batch, one stage on this run's data
-        cfg = load_config(a.config)
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stages=(StageConfig(name="compare"),)))
-        conf = out.parent / f"{out.name}.toml"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(to_toml(cfg), encoding="utf-8")
+        conf = one_stage_config(a.config, "compare", out.parent / f"{out.name}.toml")
     else:
         conf = ROOT / "configs" / "tiny.toml"
         sets |= {"model.type": '"gpt"', "model.d_model": a.d_model, "model.n_heads": a.d_model // 64,

@@ -37,12 +37,18 @@ from gocoder.model import GocoderModel, count_params, train_flops  # noqa: E402
 from gocoder.train import peak_flops, prepare_model  # noqa: E402
 
 
+def one_stage_config(config: str, name: str, dest: Path) -> Path:
+    """The config at `config` with its curriculum replaced by one stage `name` that reads train.data (the
+    config's stages may name other data each), written to dest for `gocoder train --config`."""
+    cfg = load_config(config)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stages=(StageConfig(name=name),)))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(to_toml(cfg), encoding="utf-8")
+    return dest
+
+
 def run_loop(a, out: Path) -> list[dict]:
-    # one stage on the given data (the config's curriculum may name other data per stage)
-    cfg = load_config(a.config)
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stages=(StageConfig(name="bench"),)))
-    conf = out.parent / "bench.toml"
-    conf.write_text(to_toml(cfg), encoding="utf-8")
+    conf = one_stage_config(a.config, "bench", out.parent / "bench.toml")
     sets = [f"train.data={json.dumps(a.data)}", f"train.out={json.dumps(str(out))}", f"train.steps={a.steps}",
             f"train.log_every={a.log_every}", "train.eval_every=0", f"train.ckpt_every={a.steps}",
             f"train.compile={'true' if a.compile else 'false'}", f"train.ddp={'true' if a.nproc > 1 else 'false'}",
