@@ -234,22 +234,23 @@ def generate_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: 
     return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
 
 
-def _filter_job(p: Problem, codes: list[str], limits: Limits, t_gen: float, tc: bool) -> dict[str, Any]:
-    """Complete mode's loop: the candidates (the greedy answer, then the sampled ones) run the visible
-    checks in order; the first to pass them is submitted (the greedy answer when none does), scored on the
-    hidden checks. One round, no feedback in a prompt: CodeT-style filtering by the checks a user has."""
+def _filter_job(p: Problem, comps: list[str], limits: Limits, t_gen: float, tc: bool) -> dict[str, Any]:
+    """Complete mode's loop: the candidates (the greedy answer, then the sampled ones; completions, the text
+    after the prompt) run the visible checks in order; the first to pass them is submitted (the greedy answer
+    when none does), scored on the hidden checks. One round, no feedback in a prompt: CodeT-style filtering
+    by the checks a user has."""
     t0 = time.monotonic()
-    run = _visible_runner(p, limits, tc)
-    pick, passed, tried = codes[0], False, set()
-    for code in codes if run is not None else ():
-        if code in tried:  # a small model repeats itself: each distinct candidate runs once
+    vis = p.visible()
+    pick, passed, tried = comps[0], False, set()
+    for comp in comps if vis.test or vis.files else ():  # synth-fix's checks are its package's test files
+        if comp in tried:  # a small model repeats itself: each distinct candidate runs once
             continue
-        tried.add(code)
-        if run(code).passed:
-            pick, passed = code, True
+        tried.add(comp)
+        if score(vis, comp, limits, tc).passed:
+            pick, passed = comp, True
             break
-    row = _scored(p, [completion_from_code(p, pick)], limits, tc)
-    row.update(candidates=len(codes), rounds=1, seconds=round(time.monotonic() - t0 + t_gen, 3),
+    row = _scored(p, [pick], limits, tc)
+    row.update(candidates=len(comps), rounds=1, seconds=round(time.monotonic() - t0 + t_gen, 3),
                visible_passed=passed, visible_runs=len(tried))  # fmt: skip
     return row
 
@@ -277,8 +278,8 @@ def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, lim
         p = batch[i]
         row: dict[str, Any] = {"id": p.id, "format": p.format}
         if filtering:
-            row["loop"] = _filter_job(p, greedy[i] + (sampled[i] if sampled else []), limits,
-                                      (t_greedy + t_sampled) / len(batch), tc)  # fmt: skip
+            comps = [completion_from_code(p, c) for c in greedy[i] + (sampled[i] if sampled else [])]
+            row["loop"] = _filter_job(p, comps, limits, (t_greedy + t_sampled) / len(batch), tc)
             row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits, tc)
         elif cfg.refine_iters > 0:
             first, row["loop"] = _loop_job(p, gen, cfg, task, limits, base)
@@ -314,7 +315,7 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
     g = generate or GenerateConfig()
     base = Sampling(max_new_tokens=g.max_new_tokens, no_repeat_ngram=g.no_repeat_ngram,
                     max_plan_tokens=g.max_plan_tokens)
-    if cfg.mode == "complete" and cfg.refine_iters > 0 and cfg.samples < 2:
+    if generator is not None and cfg.mode == "complete" and cfg.refine_iters > 0 and cfg.samples < 2:
         raise GocoderError("--refine-iters in complete mode filters the sampled answers by the visible checks: "
                            "give --samples N (N >= 2)")
     if (completions is None) == (generator is None):
@@ -338,8 +339,8 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
                 if generator is not None:
                     rows = _batch_rows(batch, cfg, generator, task, limits, pool, base)
                 else:
-                    rows = list(pool.map(lambda p: _given_row(p, completions[p.id], limits, cfg.typecheck_first),
-                                         batch))
+                    rows = list(pool.map(lambda p: _given_row(p, completions[p.id], limits, cfg.typecheck_first,
+                                                              cfg.refine_iters > 0), batch))
                 for row in rows:  # a batch is written whole: Ctrl-C between batches loses nothing written
                     writer.write(row)
                 bar.advance(task_id, len(rows))
@@ -355,8 +356,12 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
     return summary
 
 
-def _given_row(p: Problem, comps: list[str], limits: Limits, tc: bool) -> dict[str, Any]:
+def _given_row(p: Problem, comps: list[str], limits: Limits, tc: bool, loop: bool = False) -> dict[str, Any]:
+    """A completions file's answers, scored; with loop, also the one answer that filtering them by the visible
+    checks submits, in the file's order (put the greedy answer first: it is submitted when none passes)."""
     row = {"id": p.id, "format": p.format, "given": _scored(p, comps, limits, tc)}
+    if loop:
+        row["loop"] = _filter_job(p, comps, limits, 0.0, tc)
     _exclude_if_broken(p, row, limits, tc)
     return row
 

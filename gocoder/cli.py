@@ -524,6 +524,40 @@ def corpus_build_cmd(
         print(f"  not fetched: {len(summary['fetch_failed'])} packages ({', '.join(summary['fetch_failed'][:5])})")
 
 
+@corpus_app.command("functions")
+def corpus_functions_cmd(
+    text: Annotated[Path, typer.Option("--text", help="Corpus text parts (corpus build).")] = Path("corpus/text"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: text/ parts and summary.json.")] = Path(
+        "corpus/functions"),
+    max_bytes: Annotated[int, typer.Option("--max-bytes", help="Longest declaration kept, in bytes.")] = 2048,
+    as_json: JsonOpt = False,
+) -> None:
+    """The corpus's documented functions that type-check alone, each as a small `package main` file; resumable.
+
+    A training stage of their own (tokenize them like the corpus) teaches what a benchmark problem asks:
+    a doc comment and a signature, then a body that needs only the standard library.
+
+    Example: gocoder corpus functions --text corpus/text -o corpus/functions
+    """
+    from gocoder.functions import extract
+
+    if max_bytes < 1:
+        raise GocoderError(f"--max-bytes {max_bytes}: expected >= 1")
+    progress, stop = _stage_progress()
+    try:
+        summary = extract(text, out, max_bytes=max_bytes, progress=lambda d, n: progress("functions", d, n))
+    finally:
+        stop()
+    if as_json:
+        print(json.dumps(summary["total"]))
+        return
+    total = summary["total"]
+    print(f"kept {total.get('kept train', 0)} train and {total.get('kept valid', 0)} valid functions in {out / 'text'}")
+    for reason, n in total.items():
+        if not reason.startswith("kept"):
+            print(f"  dropped {reason}: {n}")
+
+
 @corpus_app.command("tokenize")
 def corpus_tokenize_cmd(
     text: Annotated[Path, typer.Option("--text", help="Folder of part-*.jsonl.xz text parts.")] = Path("corpus/text"),

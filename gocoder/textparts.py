@@ -122,9 +122,9 @@ def _close(f: Any, comp: Any, limit: int) -> None:
         raise GocoderError(f"{f.name}: {size} bytes, over the part limit {limit}")
 
 
-def read_parts(folder: Path) -> Iterator[dict[str, Any]]:
-    """Every record of every part in folder, in part order."""
-    parts = sorted(folder.glob(PART_GLOB))
+def read_parts(folder: Path, parts: list[Path] | None = None) -> Iterator[dict[str, Any]]:
+    """Every record of every part in folder (or of the given parts), in part order."""
+    parts = parts if parts is not None else sorted(folder.glob(PART_GLOB))
     if not parts:
         raise GocoderError(f"{folder}: no {PART_GLOB} files")
     for part in parts:

@@ -5,10 +5,11 @@
 # problem goes in: every source is decontaminated against MBXP Go and the held-out blocklist.
 #
 #   runs/default.sh data     # CPU: the hierarchical records -> $WORK/shards (~20-40 minutes on 2 cores)
-#   runs/default.sh corpus   # CPU: whole Go files -> $WORK/corpus/text (`gocoder corpus build`, <= 60 minutes)
-#   runs/default.sh train    # 2 GPUs: tokenize the corpus, then the GPT baseline (GPU 0) and the recursive
-#                            # model (GPU 1) side by side: same parameters, same wall-time limit, two stages
-#                            # each (files, then records), configs/go-26m.toml
+#   runs/default.sh corpus   # CPU: whole Go files -> $WORK/corpus/text (`gocoder corpus build`, <= 60 minutes),
+#                            # then the documented functions that stand alone -> $WORK/functions/text
+#   runs/default.sh train    # 2 GPUs: tokenize both, then the GPT baseline (GPU 0) and the recursive model
+#                            # (GPU 1) side by side: same parameters, same wall-time limit, three stages each
+#                            # (files, records, functions), configs/go-26m.toml
 #   runs/default.sh ship M   # export run M (gpt or recursive) as int8 to models/default (the card stays)
 #
 # A GPU machine reached by small transfers gets the corpus in parts: runs/stage-corpus.sh pack/tokenize.
@@ -20,14 +21,16 @@ BENCH=${BENCH:-../shared/bench/mbxp_go.jsonl}
 HELDOUT=${HELDOUT:-../shared/bench/heldout.blocklist}
 GOCODER=${GOCODER:-gocoder}  # "python3 -m gocoder" on a machine where the package is not installed
 LIMIT=${LIMIT:-720}  # seconds of training for each model (train.time_limit_s): the same wall-time limit
-# steps: the GPT as many file steps as 4 epochs of the corpus allow (8,652 on the 141.8M tokens of the
-# shipped run; it finishes in ~400 s) + 800 on records; the recursive model is ~4.8x slower per token on an
-# H200 (BENCHMARKS.md), so 2,400 file steps fill the limit (the 300 record steps after them did not fit)
-GPT_STEPS=${GPT_STEPS:-10300} GPT_FILES=${GPT_FILES:-9500} REC_STEPS=${REC_STEPS:-2700} REC_FILES=${REC_FILES:-2400}
+# steps (rows of 64 x 1,024 tokens): the GPT takes as many file steps as 4 epochs of the corpus allow (12,800 on
+# the 210M train tokens of bookworm + trixie), 800 on records, then 4 epochs of the standalone functions; the
+# recursive model is ~4.8x slower per token on an H200 (BENCHMARKS.md), so 1,700 + 300 + (at most) 250 steps fill
+# the limit
+GPT_FILES=${GPT_FILES:-14000} GPT_RECORDS=${GPT_RECORDS:-800} FUNC_EPOCHS=${FUNC_EPOCHS:-4}
+REC_FILES=${REC_FILES:-1700} REC_RECORDS=${REC_RECORDS:-300} REC_FUNCS=${REC_FUNCS:-250}
 MAX_PACKAGE_TOKENS=${MAX_PACKAGE_TOKENS:-16000000}  # one package's share of the corpus at most (the Azure SDK)
-# SUITES="trixie": also that Debian suite's packages (`corpus build --debian-suite`): 243M tokens instead of
-# 157M (BENCHMARKS.md); the shipped model was trained without it
-SUITES=${SUITES:-}
+# SUITES: other Debian suites whose packages join the system's (bookworm) ones (`corpus build --debian-suite`):
+# with trixie, 226M train tokens instead of 142M (BENCHMARKS.md); SUITES="" for bookworm alone
+SUITES=${SUITES-trixie}
 mkdir -p "$WORK"
 step() { echo "== $* ($(date +%T))" >&2; }
 
@@ -73,6 +76,8 @@ corpus() {
   for s in $SUITES; do suites+=(--debian-suite "$s"); done
   $GOCODER corpus build -o "$WORK/corpus" --decontaminate "$BENCH" --decontaminate "$HELDOUT" --tokenizer tokenizer \
     "${suites[@]}"
+  step "the documented functions that type-check alone, as package main files"
+  $GOCODER corpus functions --text "$WORK/corpus/text" -o "$WORK/functions"
 }
 
 train() {
@@ -81,21 +86,31 @@ train() {
     $GOCODER corpus tokenize --text "$WORK/corpus/text" --tokenizer tokenizer -o "$WORK/tokens" --workers "$(nproc)" \
       --max-package-tokens "$MAX_PACKAGE_TOKENS"
   fi
-  # at most 4 epochs of the corpus for the faster GPT: rows of 64 x 1,024 tokens a step
-  local tokens cap
-  tokens=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['splits']['train']['tokens'])" \
-    "$WORK/tokens/meta.json")
-  cap=$(( 4 * tokens / 65536 ))
-  if [ "$GPT_FILES" -gt "$cap" ]; then GPT_STEPS=$(( GPT_STEPS - GPT_FILES + cap )) GPT_FILES=$cap; fi
-  step "the GPT baseline (GPU 0, $GPT_FILES + $((GPT_STEPS - GPT_FILES)) steps) and the recursive model (GPU 1), ${LIMIT} s each"
+  if [ ! -f "$WORK/ftokens/meta.json" ]; then
+    step "tokenize the standalone functions"
+    $GOCODER corpus tokenize --text "$WORK/functions/text" --tokenizer tokenizer -o "$WORK/ftokens" --workers "$(nproc)"
+  fi
+  local files funcs
+  files=$(train_tokens "$WORK/tokens") funcs=$(train_tokens "$WORK/ftokens")
+  local cap=$(( 4 * files / 65536 )) fsteps=$(( FUNC_EPOCHS * funcs / 65536 ))
+  if [ "$GPT_FILES" -gt "$cap" ]; then GPT_FILES=$cap; fi
+  if [ "$REC_FUNCS" -gt "$fsteps" ]; then REC_FUNCS=$fsteps; fi
+  local gpt_records=$(( GPT_FILES + GPT_RECORDS )) rec_records=$(( REC_FILES + REC_RECORDS ))
+  step "the GPT baseline (GPU 0, $GPT_FILES + $GPT_RECORDS + $fsteps steps) and the recursive model (GPU 1, $REC_FILES + $REC_RECORDS + $REC_FUNCS), ${LIMIT} s each"
   # shellcheck disable=SC2206  # SETS: extra overrides, e.g. SETS="--set train.compile=false" for a CPU check
   common=(--config configs/go-26m.toml ${SETS:-} --set "train.data=\"$WORK/shards\"" --set "train.time_limit_s=$LIMIT"
-          --set "train.stages.0.data=\"$WORK/tokens\"")
+          --set "train.stages.0.data=\"$WORK/tokens\"" --set "train.stages.2.data=\"$WORK/ftokens\"")
   CUDA_VISIBLE_DEVICES=0 $GOCODER train "${common[@]}" --set model.type=gpt --set "train.out=\"$WORK/gpt\"" \
-    --set "train.steps=$GPT_STEPS" --set "train.stages.0.until_step=$GPT_FILES" > "$WORK/gpt.log" 2>&1 &
+    --set "train.steps=$(( gpt_records + fsteps ))" --set "train.stages.0.until_step=$GPT_FILES" \
+    --set "train.stages.1.until_step=$gpt_records" > "$WORK/gpt.log" 2>&1 &
   CUDA_VISIBLE_DEVICES=1 $GOCODER train "${common[@]}" --set "train.out=\"$WORK/recursive\"" \
-    --set "train.steps=$REC_STEPS" --set "train.stages.0.until_step=$REC_FILES" > "$WORK/recursive.log" 2>&1 &
+    --set "train.steps=$(( rec_records + REC_FUNCS ))" --set "train.stages.0.until_step=$REC_FILES" \
+    --set "train.stages.1.until_step=$rec_records" > "$WORK/recursive.log" 2>&1 &
   wait
+}
+
+train_tokens() {
+  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['splits']['train']['tokens'])" "$1/meta.json"
 }
 
 ship() {
