@@ -17,7 +17,6 @@ at the first part it had not finished. OUT/summary.json counts functions kept an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import lzma
 import re
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
+from gocoder.records import content_hash
 from gocoder.textparts import PART_GLOB, read_parts
 
 SKIP_NAMES = ("main", "init")
@@ -98,15 +98,15 @@ def extract(text_dir: Path, out: Path, *, max_bytes: int = 2048, batch: int = 25
     for i, part in enumerate(parts):
         dest = out / "text" / part.name
         if part.name in done["parts"] and dest.exists():
-            for rec in read_parts_file(dest):  # the exact-copy filter spans parts, resumed runs included
-                seen.add(_digest(rec["text"]))
+            for rec in read_parts(dest.parent, [dest]):  # the exact-copy filter spans parts, resumed runs included
+                seen.add(content_hash(rec["text"]))
             if progress:
                 progress(i + 1, len(parts))
             continue
         why: Counter[str] = Counter()
         tmp = dest.with_name(dest.name + ".tmp")
         with lzma.open(tmp, "wt", encoding="utf-8", preset=6) as f:
-            recs = list(read_parts_file(part))
+            recs = list(read_parts(part.parent, [part]))
             for lo in range(0, len(recs), batch):
                 chunk = recs[lo : lo + batch]
                 parsed = checker.check_many([r["text"] for r in chunk], kind="file", docs=True, gofmt=False)
@@ -118,7 +118,7 @@ def extract(text_dir: Path, out: Path, *, max_bytes: int = 2048, batch: int = 25
                     if not (res.ok and res.type_ok):
                         why["needs its package or a module (type errors alone)"] += 1
                         continue
-                    h = _digest(src)
+                    h = content_hash(src)
                     if h in seen:
                         why["exact copy"] += 1
                         continue
@@ -139,12 +139,3 @@ def extract(text_dir: Path, out: Path, *, max_bytes: int = 2048, batch: int = 25
     done["total"] = dict(sorted(total.items()))
     summary_path.write_text(json.dumps(done, indent=1) + "\n")
     return done
-
-
-def read_parts_file(part: Path):
-    """The records of one text part."""
-    return read_parts(part.parent, [part])
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -66,8 +66,9 @@ func Sum(xs []int) int {
 
 def write_parts(folder: Path) -> None:
     with PartWriter(folder, 24 << 20) as w:
-        for i, (pkg, split, text) in enumerate([("golang-strs-dev", "train", LIB), ("golang-strs-dev", "train", LIB),
-                                                ("golang-other-dev", "train", COPY), ("golang-held-dev", "valid", HELD_OUT)]):
+        files = [("golang-strs-dev", "train", LIB), ("golang-strs-dev", "train", LIB),
+                 ("golang-other-dev", "train", COPY), ("golang-held-dev", "valid", HELD_OUT)]
+        for i, (pkg, split, text) in enumerate(files):
             w.write({"id": f"f{i}", "package": pkg, "license": "MIT", "path": f"{i}.go", "split": split, "text": text})
 
 
