@@ -213,7 +213,7 @@ def test_set_reaches_a_stage_by_index():
     assert cfg.train.stages[0].until_step == 900 and cfg.train.stages[1].data == "x"
     from gocoder import GocoderError
 
-    with pytest.raises(GocoderError, match=r"7 is no index of that list \(0\.\.1\)"):
+    with pytest.raises(GocoderError, match=r"7 is no index of that list \(0\.\.2\)"):
         load_config("configs/go-26m.toml", ["train.stages.7.until_step=1"])
 
 
