@@ -130,6 +130,9 @@ class TrainConfig:
     bucket: int = 64  # record batches pad lengths to multiples of this (a few shapes: compile settles); 0: off
     prefetch: int = 4  # batches prepared ahead on a background thread (pinned memory on a GPU)
     stages: tuple[StageConfig, ...] = (StageConfig(),)
+    # a model folder (a run, a checkpoint or an export, int8 too) whose weights a fresh run starts from, with
+    # a new optimizer at step 0: a later stage continued in another session; "": random initialisation
+    init: str = ""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from gocoder import GocoderError
-from gocoder.checkpoint import load_checkpoint, save_checkpoint
+from gocoder.checkpoint import checkpoint_dir, load_checkpoint, load_weights, save_checkpoint
 from gocoder.config import Config, ModelConfig, to_dict
 from gocoder.data import Shard, iter_batches, open_shard
 from gocoder.model import GocoderModel, count_params, train_flops
@@ -358,6 +358,22 @@ def _log_line(m: dict[str, Any]) -> str:
             f"{m['tokens_per_s']:,.0f} tok/s{mfu} ({m['stage']})")
 
 
+def init_weights(path: str, model: dict[str, Any], tokenizer_hash: str) -> dict[str, torch.Tensor]:
+    """The float weights of the model folder `train.init` names (its EMA weights when it has them), checked
+    to be this run's model and tokenizer: a run continued from exported weights learns, never mis-loads."""
+    from gocoder.quant import dequantize, is_quantized
+
+    meta, weights, ema = load_weights(path)
+    where = checkpoint_dir(path) / "config.json"
+    if meta.get("model") != model:
+        diff = sorted(k for k in model if (meta.get("model") or {}).get(k) != model[k])
+        raise GocoderError(f"{where}: train.init's model config differs from this run's ({', '.join(diff)})")
+    if meta.get("tokenizer_hash") != tokenizer_hash:
+        raise GocoderError(f"{where}: train.init was trained with another tokenizer than this run's data")
+    chosen = ema if ema is not None else weights
+    return {k: v.float() for k, v in (dequantize(chosen) if is_quantized(chosen) else chosen).items()}
+
+
 def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, progress: bool = False) -> dict:
     """Train cfg.model on the curriculum's data (each stage's `data`, else cfg.train.data), writing
     checkpoints and metrics.jsonl to cfg.train.out; resume continues from its latest checkpoint.
@@ -399,6 +415,8 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
         stage_rows(i)
     torch.manual_seed(t.seed)
     model = GocoderModel(mcfg)
+    if t.init and not resume:
+        model.load_state_dict(init_weights(t.init, to_dict(mcfg), meta0["tokenizer_hash"]))
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if t.ema_decay > 0 else None
     opts = build_optimizers(model, t, device)
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_at(s, t)) for o in opts]

@@ -273,3 +273,18 @@ def test_export_keeps_ema_weights_in_bf16_and_loads(corpus, tmp_path):
     assert (out / "model.safetensors").stat().st_size < 0.6 * fp32  # half the bytes, plus the header
     with pytest.raises(GocoderError, match="--dtype"):
         export_model(tmp_path / "run", tmp_path / "x", dtype="int8")
+
+
+def test_init_starts_a_new_run_from_exported_int8_weights(corpus, tmp_path):
+    d, *_ = corpus
+    sets = {"train.steps": 30, "train.batch_size": 4, "train.ckpt_every": 100}
+    train(tiny(d, **sets, **{"train.out": str(tmp_path / "a")}))
+    first = losses(tmp_path / "a")
+    model = export_model(tmp_path / "a", tmp_path / "m", quantize="int8")
+    train(tiny(d, **{**sets, "train.steps": 2, "train.out": str(tmp_path / "b"), "train.init": str(model)}))
+    st = load_checkpoint(tmp_path / "b")[3]
+    assert st["step"] == 2  # a new run: its own step count and optimizer
+    assert losses(tmp_path / "b")[0] < 0.5 * first[0]  # it starts where the exported model left off
+    with pytest.raises(GocoderError, match=r"m/config.json: train.init's model config differs .*d_model"):
+        train(tiny(d, **{"train.steps": 1, "model.d_model": 32, "model.n_heads": 2,
+                         "train.out": str(tmp_path / "c"), "train.init": str(model)}))
