@@ -228,3 +228,18 @@ def test_complete_mode_loop_submits_the_first_answer_that_passes_the_visible_che
     assert s["loop"]["candidates_mean"] == 3 and s["loop"]["rounds_max"] == 1
     with pytest.raises(GocoderError, match="--samples"):
         run_benchmark(probs, dataclasses.replace(cfg, samples=1), out=tmp_path / "x", generator=object(), limits=LIM)
+
+
+@pytest.mark.slow
+def test_a_completions_file_with_the_loop_submits_the_first_answer_that_passes_the_visible_check(tmp_path):
+    p = load_problems(DATA / "mbxp.jsonl", "mbxp")[0]
+    six = completion_from_code(p, "func triple(n int) int {\n\treturn 6\n}\n")  # visible right, hidden wrong
+    wrong, right = completion_from_code(p, WRONG), completion_from_code(p, RIGHT)
+    cfg = BenchConfig(refine_iters=1)
+    s = run_benchmark([p], cfg, out=tmp_path / "a", completions={p.id: [wrong, right]}, limits=LIM)
+    assert s["given"]["pass@k"]["pass@1"] == 0.5  # both answers scored as given
+    assert s["loop"]["pass@k"] == {"pass@1": 1.0} and s["loop"]["visible_passed"] == 1
+    s = run_benchmark([p], cfg, out=tmp_path / "b", completions={p.id: [wrong, six, right]}, limits=LIM)
+    assert s["loop"]["pass@k"] == {"pass@1": 0.0} and s["loop"]["visible_passed"] == 1  # the hidden checks decide
+    s = run_benchmark([p], BenchConfig(), out=tmp_path / "c", completions={p.id: [wrong, right]}, limits=LIM)
+    assert "loop" not in s  # no --refine-iters: the file's answers only
