@@ -103,6 +103,15 @@ def harness_broken(problem: Problem, limits: Limits, typecheck_first: bool = Fal
     return ""
 
 
+def parses(problem: Problem, completion: str) -> bool:
+    """Whether the program of a completion parses (go/parser through gocheck): the floor under every answer,
+    apart from whether it builds or passes."""
+    from gocoder.validate import check
+
+    return all(check(src, typecheck=False, gofmt=False, decls=False).ok
+               for name, src in problem.program(completion).items() if name.endswith(".go"))
+
+
 def _scored(problem: Problem, comps: list[str], limits: Limits, typecheck_first: bool) -> dict[str, Any]:
     """Each completion's verdict; equal completions are run once (a small model repeats itself often, and
     n = 100 samples of 928 problems is 92,800 programs to build), and what go/types rejects is not built."""
@@ -111,7 +120,8 @@ def _scored(problem: Problem, comps: list[str], limits: Limits, typecheck_first:
         if comp in seen:
             continue
         res = score(problem, comp, limits, typecheck_first)
-        row = {"status": res.status, "wall_s": round(res.wall_s, 3), "build_s": round(res.build_s, 3)}
+        row = {"status": res.status, "parses": parses(problem, comp), "wall_s": round(res.wall_s, 3),
+               "build_s": round(res.build_s, 3)}
         if not res.passed:
             out = res.build_output if res.status == "build_error" else res.stderr + res.stdout
             row["output"] = out[-OUTPUT_KEEP:]
@@ -377,6 +387,7 @@ def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, 
         sec: dict[str, Any] = {
             "pass@k": mean_pass_at_k([(s["n"], s["c"]) for s in secs], (1,) if key in ("greedy", "loop") else cfg.ks),
             "samples": sum(s["n"] for s in secs), "passed": sum(s["c"] for s in secs),
+            "parsed": sum(bool(x.get("parses")) for s in secs for x in s["samples"]),
             "status_counts": dict(sorted(Counter(x["status"] for s in secs for x in s["samples"]).items())),
         }  # fmt: skip
         if key in ("greedy", "sampled"):  # one round, no feedback

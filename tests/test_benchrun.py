@@ -243,3 +243,6 @@ def test_a_completions_file_with_the_loop_submits_the_first_answer_that_passes_t
     assert s["loop"]["pass@k"] == {"pass@1": 0.0} and s["loop"]["visible_passed"] == 1  # the hidden checks decide
     s = run_benchmark([p], BenchConfig(), out=tmp_path / "c", completions={p.id: [wrong, right]}, limits=LIM)
     assert "loop" not in s  # no --refine-iters: the file's answers only
+    assert s["given"]["parsed"] == 2  # both parse: one fails its checks, one passes
+    s = run_benchmark([p], BenchConfig(), out=tmp_path / "d", completions={p.id: ["\treturn 3 *\n}\n"]}, limits=LIM)
+    assert s["given"]["parsed"] == 0 and s["given"]["status_counts"] == {"build_error": 1}
