@@ -10,7 +10,13 @@
 #   runs/default.sh train    # 2 GPUs: tokenize both, then the GPT baseline (GPU 0) and the recursive model
 #                            # (GPU 1) side by side: same parameters, same wall-time limit, three stages each
 #                            # (files, records, functions), configs/go-26m.toml
-#   runs/default.sh ship M   # export run M (gpt or recursive) as int8 to models/default (the card stays)
+#   runs/default.sh continue M FROM OUT
+#                            # a new run OUT of model M (gpt or recursive) from the weights of the model folder
+#                            # FROM (train.init: an int8 export too): CONT_RECORDS steps of records, then
+#                            # CONT_FUNC_EPOCHS epochs of the standalone functions; a run cut short by its time
+#                            # limit goes on in another session this way
+#   runs/default.sh ship RUN # export the run $WORK/RUN (gpt, recursive, a continued run) as int8 to models/default
+#                            # (the card stays)
 #
 # A GPU machine reached by small transfers gets the corpus in parts: runs/stage-corpus.sh pack/tokenize.
 # WORK (default runs/default) holds everything; each stage resumes or redoes cleanly when rerun.
@@ -109,12 +115,36 @@ train() {
   wait
 }
 
+# a continued run (`continue`): its own optimizer, warm-up and schedule, from the weights it starts with
+CONT_RECORDS=${CONT_RECORDS:-300} CONT_FUNC_EPOCHS=${CONT_FUNC_EPOCHS:-4} CONT_LR=${CONT_LR:-0.001}
+CONT_EMA=${CONT_EMA:-0.98} CONT_BATCH=${CONT_BATCH:-64} CONT_WARMUP=${CONT_WARMUP:-10}
+
+continue_run() {
+  local m=${1:?usage: runs/default.sh continue gpt|recursive FROM OUT} from=${2:?FROM: a model folder} out=${3:?OUT}
+  local fsteps=0 stages=()
+  if [ "$CONT_FUNC_EPOCHS" -gt 0 ]; then
+    local rows=$(( CONT_BATCH * 1024 ))  # the last partial step rounds up
+    fsteps=$(( (CONT_FUNC_EPOCHS * $(train_tokens "$WORK/ftokens") + rows - 1) / rows ))
+  fi
+  if [ "$m" = gpt ]; then stages+=(--set model.type=gpt); fi
+  step "$out: $m from $from, $CONT_RECORDS record steps + $fsteps function steps (batch $CONT_BATCH, lr $CONT_LR)"
+  # shellcheck disable=SC2206  # SETS: extra overrides, as for train
+  $GOCODER train --config configs/go-26m.toml ${SETS:-} "${stages[@]}" --set "train.init=\"$from\"" \
+    --set "train.data=\"$WORK/shards\"" --set "train.out=\"$out\"" --set "train.steps=$(( CONT_RECORDS + fsteps ))" \
+    --set "train.batch_size=$CONT_BATCH" --set "train.lr=$CONT_LR" --set "train.warmup_steps=$CONT_WARMUP" \
+    --set "train.ema_decay=$CONT_EMA" --set train.eval_every=0 --set train.log_every=10 \
+    --set 'train.stages.0.name="records"' --set "train.stages.0.data=\"$WORK/shards\"" \
+    --set "train.stages.0.until_step=$CONT_RECORDS" --set 'train.stages.1.name="functions"' \
+    --set "train.stages.1.data=\"$WORK/ftokens\"" --set train.stages.1.until_step=0 \
+    --set "train.stages.2.data=\"$WORK/ftokens\""
+}
+
 train_tokens() {
   python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['splits']['train']['tokens'])" "$1/meta.json"
 }
 
 ship() {
-  local m=${1:?usage: runs/default.sh ship gpt|recursive}
+  local m=${1:?usage: runs/default.sh ship RUN (a run folder under \$WORK: gpt, recursive, ...)}
   step "models/default from $WORK/$m (int8)"
   rm -rf models/.default.tmp
   $GOCODER export "$WORK/$m" -o models/.default.tmp --quantize int8
@@ -130,6 +160,7 @@ case "${1:-}" in
   data) data ;;
   corpus) corpus ;;
   train) train ;;
+  continue) continue_run "${2:-}" "${3:-}" "${4:-}" ;;
   ship) ship "${2:-}" ;;
-  *) echo "usage: runs/default.sh data|corpus|train|ship gpt|recursive" >&2; exit 2 ;;
+  *) echo "usage: runs/default.sh data|corpus|train|continue M FROM OUT|ship RUN" >&2; exit 2 ;;
 esac
