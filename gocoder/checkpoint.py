@@ -111,19 +111,26 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     return (*load_weights(path), load_train_state(path))
 
 
-def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, dict[str, Any]]:
-    """A trained model from its checkpoint folder alone (EMA weights when there are some)."""
+def float_weights(path: str | Path, use_ema: bool = True) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(config.json, the weights as floats) of a checkpoint, run or exported-model folder: the EMA weights
+    when there are some (and use_ema), an int8 export's matrices turned back into floats."""
     from gocoder.quant import dequantize, is_quantized
 
     meta, weights, ema = load_weights(path)
+    chosen = ema if (use_ema and ema is not None) else weights
+    return meta, dequantize(chosen) if is_quantized(chosen) else chosen
+
+
+def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, dict[str, Any]]:
+    """A trained model from its checkpoint folder alone (EMA weights when there are some)."""
+    meta, weights = float_weights(path, use_ema)
     where = checkpoint_dir(path) / "config.json"
     try:
         model = GocoderModel(ModelConfig(**meta["model"]))
     except (KeyError, TypeError, ValueError) as e:
         raise GocoderError(f"{where}: no usable model config ({type(e).__name__}: {e})") from None
-    chosen = ema if (use_ema and ema is not None) else weights
     try:
-        model.load_state_dict(dequantize(chosen) if is_quantized(chosen) else chosen)  # int8 exports: floats again
+        model.load_state_dict(weights)
     except RuntimeError as e:
         first = str(e).splitlines()[0][:200]
         raise GocoderError(f"{where}: the weights do not fit its model config: {first}") from None

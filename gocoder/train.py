@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from gocoder import GocoderError
-from gocoder.checkpoint import checkpoint_dir, load_checkpoint, load_weights, save_checkpoint
+from gocoder.checkpoint import checkpoint_dir, float_weights, load_checkpoint, save_checkpoint
 from gocoder.config import Config, ModelConfig, to_dict
 from gocoder.data import Shard, iter_batches, open_shard
 from gocoder.model import GocoderModel, count_params, train_flops
@@ -361,17 +361,14 @@ def _log_line(m: dict[str, Any]) -> str:
 def init_weights(path: str, model: dict[str, Any], tokenizer_hash: str) -> dict[str, torch.Tensor]:
     """The float weights of the model folder `train.init` names (its EMA weights when it has them), checked
     to be this run's model and tokenizer: a run continued from exported weights learns, never mis-loads."""
-    from gocoder.quant import dequantize, is_quantized
-
-    meta, weights, ema = load_weights(path)
+    meta, weights = float_weights(path)
     where = checkpoint_dir(path) / "config.json"
     if meta.get("model") != model:
         diff = sorted(k for k in model if (meta.get("model") or {}).get(k) != model[k])
         raise GocoderError(f"{where}: train.init's model config differs from this run's ({', '.join(diff)})")
     if meta.get("tokenizer_hash") != tokenizer_hash:
         raise GocoderError(f"{where}: train.init was trained with another tokenizer than this run's data")
-    chosen = ema if ema is not None else weights
-    return {k: v.float() for k, v in (dequantize(chosen) if is_quantized(chosen) else chosen).items()}
+    return {k: v.float() for k, v in weights.items()}
 
 
 def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, progress: bool = False) -> dict:

@@ -121,15 +121,15 @@ CONT_EMA=${CONT_EMA:-0.98} CONT_BATCH=${CONT_BATCH:-64} CONT_WARMUP=${CONT_WARMU
 
 continue_run() {
   local m=${1:?usage: runs/default.sh continue gpt|recursive FROM OUT} from=${2:?FROM: a model folder} out=${3:?OUT}
-  local fsteps=0 stages=()
+  local fsteps=0 model=()
   if [ "$CONT_FUNC_EPOCHS" -gt 0 ]; then
     local rows=$(( CONT_BATCH * 1024 ))  # the last partial step rounds up
     fsteps=$(( (CONT_FUNC_EPOCHS * $(train_tokens "$WORK/ftokens") + rows - 1) / rows ))
   fi
-  if [ "$m" = gpt ]; then stages+=(--set model.type=gpt); fi
+  if [ "$m" = gpt ]; then model+=(--set model.type=gpt); fi
   step "$out: $m from $from, $CONT_RECORDS record steps + $fsteps function steps (batch $CONT_BATCH, lr $CONT_LR)"
   # shellcheck disable=SC2206  # SETS: extra overrides, as for train
-  $GOCODER train --config configs/go-26m.toml ${SETS:-} "${stages[@]}" --set "train.init=\"$from\"" \
+  $GOCODER train --config configs/go-26m.toml ${SETS:-} "${model[@]}" --set "train.init=\"$from\"" \
     --set "train.data=\"$WORK/shards\"" --set "train.out=\"$out\"" --set "train.steps=$(( CONT_RECORDS + fsteps ))" \
     --set "train.batch_size=$CONT_BATCH" --set "train.lr=$CONT_LR" --set "train.warmup_steps=$CONT_WARMUP" \
     --set "train.ema_decay=$CONT_EMA" --set train.eval_every=0 --set train.log_every=10 \
