@@ -26,8 +26,13 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="the problems file (JSONL) to write")
     ap.add_argument("--per-package", type=int, default=20, help="problems kept per package at most")
     ap.add_argument("--workers", type=int, default=2, help="sandbox runs at once")
+    ap.add_argument("--config", help="a gocoder config whose splits.shares picks the test packages (default: the "
+                    "defaults, as annotate and corpus build take them)")
     a = ap.parse_args()
-    counts = build(Path(a.synth), Path(a.out), per_package=a.per_package, workers=a.workers)
+    from gocoder.config import load_config
+
+    shares = load_config(a.config).splits.shares
+    counts = build(Path(a.synth), Path(a.out), shares=shares, per_package=a.per_package, workers=a.workers)
     print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=sys.stderr)
 
 

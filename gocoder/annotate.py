@@ -6,16 +6,15 @@ targets, classifies the intent and writes the steps. The solution is the text of
 modified declarations after the change, doc comments included; its syntax verdict is gocheck's on
 the files after the change.
 
-Splits are by repository (a record's `repo`: for go-src and synth records that is one package of
-the tree), by a hash of its name, so no repository is in two splits and the split of a repository
-never depends on what else is in the input. Records stream through in batches (one pipelined
-gocheck round trip per batch); output is appended with JsonlWriter, and records already written,
+Splits are by Go package (gocoder/splits.py, the one home of splits: the corpus puts each package on
+the same side), by a hash of its path placed on the shares of `splits.shares`, so no package is in two
+splits and the split of a package never depends on what else is in the input. Records stream through in
+batches (one pipelined gocheck round trip per batch); output is appended with JsonlWriter, and records already written,
 or skipped before (listed in OUT/skipped.done), are not done again: kill and rerun resumes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,32 +31,10 @@ from gocoder.intents import IntentModel, classify, load_model
 from gocoder.plans import DeclChange, decl_changes
 from gocoder.progress import Progress
 from gocoder.records import read_jsonl_numbered
+from gocoder.splits import SPLITS, parse_shares, record_split
 from gocoder.steps import plan_bytes, plan_steps
 
-SPLITS = ("train", "valid", "test")
 _KEYWORD = {"var": "var", "const": "const", "func": "func", "method": "func"}
-
-
-def parse_split(value: str | Sequence[float]) -> tuple[float, float, float]:
-    """Three shares (train, valid, test), each >= 0, summing to 1: "0.9,0.05,0.05" or a sequence."""
-    try:
-        parts = [float(x) for x in (value.split(",") if isinstance(value, str) else value)]
-    except ValueError:
-        parts = []
-    if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-6:
-        raise GocoderError(f"--split {value!r}: expected shares train,valid,test that sum to 1, e.g. 0.9,0.05,0.05")
-    return parts[0], parts[1], parts[2]
-
-
-def split_of(repo: str, shares: Sequence[float]) -> str:
-    """The split of a repository: a hash of its name placed on the cumulative shares."""
-    u = int.from_bytes(hashlib.sha256(repo.encode("utf-8", "surrogatepass")).digest()[:8], "big") / 2**64
-    cum = 0.0
-    for name, share in zip(SPLITS, shares, strict=True):
-        cum += share
-        if u < cum:
-            return name
-    return next(n for n, s in reversed(list(zip(SPLITS, shares, strict=True))) if s > 0)
 
 
 def read_raw(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -158,7 +135,7 @@ def _record(rec: dict[str, Any], files: list[dict[str, Any]], changes: list[Decl
             seen.add((c.file, c.pos))
             code.append(_with_doc(after[c.file], c))
     out = {
-        "id": rid, "split": split_of(rec["repo"], shares), "source": rec.get("source"),
+        "id": rid, "split": record_split(rec, shares), "source": rec.get("source"),
         "repo": rec["repo"], "pr_number": rec.get("pr_number"), "sha": rec.get("sha"),
         "problem": {"description": title, "details": body},
         "context": {"file": main["path"], "before": main["before"]},
@@ -237,14 +214,15 @@ def _count_lines(path: Path) -> int:
 
 
 def annotate(
-    cfg: AnnotateConfig, input: Path, out_dir: Path | None = None, *, split: str | None = None,
+    cfg: AnnotateConfig, input: Path, out_dir: Path | None = None, *, shares: Sequence[float] | str = (0.9, 0.05, 0.05),
     vcfg: ValidateConfig | None = None, console: Console | None = None,
 ) -> AnnotateResult:
-    """Annotate every raw record under input into OUT/{train,valid,test}.jsonl; rerun to resume."""
+    """Annotate every raw record under input into OUT/{train,valid,test}.jsonl, split by package on the
+    shares (splits.shares); rerun to resume."""
     from gocoder.records import JsonlWriter
     from gocoder.validate import get_checker
 
-    shares = parse_split(split if split is not None else cfg.split)
+    shares = parse_shares(shares)
     files = _inputs(Path(input))
     out_dir = Path(out_dir or cfg.out_dir)
     res = AnnotateResult(out_dir=out_dir)
@@ -315,13 +293,13 @@ def annotate(
     for w in writers.values():  # every input read: each split exists, if empty (a writer makes its file lazily)
         w.path.parent.mkdir(parents=True, exist_ok=True)
         w.path.touch()
-    # A split is a hash of the repository's name: with one or two repositories whole splits stay empty, and
+    # A split is a hash of a package's path: with one or two packages whole splits stay empty, and
     # the next steps (validation loss, gocoder eval) would then measure nothing without a word.
     for name, share in zip(SPLITS, shares, strict=True):
         if share > 0 and not writers[name].seen:
             res.warnings.append(
-                f"{out_dir / name}.jsonl is empty: records are split by repository, and no repository annotated "
-                f"so far fell into {name}; annotate records of more repositories (gocoder collect --repo ...), "
-                f"or give {name} a larger share with --split")
+                f"{out_dir / name}.jsonl is empty: records are split by Go package, and no package annotated "
+                f"so far fell into {name}; annotate records of more packages (gocoder collect --repo ...), "
+                f"or give {name} a larger share (splits.shares) with --split")
             console.print(f"warning: {res.warnings[-1]}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     return res

@@ -236,20 +236,22 @@ def annotate_cmd(
         Path | None, typer.Option("--out", "-o", help="Folder for train/valid/test.jsonl (default: annotate.out_dir).")
     ] = None,
     split: Annotated[
-        str | None, typer.Option("--split", help="Shares of repositories for train,valid,test, e.g. 0.9,0.05,0.05.")
+        str | None, typer.Option("--split", help="Shares of Go packages for train,valid,test, e.g. 0.9,0.05,0.05 "
+                                 "(sets splits.shares, the one split of every stage).")
     ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Turn raw PR records into hierarchical plans (intent, targets, steps), split by repository.
+    """Turn raw PR records into hierarchical plans (intent, targets, steps), split by Go package.
 
     Example: gocoder annotate --input data/raw/ --out data/hierarchical/ --split 0.9,0.05,0.05
     """
     from gocoder.annotate import annotate
+    from gocoder.splits import parse_shares
 
-    cfg = _config(config, set_)
-    res = annotate(cfg.annotate, input, out, split=split, vcfg=cfg.validate, console=err)
+    cfg = _config(config, set_, "splits", shares=parse_shares(split, "--split") if split is not None else None)
+    res = annotate(cfg.annotate, input, out, shares=cfg.splits.shares, vcfg=cfg.validate, console=err)
     if as_json:
         print(json.dumps(res.to_dict()))
         return
@@ -354,7 +356,7 @@ def tokenizer_train(
 @tokenizer_app.command("eval")
 def tokenizer_eval(
     corpus: Annotated[Path, typer.Option("--corpus", help="Hierarchical JSONL file or folder, corpus text parts "
-                                                          "(their valid split), or a folder of .go.")],
+                                                          "(their held-out splits), or a folder of .go.")],
     tokenizer: Annotated[
         Path | None, typer.Option("--tokenizer", "-t", help="Tokenizer folder or .model (default: tokenizer.path).")
     ] = None,
@@ -476,15 +478,19 @@ def corpus_build_cmd(
     tokenizer: Annotated[
         Path | None, typer.Option("--tokenizer", help="Estimate tokens with this tokenizer (a sample of files).")
     ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch, filter, deduplicate and decontaminate whole Go files into compressed text parts; resumable.
 
+    Files are split train/valid/test by Go package on splits.shares, as annotate's records are.
     Example: gocoder corpus build -o /work/corpus --decontaminate ../shared/bench/mbxp_go.jsonl
     """
     from gocoder.corpus import build
     from gocoder.gosources import AptSuite, DebianSource, GoRootSource, UnpackedSource, list_debian_packages
 
+    cfg = _config(config, set_)
     cache = cache or out / "cache"
     sources = [GoRootSource()] if go else []
     if debian != "none":
@@ -505,7 +511,7 @@ def corpus_build_cmd(
     progress, stop = _stage_progress()
     try:
         summary = build(sources, out, cache, decontaminate or [], workers=workers, part_mib=part_mib,
-                        progress=progress, tokenizer=tok)
+                        progress=progress, tokenizer=tok, shares=cfg.splits.shares)
     finally:
         stop()
     if as_json:
@@ -552,7 +558,8 @@ def corpus_functions_cmd(
         print(json.dumps(summary["total"]))
         return
     total = summary["total"]
-    print(f"kept {total.get('kept train', 0)} train and {total.get('kept valid', 0)} valid functions in {out / 'text'}")
+    print(f"kept {total.get('kept train', 0)} train, {total.get('kept valid', 0)} valid and "
+          f"{total.get('kept test', 0)} test functions in {out / 'text'}")
     for reason, n in total.items():
         if not reason.startswith("kept"):
             print(f"  dropped {reason}: {n}")
@@ -563,7 +570,7 @@ def corpus_tokenize_cmd(
     text: Annotated[Path, typer.Option("--text", help="Folder of part-*.jsonl.xz text parts.")] = Path("corpus/text"),
     tokenizer: Annotated[Path, typer.Option("--tokenizer", help="Tokenizer folder or .model file.")] = Path(
         "tokenizer"),
-    out: Annotated[Path, typer.Option("--out", "-o", help="Token folder: {train,valid}/tokens.bin, meta.json.")] = Path(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Token folder: SPLIT/tokens.bin, meta.json.")] = Path(
         "corpus/tokens"),
     workers: Annotated[int, typer.Option("--workers", help="Encoding threads (-1: all cores).")] = -1,
     max_package_tokens: Annotated[
@@ -591,8 +598,8 @@ def corpus_tokenize_cmd(
         print(json.dumps({k: v for k, v in meta.items() if k not in ("sources", "capped")}))
     else:
         sp = meta["splits"]
-        print(f"train {sp['train']['docs']} docs, {sp['train']['tokens']} tokens; valid {sp['valid']['docs']} docs, "
-              f"{sp['valid']['tokens']} tokens ({meta['dtype']}) in {out}")
+        print("; ".join(f"{k} {v['docs']} docs, {v['tokens']} tokens" for k, v in sp.items())
+              + f" ({meta['dtype']}) in {out}")
 
 
 @app.command("export")

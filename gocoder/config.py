@@ -181,11 +181,18 @@ class SynthConfig:
 
 
 @dataclass(frozen=True)
+class SplitsConfig:
+    """Train, valid and test by Go package (gocoder/splits.py): one value for every stage that splits."""
+
+    # train, valid, test shares of Go packages: annotate's records, the corpus's files, the fix benchmark
+    shares: tuple[float, ...] = (0.9, 0.05, 0.05)
+
+
+@dataclass(frozen=True)
 class AnnotateConfig:
-    """`gocoder annotate`: raw PR records to hierarchical plans, split by repository."""
+    """`gocoder annotate`: raw PR records to hierarchical plans, split by Go package (splits.shares)."""
 
     out_dir: str = "data/hierarchical"
-    split: tuple[float, ...] = (0.9, 0.05, 0.05)  # train, valid, test shares of repositories
     batch: int = 64  # records whose files go to gocheck in one pipelined batch
     # A record whose plan and solution run past this many UTF-8 bytes is split by file, or dropped when
     # no file's part fits (0: no limit). 7,168 = 2,048 tokens at 3.5 bytes a token (the shipped
@@ -241,6 +248,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    splits: SplitsConfig = field(default_factory=SplitsConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
 
@@ -298,8 +306,9 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
                       "max_sentence_length": _ge(1), "max_piece_length": _within(1, 16),
                       "character_coverage": _within(0, 1, lo_open=True), "threads": _ge(1)},
     SynthConfig: {"per_func": _ge(1), "seed": _ge(0), "timeout_s": _gt0()},
-    AnnotateConfig: {"split": ((lambda v: len(v) == 3 and min(v) >= 0 and abs(sum(v) - 1) < 1e-6),
-                               "three shares >= 0 that sum to 1"), "out_dir": _NONEMPTY, "batch": _ge(1)},
+    SplitsConfig: {"shares": ((lambda v: len(v) == 3 and min(v) >= 0 and abs(sum(v) - 1) < 1e-6),
+                              "three shares >= 0 that sum to 1")},
+    AnnotateConfig: {"out_dir": _NONEMPTY, "batch": _ge(1)},
     ShardsConfig: {"rollouts": _ge(0), "max_len": _ge(0), "seed": _ge(0)},
     GenerateConfig: {"max_iters": _ge(1), "samples": _ge(1), "budget": _ge(0), "ucb_c": _ge(0),
                      "max_new_tokens": _ge(1), "temperature": _ge(0), "top_p": _within(0, 1, lo_open=True),
@@ -383,7 +392,12 @@ def _parse_value(raw: str) -> Any:
 MOVED = {
     "bench.max_new_tokens": "generate.max_new_tokens",
     "train.eval_max_new": "generate.max_new_tokens",
+    "annotate.split": "splits.shares",
 }
+
+
+_WHY_MOVED = {"generate.max_new_tokens": "one budget for generate, bench and train's eval samples",
+              "splits.shares": "one split for annotate, the corpus and the fix benchmark"}
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
@@ -392,7 +406,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     for key in data:
         if prefix + key in MOVED:
             raise GocoderError(f"config key {prefix + key!r} moved to {MOVED[prefix + key]!r} "
-                               f"(one budget for generate, bench and train's eval samples); set that instead")
+                               f"({_WHY_MOVED[MOVED[prefix + key]]}); set that instead")
         if key not in names:
             where = f"section [{prefix.rstrip('.')}]" if prefix else "the top level"
             raise GocoderError(

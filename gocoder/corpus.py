@@ -13,8 +13,12 @@ Three steps, each resumable:
    wins; then write OUT/text/part-NNNNN.jsonl.xz parts of at most 24 MiB and OUT/summary.json.
    This step is cheap beside the others and is redone whole, into a temporary folder.
 
-The split is by package: a package whose name hashes into the first percent is "valid" (held-out
-Go packages for the pretraining loss), so no package has files in both splits.
+The split is by Go package, gocoder/splits.py's, as annotate's records and the fix benchmark are: a file's
+key is its folder under the source's root (GOROOT/src's `go/scanner`, a Debian package's import path under
+/usr/share/gocode/src), placed on the shares of `splits.shares`; each record says "train", "valid" or
+"test" (held-out = valid + test), and summary.json records the shares. A Go package is never in two splits,
+and a package held out of the records is held out of the corpus too (issue 26: the whole Go distribution
+was once one key, which hashed into train).
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ import numpy as np
 
 from gocoder import GocoderError
 from gocoder.decontam import code_hashes
-from gocoder.gosources import GO_PACKAGE, package_of
+from gocoder.gosources import GO_PACKAGE
 from gocoder.records import decode_go, skip_path
+from gocoder.splits import SPLITS, file_key, parse_shares, split_of
 from gocoder.textparts import PartWriter
 
 MAX_BYTES = 300 * 1024
@@ -47,7 +52,6 @@ MAX_LINE, MAX_MEAN_LINE = 1000, 100  # minified or data: no hand-written Go look
 MIN_PRINTABLE = 0.98  # share of bytes that are not control characters (tab and newlines count as text)
 NUM_PERM, THRESHOLD, SHINGLE = 128, 0.85, 5
 SCHEME = "affine32"  # datasketch 2's unbiased 32-bit scheme; our shingle hashes are 32-bit
-VALID_PERCENT = 1
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13)) + b"\x7f"
 _WORD = re.compile(r"\w+|[^\w\s]")
 # Summary order: the filters as a file meets them, so "before/after each filter" reads top to bottom.
@@ -63,13 +67,6 @@ def datasketch():
     except ImportError:
         raise GocoderError("gocoder corpus needs datasketch for near-dedup: pip install 'gocoder[corpus]'") from None
     return ds
-
-
-def split_of(package: str) -> str:
-    """"valid" for a deterministic ~1% of packages (by the hash of the name, without a PKG@SUITE's suite:
-    a package's versions from two suites share a side), else "train"."""
-    h = int(hashlib.sha256(package_of(package).encode()).hexdigest()[:8], 16)
-    return "valid" if h % 100 < VALID_PERCENT else "train"
 
 
 def classify(rel: str, data: bytes) -> tuple[str | None, str | None]:
@@ -192,14 +189,16 @@ def scan(source: Any, names: list[str], scan_dir: Path, blocklist: set[str], wor
 
 
 def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress: Progress | None = None,
-          tokenizer: Any = None, workers: int = 1) -> dict[str, Any]:
-    """Dedup the scanned packages in order and write OUT/text parts and OUT/summary.json."""
+          tokenizer: Any = None, workers: int = 1, shares: tuple[float, ...] = (0.9, 0.05, 0.05)) -> dict[str, Any]:
+    """Dedup the scanned packages in order and write OUT/text parts and OUT/summary.json; each file's split
+    is its Go package's (gocoder/splits.py)."""
     ds = datasketch()
     lsh = ds.MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
     seen: set[str] = set()
     sigs: dict[str, np.ndarray] = {}
     files, nbytes = Counter[str](), Counter[str]()
-    splits: dict[str, Counter[str]] = {"train": Counter(), "valid": Counter()}
+    splits: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
+    go_packages: dict[str, set[str]] = {s: set() for s in SPLITS}
     licenses: Counter[str] = Counter()
     sample: list[str] = []
     tmp = out / "text.tmp"
@@ -210,7 +209,6 @@ def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress
             for reason, (n, b) in stats["dropped"].items():
                 files[reason] += n
                 nbytes[reason] += b
-            split = split_of(name)
             with gzip.open(scan_dir / f"{name}.jsonl.gz", "rt", encoding="utf-8") as f:
                 for line in f:
                     rec = json.loads(line)
@@ -232,25 +230,29 @@ def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress
                         files[reason] += 1
                         nbytes[reason] += size
                         continue
+                    key = file_key(rec["path"])
+                    split = split_of(key, shares)
                     parts.write({"id": rid, "package": name, "license": stats["license"], "path": rec["path"],
                                  "split": split, "text": text})
                     splits[split].update(files=1, bytes=size)
+                    go_packages[split].add(key)
                     licenses[stats["license"]] += 1
                     if tokenizer is not None and len(seen) % 50 == 0:
                         sample.append(text)
-            splits[split]["packages"] += 1
             if progress:
                 progress("write", i + 1, len(names))
     (out / "text").mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "text")
     tmp.rename(out / "text")
+    for s in SPLITS:  # Go packages (import paths) with a kept file, not the corpus's Debian packages
+        splits[s]["packages"] = len(go_packages[s])
     kept_files = sum(s["files"] for s in splits.values())
     kept_bytes = sum(s["bytes"] for s in splits.values())
     summary = {
         "seen": {"files": kept_files + sum(files.values()), "bytes": kept_bytes + sum(nbytes.values())},
         "dropped": {r: {"files": files[r], "bytes": nbytes[r]} for r in REASONS if files[r]},
         "kept": {"files": kept_files, "bytes": kept_bytes},
-        "splits": {k: dict(v) for k, v in splits.items()},
+        "splits": {k: dict(v) for k, v in splits.items()}, "shares": list(shares),
         "packages": len(names), "parts": parts.count, "licenses": dict(licenses.most_common(10)),
     }
     if sample:
@@ -262,10 +264,13 @@ def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress
 
 
 def build(sources: list[Any], out: Path, cache: Path, blocklists: list[Path], *, workers: int = 2,
-          part_mib: float = 24, progress: Progress | None = None, tokenizer: Any = None) -> dict[str, Any]:
-    """Fetch, scan and write the corpus (see the module docstring); returns the summary."""
+          part_mib: float = 24, progress: Progress | None = None, tokenizer: Any = None,
+          shares: tuple[float, ...] = (0.9, 0.05, 0.05)) -> dict[str, Any]:
+    """Fetch, scan and write the corpus (see the module docstring); split on shares (splits.shares);
+    returns the summary."""
     from gocoder.decontam import load_blocklist
 
+    shares = parse_shares(shares)
     datasketch()  # fail before hours of work, not after
     t0 = time.monotonic()
     blocklist: set[str] = set()
@@ -287,7 +292,7 @@ def build(sources: list[Any], out: Path, cache: Path, blocklists: list[Path], *,
         scan(src, own, scan_dir, blocklist, workers, progress)
         names += own
     names.sort(key=lambda n: (n != GO_PACKAGE, n))
-    summary = write(names, scan_dir, out, int(part_mib * 2**20), progress, tokenizer, workers)
+    summary = write(names, scan_dir, out, int(part_mib * 2**20), progress, tokenizer, workers, shares)
     summary.update(fetch_failed=failed, blocklist_hashes=len(blocklist), seconds=round(time.monotonic() - t0, 1))
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

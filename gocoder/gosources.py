@@ -14,8 +14,8 @@ the machine-readable /usr/share/doc/PKG/copyright, whose first `License:` field 
 Besides the machine's own apt sources, any Debian suite can be read (`AptSuite`: trixie, sid, ...): apt
 runs on a sources list, package lists and cache of its own under the cache folder, so nothing of the
 system's apt changes. A suite's packages are named `PKG@SUITE` in the corpus, so that two suites' versions
-of one package are two packages to the build (the older suite first: dedup keeps its copies) while the
-split (`corpus.split_of`) still goes by PKG: both versions land on the same side.
+of one package are two packages to the build (the older suite first: dedup keeps its copies); the split
+(gocoder/splits.py) goes by each file's import path, so both versions land on the same side.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ SUITE_MARK = "@"  # PKG@SUITE: a package of a suite other than the system's
 
 def package_of(name: str) -> str:
     """The package a corpus package name stands for: PKG for PKG@SUITE (a version from another suite),
-    the name itself otherwise. The split, tokenize's cap and the tokenizer's cap all go by it."""
+    the name itself otherwise. Tokenize's cap and the tokenizer's cap go by it."""
     return name.split(SUITE_MARK, 1)[0]
 
 

@@ -1,8 +1,9 @@
 """The synth-fix benchmark: bugs planted by `gocoder synth` in Go packages training never saw, scored by the
 packages' own tests (`gocoder bench --format synth-fix`).
 
-Problems come from GOROOT/src packages in the test split of the repository split (gocoder/annotate.py
-`split_of` on the record's repo, `GOROOT/src/PKG`), so no training shard holds their code. `build` keeps a
+Problems come from GOROOT/src packages in the test split (gocoder/splits.py, keyed by the package path
+`PKG` of the record's repo `GOROOT/src/PKG`: the split annotate's records and the corpus's files take too),
+so neither a training shard nor the pretraining corpus holds their code. `build` keeps a
 planted bug only if the package's tests pass on the original file and fail on the buggy one, run in the
 sandbox as a module of its own: the package's files are copied, and its external tests (`package P_test`)
 import the copy instead of the standard library's. Packages that import `internal/...` or read a testdata
@@ -24,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
-from gocoder.annotate import split_of
 from gocoder.records import read_jsonl_numbered
 from gocoder.sandbox import Limits, go_version, run_go
+from gocoder.splits import record_split
 
 PREFIX = "GOROOT/src/"
 _FUNC_NAME = re.compile(r"^func\s+(?:\([^)]*\)\s*)?(\w+)", re.M)
@@ -86,7 +87,7 @@ def build(synth: Path, out: Path, *, shares: tuple[float, float, float] = (0.9, 
     by_pkg: dict[str, list[dict[str, Any]]] = {}
     for _, r in read_jsonl_numbered(synth):
         repo = r.get("repo", "")
-        if not repo.startswith(PREFIX) or split_of(repo, shares) != "test":
+        if not repo.startswith(PREFIX) or record_split(r, shares) != "test":
             counts["not test split"] += 1
             continue
         by_pkg.setdefault(repo[len(PREFIX) :], []).append(r)

@@ -5,9 +5,10 @@ preset 6), each at most 24 MiB, one JSON record a line: {"id", "package", "licen
 "split", "text"}. Tokenizing runs there (16 cores, no Go, no datasketch), so this module needs only
 the tokenizer and numpy.
 
-Tokens: per split, OUT/tokens/{train,valid}/tokens.bin holds the documents back to back, each one's
-ids followed by the tokenizer's eos id; uint16 if the vocabulary fits, else uint32. meta.json says
-the kind ("pretrain"), tokenizer hash, vocab size, dtype, eos id and per-split documents and tokens.
+Tokens: per split (the records' own, gocoder/splits.py), OUT/tokens/{train,valid,test}/tokens.bin holds
+the documents back to back, each one's ids followed by the tokenizer's eos id; uint16 if the vocabulary
+fits, else uint32. meta.json says the kind ("pretrain"), tokenizer hash, vocab size, dtype, eos id and
+per-split documents and tokens.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ import numpy as np
 
 from gocoder import GocoderError
 from gocoder.gosources import package_of
+from gocoder.splits import SPLITS
 
 PART_GLOB = "part-*.jsonl.xz"
 # xz emits LZMA2 chunks of at most 64 KiB compressed, so it holds back less than that (60 KB measured at
 # the end of GOROOT/src/net): a part is closed while its emitted size leaves this much room.
 SLACK = 1 << 20
-SPLITS = ("train", "valid")
 
 
 class PartWriter:
@@ -143,7 +144,8 @@ def read_parts(folder: Path, parts: list[Path] | None = None) -> Iterator[dict[s
 
 def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes: int = 8 << 20,
              progress: Callable[[int], None] | None = None, max_package_tokens: int = 0) -> dict[str, Any]:
-    """Encode every part into OUT/{train,valid}/tokens.bin and OUT/meta.json (see the module docstring).
+    """Encode every part into OUT/{train,valid,test}/tokens.bin and OUT/meta.json (see the module docstring):
+    a file goes to its record's split, so held-out packages never reach train.
 
     max_package_tokens > 0 caps what one package gives the train split: its files past the cap (in the
     parts' order, so the cut is the same on every run) are left out and counted in meta.json's "capped".
@@ -181,7 +183,8 @@ def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes
         size = 0
         for rec in read_parts(text_dir):
             if rec["split"] not in SPLITS:
-                raise GocoderError(f"{text_dir}: record {rec.get('id')}: split {rec['split']!r} is not train/valid")
+                raise GocoderError(f"{text_dir}: record {rec.get('id')}: split {rec['split']!r} is not one of "
+                                   f"{'/'.join(SPLITS)}")
             batch.append(rec)
             size += len(rec["text"])
             if size >= batch_bytes:

@@ -22,6 +22,7 @@ from gocoder.gosources import package_of
 from gocoder.progress import Progress
 from gocoder.records import iter_jsonl_inputs
 from gocoder.serialize import segments
+from gocoder.splits import HELD_OUT
 from gocoder.textparts import PART_GLOB, read_parts
 from gocoder.tokenizer import Tokenizer, corpus_texts, go_files, read_go, train_tokenizer
 
@@ -142,12 +143,12 @@ def corpus_items(corpus: Path) -> Iterator[tuple[str, str, dict[str, list[str]]]
 
     A .jsonl file or a folder holding .jsonl files is hierarchical records (the text is the
     serialized record; Go is its context and code); a folder of text parts (`gocoder corpus build`)
-    gives the Go files of its valid split (held-out packages: the train split is what a tokenizer is
-    trained on); any other folder is walked for .go files.
+    gives the Go files of its held-out splits (valid and test packages: the train split is what a tokenizer
+    is trained on); any other folder is walked for .go files.
     """
     if _is_text_parts(corpus):
         for rec in read_parts(corpus):
-            if rec["split"] == "valid":
+            if rec["split"] in HELD_OUT:
                 name = f"{rec.get('package', '?')}/{rec.get('path', rec.get('id', '?'))}"
                 yield name, rec["text"], {"go": [rec["text"]]}
         return

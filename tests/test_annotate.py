@@ -12,11 +12,12 @@ from conftest import RepoBuilder
 from rich.console import Console
 
 from gocoder import GocoderError
-from gocoder.annotate import SPLITS, annotate, parse_split, split_of
+from gocoder.annotate import annotate
 from gocoder.collect import collect
 from gocoder.config import AnnotateConfig, CollectConfig
 from gocoder.records import content_hash, read_jsonl
 from gocoder.serialize import parse, serialize, serialized_fields
+from gocoder.splits import SPLITS, parse_shares, record_split, split_of
 from gocoder.validate import get_checker
 
 QUIET = Console(stderr=True, quiet=True)
@@ -38,7 +39,7 @@ def write(path: Path, recs: list) -> Path:
 
 
 def run(inp: Path, out: Path, split: str | None = None, **kw):
-    return annotate(AnnotateConfig(**kw), inp, out, split=split, console=QUIET)
+    return annotate(AnnotateConfig(**kw), inp, out, shares=split or (0.9, 0.05, 0.05), console=QUIET)
 
 
 def all_out(out: Path) -> dict[str, dict]:
@@ -82,7 +83,7 @@ def test_syntax_verdict_skips_and_sources(tmp_path: Path) -> None:
     assert out[synth["id"]]["plan"]["intent"] == "FIX" and out[synth["id"]]["bug_kind"] == "off_by_one"
 
 
-def test_splits_by_repository(tmp_path: Path) -> None:
+def test_splits_by_package(tmp_path: Path) -> None:
     recs = [raw(f"fix {i}", V1, V1.replace("return 1", f"return {i + 2}"), repo=f"repo{i % 40}") for i in range(200)]
     run(write(tmp_path / "in.jsonl", recs), tmp_path / "h", split="0.5,0.25,0.25")
     out = all_out(tmp_path / "h")
@@ -90,10 +91,10 @@ def test_splits_by_repository(tmp_path: Path) -> None:
     where: dict[str, set[str]] = {}
     for r in out.values():
         where.setdefault(r["repo"], set()).add(r["split"])
-    assert all(len(s) == 1 for s in where.values())  # no repository in two splits
+    assert all(len(s) == 1 for s in where.values())  # no package (here one a repository) in two splits
     assert {s for (s,) in where.values()} == set(SPLITS)
-    # Deterministic, and independent of the other repositories in the input.
-    assert all(r["split"] == split_of(r["repo"], (0.5, 0.25, 0.25)) for r in out.values())
+    # Deterministic, and independent of the other packages in the input: the key is REPO/DIR.
+    assert all(r["split"] == split_of(f"{r['repo']}/srv", (0.5, 0.25, 0.25)) for r in out.values())
     counts = [sum(split_of(f"owner/r{i}", (0.9, 0.05, 0.05)) == s for i in range(4000)) for s in SPLITS]
     assert 3500 < counts[0] < 3700 and 100 < counts[1] < 300 and 100 < counts[2] < 300
     assert {split_of(f"r{i}", (0, 0, 1)) for i in range(50)} == {"test"}
@@ -101,17 +102,28 @@ def test_splits_by_repository(tmp_path: Path) -> None:
 
 def test_empty_splits_are_a_warning_with_the_fix(tmp_path: Path) -> None:
     res = run(write(tmp_path / "in.jsonl", [raw("fix: x", V1, V2, repo="only")]), tmp_path / "h", split="0.9,0.05,0.05")
-    full = split_of("only", (0.9, 0.05, 0.05))
+    full = split_of("only/srv", (0.9, 0.05, 0.05))
     empty = [s for s in SPLITS if s != full]
     assert [w.split(" is empty")[0] for w in res.warnings] == [str(tmp_path / "h" / f"{s}.jsonl") for s in empty]
-    assert all("more repositories" in w and "--split" in w for w in res.warnings)
+    assert all("more packages" in w and "--split" in w for w in res.warnings)
     assert run(tmp_path / "in.jsonl", tmp_path / "h2", split="0,1,0").warnings == []  # a split with no share
 
 
 @pytest.mark.parametrize("bad", ["0.9,0.1", "a,b,c", "0.5,0.5,0.5", "-0.1,0.6,0.5"])
 def test_bad_split(bad: str) -> None:
     with pytest.raises(GocoderError, match="--split"):
-        parse_split(bad)
+        parse_shares(bad, "--split")
+
+
+def test_a_record_of_several_packages_goes_to_the_most_held_out() -> None:
+    """A change to a train package and a test package is a test record: held-out code never reaches train."""
+    shares = (0.5, 0.25, 0.25)
+    pkgs = {split_of(f"github.com/o/n/p{i}", shares): f"p{i}" for i in range(40)}
+    rec = raw("fix both", V1, V2, repo="o/n", path=f"{pkgs['train']}/a.go")
+    rec["files_changed"].append(dict(rec["files_changed"][0], path=f"{pkgs['test']}/b.go"))
+    assert record_split(rec, shares) == "test"
+    rec["files_changed"][1]["path"] = f"{pkgs['valid']}/b.go"
+    assert record_split(rec, shares) == "valid"
 
 
 def test_resume_and_torn_tail(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_frozen():
         ("generate.device=\"tpu\"", "'generate.device' must be cpu, mps, cuda or cuda:N"),
         ("train.device=\"tpu\"", "'train.device' must be auto, cpu"),
         ("train.ema_decay=1", "'train.ema_decay' must be in [0, 1)"),
-        ("annotate.split=[0.5, 0.5, 0.5]", "'annotate.split' must be three shares"),
+        ("splits.shares=[0.5, 0.5, 0.5]", "'splits.shares' must be three shares"),
         ("train.stages=[{until_step = -1}]", r"'train.stages\[0\].until_step' must be >= 0"),
         ("model.n_heads=3", "model.d_model=64 must be a multiple of model.n_heads=3"),
         ("model.n_heads=64", "head dimension must be even"),
@@ -112,3 +112,10 @@ def test_a_moved_key_says_where_it_went(tmp_path, key):
             load_config(*args)
         assert str(e.value).startswith(f"config key {key!r} moved to 'generate.max_new_tokens'"), str(e.value)
     assert load_config(overrides=["generate.max_new_tokens=96"]).generate.max_new_tokens == 96
+
+
+def test_annotate_split_moved_to_the_one_split_setting():
+    """annotate.split became splits.shares (issue 26): every stage splits by the same value."""
+    with pytest.raises(GocoderError, match="'annotate.split' moved to 'splits.shares'"):
+        load_config(overrides=["annotate.split=[0.8, 0.1, 0.1]"])
+    assert load_config(overrides=["splits.shares=[0.8, 0.1, 0.1]"]).splits.shares == (0.8, 0.1, 0.1)

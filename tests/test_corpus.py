@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 from gocoder import GocoderError
-from gocoder.corpus import build, classify, split_of
+from gocoder.corpus import build, classify
 from gocoder.decontam import code_hashes
 from gocoder.gosources import AptSuite, DebianSource, UnpackedSource, debian_license, list_debian_packages
+from gocoder.splits import split_of
 from gocoder.textparts import PartWriter, read_parts, tokenize
 from gocoder.tokenizer import Tokenizer
 
@@ -94,22 +95,24 @@ def test_a_planted_blocklisted_function_is_dropped(tmp_path):
     assert s["dropped"]["contaminated"]["files"] == 1
 
 
-def test_split_is_by_package_and_records_carry_package_and_license(tmp_path):
-    names = [f"golang-p{i}-dev" for i in range(300)]
-    valid = [n for n in names if split_of(n) == "valid"]
-    assert 0 < len(valid) < 15  # ~1%
-    pick = [*valid[:1], *[n for n in names if split_of(n) == "train"][:3]]
-    for n in pick:
-        make_pkg(tmp_path / "pkgs", n, {f"{n}/a.go": go_file("A" + n[7:-4]), f"{n}/b.go": go_file("B" + n[7:-4])},
-                 license="Apache-2.0")
-    s = run_build(tmp_path, tmp_path / "pkgs")
+def test_split_is_by_go_package_and_records_carry_package_and_license(tmp_path):
+    """A file's split is its import path's (gocoder/splits.py), not its Debian package's: one Debian package
+    holds Go packages of every split, and summary.json counts Go packages and records the shares."""
+    shares = (0.5, 0.25, 0.25)
+    dirs = [f"example.com/m/p{i}" for i in range(12)]
+    files = {f"{d}/{n}.go": go_file(f"{n.upper()}{i}") for i, d in enumerate(dirs) for n in ("a", "b")}
+    make_pkg(tmp_path / "pkgs", "golang-m-dev", files, license="Apache-2.0")
+    s = run_build(tmp_path, tmp_path / "pkgs", shares=shares)
     recs = records(tmp_path / "out")
-    by_pkg = {}
+    by_dir = {}
     for r in recs:
-        by_pkg.setdefault(r["package"], set()).add(r["split"])
+        by_dir.setdefault(r["path"].rsplit("/", 1)[0], set()).add(r["split"])
         assert r["license"] == "Apache-2.0" and len(r["id"]) == 16 and r["text"].startswith("package ")
-    assert by_pkg == {n: {split_of(n)} for n in pick}
-    assert s["splits"]["valid"]["packages"] == 1 and s["splits"]["train"]["files"] == 6
+        assert r["package"] == "golang-m-dev"
+    assert by_dir == {d: {split_of(d, shares)} for d in dirs}
+    assert {sp for (sp,) in by_dir.values()} == {"train", "valid", "test"}
+    assert s["shares"] == list(shares) and sum(v["packages"] for v in s["splits"].values()) == len(dirs)
+    assert s["splits"]["train"]["files"] == 2 * sum(split_of(d, shares) == "train" for d in dirs)
     assert recs == sorted(recs, key=lambda r: (r["package"], r["path"]))  # deterministic order
 
 
@@ -150,7 +153,7 @@ def test_parts_stay_under_the_limit(tmp_path):
 def test_tokenize_format(tmp_path):
     tok = Tokenizer.load(REPO / "tokenizer")
     texts = {"train": [go_file("Tr"), "package main\n\nfunc main() {\n\tprintln(`raw\ttab`, 'é', \"ünï\")\n}\n"],
-             "valid": [go_file("Va", 3)]}
+             "valid": [go_file("Va", 3)], "test": [go_file("Te", 2)]}
     with PartWriter(tmp_path / "text", 24 << 20) as w:
         for split, ts in texts.items():
             for i, t in enumerate(ts):
@@ -261,7 +264,7 @@ def test_a_second_suite_adds_its_versions_on_the_same_side_of_the_split(tmp_path
     got = {(r["package"], r["path"]): r["split"] for r in records(tmp_path / "out")}
     # the unchanged file is the first suite's (an exact duplicate in the second); the changed one is both's
     assert sorted(got) == [("golang-d-dev", "d/d.go"), ("golang-d-dev", "d/e.go"), ("golang-d-dev@trixie", "d/e.go")]
-    assert set(got.values()) == {split_of("golang-d-dev")} and split_of("x@trixie") == split_of("x")
+    assert set(got.values()) == {split_of("d", (0.9, 0.05, 0.05))}  # by import path: the suite plays no part
     with pytest.raises(GocoderError, match="not a Debian suite name"):
         AptSuite("trixie main; rm", cache)
 

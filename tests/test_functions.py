@@ -108,7 +108,7 @@ def test_cli_and_bad_input(tmp_path):
     cmd = [sys.executable, "-m", "gocoder", "corpus", "functions", "-o", str(tmp_path / "o")]
     p = subprocess.run([*cmd, "--text", str(tmp_path / "text")], capture_output=True, text=True, cwd=REPO)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.startswith("kept 2 train and 1 valid functions")
+    assert p.stdout.startswith("kept 2 train, 1 valid and 0 test functions")
     assert json.loads((tmp_path / "o/summary.json").read_text())["total"]["kept valid"] == 1
     p = subprocess.run([*cmd, "--text", str(tmp_path / "nope")], capture_output=True, text=True, cwd=REPO)
     assert p.returncode == 2 and p.stderr.strip() == f"error: {tmp_path / 'nope'}: no part-*.jsonl.xz files"
