@@ -46,6 +46,9 @@ class Problem:
     files: tuple[tuple[str, str], ...] = ()
     path: str = ""
     details: str = ""
+    # the benchmark's own solution (the body after the prompt), where it ships one (HumanEval-X, HumanEvalPack):
+    # whether the problem's test compiles is decided with it (benchrun.excluded_why)
+    reference: str = ""
 
     @property
     def mode(self) -> str:
@@ -148,7 +151,8 @@ def _mbxp(r: dict, task: str) -> Problem:
     tid = r["task_id"]
     excluded = "its harness never compiles (shared/bench/README.md)" if tid in MBXP_EXCLUDED else ""
     desc = r.get("description") or _doc_of(r["prompt"])
-    return Problem(tid, "mbxp", r["prompt"], r["entry_point"], desc, r["test"], excluded=excluded)
+    return Problem(tid, "mbxp", r["prompt"], r["entry_point"], desc, r["test"], excluded=excluded,
+                   reference=r.get("canonical_solution") or "")
 
 
 def _multiple(r: dict, task: str) -> Problem:
@@ -160,7 +164,8 @@ def _multiple(r: dict, task: str) -> Problem:
 def _humaneval_x(r: dict, task: str) -> Problem:
     prompt = r["prompt"].replace(r.get("import", ""), "") if r.get("import") else r["prompt"]
     entry = r.get("entry_point") or _entry(prompt, "prompt")
-    return Problem(r["task_id"], "humaneval-x", prompt, entry, _doc_of(prompt), r["test"], setup=r["test_setup"])
+    return Problem(r["task_id"], "humaneval-x", prompt, entry, _doc_of(prompt), r["test"], setup=r["test_setup"],
+                   reference=r.get("canonical_solution") or "")
 
 
 def _humanevalpack(r: dict, task: str) -> Problem:
@@ -171,7 +176,7 @@ def _humanevalpack(r: dict, task: str) -> Problem:
     else:
         desc, buggy = (r.get("docstring") or _doc_of(r["prompt"])).strip(), ""
     return Problem(r["task_id"], "humanevalpack", r["prompt"], entry, desc, r["test"], setup=r["test_setup"],
-                   buggy=buggy)  # fmt: skip
+                   buggy=buggy, reference=r.get("canonical_solution") or "")  # fmt: skip
 
 
 def _synth_fix(r: dict, task: str) -> Problem:

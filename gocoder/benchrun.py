@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import re
+import secrets
 import time
 import zlib
 from collections import Counter, defaultdict
@@ -29,8 +30,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from gocoder import GocoderError
-from gocoder.benchmarks import Problem, completion_from_code, last_func, load_problems, problem_record, zero_completion
-from gocoder.checks import GO_POS, feedback
+from gocoder.benchmarks import Problem, last_func, load_problems, problem_record, zero_completion
+from gocoder.benchmarks import completion_from_code as _completion_of
+from gocoder.checks import GO_POS, feedback, mbxp_checks
 from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
 from gocoder.incremental import close_function
@@ -40,6 +42,29 @@ from gocoder.sandbox import Limits, SandboxResult, run_go
 
 OUTPUT_KEEP = 2000  # characters of failing output kept per sample in results.jsonl
 _OPEN_BRACE = re.compile(r"[ \t]*\{\s*\Z")  # the signature's open brace and what follows it
+NO_CHECK = "gocoder: no pass"  # how a run that exited 0 without running its checks says why it failed
+NO_TESTS = "testing: warning: no tests to run"  # Go's test binary, which then exits 0
+_PASS = re.compile(r"^PASS$", re.M)  # the test binary's last word when every test it ran passed
+
+
+class Answer(str):
+    """An answer as the harness scores it, with `raw`: the answer as the model wrote it, before the harness
+    closed it (complete mode closes a function the token budget cut, gocoder/incremental.py close_function).
+    The summary reports both parse rates: "parsed" (as scored) and "parsed_raw" (as written)."""
+
+    raw: str
+
+    def __new__(cls, text: str, raw: str) -> Answer:
+        obj = super().__new__(cls, text)
+        obj.raw = raw
+        return obj
+
+
+def completion_from_code(problem: Problem, code: str) -> str:
+    """benchmarks.completion_from_code, keeping an Answer's raw answer beside it (as a completion too)."""
+    comp = _completion_of(problem, code)
+    raw = getattr(code, "raw", None)
+    return Answer(comp, _completion_of(problem, raw)) if raw is not None and raw != code else comp
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -72,7 +97,10 @@ def score(problem: Problem, completion: str, limits: Limits, typecheck_first: bo
     """Run the harness's program for one completion. typecheck_first: a one-file program that gocheck's
     parser or go/types rejects is a build error without a build (the compiler's errors are go/types': on
     9,280 sampled MBXP answers go/types rejected 8,085 of the 8,086 that failed to build and none that
-    built, in 16 s where the builds took 27 minutes; BENCHMARKS.md), its first errors as the build output."""
+    built, in 16 s where the builds took 27 minutes; BENCHMARKS.md), its first errors as the build output.
+    go/types resolves the standard library only: a program with an import it cannot resolve (HumanEval-X's
+    testify, which the sandbox's go.mod maps to gocoder/gotestify) goes to the build, which resolves it.
+    A program passes only if its checks ran (`checks_ran`): exit 0 alone is not a pass."""
     prog = problem.program(completion)
     if typecheck_first and len(prog) == 1:
         from gocoder.validate import check
@@ -80,22 +108,50 @@ def score(problem: Problem, completion: str, limits: Limits, typecheck_first: bo
         (name, src), = prog.items()
         r = check(src, typecheck=True, gofmt=False, decls=False)
         errs = sorted(r.errors or r.type_errors, key=lambda d: (d.line, d.col))[:10] if not r.error else ()
-        if errs:
+        if errs and not any("could not import" in d.msg for d in r.type_errors):
             out = "".join(f"./{name}:{d.line}:{d.col}: {d.msg}\n" for d in errs)
             return SandboxResult(status="build_error", build_output=f"# go/types (gocheck)\n{out}")
-    return run_go(prog, mode=problem.mode, limits=limits)
+    if problem.mode == "run":
+        if not _check_count(problem.test):
+            return SandboxResult(status="fail", stderr=f"{NO_CHECK}: its main calls no deepCompare\n")
+        # a mark printed after main's last check: a program that exits 0 before it (os.Exit in the answer)
+        # ran no check to the end; a fresh random mark each run, so no answer can print it
+        mark = f"gocoder-checks-done-{secrets.token_hex(8)}"
+        (name, src), = prog.items()
+        end = src.rstrip().rindex("}")
+        prog = {name: f"{src[:end]}\tprintln({json.dumps(mark)})\n{src[end:]}"}
+        res = run_go(prog, mode="run", limits=limits)
+        if res.passed and mark not in res.stderr:
+            res.status, res.stderr = "fail", res.stderr + f"{NO_CHECK}: it exited before main's checks ended\n"
+        res.stderr = res.stderr.replace(mark + "\n", "")
+        return res
+    res = run_go(prog, mode=problem.mode, limits=limits)
+    if res.passed and (NO_TESTS in res.stdout + res.stderr or not _PASS.search(res.stdout)):
+        res.status, res.stderr = "fail", res.stderr + f"{NO_CHECK}: the test binary ran no test to its end\n"
+    return res
 
 
-def harness_broken(problem: Problem, limits: Limits, typecheck_first: bool = False) -> str:
-    """Why the problem's test can never compile ("" when it can): a zero-value body builds everywhere a
-    right answer would, so a build error inside the test's own lines is the harness's, not the model's."""
+def _check_count(test: str) -> int:
+    """How many checks an MBXP test's main runs (0 when it has no main to run them)."""
+    try:
+        return len(mbxp_checks(test)[1])
+    except (ValueError, GocoderError):
+        return 0
+
+
+def excluded_why(problem: Problem, limits: Limits) -> str:
+    """Why the problem's test never compiles ("" when it does), decided from the problem alone, once: its
+    reference solution where the benchmark ships one (HumanEval-X, HumanEvalPack), else a zero-value body,
+    which builds everywhere a right answer would, built by the compiler (typecheck_first plays no part).
+    A build error inside the test's own lines is then the harness's, never an answer's: an answer that leaves
+    out a package the test needs (HumanEval-X imports math for the test only if the answer uses it) fails."""
     if problem.format == "synth-fix":  # its build (gocoder/synthfix.py) ran the tests on the original
         return ""
-    comp = zero_completion(problem)
-    res = score(problem, comp, limits, typecheck_first)
+    comp = problem.reference or zero_completion(problem)
+    (_, src), = problem.program(comp).items()
+    res = score(problem, comp, limits, False)
     if res.status != "build_error":
         return ""
-    (_, src), = problem.program(comp).items()
     first_test_line = src[: src.rindex(problem.test)].count("\n") + 1 if problem.test in src else 1 << 30
     m = GO_POS.search(res.build_output)
     if m and int(m.group(2)) >= first_test_line:
@@ -120,8 +176,9 @@ def _scored(problem: Problem, comps: list[str], limits: Limits, typecheck_first:
         if comp in seen:
             continue
         res = score(problem, comp, limits, typecheck_first)
-        row = {"status": res.status, "parses": parses(problem, comp), "wall_s": round(res.wall_s, 3),
-               "build_s": round(res.build_s, 3)}
+        ok = parses(problem, comp)
+        row = {"status": res.status, "parses": ok, "wall_s": round(res.wall_s, 3), "build_s": round(res.build_s, 3),
+               "parses_raw": parses(problem, comp.raw) if isinstance(comp, Answer) else ok}
         if not res.passed:
             out = res.build_output if res.status == "build_error" else res.stderr + res.stdout
             row["output"] = out[-OUTPUT_KEEP:]
@@ -219,8 +276,8 @@ def _complete(gen: Any, problems: list[Problem], heads: list[str], heal: str, n:
         out = out[: end + 2] + "\n" if end >= 0 else out
         m = last_func(p.prompt)
         # cut by the budget, or broken before its end: closed at its last line between statements that
-        # leaves it parsing (an answer that parses stays as it is)
-        codes.append(close_function(out[m.start():]) if m else out[len(p.prompt):])
+        # leaves it parsing (an answer that parses stays as it is); the raw answer is kept for "parsed_raw"
+        codes.append(Answer(close_function(out[m.start():]), out[m.start():]) if m else out[len(p.prompt):])
     return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
 
 
@@ -300,19 +357,9 @@ def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, lim
         if sampled is not None:
             row["sampled"] = _scored(p, [completion_from_code(p, c) for c in sampled[i]], limits, tc)
             row["sampled"]["gen_s"] = round(t_sampled / len(batch), 3)
-        _exclude_if_broken(p, row, limits, tc)
         return row
 
     return list(pool.map(job, range(len(batch))))
-
-
-def _exclude_if_broken(p: Problem, row: dict[str, Any], limits: Limits, tc: bool) -> None:
-    """Mark a problem excluded when no answer passed and its harness never compiles (any format)."""
-    sections = [row[k] for k in ("given", "greedy", "sampled", "loop") if k in row]
-    if not any(s["c"] for s in sections) and any(x["status"] == "build_error" for s in sections for x in s["samples"]):
-        why = harness_broken(p, limits, tc)
-        if why:
-            row["excluded"] = why
 
 
 def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | Path, task: str = "synthesize",
@@ -346,11 +393,15 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
             step = cfg.batch_size if generator is not None else max(1, cfg.workers) * 4
             for at in range(0, len(pending), step):
                 batch = pending[at : at + step]
-                if generator is not None:
-                    rows = _batch_rows(batch, cfg, generator, task, limits, pool, base)
-                else:
-                    rows = list(pool.map(lambda p: _given_row(p, completions[p.id], limits, cfg.typecheck_first,
-                                                              cfg.refine_iters > 0), batch))
+                # once per problem, from the problem alone, before any answer: never from what an answer did
+                why = dict(zip([p.id for p in batch], pool.map(lambda p: excluded_why(p, limits), batch), strict=True))
+                rows = [{"id": p.id, "format": p.format, "excluded": why[p.id]} for p in batch if why[p.id]]
+                batch = [p for p in batch if not why[p.id]]
+                if generator is not None and batch:
+                    rows += _batch_rows(batch, cfg, generator, task, limits, pool, base)
+                elif batch:
+                    rows += list(pool.map(lambda p: _given_row(p, completions[p.id], limits, cfg.typecheck_first,
+                                                               cfg.refine_iters > 0), batch))
                 for row in rows:  # a batch is written whole: Ctrl-C between batches loses nothing written
                     writer.write(row)
                 bar.advance(task_id, len(rows))
@@ -372,7 +423,6 @@ def _given_row(p: Problem, comps: list[str], limits: Limits, tc: bool, loop: boo
     row = {"id": p.id, "format": p.format, "given": _scored(p, comps, limits, tc)}
     if loop:
         row["loop"] = _filter_job(p, comps, limits, 0.0, tc)
-    _exclude_if_broken(p, row, limits, tc)
     return row
 
 
@@ -387,7 +437,9 @@ def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, 
         sec: dict[str, Any] = {
             "pass@k": mean_pass_at_k([(s["n"], s["c"]) for s in secs], (1,) if key in ("greedy", "loop") else cfg.ks),
             "samples": sum(s["n"] for s in secs), "passed": sum(s["c"] for s in secs),
+            # as scored (a cut answer closed by the harness), and as the model wrote it
             "parsed": sum(bool(x.get("parses")) for s in secs for x in s["samples"]),
+            "parsed_raw": sum(bool(x.get("parses_raw", x.get("parses"))) for s in secs for x in s["samples"]),
             "status_counts": dict(sorted(Counter(x["status"] for s in secs for x in s["samples"]).items())),
         }  # fmt: skip
         if key in ("greedy", "sampled"):  # one round, no feedback

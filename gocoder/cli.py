@@ -888,7 +888,9 @@ def bench_cmd(
                   "loop": f"{sec.get('candidates_mean')} candidates and {sec.get('rounds_mean')} rounds a problem "
                           f"(max {sec.get('rounds_max')}), {sec.get('seconds_per_problem')} s a problem",
                   "greedy": "1 candidate a problem"}.get(key, f"{sec['samples']} samples")  # fmt: skip
-        print(f"{name}: {passk} ({budget}); " + ", ".join(f"{s} {n}" for s, n in sec["status_counts"].items()))
+        print(f"{name}: {passk} ({budget}); " + ", ".join(f"{s} {n}" for s, n in sec["status_counts"].items())
+              + f"; {sec['parsed_raw']} of {sec['samples']} parse as written, {sec['parsed']} as scored "
+                "(a cut answer closed)")
     if res["excluded"]:
         print("excluded: " + "; ".join(f"{e['id']} ({e['reason']})" for e in res["excluded"][:20]))
 

@@ -13,7 +13,7 @@ import pytest
 import gocoder.benchrun as benchrun
 from gocoder import GocoderError
 from gocoder.benchmarks import completion_from_code, load_problems
-from gocoder.benchrun import harness_broken, pass_at_k, run_benchmark, score
+from gocoder.benchrun import excluded_why, pass_at_k, run_benchmark, score
 from gocoder.checks import feedback, mbxp_checks
 from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
@@ -110,8 +110,8 @@ def test_a_harness_whose_test_never_compiles_is_excluded_in_any_format(tmp_path)
     f = tmp_path / "m.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     p = load_problems(f, "multipl-e")[0]
-    assert "never compiles" in harness_broken(p, LIM)
-    assert harness_broken(load_problems(DATA / "multiple.jsonl", "multipl-e")[0], LIM) == ""
+    assert "never compiles" in excluded_why(p, LIM)
+    assert excluded_why(load_problems(DATA / "multiple.jsonl", "multipl-e")[0], LIM) == ""
     s = run_benchmark([p], BenchConfig(), out=tmp_path / "o", completions={p.id: ["    return x\n}\n"]}, limits=LIM)
     assert s["scored"] == 0 and s["excluded"][0]["id"] == p.id and "given" not in s
 
@@ -153,10 +153,9 @@ def test_loop_sees_visible_checks_and_is_scored_on_hidden_ones(tmp_path, monkeyp
 @pytest.mark.skipif(not MBXP.exists(), reason="the shared MBXP file is not here")
 def test_the_generic_rule_finds_every_known_broken_mbxp_harness():
     broken = [p for p in load_problems(MBXP, "mbxp") if p.excluded]
-    assert len(broken) == 11 and all(harness_broken(dataclasses.replace(p, excluded=""), LIM) for p in broken)
-    # go/types finds the same eleven without a build, and no other among the first 100
-    assert all(harness_broken(dataclasses.replace(p, excluded=""), LIM, True) for p in broken)
-    assert not any(harness_broken(p, LIM, True) for p in load_problems(MBXP, "mbxp")[:100] if not p.excluded)
+    assert len(broken) == 11 and all(excluded_why(dataclasses.replace(p, excluded=""), LIM) for p in broken)
+    # and no other among the first 30 (each is a build and a run of a zero-value body)
+    assert not any(excluded_why(p, LIM) for p in load_problems(MBXP, "mbxp")[:30] if not p.excluded)
 
 
 class _Engine:
