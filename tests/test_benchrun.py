@@ -203,6 +203,11 @@ def test_complete_mode_heals_the_open_brace_stops_at_the_close_and_closes_a_cut_
     (code,), = benchrun.complete_codes(gen, [p], 1, Sampling(max_new_tokens=16))
     assert code == "func add (a int, b int) int {\n\ts := a\n}\n"
     assert completion_from_code(p, code).strip("\n") == "\ts := a\n}"
+    # the answer as the model wrote it stays beside it: the summary's parsed_raw counts it, parsed the closed one
+    assert code.raw.startswith("func add (a int, b int) int {\n\ts := a\n\tfor i") and not code.raw.endswith("}\n")
+    comp = benchrun.completion_from_code(p, code)
+    assert comp == completion_from_code(p, code) and comp.raw != comp
+    assert benchrun.parses(p, comp) and not benchrun.parses(p, comp.raw)
 
 
 @pytest.mark.slow
