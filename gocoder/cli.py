@@ -789,6 +789,40 @@ def train_cmd(
               f"code {last['code_loss']:.4f}, controller {last['ctrl_loss']:.4f})")
 
 
+@app.command("golf")
+def golf_cmd(
+    tokens: Annotated[Path, typer.Option("--tokens", help="Pretraining tokens (`gocoder corpus tokenize`) "
+                                         "with a valid split of held-out packages.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: run/, model/ and golf.json.")],
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", help="Wall-time budget of training (train.time_limit_s).")
+    ] = None,
+    quantize: Annotated[str, typer.Option("--quantize", help="The export scored: none, int8 (or a lower "
+                                          "width gocoder export knows).")] = "int8",
+    max_mb: Annotated[float, typer.Option("--max-mb", help="Largest model.safetensors allowed, in MB.")] = 32.0,
+    eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Held-out tokens scored.")] = 4 << 20,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a model from scratch for a fixed wall time, export it under a size cap, score bits/byte held out.
+
+    The score is bits per byte of the held-out packages' text under the exported (quantized) model, so
+    tokenizers and widths compare fairly (gocoder/golf.py).
+    Example: gocoder golf -c configs/golf.toml --tokens corpus/tokens -o runs/golf/base --seconds 600
+    """
+    from gocoder.golf import golf
+
+    cfg = _config(config, set_, "train", time_limit_s=seconds)
+    _device(cfg.train.device, "train.device")
+    rec = golf(cfg, tokens, out, quantize=quantize, max_mb=max_mb, eval_tokens=eval_tokens, progress=True)
+    if as_json:
+        print(json.dumps(rec))
+    else:
+        print(f"{out}: {rec['bits_per_byte']:.4f} bits/byte held out ({rec['quantize']}, "
+              f"{rec['model_bytes'] / 1e6:.1f} MB, {rec['steps']} steps in {rec['train_s']} s)")
+
+
 @app.command("report")
 def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run folder written by gocoder train (holds metrics.jsonl).")],
