@@ -558,6 +558,35 @@ def corpus_functions_cmd(
             print(f"  dropped {reason}: {n}")
 
 
+@corpus_app.command("select")
+def corpus_select_cmd(
+    text: Annotated[Path, typer.Option("--text", help="The corpus's text parts (`gocoder corpus build`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: text/ parts and selection.json.")],
+    mb: Annotated[float, typer.Option("--mb", help="Train text to select, in MB (uncompressed).")],
+    how: Annotated[str, typer.Option("--how", help="quality (best first) or random.")] = "quality",
+    valid_mb: Annotated[float, typer.Option("--valid-mb", help="Held-out (valid) text kept beside, in MB.")] = 8.0,
+    per_package_mb: Annotated[float, typer.Option("--per-package-mb", help="At most this much of one package.")]
+    = 8.0,
+    seed: Annotated[int, typer.Option("--seed", help="The random selection's seed.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Select the best Go of a corpus under a byte budget (what one transfer to a GPU carries).
+
+    Files are scored from their syntax trees (documented declarations, control flow, no tag-and-table
+    plumbing; gocoder/quality.py) and taken best first, a package capped; --how random draws the same size.
+    Example: gocoder corpus select --text corpus/text -o pack --mb 250
+    """
+    from gocoder.quality import select
+
+    summary = select(text, out, mb, how, valid_mb, per_package_mb, seed,
+                     progress=lambda what, n: err.print(f"{what}: {n} files", highlight=False))
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print(f"{out}: {summary['train_files']} train files ({summary['train_bytes'] / 1e6:.1f} MB, "
+              f"{summary['packages']} packages) and {summary['held_out_files']} held-out files, by {how}")
+
+
 @corpus_app.command("tokenize")
 def corpus_tokenize_cmd(
     text: Annotated[Path, typer.Option("--text", help="Folder of part-*.jsonl.xz text parts.")] = Path("corpus/text"),

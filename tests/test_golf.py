@@ -127,3 +127,39 @@ def test_schedule_by_time_warms_holds_and_cools_down():
     assert lr_at(500, t, 100.0) == pytest.approx(0.0)
     cos = dataclasses.replace(t, cooldown=1.0, schedule="steps", steps=110)
     assert lr_at(60, cos, 0.0) == pytest.approx(0.5)  # cosine by steps, as before
+
+
+def test_quality_prefers_documented_logic_over_plumbing():
+    from gocoder.quality import score
+
+    good = ("package s\n\n// Sum adds the numbers of xs.\nfunc Sum(xs []int) int {\n\tt := 0\n"
+            "\tfor _, x := range xs {\n\t\tif x > 0 {\n\t\t\tt += x\n\t\t}\n\t}\n\treturn t\n}\n")
+    fields = "".join(f'\tF{i} string `json:"f{i}"`\n' for i in range(30))
+    plumbing = "package api\n\ntype Req struct {\n" + fields + "}\n"
+    table = "package t\n\nvar codes = map[string]int{\n" + "".join(f'\t"k{i}": {i},\n' for i in range(30)) + "}\n"
+    assert score(good) > score(good, "s_test.go") > score(plumbing)
+    assert score(good) > score(table) and score(plumbing) < 0 and score(table) < 0
+
+
+def test_select_keeps_the_best_under_the_budget_and_the_held_out_beside(tmp_path):
+    from gocoder.quality import select
+    from gocoder.textparts import read_parts
+
+    good = "package s\n\n// F does it.\nfunc F(x int) int {\n\tif x > 0 {\n\t\treturn x\n\t}\n\treturn -x\n}\n"
+    bad = "package api\n\ntype R struct {\n" + "".join(f'\tF{i} string `json:"f{i}"`\n' for i in range(8)) + "}\n"
+    with PartWriter(tmp_path / "text", 24 << 20) as w:
+        for i in range(40):
+            split = ("valid", "test")[i % 2] if i % 10 == 0 else "train"
+            w.write({"id": str(i), "package": f"p{i % 3}", "path": f"d{i}/f.go", "split": split,
+                     "text": (good if i % 2 else bad) + f"// {i:02d}\n"})
+    budget = 10 * (len(good.encode()) + 6) / 1e6
+    s = select(tmp_path / "text", tmp_path / "q", budget, "quality", valid_mb=1, per_package_mb=1)
+    recs = list(read_parts(tmp_path / "q" / "text"))
+    train = [r for r in recs if r["split"] == "train"]
+    assert s["train_files"] == len(train) == 10 and all(r["text"].startswith(good) for r in train)
+    assert {r["split"] for r in recs} == {"train", "valid"} and s["held_out_files"] == 4  # test stays home
+    r = select(tmp_path / "text", tmp_path / "r", budget, "random", valid_mb=1, per_package_mb=1, seed=3)
+    picked = [x for x in read_parts(tmp_path / "r" / "text") if x["split"] == "train"]
+    assert r["train_bytes"] <= budget * 1e6 and any(x["text"].startswith(bad) for x in picked)
+    with pytest.raises(GocoderError, match="--how"):
+        select(tmp_path / "text", tmp_path / "x", 1, "best")
