@@ -141,7 +141,7 @@ class TrainConfig:
     # a new optimizer at step 0: a later stage continued in another session; "": random initialisation
     init: str = ""
     # "time": the schedule runs over time_limit_s (a fixed wall-time budget ends with the learning rate
-    # decayed), "steps": over train.steps
+    # decayed; the budget counts from the end of the first, compiling, step), "steps": over train.steps
     schedule: typing.Literal["steps", "time"] = "steps"
     cooldown: float = 1.0  # the share of the schedule that decays (1.0: cosine from the warm-up on; < 1:
     #                        constant, then a linear cool-down over this last share, as modded-nanogpt)

@@ -475,6 +475,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     start_step, done_s = state.step, state.seconds
     loop_t = time.perf_counter()
     clock.update(start=loop_t, done=done_s)
+    budget_t0 = loop_t
 
     def set_looping() -> None:  # a flag torch.compile guards on: one recompile when it turns on
         on = schedule_progress(state.step, t, elapsed()) >= t.loop_start
@@ -520,9 +521,12 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 first_step_s = time.perf_counter() - loop_t
+                if t.schedule == "time":  # a wall-time budget counts training, not the first compile
+                    budget_t0 = time.perf_counter()
+                    clock.update(start=budget_t0)
             step = state.step
             # a time-boxed job (a rented GPU) ends here: its last interval is logged and checkpointed below
-            over = bool(t.time_limit_s) and time.perf_counter() - loop_t >= t.time_limit_s
+            over = bool(t.time_limit_s) and time.perf_counter() - budget_t0 >= t.time_limit_s
             if (step % t.log_every == 0 or step == t.steps or over
                     or (stop_after and step - start_step == stop_after)):
                 last = fold()
