@@ -565,6 +565,35 @@ def corpus_functions_cmd(
             print(f"  dropped {reason}: {n}")
 
 
+@corpus_app.command("select")
+def corpus_select_cmd(
+    text: Annotated[Path, typer.Option("--text", help="The corpus's text parts (`gocoder corpus build`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: text/ parts and selection.json.")],
+    mb: Annotated[float, typer.Option("--mb", help="Train text to select, in MB (uncompressed).")],
+    how: Annotated[str, typer.Option("--how", help="quality (best first) or random.")] = "quality",
+    valid_mb: Annotated[float, typer.Option("--valid-mb", help="Held-out (valid) text kept beside, in MB.")] = 8.0,
+    per_package_mb: Annotated[float, typer.Option("--per-package-mb", help="At most this much of one package.")]
+    = 8.0,
+    seed: Annotated[int, typer.Option("--seed", help="The random selection's seed.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Select the best Go of a corpus under a byte budget (what one transfer to a GPU carries).
+
+    Files are scored from their syntax trees (documented declarations, control flow, no tag-and-table
+    plumbing; gocoder/quality.py) and taken best first, a package capped; --how random draws the same size.
+    Example: gocoder corpus select --text corpus/text -o pack --mb 250
+    """
+    from gocoder.quality import select
+
+    summary = select(text, out, mb, how, valid_mb, per_package_mb, seed,
+                     progress=lambda what, n: err.print(f"{what}: {n} files", highlight=False))
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print(f"{out}: {summary['train_files']} train files ({summary['train_bytes'] / 1e6:.1f} MB, "
+              f"{summary['packages']} packages) and {summary['held_out_files']} held-out files, by {how}")
+
+
 @corpus_app.command("tokenize")
 def corpus_tokenize_cmd(
     text: Annotated[Path, typer.Option("--text", help="Folder of part-*.jsonl.xz text parts.")] = Path("corpus/text"),
@@ -794,6 +823,40 @@ def train_cmd(
     elif last:
         print(f"step {last['step']}: loss {last['loss']:.4f} (plan {last['plan_loss']:.4f}, "
               f"code {last['code_loss']:.4f}, controller {last['ctrl_loss']:.4f})")
+
+
+@app.command("golf")
+def golf_cmd(
+    tokens: Annotated[Path, typer.Option("--tokens", help="Pretraining tokens (`gocoder corpus tokenize`) "
+                                         "with a valid split of held-out packages.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: run/, model/ and golf.json.")],
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", help="Wall-time budget of training (train.time_limit_s).")
+    ] = None,
+    quantize: Annotated[str, typer.Option("--quantize", help="The export scored: none, int8 (or a lower "
+                                          "width gocoder export knows).")] = "int8",
+    max_mb: Annotated[float, typer.Option("--max-mb", help="Largest model.safetensors allowed, in MB.")] = 32.0,
+    eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Held-out tokens scored.")] = 4 << 20,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a model from scratch for a fixed wall time, export it under a size cap, score bits/byte held out.
+
+    The score is bits per byte of the held-out packages' text under the exported (quantized) model, so
+    tokenizers and widths compare fairly (gocoder/golf.py).
+    Example: gocoder golf -c configs/golf.toml --tokens corpus/tokens -o runs/golf/base --seconds 600
+    """
+    from gocoder.golf import golf
+
+    cfg = _config(config, set_, "train", time_limit_s=seconds)
+    _device(cfg.train.device, "train.device")
+    rec = golf(cfg, tokens, out, quantize=quantize, max_mb=max_mb, eval_tokens=eval_tokens, progress=True)
+    if as_json:
+        print(json.dumps(rec))
+    else:
+        print(f"{out}: {rec['bits_per_byte']:.4f} bits/byte held out ({rec['quantize']}, "
+              f"{rec['model_bytes'] / 1e6:.1f} MB, {rec['steps']} steps in {rec['train_s']} s)")
 
 
 @app.command("report")

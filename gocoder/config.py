@@ -78,6 +78,13 @@ class ModelConfig:
     halt_acc: float = 1.0  # a sample "is correct" (BCE target) when this share of answer tokens is
     n_verdict: int = 6  # validator verdict features fed to the controller (see validate.verdict_features)
     tie_embeddings: bool = True
+    # What the fixed-budget record keepers use (modded-nanogpt, openai/parameter-golf; BENCHMARKS.md, Go golf):
+    qk_norm: bool = False  # RMS-normalize queries and keys per head before the rotary (QK-norm)
+    mlp: typing.Literal["swiglu", "relu2"] = "swiglu"  # relu2: relu(x)^2 with hidden = mlp_mult * d_model
+    logit_softcap: float = 0.0  # > 0: logits = cap * tanh(logits / cap) (modded-nanogpt: 15 to 30)
+    # [a, b]: the layers a..b-1 of a stack run twice once looping is on (depth recurrence of the middle
+    # layers: parameter-golf's records switch it on after ~35% of training; train.loop_start)
+    loop: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,12 @@ class TrainConfig:
     # a model folder (a run, a checkpoint or an export, int8 too) whose weights a fresh run starts from, with
     # a new optimizer at step 0: a later stage continued in another session; "": random initialisation
     init: str = ""
+    # "time": the schedule runs over time_limit_s (a fixed wall-time budget ends with the learning rate
+    # decayed; the budget counts from the end of the first, compiling, step), "steps": over train.steps
+    schedule: typing.Literal["steps", "time"] = "steps"
+    cooldown: float = 1.0  # the share of the schedule that decays (1.0: cosine from the warm-up on; < 1:
+    #                        constant, then a linear cool-down over this last share, as modded-nanogpt)
+    loop_start: float = 0.0  # model.loop switches on at this share of the schedule (0: from the start)
 
 
 @dataclass(frozen=True)
@@ -285,7 +298,8 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
                   "generator_layers": _ge(1), "gpt_layers": _ge(0), "mlp_mult": _gt0(), "max_seq_len": _ge(1),
                   "rope_theta": _gt0(), "h_cycles": _ge(1), "l_cycles": _ge(1), "grad_k": _ge(1),
                   "segments": _ge(1), "halt_explore": _FRACTION, "halt_acc": _within(0, 1, lo_open=True),
-                  "n_verdict": _ge(1)},
+                  "n_verdict": _ge(1), "logit_softcap": _ge(0),
+                  "loop": ((lambda v: v == () or (len(v) == 2 and 0 <= v[0] < v[1])), "[] or [a, b] with 0 <= a < b")},
     StageConfig: {"name": _NONEMPTY, "max_plan_steps": _ge(0), "max_tokens": _ge(0), "until_step": _ge(0)},
     TrainConfig: {"data": _NONEMPTY, "tokenizer": _NONEMPTY, "out": _NONEMPTY, "seed": _ge(0), "steps": _ge(1),
                   "batch_size": _ge(1), "grad_accum": _ge(1), "lr": _gt0(), "min_lr_ratio": _FRACTION,
@@ -295,7 +309,7 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
                   "ddp_backend": ((lambda v: v in ("auto", "nccl", "gloo")), "auto, nccl or gloo"),
                   "log_every": _ge(1), "eval_every": _ge(0), "eval_batches": _ge(1), "eval_samples": _ge(0),
                   "ckpt_every": _ge(1), "time_limit_s": _ge(0), "bucket": _ge(0),
-                  "prefetch": _ge(0),
+                  "prefetch": _ge(0), "cooldown": _within(0, 1, lo_open=True), "loop_start": _FRACTION,
                   "optimizer": ((lambda v: v in ("adamw", "muon")), "adamw or muon"),
                   "stages": ((lambda v: len(v) > 0), "at least one stage")},
     CollectConfig: {"out_dir": _NONEMPTY, "workers": _ge(1), "max_file_bytes": _ge(1), "rev": _NONEMPTY,
@@ -323,6 +337,9 @@ def _consistent(cfg: Any, prefix: str) -> None:
         if cfg.d_model % cfg.n_heads:
             raise GocoderError(f"config key {prefix}d_model={cfg.d_model} must be a multiple of "
                                f"{prefix}n_heads={cfg.n_heads}")
+        layers = cfg.gpt_layers if cfg.type == "gpt" else min(cfg.planner_layers, cfg.generator_layers)
+        if cfg.loop and layers and cfg.loop[1] > layers:
+            raise GocoderError(f"config key {prefix}loop={list(cfg.loop)} reaches past the {layers} layers of a stack")
         if (cfg.d_model // cfg.n_heads) % 2:  # rotary embeddings rotate pairs of channels
             raise GocoderError(f"config keys {prefix}d_model/{prefix}n_heads={cfg.d_model // cfg.n_heads}: "
                                "the head dimension must be even (rotary embeddings)")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gocoder.model import GocoderModel, apply_rope
+from gocoder.model import GocoderModel
 
 
 @dataclass
@@ -72,7 +72,7 @@ def _block(blk, w_qkv: Tensor, x: Tensor, kv, at: _At, xkv=None, xat: _At | None
     w_qkv: the attention's q and kv weights in one matrix, one matmul instead of two)."""
     a, (b, n, _) = blk.attn, x.shape
     qkv = F.linear(blk.n1(x), w_qkv).view(b, n, 3, a.h, -1).permute(2, 0, 3, 1, 4)  # [3, b, h, n, hd]
-    (q, k), v = apply_rope(qkv[:2], *at.rope), qkv[2]  # q and k rotated in one call
+    (q, k), v = a.rotate(qkv[:2], at.rope), qkv[2]  # q and k (QK-norm and) rotated in one call
     x = x + _attend(a, q, *_store(kv, k, v, at), at.mask, at.causal)
     if blk.xattn is not None:  # cross-attention over the planner states cached by Core._memory
         x = x + _attend(blk.xattn, _heads(blk.xattn.q(blk.nx(x)), blk.xattn.h), *_read(xkv, xat), xat.mask)
@@ -109,8 +109,11 @@ class Core:
                         torch.zeros(shape, dtype=self.dtype, device=self.dev))
 
     def _stack(self, stack, x: Tensor, name: str, at: _At, mem: int | None = None, xat: _At | None = None) -> Tensor:
-        for i, blk in enumerate(stack.blocks):
-            x = _block(blk, self.qkv[blk], x, self.t[f"{name}.{i}"], at, self.t.get(f"x{mem}.{i}"), xat)
+        # a looped block (model.loop) runs twice: its own self-attention cache each visit j, one cross-attention
+        # memory per block i
+        for j, i in enumerate(stack.order()):
+            blk = stack.blocks[i]
+            x = _block(blk, self.qkv[blk], x, self.t[f"{name}.{j}"], at, self.t.get(f"x{mem}.{i}"), xat)
         return stack.norm(x)
 
     def _memory(self, i: int, zH: Tensor, at: _At) -> None:
@@ -130,18 +133,19 @@ class Core:
         x = m.embed(tokens) * math.sqrt(self.d)  # [N, P, d]
         rope = tuple(r[:P] for r in m._rope(cap, self.dev))
         if self.gpt:  # right padding never shows to a causal query of the prompt
-            for i in range(len(m.gpt.blocks)):
-                self._alloc(f"gpt.{i}", N, cap)
+            for j in range(len(m.gpt.order())):
+                self._alloc(f"gpt.{j}", N, cap)
             z = self._stack(m.gpt, x, "gpt", _At(torch.arange(N), False, None, P, None, rope, causal=True))
         else:
             cfg = m.cfg
             for p in range(self.passes):
-                for i in range(cfg.planner_layers):
-                    self._alloc(f"p{p}.{i}", N, cap)
+                for j in range(len(m.planner.order())):
+                    self._alloc(f"p{p}.{j}", N, cap)
                 for i in range(cfg.generator_layers):
                     self._alloc(f"x{p}.{i}", N, cap)
+                for j in range(len(m.generator.order())):
                     for s in range(cfg.l_cycles):
-                        self._alloc(f"g{p * cfg.l_cycles + s}.{i}", N, ccap)
+                        self._alloc(f"g{p * cfg.l_cycles + s}.{j}", N, ccap)
             # the planner is bidirectional over the prompt: every prompt query sees the whole prompt
             mask = (torch.arange(P, device=self.dev)[None] < lens[:, None])[:, None, None]  # [N, 1, 1, P]
             at = _At(torch.arange(N), False, None, P, mask, rope)

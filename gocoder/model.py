@@ -109,20 +109,27 @@ class RMSNorm(nn.Module):
 class Attention(nn.Module):
     """Self-attention with rotary positions, or cross-attention (no rotary: the memory carries its own)."""
 
-    def __init__(self, d: int, n_heads: int, cross: bool = False):
+    def __init__(self, d: int, n_heads: int, cross: bool = False, qk_norm: bool = False):
         super().__init__()
-        self.h, self.cross = n_heads, cross
+        self.h, self.cross, self.qk_norm = n_heads, cross, qk_norm
         self.q = nn.Linear(d, d, bias=False)
         self.kv = nn.Linear(d, 2 * d, bias=False)
         self.o = nn.Linear(d, d, bias=False)
+
+    def rotate(self, qk: Tensor, rope: tuple | None) -> Tensor:
+        """Queries or keys [..., hd] made ready for the scores: QK-norm (modded-nanogpt: RMS over each head,
+        no weight), then the rotary. The KV-cached engine calls this too, so both do the same math."""
+        if self.qk_norm:
+            qk = F.rms_norm(qk, (qk.shape[-1],), eps=1e-6)
+        return qk if rope is None else apply_rope(qk, *rope)
 
     def forward(self, x: Tensor, mem: Tensor | None, mask: Tensor | None, rope: tuple | None) -> Tensor:
         B, n, d = x.shape
         src = x if mem is None else mem
         q = self.q(x).view(B, n, self.h, -1).transpose(1, 2)  # [B, h, n, hd]
         k, v = self.kv(src).view(B, src.shape[1], 2, self.h, -1).permute(2, 0, 3, 1, 4)  # 2 x [B, h, m, hd]
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if rope is not None or self.qk_norm:
+            q, k = self.rotate(q, rope), self.rotate(k, rope)
         if isinstance(mask, BlockMask):  # packed rows under torch.compile: a fused kernel that skips masked blocks
             y = flex_attention(q, k, v, block_mask=mask)
         else:  # mask None means plain causal (the GPT): lets SDPA pick its flash kernel
@@ -141,16 +148,28 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(a) * b)
 
 
+class ReLU2(nn.Module):
+    """relu(x)^2 (Primer; modded-nanogpt's and parameter-golf's MLP): two matrices instead of SwiGLU's three."""
+
+    def __init__(self, d: int, hidden: int):
+        super().__init__()
+        self.up = nn.Linear(d, hidden, bias=False)
+        self.down = nn.Linear(hidden, d, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down(F.relu(self.up(x)).square())
+
+
 class Block(nn.Module):
-    """Pre-norm block: self-attention, optional cross-attention, SwiGLU; no biases."""
+    """Pre-norm block: self-attention, optional cross-attention, SwiGLU (or ReLU^2); no biases."""
 
     def __init__(self, cfg: ModelConfig, cross: bool = False):
         super().__init__()
         d = cfg.d_model
         hidden = 32 * math.ceil(cfg.mlp_mult * d / 32)
-        self.n1, self.attn = RMSNorm(d), Attention(d, cfg.n_heads)
+        self.n1, self.attn = RMSNorm(d), Attention(d, cfg.n_heads, qk_norm=cfg.qk_norm)
         self.nx, self.xattn = (RMSNorm(d), Attention(d, cfg.n_heads, cross=True)) if cross else (None, None)
-        self.n2, self.mlp = RMSNorm(d), SwiGLU(d, hidden)
+        self.n2, self.mlp = RMSNorm(d), (ReLU2 if cfg.mlp == "relu2" else SwiGLU)(d, hidden)
 
     def forward(self, x, mask, rope, mem=None, xmask=None):
         x = x + self.attn(self.n1(x), None, mask, rope)
@@ -167,14 +186,27 @@ class Stack(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, cross) for _ in range(n_layers))
         self.norm = RMSNorm(cfg.d_model)
         self.rows = 0  # examples processed, summed over calls: the test of per-sample halting reads it
+        self.loop = tuple(cfg.loop)
+        # Depth recurrence (parameter-golf's looped middle layers): with `looping` on, the blocks loop[0]..
+        # loop[1]-1 run a second time, on their own output. Off until train.loop_start (a flag torch.compile
+        # guards on: switching it costs one recompile); a model built for inference has it on.
+        self.looping = bool(self.loop)
+
+    def order(self) -> list[int]:
+        """The indices of the blocks in the order they run (a looped block appears twice)."""
+        n = list(range(len(self.blocks)))
+        if not (self.looping and self.loop):
+            return n
+        a, b = self.loop
+        return n[:b] + n[a:b] + n[b:]
 
     def forward(self, x, mask, rope, mem=None, xmask=None):
         # An int attribute changed in forward is a guard to torch.compile: counting while compiling
         # recompiled the graph for every new total (8 recompiles, then eager; 17x slower on an H200).
         if not torch.compiler.is_compiling():
             self.rows += x.shape[0]
-        for blk in self.blocks:
-            x = blk(x, mask, rope, mem, xmask)
+        for i in self.order():
+            x = self.blocks[i](x, mask, rope, mem, xmask)
         return self.norm(x)
 
 
@@ -277,7 +309,9 @@ class GocoderModel(nn.Module):
             nn.init.trunc_normal_(m.weight, std=m.in_features**-0.5)
 
     def logits(self, z: Tensor) -> Tensor:
-        return F.linear(z, self.embed.weight if self.head is None else self.head.weight)
+        y = F.linear(z, self.embed.weight if self.head is None else self.head.weight)
+        cap = self.cfg.logit_softcap
+        return cap * torch.tanh(y / cap) if cap > 0 else y  # soft-capped (Gemma 2, modded-nanogpt)
 
     def _rope(self, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
         if self._rope_cos.shape[0] < n or self._rope_cos.device != device:
@@ -509,10 +543,12 @@ def train_flops(cfg: ModelConfig, total: int, code: int, segments: float = 1.0, 
     hid = 32 * math.ceil(cfg.mlp_mult * d / 32)
     layer = lambda n, m: 2 * n * (4 * d * d + 3 * d * hid) + 4 * n * m * d  # noqa: E731 (n queries, m keys)
     head = 2 * d * cfg.vocab_size * (total - 1 if plan is None else plan + code)
+    extra = cfg.loop[1] - cfg.loop[0] if cfg.loop else 0  # looped layers run twice (counted as if always on)
     if cfg.type == "gpt":
-        return 3 * ((cfg.gpt_layers or gpt_layers_for(cfg)) * layer(total, total) + head)
-    H = cfg.planner_layers * layer(total, total)
-    L = cfg.generator_layers * (layer(code, code) + 2 * code * 2 * d * d + 2 * total * 2 * d * d + 4 * code * total * d)
+        return 3 * ((cfg.gpt_layers or gpt_layers_for(cfg)) + extra) * layer(total, total) + 3 * head
+    H = (cfg.planner_layers + extra) * layer(total, total)
+    xattn = 2 * code * 2 * d * d + 2 * total * 2 * d * d + 4 * code * total * d  # q, o; k, v; scores
+    L = (cfg.generator_layers + extra) * (layer(code, code) + xattn)
     cyc = cfg.l_cycles * L + H
     g = {"last": cyc, "last_k": cfg.grad_k * cyc, "one_step": L + H}[cfg.grad]
     return segments * (cfg.h_cycles * cyc + 2 * g + 3 * head)

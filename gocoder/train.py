@@ -53,12 +53,25 @@ def peak_flops(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
-def lr_at(step: int, cfg: Any) -> float:
-    """Multiplier of cfg.lr: linear warmup, then cosine down to min_lr_ratio at cfg.steps."""
+def lr_at(step: int, cfg: Any, elapsed_s: float = 0.0) -> float:
+    """Multiplier of cfg.lr: linear warmup, then down to min_lr_ratio at the schedule's end, which is
+    cfg.steps, or with cfg.schedule = "time" cfg.time_limit_s of training (elapsed_s so far). The decay is
+    a cosine over the whole schedule (cooldown 1), or constant and then linear over its last `cooldown`
+    share (the warm-up/stable/decay schedule of modded-nanogpt's and parameter-golf's fixed budgets)."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
-    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+    t = schedule_progress(step, cfg, elapsed_s)
+    if cfg.cooldown >= 1.0:
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+    down = min(1.0, max(0.0, (t - (1 - cfg.cooldown)) / cfg.cooldown))
+    return 1.0 - (1 - cfg.min_lr_ratio) * down
+
+
+def schedule_progress(step: int, cfg: Any, elapsed_s: float = 0.0) -> float:
+    """The share of the schedule done, in [0, 1]: by steps after the warm-up, or by wall time."""
+    if cfg.schedule == "time" and cfg.time_limit_s > 0:
+        return min(1.0, elapsed_s / cfg.time_limit_s)
+    return min(1.0, max(0, step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
 
 
 def muon_params(model: torch.nn.Module) -> set[str]:
@@ -416,7 +429,11 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
         model.load_state_dict(init_weights(t.init, to_dict(mcfg), meta0["tokenizer_hash"]))
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if t.ema_decay > 0 else None
     opts = build_optimizers(model, t, device)
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_at(s, t)) for o in opts]
+    # a time schedule reads the run's training seconds (this run's clock plus a resumed run's total)
+    clock = {"start": time.perf_counter(), "done": 0.0}
+    elapsed = lambda: clock["done"] + time.perf_counter() - clock["start"]  # noqa: E731
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_at(s, t, elapsed())) for o in opts]
+    stacks = [m for m in model.modules() if getattr(m, "loop", ())]  # model.loop: on from train.loop_start
     state = TrainState(model, opts, scheds, ema)
     meta = {"config": to_dict(cfg), "model": to_dict(mcfg), "tokenizer_hash": meta0["tokenizer_hash"],
             "git_sha": _git_sha(), "params": count_params(model)}
@@ -457,6 +474,15 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     bar = _progress(progress and rank == 0, t.steps, state.step)
     start_step, done_s = state.step, state.seconds
     loop_t = time.perf_counter()
+    clock.update(start=loop_t, done=done_s)
+    budget_t0 = loop_t
+
+    def set_looping() -> None:  # a flag torch.compile guards on: one recompile when it turns on
+        on = schedule_progress(state.step, t, elapsed()) >= t.loop_start
+        for st in stacks:
+            st.looping = on
+
+    set_looping()
     window: list[torch.Tensor] = []  # per-step device metrics since the last log
     win_tokens, win_t, first_step_s = 0, time.perf_counter(), None
 
@@ -481,6 +507,8 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     try:
         while state.step < t.steps and (stop_after is None or state.step - start_step < stop_after):
             wrapped.train()
+            if stacks and not stacks[0].looping:
+                set_looping()
             micro, ntok = [], 0
             for _ in range(t.grad_accum):
                 mb, n, pos = feed.next()
@@ -493,9 +521,12 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 first_step_s = time.perf_counter() - loop_t
+                if t.schedule == "time":  # a wall-time budget counts training, not the first compile
+                    budget_t0 = time.perf_counter()
+                    clock.update(start=budget_t0)
             step = state.step
             # a time-boxed job (a rented GPU) ends here: its last interval is logged and checkpointed below
-            over = bool(t.time_limit_s) and time.perf_counter() - loop_t >= t.time_limit_s
+            over = bool(t.time_limit_s) and time.perf_counter() - budget_t0 >= t.time_limit_s
             if (step % t.log_every == 0 or step == t.steps or over
                     or (stop_after and step - start_step == stop_after)):
                 last = fold()

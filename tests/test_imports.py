@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parent.parent / "gocoder"
 INFERENCE = {"generate", "candidates", "engine", "search", "kvcache", "checkpoint", "serialize", "validate",
              "incremental", "patch"}
 TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "annotate", "plans", "decontam",
-            "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts", "functions"}
+            "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts", "functions", "golf"}
 # the stages of docs/ARCHITECTURE.md's table, top to bottom: a module imports its own row or rows above
 LAYERS = [
     {"__init__", "config", "records", "splits", "toolchain", "progress"},
@@ -23,7 +23,7 @@ LAYERS = [
      "intents_train", "corpus", "gosources", "textparts", "functions"},
     {"kvcache", "engine", "incremental", "candidates", "search", "generate", "patch"},
     {"tokenizer_run", "data", "train"},
-    {"benchmarks", "checks", "synthfix", "evaluate", "benchrun", "report"},
+    {"benchmarks", "checks", "synthfix", "evaluate", "benchrun", "report", "golf"},
     {"cli", "__main__"},
 ]
 
