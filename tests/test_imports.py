@@ -13,14 +13,15 @@ PKG = Path(__file__).resolve().parent.parent / "gocoder"
 INFERENCE = {"generate", "candidates", "engine", "search", "kvcache", "checkpoint", "serialize", "validate",
              "incremental", "patch"}
 TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "annotate", "plans", "decontam",
-            "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts", "functions", "golf"}
+            "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts", "functions", "golf",
+            "quality"}
 # the stages of docs/ARCHITECTURE.md's table, top to bottom: a module imports its own row or rows above
 LAYERS = [
     {"__init__", "config", "records", "splits", "toolchain", "progress"},
     {"validate", "check", "confine", "sandbox"},
     {"serialize", "tokenizer", "model", "quant", "checkpoint"},
     {"collect", "gitlog", "github", "gosrc", "synth", "decontam", "annotate", "plans", "steps", "intents",
-     "intents_train", "corpus", "gosources", "textparts", "functions"},
+     "intents_train", "corpus", "gosources", "textparts", "functions", "quality"},
     {"kvcache", "engine", "incremental", "candidates", "search", "generate", "patch"},
     {"tokenizer_run", "data", "train"},
     {"benchmarks", "checks", "synthfix", "evaluate", "benchrun", "report", "golf"},
