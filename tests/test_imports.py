@@ -13,8 +13,8 @@ PKG = Path(__file__).resolve().parent.parent / "gocoder"
 INFERENCE = {"generate", "candidates", "engine", "search", "kvcache", "checkpoint", "serialize", "validate",
              "incremental", "patch"}
 TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "annotate", "plans", "decontam",
-            "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts", "functions", "golf",
-            "quality"}
+            "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts",
+            "functions", "golf", "quality"}
 # the stages of docs/ARCHITECTURE.md's table, top to bottom: a module imports its own row or rows above
 LAYERS = [
     {"__init__", "config", "records", "splits", "toolchain", "progress"},
