@@ -610,7 +610,7 @@ def export_cmd(
         "--embed-bits", help="Bits of the embedding / tied head: 8, 6, 4, 0 as the matrices (default 8).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export a checkpoint for inference: EMA weights in bf16 (or int8/int6/int4), config and tokenizer, no optimizer state.
+    """Export a checkpoint for inference: EMA weights in bf16 or int8/int6/int4, config, tokenizer; no optimizer state.
 
     Example: gocoder export runs/default/run -o models/default --quantize int6
     """
