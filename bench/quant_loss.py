@@ -1,10 +1,12 @@
-"""What int8 export costs: validation loss of a checkpoint's weights as bf16 and as int8 (gocoder export
---quantize int8), on the same batches, and CPU generation speed of both exports.
+"""What quantized export costs: validation loss of a checkpoint's weights as bf16 and as int8, int6 or int4
+(gocoder export --quantize), on the same batches, and CPU generation speed of the exports.
 
     python3 bench/quant_loss.py --checkpoint runs/default/gpt --data runs/default/tokens --batches 16
+    python3 bench/quant_loss.py --checkpoint R --data D --bits 8 6 4 --embed-bits 8   # int6/int4, int8 embedding
     python3 bench/quant_loss.py --checkpoint runs/default/gpt --data D --speed   # also tokens/s on the CPU
 
-Prints one JSON object: val loss (bf16, int8), their relative change (target <= 1%), the two files' sizes.
+Prints one JSON object: val loss of each export (val_loss_none: bf16), its relative change against bf16
+(target <= 1% for int8), and each file's size.
 """
 
 from __future__ import annotations
@@ -58,13 +60,17 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="shard folder or pretraining tokens (its valid split)")
     ap.add_argument("--batches", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--speed", action="store_true", help="also CPU generation tokens/s of both exports")
+    ap.add_argument("--speed", action="store_true", help="also CPU generation tokens/s of each export")
+    ap.add_argument("--bits", type=int, nargs="+", default=[8], choices=[8, 6, 4], help="quantized exports")
+    ap.add_argument("--group", type=int, default=0, help="columns a scale (0: export's default for the bits)")
+    ap.add_argument("--embed-bits", type=int, default=None, help="embedding bits (export's default: 8)")
     a = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for q in ("none", "int8"):
-            out = export_model(a.checkpoint, Path(tmp) / q, dtype="bfloat16", quantize=q)
+        for q in ["none"] + [f"int{b}" for b in a.bits]:
+            out = export_model(a.checkpoint, Path(tmp) / q, dtype="bfloat16", quantize=q, group=a.group,
+                               embed_bits=a.embed_bits)
             model, _ = load_model(out)
             shard = open_shard(a.data, "valid", model.cfg.max_seq_len)
             if not len(shard):
@@ -73,7 +79,8 @@ def main() -> None:
             res[f"bytes_{q}"] = (out / "model.safetensors").stat().st_size
             if a.speed:
                 res[f"cpu_tokens_per_s_{q}"] = gen_speed(out, 128)
-    res["relative_change"] = (res["val_loss_int8"] - res["val_loss_none"]) / res["val_loss_none"]
+    for b in a.bits:
+        res[f"relative_change_int{b}"] = (res[f"val_loss_int{b}"] - res["val_loss_none"]) / res["val_loss_none"]
     print(json.dumps(res, indent=2))
 
 

@@ -113,7 +113,8 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
 
 def float_weights(path: str | Path, use_ema: bool = True) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(config.json, the weights as floats) of a checkpoint, run or exported-model folder: the EMA weights
-    when there are some (and use_ema), an int8 export's matrices turned back into floats."""
+    when there are some (and use_ema), a quantized export's matrices (int8, int6, int4) turned back into
+    floats."""
     from gocoder.quant import dequantize, is_quantized
 
     meta, weights, ema = load_weights(path)
@@ -138,12 +139,19 @@ def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, di
 
 
 def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_ema: bool = True,
-                 tokenizer: bool = True, quantize: str = "none") -> Path:
+                 tokenizer: bool = True, quantize: str = "none", group: int = 0,
+                 embed_bits: int | None = None) -> Path:
     """A checkpoint as a model to ship or load for inference: its EMA weights (else the raw ones) cast to
     dtype in model.safetensors, config.json, and (tokenizer=True) the tokenizer the checkpoint carries.
     No optimizer state: a 10M-parameter model is ~20 MB in bf16 instead of ~160 MB with AdamW's moments;
-    quantize="int8" stores the matrices as int8 with group scales (gocoder/quant.py), half that again.
+    quantize="int8", "int6" or "int4" stores the matrices as such with a bf16 scale per `group` input
+    columns (gocoder/quant.py; 0: its default for the bits), the embedding at embed_bits (None: int8).
+    A checkpoint trained with QAT at the same bits (train.qat_bits) is exported with its training's group
+    and embedding bits unless they are given: its weights then round-trip exactly.
     Written to a temporary folder and renamed; an existing dst is replaced whole."""
+    from gocoder.quant import BITS, EMBED, EMBED_BITS, GROUP, QMAX, bits_for, is_matrix
+    from gocoder.quant import quantize as quantize_tensors
+
     p = checkpoint_dir(src)
     meta, weights, ema = load_weights(p)
     try:
@@ -151,17 +159,31 @@ def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_
         assert isinstance(dt, torch.dtype) and dt.is_floating_point
     except (AttributeError, AssertionError):
         raise GocoderError(f"--dtype {dtype!r}: expected a floating torch dtype such as bfloat16 or float32") from None
+    if quantize != "none" and quantize not in BITS:
+        raise GocoderError(f"--quantize {quantize!r}: expected none, {', '.join(BITS)}")
+    if embed_bits is not None and embed_bits and embed_bits not in QMAX:
+        raise GocoderError(f"--embed-bits {embed_bits}: expected 0 (as the matrices), 4, 6 or 8")
+    if group < 0:
+        raise GocoderError(f"--group {group}: expected a number of columns >= 1, or 0 for the default")
+    bits = BITS.get(quantize, 0)
+    qat = ((meta.get("config") or {}).get("train") or {}) if bits else {}
+    if qat.get("qat_bits") == bits:  # trained for these bits: stored as it trained
+        group = group or qat.get("qat_group", 0)
+        embed_bits = qat.get("qat_embed_bits", EMBED_BITS) if embed_bits is None else embed_bits
+    embed_bits = EMBED_BITS if embed_bits is None else embed_bits
     chosen = ema if (use_ema and ema is not None) else weights
     out, tmp = Path(dst), Path(dst).with_name(f".{Path(dst).name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tensors = {k: (v.to(dt) if v.is_floating_point() else v).contiguous() for k, v in chosen.items()}
-    if quantize == "int8":
-        from gocoder.quant import quantize_int8
-
-        tensors = quantize_int8(tensors)
-    save_file(tensors, tmp / "model.safetensors")
+    # matrices to be quantized stay float32 until they are: a QAT run's weights then round-trip exactly
+    tensors = {k: (v.float() if bits and is_matrix(v) else v.to(dt) if v.is_floating_point() else v).contiguous()
+               for k, v in chosen.items()}
     info = dict(meta, dtype=dtype, weights="ema" if chosen is ema else "raw", quantize=quantize)
+    if bits:
+        tensors = quantize_tensors(tensors, bits, group, embed_bits)
+        b = bits_for(EMBED, bits, embed_bits)
+        info.update(quant_group=group or GROUP[bits], quant_embed_bits=b, quant_embed_group=group or GROUP[b])
+    save_file(tensors, tmp / "model.safetensors")
     (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     for name in ("tokenizer.model", "tokenizer.json") if tokenizer else ():
         if (p / name).exists():

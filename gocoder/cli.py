@@ -637,20 +637,23 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exported model (replaced whole).")],
     dtype: Annotated[str, typer.Option("--dtype", help="Weight dtype: bfloat16, float16 or float32.")] = "bfloat16",
     raw: Annotated[bool, typer.Option("--raw", help="Export the raw weights instead of the EMA.")] = False,
-    quantize: Annotated[
-        str, typer.Option("--quantize", help="none, or int8: matrices as int8 with a scale per 128 columns.")
+    quantize: Annotated[str, typer.Option(
+        "--quantize", help="none, int8, int6 or int4: matrices as such, bit-packed, with a bf16 scale per group.")
     ] = "none",
+    group: Annotated[int, typer.Option(
+        "--group", help="Input columns per scale (0: 128 for int8/int6, 64 for int4, or the QAT run's).")] = 0,
+    embed_bits: Annotated[int | None, typer.Option(
+        "--embed-bits", help="Bits of the embedding / tied head: 8, 6, 4, 0 as the matrices (default 8).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export a checkpoint for inference: EMA weights in bf16 (or int8), config and tokenizer, no optimizer state.
+    """Export a checkpoint for inference: EMA weights in bf16 or int8/int6/int4, config, tokenizer; no optimizer state.
 
-    Example: gocoder export runs/default/run -o models/default --quantize int8
+    Example: gocoder export runs/default/run -o models/default --quantize int6
     """
     from gocoder.checkpoint import export_model
 
-    if quantize not in ("none", "int8"):
-        raise GocoderError(f"--quantize {quantize!r}: expected none or int8")
-    dest = export_model(checkpoint, out, dtype=dtype, use_ema=not raw, quantize=quantize)
+    dest = export_model(checkpoint, out, dtype=dtype, use_ema=not raw, quantize=quantize, group=group,
+                        embed_bits=embed_bits)
     size = (dest / "model.safetensors").stat().st_size
     print(json.dumps({"out": str(dest), "bytes": size}) if as_json
           else f"{dest}: model.safetensors {size / 1e6:.1f} MB")

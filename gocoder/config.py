@@ -146,6 +146,12 @@ class TrainConfig:
     cooldown: float = 1.0  # the share of the schedule that decays (1.0: cosine from the warm-up on; < 1:
     #                        constant, then a linear cool-down over this last share, as modded-nanogpt)
     loop_start: float = 0.0  # model.loop switches on at this share of the schedule (0: from the start)
+    # quantization-aware training (gocoder/quant.py): every matrix's forward sees it as `gocoder export
+    # --quantize intB` will store it (straight-through gradient); 0: off, else 4, 6 or 8
+    qat_bits: int = 0
+    qat_group: int = 0  # input columns per scale; 0: the export default for the bits (64 for int4, else 128)
+    qat_embed_bits: int = 8  # the embedding / tied head's bits (export's --embed-bits); 0: as the matrices
+    qat_start: float = 0.0  # QAT switches on after this share of train.steps (of the time, by schedule)
 
 
 @dataclass(frozen=True)
@@ -311,6 +317,9 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
                   "ckpt_every": _ge(1), "time_limit_s": _ge(0), "bucket": _ge(0),
                   "prefetch": _ge(0), "cooldown": _within(0, 1, lo_open=True), "loop_start": _FRACTION,
                   "optimizer": ((lambda v: v in ("adamw", "muon")), "adamw or muon"),
+                  "qat_bits": ((lambda v: v in (0, 4, 6, 8)), "0 (off), 4, 6 or 8"),
+                  "qat_embed_bits": ((lambda v: v in (0, 4, 6, 8)), "0 (as train.qat_bits), 4, 6 or 8"),
+                  "qat_group": _ge(0), "qat_start": _within(0, 1, hi_open=True),
                   "stages": ((lambda v: len(v) > 0), "at least one stage")},
     CollectConfig: {"out_dir": _NONEMPTY, "workers": _ge(1), "max_file_bytes": _ge(1), "rev": _NONEMPTY,
                     "github_api": ((lambda v: v.startswith(("http://", "https://"))), "an http(s):// URL"),

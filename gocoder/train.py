@@ -4,7 +4,8 @@ Loss = w_plan * plan + w_code * code + w_ctrl * controller + w_halt * halting (e
 the examples still active in a segment, then a mean over segments: gocoder/model.py). AdamW (fused on
 CUDA), or Muon on the hidden matrices with AdamW on the rest (`train.optimizer`), linear warmup then
 cosine decay, gradient clipping, gradient accumulation, bf16 autocast on CUDA, opt-in torch.compile
-and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights,
+and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights, quantization-aware training
+(train.qat_bits: gocoder/quant.py's fake quantization, parametrized onto the matrices from outside),
 a curriculum of stages switched by step or by a validation metric, each stage reading its own data
 (record shards, or pretraining tokens packed into fixed rows).
 
@@ -40,6 +41,7 @@ from gocoder.checkpoint import checkpoint_dir, float_weights, load_checkpoint, s
 from gocoder.config import Config, ModelConfig, to_dict
 from gocoder.data import Shard, iter_batches, open_shard
 from gocoder.model import GocoderModel, count_params, train_flops
+from gocoder.quant import add_fake_quant, dequantize, quantize, set_fake_quant
 from gocoder.records import JsonlWriter
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
@@ -101,8 +103,12 @@ def build_optimizers(model: torch.nn.Module, t: Any, device: torch.device) -> li
 
 
 def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.nn.Module:
-    """Everything model.py leaves out: device, compile and DDP, applied from outside."""
+    """Everything model.py leaves out: device, quantization-aware training, compile and DDP, applied from
+    outside. QAT (train.qat_bits) parametrizes every matrix with export's quantizer, switched on; the loop
+    switches it off before train.qat_start (gocoder.quant.set_fake_quant)."""
     model.to(device)
+    if cfg.qat_bits:  # before DDP and compile, which then see the parametrized weights
+        add_fake_quant(model, cfg.qat_bits, cfg.qat_group, cfg.qat_embed_bits)
     model._rope(model.cfg.max_seq_len, device)  # the rotary tables exist before any graph is traced
     if device.type == "cuda" and not cfg.compile:
         # eager cuDNN attention builds a graph per new shape, and record batches change length
@@ -485,6 +491,8 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     set_looping()
     window: list[torch.Tensor] = []  # per-step device metrics since the last log
     win_tokens, win_t, first_step_s = 0, time.perf_counter(), None
+    qat_from = math.ceil(t.qat_start * t.steps) if t.qat_bits else None  # the first step QAT trains
+    qat_on = True  # as prepare_model left it
 
     def fold() -> dict[str, Any]:
         """The metrics since the last fold, read from the device at once, added to the state's totals."""
@@ -515,6 +523,12 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
                 micro.append(mb)
                 ntok += n
             state.pos = pos
+            if qat_from is not None:  # once a run: one recompile
+                want = (schedule_progress(state.step, t, elapsed()) >= t.qat_start if t.schedule == "time"
+                        else state.step >= qat_from)
+                if want != qat_on:
+                    qat_on = want
+                    set_fake_quant(model, qat_on)
             window.append(train_step(state, wrapped, micro, t, autocast))
             win_tokens += ntok * world
             if first_step_s is None:  # the first step pays for compiling
@@ -538,7 +552,8 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
             if valid is not None and t.eval_every and step % t.eval_every == 0:
                 move = torch.zeros(1, device=device)
                 if rank == 0:
-                    ev = evaluate(_ema_model(model, state.ema, mcfg, device), valid, cfg, device, tok)
+                    ev = evaluate(_ema_model(model, state.ema, mcfg, device, t if qat_on else None),
+                                  valid, cfg, device, tok)
                     last.update(ev)
                     log.write(dict(ev, id=f"eval-{step}", step=step))
                     s = t.stages[state.stage]
@@ -582,11 +597,15 @@ def _is_tty() -> bool:
     return sys.stderr.isatty()
 
 
-def _ema_model(model: GocoderModel, ema: dict | None, mcfg: ModelConfig, device: torch.device) -> GocoderModel:
-    """The model to evaluate: a copy holding the EMA weights (TRM evaluates with them), else the model."""
+def _ema_model(model: GocoderModel, ema: dict | None, mcfg: ModelConfig, device: torch.device,
+               qat: Any = None) -> GocoderModel:
+    """The model to evaluate: a copy holding the EMA weights (TRM evaluates with them), else the model.
+    Under QAT (qat: the train config) the copy holds them as export stores them at train.qat_bits."""
     if ema is None:
         return model
     m = GocoderModel(mcfg).to(device)
+    if qat is not None:
+        ema = dequantize(quantize(ema, qat.qat_bits, qat.qat_group, qat.qat_embed_bits))
     m.load_state_dict({k: v.to(m.state_dict()[k].dtype) for k, v in ema.items()})
     return m
 
