@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import json
 import math
 import os
 import subprocess
@@ -377,13 +378,24 @@ def _log_line(m: dict[str, Any]) -> str:
             f"{m['tokens_per_s']:,.0f} tok/s{mfu} ({m['stage']})")
 
 
+def _model_keys(model: dict[str, Any] | None) -> dict[str, Any]:
+    """A model config as JSON holds it, with the defaults of fields added since it was written (a
+    checkpoint from before model.loop existed is the same model as one with loop = []; tuples are lists)."""
+    try:
+        full = to_dict(ModelConfig(**(model or {})))
+    except TypeError:  # a key this version does not know: never the same model
+        full = dict(model or {})
+    return json.loads(json.dumps(full))
+
+
 def init_weights(path: str, model: dict[str, Any], tokenizer_hash: str) -> dict[str, torch.Tensor]:
     """The float weights of the model folder `train.init` names (its EMA weights when it has them), checked
     to be this run's model and tokenizer: a run continued from exported weights learns, never mis-loads."""
     meta, weights = float_weights(path)
     where = checkpoint_dir(path) / "config.json"
-    if meta.get("model") != model:
-        diff = sorted(k for k in model if (meta.get("model") or {}).get(k) != model[k])
+    theirs, ours = _model_keys(meta.get("model")), _model_keys(model)
+    if theirs != ours:
+        diff = sorted(k for k in ours if theirs.get(k) != ours[k])
         raise GocoderError(f"{where}: train.init's model config differs from this run's ({', '.join(diff)})")
     if meta.get("tokenizer_hash") != tokenizer_hash:
         raise GocoderError(f"{where}: train.init was trained with another tokenizer than this run's data")
@@ -445,7 +457,8 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
             "git_sha": _git_sha(), "params": count_params(model)}
     if resume:
         ck_meta, weights, ck_ema, st = load_checkpoint(out)
-        if ck_meta.get("model") != meta["model"] or ck_meta.get("tokenizer_hash") != meta["tokenizer_hash"]:
+        same = _model_keys(ck_meta.get("model")) == _model_keys(meta["model"])
+        if not same or ck_meta.get("tokenizer_hash") != meta["tokenizer_hash"]:
             raise GocoderError(f"{out}: the checkpoint's model config or tokenizer differs from this run's")
         model.load_state_dict(weights)
         if ema is not None and ck_ema is not None:
