@@ -35,6 +35,7 @@ from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
 from gocoder.incremental import close_function
 from gocoder.progress import Progress
+from gocoder.fsio import atomic_write
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.sandbox import Limits, SandboxResult, run_go
 
@@ -361,8 +362,7 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
     excluded.update({r["id"]: r["excluded"] for r in rows if r.get("excluded")})
     summary = summarize([r for r in rows if not r.get("excluded")], cfg, excluded, time.monotonic() - t0,
                         len(pending))  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")  # whole, or the last one stays
     return summary
 
 

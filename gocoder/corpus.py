@@ -38,6 +38,7 @@ import numpy as np
 
 from gocoder import GocoderError
 from gocoder.decontam import code_hashes
+from gocoder.fsio import atomic_write, output_lock, replace_dir, write_error
 from gocoder.gosources import GO_PACKAGE, package_of
 from gocoder.records import decode_go, skip_path
 from gocoder.textparts import PartWriter
@@ -241,9 +242,7 @@ def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress
             splits[split]["packages"] += 1
             if progress:
                 progress("write", i + 1, len(names))
-    (out / "text").mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / "text")
-    tmp.rename(out / "text")
+    replace_dir(tmp, out / "text")  # the last build's text stays whole until this one's is
     kept_files = sum(s["files"] for s in splits.values())
     kept_bytes = sum(s["bytes"] for s in splits.values())
     summary = {
@@ -274,20 +273,29 @@ def build(sources: list[Any], out: Path, cache: Path, blocklists: list[Path], *,
     # The scan cache is only valid for the filters and blocklist that made it: key its folder by them.
     key = hashlib.sha256(json.dumps([sorted(blocklist), MAX_BYTES, MAX_LINE, MAX_MEAN_LINE, MIN_PRINTABLE,
                                      NUM_PERM, SHINGLE]).encode()).hexdigest()[:12]
-    scan_dir = cache / f"scan-{key}"
-    names: list[str] = []
-    failed: list[str] = []
-    for src in sources:
-        if hasattr(src, "fetch"):
-            failed += src.fetch(lambda d, n: progress and progress("fetch", d, n))
-        own = src.packages()
-        clash = set(own) & set(names)
-        if clash:
-            raise GocoderError(f"package {sorted(clash)[0]!r} comes from two sources")
-        scan(src, own, scan_dir, blocklist, workers, progress)
-        names += own
-    names.sort(key=lambda n: (n != GO_PACKAGE, n))
-    summary = write(names, scan_dir, out, int(part_mib * 2**20), progress, tokenizer, workers)
-    summary.update(fetch_failed=failed, blocklist_hashes=len(blocklist), seconds=round(time.monotonic() - t0, 1))
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    # one build per output folder (its default cache included): two would write the same temporary files
+    with output_lock(out):
+        scan_dir = cache / f"scan-{key}"
+        names: list[str] = []
+        failed: list[str] = []
+        for src in sources:
+            if hasattr(src, "fetch"):
+                failed += src.fetch(lambda d, n: progress and progress("fetch", d, n))
+            own = src.packages()
+            clash = set(own) & set(names)
+            if clash:
+                raise GocoderError(f"package {sorted(clash)[0]!r} comes from two sources")
+            scan(src, own, scan_dir, blocklist, workers, progress)
+            names += own
+        names.sort(key=lambda n: (n != GO_PACKAGE, n))
+        try:
+            summary = write(names, scan_dir, out, int(part_mib * 2**20), progress, tokenizer, workers)
+        except BaseException as e:  # a full disk gets its space back; the last build's text stays whole
+            shutil.rmtree(out / "text.tmp", ignore_errors=True)
+            if isinstance(e, OSError):
+                raise write_error(e, out / "text") from None
+            raise
+        summary.update(fetch_failed=failed, blocklist_hashes=len(blocklist),
+                       seconds=round(time.monotonic() - t0, 1))
+        atomic_write(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary

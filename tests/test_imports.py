@@ -16,7 +16,7 @@ TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "a
             "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts", "functions"}
 # the stages of docs/ARCHITECTURE.md's table, top to bottom: a module imports its own row or rows above
 LAYERS = [
-    {"__init__", "config", "records", "toolchain", "progress"},
+    {"__init__", "config", "fsio", "records", "toolchain", "progress"},
     {"validate", "check", "confine", "sandbox"},
     {"serialize", "tokenizer", "model", "quant", "checkpoint"},
     {"collect", "gitlog", "github", "gosrc", "synth", "decontam", "annotate", "plans", "steps", "intents",
