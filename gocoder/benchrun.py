@@ -33,9 +33,9 @@ from gocoder.benchmarks import Problem, completion_from_code, last_func, load_pr
 from gocoder.checks import GO_POS, feedback
 from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
+from gocoder.fsio import atomic_write
 from gocoder.incremental import close_function
 from gocoder.progress import Progress
-from gocoder.fsio import atomic_write
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.sandbox import Limits, SandboxResult, run_go
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gocoder import GocoderError
+from gocoder import GocoderError, fsio
 from gocoder.config import ShardsConfig
 from gocoder.fsio import output_lock, replace_dir, write_error
 from gocoder.model import CONTINUE, DONE, REFINE, Batch
@@ -181,7 +181,7 @@ def build_shards(cfg: ShardsConfig, records: str | Path, tokenizer: Any, out_dir
                     files[split] = (tmp / split / "tokens.bin").open("wb")
                 ids, *lens = cut_example(np.asarray([t for p in parts for t in p], dtype=dtype), *map(len, parts),
                                          cfg.max_len)
-                files[split].write(ids.tobytes())
+                fsio.write_all(files[split], ids.tobytes())  # the writers' one way to the disk
                 rows[split].append([offsets[split], *lens, ex["code_loss"], ex["ctrl"], ex["steps"], ex["kind"]])
                 verdicts[split].append(ex["verdict"])
                 offsets[split] += len(ids)

@@ -136,11 +136,13 @@ class JsonlWriter:
         k = rec[self.key]
         if k in self.seen:
             return False
+        if self._f is None:
+            self._open()
+            if k in self.seen:  # written by another process since this one read the file
+                return False
         # ASCII escapes: CPython's ASCII encoder is about twice as fast on source text, and the
         # line stays valid UTF-8 even for a lone surrogate.
         line = (json.dumps(rec) + "\n").encode("ascii")
-        if self._f is None:
-            self._open()
         end = self._f.tell()
         try:  # unbuffered: a failed write leaves no bytes queued to land later
             fsio.write_all(self._f, line)
