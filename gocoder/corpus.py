@@ -38,7 +38,7 @@ import numpy as np
 
 from gocoder import GocoderError
 from gocoder.decontam import code_hashes
-from gocoder.fsio import atomic_write, output_lock, replace_dir, write_error
+from gocoder.fsio import atomic_write, need, output_lock, replace_dir, write_error
 from gocoder.gosources import GO_PACKAGE, package_of
 from gocoder.records import decode_go, skip_path
 from gocoder.textparts import PartWriter
@@ -59,11 +59,7 @@ Progress = Callable[[str, int, int], None]
 
 def datasketch():
     """datasketch, an optional dependency (the `corpus` extra, README "Corpus"): imported only by a build."""
-    try:
-        import datasketch as ds
-    except ImportError:
-        raise GocoderError("gocoder corpus needs datasketch for near-dedup: pip install 'gocoder[corpus]'") from None
-    return ds
+    return need("datasketch", "gocoder corpus (its near-dedup)")
 
 
 def split_of(package: str) -> str:

@@ -109,6 +109,35 @@ def test_jsonl_writer_on_a_full_disk_keeps_whole_records_and_a_rerun_completes(t
     assert not fsio.lock_path(out).exists()
 
 
+def test_collect_on_a_real_full_tmpfs_loses_nothing_and_resumes(tmp_path):
+    """The same on a real file system: a 16 KiB tmpfs (in a mount namespace of its own), grown after the
+    fault to let the rerun finish."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare here")
+    src = tmp_path / "gosrc" / "pkg"
+    src.mkdir(parents=True)
+    funcs = "".join(f"// F{i} returns {i} plus x, for the {i}th time.\nfunc F{i}(x int) int {{\n\treturn x + {i}\n}}"
+                    "\n\n" for i in range(120))
+    (src / "f.go").write_text(f"package pkg\n\n{funcs}")
+    disk, keep = tmp_path / "disk", tmp_path / "keep"
+    disk.mkdir()
+    keep.mkdir()
+    go = f'"{sys.executable}" -m gocoder collect --go-src "{src.parent}" -o "{disk}/c.jsonl"'
+    script = (f'mount -t tmpfs -o size=16k tmpfs "{disk}" || exit 77\n'
+              f'{go} 2> "{keep}/err1"; echo $? > "{keep}/rc1"; cp "{disk}/c.jsonl" "{keep}/first.jsonl"\n'
+              f'mount -o remount,size=1m "{disk}" || exit 77\n'
+              f'{go} 2> "{keep}/err2"; echo $? > "{keep}/rc2"; cp "{disk}/c.jsonl" "{keep}/second.jsonl"\n')
+    p = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=ENV, timeout=300)
+    if p.returncode == 77 or "unshare failed" in p.stderr:
+        pytest.skip(f"no tmpfs mount here: {p.stderr.strip()[:200]}")
+    assert (keep / "rc1").read_text().strip() == "2", (keep / "err1").read_text()[-2000:]
+    assert f"{disk}/c.jsonl: cannot write: no space left on the device" in one_line((keep / "err1").read_text())
+    first = lines_whole(keep / "first.jsonl")
+    assert (keep / "rc2").read_text().strip() == "0", (keep / "err2").read_text()[-2000:]
+    second = lines_whole(keep / "second.jsonl")
+    assert 0 < len(first) < len(second) == 120 and second[: len(first)] == first
+
+
 def test_collect_on_a_full_disk_loses_nothing_and_resumes(godir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "c.jsonl"
     code, err = cli(["collect", "--go-src", godir, "-o", tmp_path / "clean.jsonl"], capsys, monkeypatch)
@@ -461,3 +490,17 @@ def test_gocheck_gone_mid_run_is_one_line(tmp_path):
             checker.check("package a\n")
     finally:
         checker.close()
+
+
+def test_no_bubblewrap_and_no_root_refuses_in_one_line_naming_the_install(monkeypatch):
+    from gocoder import confine, sandbox
+
+    confine.isolation.cache_clear()
+    monkeypatch.setattr(confine.shutil, "which", lambda name: None)
+    monkeypatch.setattr(confine.os, "geteuid", lambda: 1000)
+    try:
+        with pytest.raises(GocoderError, match=r"^sandbox: refusing to run untrusted code: bubblewrap is not "
+                                               r"installed \(apt-get install bubblewrap\)"):
+            sandbox.run_go({"main.go": "package main\n\nfunc main() {}\n"})
+    finally:
+        confine.isolation.cache_clear()
