@@ -258,14 +258,26 @@ def test_corpus_text_on_a_full_disk_keeps_the_last_build(tmp_path, monkeypatch):
     assert second["kept"]["files"] == first["kept"]["files"] + 1 == len(records(tmp_path / "out"))
 
 
-def test_bench_summary_on_a_full_disk_keeps_the_last_one(tmp_path, monkeypatch):
-    # bench's results.jsonl is a JsonlWriter (the first test here); its summary.json is an fsio.atomic_write
-    p = tmp_path / "b" / "summary.json"
-    fsio.atomic_write(p, json.dumps({"pass@1": 0.5}))
-    DiskFull(monkeypatch, room=3)
-    with pytest.raises(GocoderError, match=f"{p}: cannot write: no space left"):
-        fsio.atomic_write(p, json.dumps({"pass@1": 0.75}))
-    assert json.loads(p.read_text()) == {"pass@1": 0.5} and os.listdir(p.parent) == ["summary.json"]
+@pytest.mark.slow  # two sandboxed Go builds: about 10 s
+def test_bench_on_a_full_disk_keeps_its_results_and_summary_and_resumes(tmp_path, monkeypatch):
+    from gocoder.benchmarks import load_problems
+    from gocoder.benchrun import run_benchmark
+    from gocoder.config import BenchConfig
+
+    p1, p2 = load_problems(REPO / "tests" / "data" / "bench" / "mbxp.jsonl", "mbxp")[:2]
+    answer = "    return 0\n}\n"
+    out = tmp_path / "b"
+    run_benchmark([p1, p2], BenchConfig(), out=out, completions={p1.id: [answer]})  # p1 scored, p2 not yet
+    before = tree(out)
+    full = DiskFull(monkeypatch, room=50)  # p2's result row does not fit
+    with pytest.raises(GocoderError, match=f"{out / 'results.jsonl'}: cannot write: no space left"):
+        run_benchmark([p1, p2], BenchConfig(), out=out, completions={p1.id: [answer], p2.id: [answer]})
+    assert full.hits == 1 and tree(out) == before  # p1's row and the last summary, as they were
+    full.room = None
+    s = run_benchmark([p1, p2], BenchConfig(), out=out, completions={p1.id: [answer], p2.id: [answer]})
+    assert [r["id"] for r in lines_whole(out / "results.jsonl")] == [p1.id, p2.id]
+    assert json.loads((out / "summary.json").read_text()) == s
+    assert sorted(os.listdir(out)) == ["results.jsonl", "summary.json"]
 
 
 # ------------------------------------------------------------------------------- a read-only folder
