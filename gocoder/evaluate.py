@@ -88,13 +88,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None = None, solve_kw: dict | None = None,
-             progress: Any = None) -> dict[str, Any]:
-    """Run gocoder.generate.solve on each record of data (up to limit) and write one row per record to out
-    (JSONL, resumable: ids already there are not redone). Returns the summary over all rows of out that
-    belong to these records."""
-    from gocoder.generate import solve
-    from gocoder.records import JsonlWriter, read_jsonl
+def load_records(data: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """The first limit records of data, each with an id and a problem; none is an error."""
+    from gocoder.records import read_jsonl
 
     recs = []
     for rec in read_jsonl(data):
@@ -106,6 +102,18 @@ def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None =
     if not recs:  # a summary of nothing would read as a model that scores 0
         why = "--limit 0" if limit == 0 else "an empty file (annotate warns when a split gets no repository)"
         raise GocoderError(f"{data}: no records to evaluate: {why}")
+    return recs
+
+
+def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None = None, solve_kw: dict | None = None,
+             progress: Any = None) -> dict[str, Any]:
+    """Run gocoder.generate.solve on each record of data (up to limit) and write one row per record to out
+    (JSONL, resumable: ids already there are not redone). Returns the summary over all rows of out that
+    belong to these records."""
+    from gocoder.generate import solve
+    from gocoder.records import JsonlWriter, read_jsonl
+
+    recs = load_records(data, limit)
     with JsonlWriter(out) as w:
         for rec in recs:
             if rec["id"] not in w.seen:
@@ -180,7 +188,9 @@ def run_eval(cfg: Any, checkpoint: str | Path, data: str | Path, *, out: str | P
             dest = Path("runs/eval") / f"{gen.path.name}-{Path(data).stem}-{tag}.jsonl"
         return evaluate(gen, data, dest, limit=limit, solve_kw=kw, progress=progress)
 
-    # both models are loaded before either is evaluated: a missing or corrupt --against fails in seconds
+    # every input is checked before the first model is evaluated: the records (cheap) first, then both
+    # models, so a missing or corrupt --against fails in seconds, not after a whole evaluation
+    load_records(data, limit)
     gen_a = Generator.load(checkpoint, device=cfg.device)
     gen_b = Generator.load(against, device=cfg.device) if against is not None else None
     res = one(gen_a, out)

@@ -97,14 +97,18 @@ class JsonlWriter:
         self.seen: set[str] = set()
         if self.path.is_dir():
             raise GocoderError(f"{self.path}: is a folder; expected a .jsonl file to append to")
-        self._read()
-        self._size = self.path.stat().st_size if self.path.exists() else 0
         self._f: Any = None
         self._lock: Any = None
+        self._read()
+        self._size = self.path.stat().st_size if self.path.exists() else 0
 
     def _read(self) -> None:
         if self.path.exists():
-            self._repair_tail()
+            if self._lock is None and self._torn():  # a killed writer's tail, unless one is writing right now:
+                with output_lock(self.path):        # the lock tells them apart (a live one holds it)
+                    self._repair_tail()
+            else:
+                self._repair_tail()
             for lineno, rec in read_jsonl_numbered(self.path):
                 if self.key not in rec:
                     raise GocoderError(f"{self.path}:{lineno}: record without {self.key!r}; not a file this writes")
@@ -124,6 +128,13 @@ class JsonlWriter:
         except BaseException:
             self._lock.release()
             raise
+
+    def _torn(self) -> bool:
+        with self.path.open("rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
 
     def _repair_tail(self) -> None:
         with self.path.open("rb+") as f:

@@ -426,6 +426,21 @@ def test_a_writer_opened_before_another_finished_reads_what_it_wrote(tmp_path):
     assert [r["id"] for r in lines_whole(out)] == ["a1", "b1"]
 
 
+def test_a_live_writers_unfinished_line_is_never_cut_as_a_torn_tail(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_bytes(b'{"id": "a1"}\n{"id": "a')  # the holder is writing its second record right now
+    holder = _holder(out)
+    try:
+        with pytest.raises(GocoderError, match=rf"{out}: in use by another gocoder process \(pid {holder.pid} "):
+            JsonlWriter(out)
+        assert out.read_bytes() == b'{"id": "a1"}\n{"id": "a'
+    finally:
+        holder.kill()
+        holder.wait()
+    assert JsonlWriter(out).seen == {"a1"}  # the holder killed: now it is a torn tail, and is cut
+    assert out.read_bytes() == b'{"id": "a1"}\n'
+
+
 @pytest.mark.parametrize("command", ["collect", "export", "shards"])
 def test_an_output_held_by_another_process_is_one_line_naming_it(command, godir, tiny_corpus, tiny_ckpt, tmp_path,
                                                                  capsys, monkeypatch):
