@@ -776,7 +776,8 @@ def train_cmd(
 ) -> None:
     """Train the model on tokenized shards; checkpoints and metrics.jsonl go to train.out.
 
-    Under torchrun with --set train.ddp=true the same command trains on N GPUs.
+    Under torchrun with --set train.ddp=true the same command trains on N GPUs. A SIGTERM ends the step
+    under way, checkpoints it and exits 143 (--resume goes on from there).
     Example: gocoder train --config configs/tiny.toml --set train.steps=50
     """
     from gocoder.train import train
@@ -919,7 +920,8 @@ def _expected_failure(e: BaseException) -> str | None:
     if isinstance(e, ModuleNotFoundError):  # an optional part of the install (fsio.INSTALLS) is missing
         from gocoder.fsio import missing_dependency
 
-        return missing_dependency(e, " ".join(["gocoder", *sys.argv[1:2]]))
+        names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+        return missing_dependency(e, " ".join(["gocoder", *[a for a in sys.argv[1:] if a in names][:1]]))
     if isinstance(e, UnicodeDecodeError):
         return f"input is not UTF-8 (byte {e.start}: {e.object[e.start:e.start + 1]!r})"
     if isinstance(e, OSError):
