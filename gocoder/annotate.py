@@ -228,6 +228,8 @@ def annotate(
     res = AnnotateResult(out_dir=out_dir)
     console = console or Console(stderr=True, soft_wrap=True)
     total = sum(_count_lines(p) for p in files)
+    if total == 0:  # else: three empty splits and a warning, as if records had been annotated
+        raise GocoderError(f"{input}: no records (empty input)")
     writers = {s: JsonlWriter(out_dir / f"{s}.jsonl") for s in SPLITS}
     skipped = JsonlWriter(out_dir / "skipped.done")
     before = set(skipped.seen).union(*(w.seen for w in writers.values()))

@@ -35,6 +35,7 @@ from gocoder.benchmarks import completion_from_code as _completion_of
 from gocoder.checks import GO_POS, feedback, mbxp_checks
 from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
+from gocoder.fsio import atomic_write
 from gocoder.incremental import close_function
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
@@ -412,8 +413,7 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
     excluded.update({r["id"]: r["excluded"] for r in rows if r.get("excluded")})
     summary = summarize([r for r in rows if not r.get("excluded")], cfg, excluded, time.monotonic() - t0,
                         len(pending))  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")  # whole, or the last one stays
     return summary
 
 

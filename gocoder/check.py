@@ -48,9 +48,16 @@ def walk(paths: Iterable[str | Path], all_dirs: bool = False) -> Iterator[Path]:
         if p.is_file():
             yield p
         elif p.is_dir():
+            found = 0
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if all_dirs or not (d in SKIP_DIRS or d.startswith(".")))
-                yield from (Path(root) / f for f in sorted(files) if f.endswith(".go"))
+                for f in sorted(files):
+                    if f.endswith(".go"):
+                        found += 1
+                        yield Path(root) / f
+            if not found:  # a typo'd or empty folder would otherwise pass as "0 files checked, 0 findings"
+                skipped = "" if all_dirs else " (vendor/, testdata/ and hidden folders skipped; --all walks them)"
+                raise GocoderError(f"{p}: no .go files{skipped}")
         else:
             raise GocoderError(f"{p}: no such file or folder")
 

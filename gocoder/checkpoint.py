@@ -11,8 +11,8 @@ state.pt: a pickle is read only by `train --resume` (`load_train_state`), with t
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -20,10 +20,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from gocoder import GocoderError
 from gocoder.config import ModelConfig
+from gocoder.fsio import atomic_dir, atomic_write, output_lock, write_file
 from gocoder.model import GocoderModel
 
 # training-state totals copied into config.json, so that the folder describes itself without its pickle
@@ -33,32 +34,34 @@ SUMMARY = ("flops", "tokens", "seconds")
 def save_checkpoint(out: Path, step: int, model: GocoderModel, ema: dict[str, torch.Tensor] | None,
                     state: dict[str, Any], meta: dict[str, Any], keep: int = 2,
                     tokenizer: str | Path | None = None) -> Path:
-    """Write ckpt-STEP/ atomically (temporary folder, then rename; `latest` last) and prune old ones.
+    """Write ckpt-STEP/ atomically (fsio.atomic_dir: a temporary folder, fsynced, then renamed; `latest` last,
+    the same way) and prune old ones: a kill or a full disk at any point leaves `latest` naming a whole one.
     tokenizer (a folder or .model file) is copied in as tokenizer.model/.json: the folder then
     generates on its own, wherever it is moved."""
     final = out / f"ckpt-{step:08d}"
-    tmp = out / f".ckpt-{step:08d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    blobs = {}
     if tokenizer is not None:
         from gocoder.tokenizer import STEM
 
         src = Path(tokenizer) / f"{STEM}.model" if Path(tokenizer).is_dir() else Path(tokenizer)
         try:
-            shutil.copyfile(src, tmp / "tokenizer.model")
-            shutil.copyfile(src.with_suffix(".json"), tmp / "tokenizer.json")
+            blobs = {"tokenizer.model": src.read_bytes(), "tokenizer.json": src.with_suffix(".json").read_bytes()}
         except OSError as e:
             raise GocoderError(f"{e.filename}: cannot copy the tokenizer into the checkpoint: {e.strerror}") from None
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+    # serialized here and written by fsio.write_file: a full disk is then an OSError naming the file (torch.save
+    # and safetensors' save_file report it in words of their own) and the temporary folder is removed
+    blobs["model.safetensors"] = save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     if ema is not None:
-        save_file({k: v.cpu().contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
-    torch.save(state, tmp / "state.pt")
+        blobs["ema.safetensors"] = save({k: v.cpu().contiguous() for k, v in ema.items()})
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    blobs["state.pt"] = buf.getvalue()
     info = dict(meta, step=step, **{k: state[k] for k in SUMMARY if k in state})
-    (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    (out / ".latest.tmp").write_text(final.name + "\n", encoding="utf-8")
-    os.replace(out / ".latest.tmp", out / "latest")
+    blobs["config.json"] = (json.dumps(info, indent=2) + "\n").encode("utf-8")
+    with atomic_dir(final) as tmp:
+        for name, blob in blobs.items():
+            write_file(tmp / name, blob)
+    atomic_write(out / "latest", final.name + "\n")
     for old in sorted(out.glob("ckpt-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -122,14 +125,19 @@ def float_weights(path: str | Path, use_ema: bool = True) -> tuple[dict[str, Any
     return meta, dequantize(chosen) if is_quantized(chosen) else chosen
 
 
+def model_config(meta: dict[str, Any], where: Path) -> ModelConfig:
+    """The ModelConfig of a checkpoint's config.json (meta), or one line naming where it is unusable."""
+    try:
+        return ModelConfig(**meta["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise GocoderError(f"{where}: no usable model config ({type(e).__name__}: {e})") from None
+
+
 def load_model(path: str | Path, use_ema: bool = True) -> tuple[GocoderModel, dict[str, Any]]:
     """A trained model from its checkpoint folder alone (EMA weights when there are some)."""
     meta, weights = float_weights(path, use_ema)
     where = checkpoint_dir(path) / "config.json"
-    try:
-        model = GocoderModel(ModelConfig(**meta["model"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise GocoderError(f"{where}: no usable model config ({type(e).__name__}: {e})") from None
+    model = GocoderModel(model_config(meta, where))
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
@@ -154,6 +162,7 @@ def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_
 
     p = checkpoint_dir(src)
     meta, weights, ema = load_weights(p)
+    model_config(meta, p / "config.json")  # a folder written now must load later
     try:
         dt = getattr(torch, dtype)
         assert isinstance(dt, torch.dtype) and dt.is_floating_point
@@ -172,9 +181,7 @@ def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_
         embed_bits = qat.get("qat_embed_bits", EMBED_BITS) if embed_bits is None else embed_bits
     embed_bits = EMBED_BITS if embed_bits is None else embed_bits
     chosen = ema if (use_ema and ema is not None) else weights
-    out, tmp = Path(dst), Path(dst).with_name(f".{Path(dst).name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    out = Path(dst)
     # matrices to be quantized stay float32 until they are: a QAT run's weights then round-trip exactly
     tensors = {k: (v.float() if bits and is_matrix(v) else v.to(dt) if v.is_floating_point() else v).contiguous()
                for k, v in chosen.items()}
@@ -183,12 +190,11 @@ def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_
         tensors = quantize_tensors(tensors, bits, group, embed_bits)
         b = bits_for(EMBED, bits, embed_bits)
         info.update(quant_group=group or GROUP[bits], quant_embed_bits=b, quant_embed_group=group or GROUP[b])
-    save_file(tensors, tmp / "model.safetensors")
-    (tmp / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    blobs = {"model.safetensors": save(tensors), "config.json": (json.dumps(info, indent=2) + "\n").encode()}
     for name in ("tokenizer.model", "tokenizer.json") if tokenizer else ():
         if (p / name).exists():
-            shutil.copyfile(p / name, tmp / name)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+            blobs[name] = (p / name).read_bytes()
+    with output_lock(out), atomic_dir(out) as tmp:  # a second export to the same folder fails at once
+        for name, blob in blobs.items():
+            write_file(tmp / name, blob)
     return out

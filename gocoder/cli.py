@@ -763,7 +763,9 @@ def eval_cmd(
     promote: Annotated[
         bool, typer.Option("--promote", help="Copy the arena's winner to --best when it wins by --margin.")
     ] = False,
-    margin: Annotated[float, typer.Option("--margin", help="Win rate above 0.5 needed to promote.")] = 0.02,
+    margin: Annotated[
+        float, typer.Option("--margin", help="Win rate above 0.5 needed to promote (0 to 0.5).")
+    ] = 0.02,
     best: Annotated[Path, typer.Option("--best", help="The best-checkpoint slot --promote writes.")] = Path(
         "runs/best"
     ),
@@ -813,7 +815,8 @@ def train_cmd(
 ) -> None:
     """Train the model on tokenized shards; checkpoints and metrics.jsonl go to train.out.
 
-    Under torchrun with --set train.ddp=true the same command trains on N GPUs.
+    Under torchrun with --set train.ddp=true the same command trains on N GPUs. A SIGTERM ends the step
+    under way, checkpoints it and exits 143 (--resume goes on from there).
     Example: gocoder train --config configs/tiny.toml --set train.steps=50
     """
     from gocoder.train import train
@@ -826,6 +829,10 @@ def train_cmd(
     elif last:
         print(f"step {last['step']}: loss {last['loss']:.4f} (plan {last['plan_loss']:.4f}, "
               f"code {last['code_loss']:.4f}, controller {last['ctrl_loss']:.4f})")
+    if last.get("signal"):  # stopped, not finished: a script must not read it as done (128 + SIGTERM's 15)
+        err.print(f"stopped by {last['signal']} at step {last.get('step')}, checkpointed in {cfg.train.out}: "
+                  "gocoder train --resume goes on", highlight=False, markup=False)
+        raise typer.Exit(143)
 
 
 @app.command("golf")
@@ -985,6 +992,11 @@ def _expected_failure(e: BaseException) -> str | None:
     """
     if isinstance(e, GocoderError):
         return str(e)
+    if isinstance(e, ModuleNotFoundError):  # an optional part of the install (fsio.INSTALLS) is missing
+        from gocoder.fsio import missing_dependency
+
+        names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+        return missing_dependency(e, " ".join(["gocoder", *[a for a in sys.argv[1:] if a in names][:1]]))
     if isinstance(e, UnicodeDecodeError):
         return f"input is not UTF-8 (byte {e.start}: {e.object[e.start:e.start + 1]!r})"
     if isinstance(e, OSError):

@@ -42,6 +42,7 @@ import numpy as np
 
 from gocoder import GocoderError
 from gocoder.decontam import code_hashes
+from gocoder.fsio import atomic_write, need, output_lock, replace_dir, write_error
 from gocoder.gosources import GO_PACKAGE
 from gocoder.records import decode_go, skip_path
 from gocoder.splits import SPLITS, file_key, parse_shares, split_of
@@ -62,11 +63,7 @@ Progress = Callable[[str, int, int], None]
 
 def datasketch():
     """datasketch, an optional dependency (the `corpus` extra, README "Corpus"): imported only by a build."""
-    try:
-        import datasketch as ds
-    except ImportError:
-        raise GocoderError("gocoder corpus needs datasketch for near-dedup: pip install 'gocoder[corpus]'") from None
-    return ds
+    return need("datasketch", "gocoder corpus (its near-dedup)")
 
 
 def classify(rel: str, data: bytes) -> tuple[str | None, str | None]:
@@ -241,9 +238,7 @@ def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress
                         sample.append(text)
             if progress:
                 progress("write", i + 1, len(names))
-    (out / "text").mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / "text")
-    tmp.rename(out / "text")
+    replace_dir(tmp, out / "text")  # the last build's text stays whole until this one's is
     for s in SPLITS:  # Go packages (import paths) with a kept file, not the corpus's Debian packages
         splits[s]["packages"] = len(go_packages[s])
     kept_files = sum(s["files"] for s in splits.values())
@@ -279,20 +274,30 @@ def build(sources: list[Any], out: Path, cache: Path, blocklists: list[Path], *,
     # The scan cache is only valid for the filters and blocklist that made it: key its folder by them.
     key = hashlib.sha256(json.dumps([sorted(blocklist), MAX_BYTES, MAX_LINE, MAX_MEAN_LINE, MIN_PRINTABLE,
                                      NUM_PERM, SHINGLE]).encode()).hexdigest()[:12]
-    scan_dir = cache / f"scan-{key}"
-    names: list[str] = []
-    failed: list[str] = []
-    for src in sources:
-        if hasattr(src, "fetch"):
-            failed += src.fetch(lambda d, n: progress and progress("fetch", d, n))
-        own = src.packages()
-        clash = set(own) & set(names)
-        if clash:
-            raise GocoderError(f"package {sorted(clash)[0]!r} comes from two sources")
-        scan(src, own, scan_dir, blocklist, workers, progress)
-        names += own
-    names.sort(key=lambda n: (n != GO_PACKAGE, n))
-    summary = write(names, scan_dir, out, int(part_mib * 2**20), progress, tokenizer, workers, shares)
-    summary.update(fetch_failed=failed, blocklist_hashes=len(blocklist), seconds=round(time.monotonic() - t0, 1))
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    # one build per output folder (its default cache included): two would write the same temporary files
+    with output_lock(out):
+        scan_dir = cache / f"scan-{key}"
+        names: list[str] = []
+        failed: list[str] = []
+        for src in sources:
+            if hasattr(src, "fetch"):
+                failed += src.fetch(lambda d, n: progress and progress("fetch", d, n))
+            own = src.packages()
+            clash = set(own) & set(names)
+            if clash:
+                raise GocoderError(f"package {sorted(clash)[0]!r} comes from two sources")
+            scan(src, own, scan_dir, blocklist, workers, progress)
+            names += own
+        names.sort(key=lambda n: (n != GO_PACKAGE, n))
+        try:
+            summary = write(names, scan_dir, out, int(part_mib * 2**20), progress, tokenizer, workers,
+                            shares)
+        except BaseException as e:  # a full disk gets its space back; the last build's text stays whole
+            shutil.rmtree(out / "text.tmp", ignore_errors=True)
+            if isinstance(e, OSError):
+                raise write_error(e, out / "text") from None
+            raise
+        summary.update(fetch_failed=failed, blocklist_hashes=len(blocklist),
+                       seconds=round(time.monotonic() - t0, 1))
+        atomic_write(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary

@@ -17,7 +17,6 @@ else uint32), `index.npy` (int64 [N, len(COLUMNS)]), `verdict.npy` (float32 [N, 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -28,8 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gocoder import GocoderError
+from gocoder import GocoderError, fsio
 from gocoder.config import ShardsConfig
+from gocoder.fsio import output_lock, replace_dir, write_error
 from gocoder.model import CONTINUE, DONE, REFINE, Batch
 from gocoder.serialize import cut_points
 from gocoder.validate import verdict_features
@@ -160,6 +160,7 @@ def build_shards(cfg: ShardsConfig, records: str | Path, tokenizer: Any, out_dir
 
         checker = get_checker()
     out = Path(out_dir)
+    lock = output_lock(out)  # one build per output at a time: two would share the temporary folder
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     files: dict[str, Any] = {}
@@ -180,7 +181,7 @@ def build_shards(cfg: ShardsConfig, records: str | Path, tokenizer: Any, out_dir
                     files[split] = (tmp / split / "tokens.bin").open("wb")
                 ids, *lens = cut_example(np.asarray([t for p in parts for t in p], dtype=dtype), *map(len, parts),
                                          cfg.max_len)
-                files[split].write(ids.tobytes())
+                fsio.write_all(files[split], ids.tobytes())  # the writers' one way to the disk
                 rows[split].append([offsets[split], *lens, ex["code_loss"], ex["ctrl"], ex["steps"], ex["kind"]])
                 verdicts[split].append(ex["verdict"])
                 offsets[split] += len(ids)
@@ -198,12 +199,18 @@ def build_shards(cfg: ShardsConfig, records: str | Path, tokenizer: Any, out_dir
                 "columns": COLUMNS, "n_verdict": N_VERDICT, "rows": counts, "rollouts": cfg.rollouts,
                 "seed": cfg.seed, "max_len": cfg.max_len}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    finally:
         for f in files.values():
             f.close()
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+        replace_dir(tmp, out)  # the old shards stay whole until the new ones are
+    except BaseException as e:  # a full disk gets its space back; an OSError names the output
+        for f in files.values():
+            f.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise write_error(e, out) from None
+        raise
+    finally:
+        lock.release()
     return counts
 
 

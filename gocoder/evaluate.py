@@ -88,13 +88,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None = None, solve_kw: dict | None = None,
-             progress: Any = None) -> dict[str, Any]:
-    """Run gocoder.generate.solve on each record of data (up to limit) and write one row per record to out
-    (JSONL, resumable: ids already there are not redone). Returns the summary over all rows of out that
-    belong to these records."""
-    from gocoder.generate import solve
-    from gocoder.records import JsonlWriter, read_jsonl
+def load_records(data: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """The first limit records of data, each with an id and a problem; none is an error."""
+    from gocoder.records import read_jsonl
 
     recs = []
     for rec in read_jsonl(data):
@@ -106,6 +102,18 @@ def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None =
     if not recs:  # a summary of nothing would read as a model that scores 0
         why = "--limit 0" if limit == 0 else "an empty file (annotate warns when a split gets no repository)"
         raise GocoderError(f"{data}: no records to evaluate: {why}")
+    return recs
+
+
+def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None = None, solve_kw: dict | None = None,
+             progress: Any = None) -> dict[str, Any]:
+    """Run gocoder.generate.solve on each record of data (up to limit) and write one row per record to out
+    (JSONL, resumable: ids already there are not redone). Returns the summary over all rows of out that
+    belong to these records."""
+    from gocoder.generate import solve
+    from gocoder.records import JsonlWriter, read_jsonl
+
+    recs = load_records(data, limit)
     with JsonlWriter(out) as w:
         for rec in recs:
             if rec["id"] not in w.seen:
@@ -166,24 +174,30 @@ def run_eval(cfg: Any, checkpoint: str | Path, data: str | Path, *, out: str | P
 
     if limit is not None and limit < 1:
         raise GocoderError(f"--limit {limit}: must be at least 1")
+    if not 0 <= margin <= 0.5:  # a win rate is in [0, 1]: a margin past 0.5 never promotes, below 0 always
+        raise GocoderError(f"--margin {margin:g}: expected a win-rate margin from 0 to 0.5")
+    if best is not None and against is None:
+        raise GocoderError("--promote needs --against: a checkpoint is promoted by winning the arena")
 
     kw = {"samples": cfg.samples, "max_iters": cfg.max_iters, "search": cfg.search, "budget": cfg.budget or None,
           "typecheck": cfg.typecheck, "sampling": sampling_from(cfg, cfg.samples, cfg.search), "ucb_c": cfg.ucb_c}
 
-    def one(ckpt: str | Path, dest: str | Path | None) -> tuple[Any, dict[str, Any]]:
-        gen = Generator.load(ckpt, device=cfg.device)
+    def one(gen: Any, dest: str | Path | None) -> dict[str, Any]:
         if dest is None:
             tag = content_hash(str(gen.path.resolve()), str(Path(data).resolve()), repr(sorted(kw.items())))[:10]
             dest = Path("runs/eval") / f"{gen.path.name}-{Path(data).stem}-{tag}.jsonl"
-        return gen, evaluate(gen, data, dest, limit=limit, solve_kw=kw, progress=progress)
+        return evaluate(gen, data, dest, limit=limit, solve_kw=kw, progress=progress)
 
-    gen_a, res = one(checkpoint, out)
+    # every input is checked before the first model is evaluated: the records (cheap) first, then both
+    # models, so a missing or corrupt --against fails in seconds, not after a whole evaluation
+    load_records(data, limit)
+    gen_a = Generator.load(checkpoint, device=cfg.device)
+    gen_b = Generator.load(against, device=cfg.device) if against is not None else None
+    res = one(gen_a, out)
     report: dict[str, Any] = {"checkpoint": str(gen_a.path), "summary": res}
-    if against is None:
-        if best is not None:
-            raise GocoderError("--promote needs --against: a checkpoint is promoted by winning the arena")
+    if gen_b is None:
         return report
-    gen_b, res_b = one(against, Path(res["out"]).with_name(Path(res["out"]).stem + "-against.jsonl") if out else None)
+    res_b = one(gen_b, Path(res["out"]).with_name(Path(res["out"]).stem + "-against.jsonl") if out else None)
     arena = compare(res["out"], res_b["out"])
     report.update(against=str(gen_b.path), against_summary=res_b, arena=arena, promoted=None)
     rate = arena["win_rate"]

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from gocoder import GocoderError
+from gocoder import GocoderError, fsio
+from gocoder.fsio import output_lock, write_error
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -85,7 +86,9 @@ class JsonlWriter:
     flushed, so what is on disk is always whole records plus at most one torn tail.
 
     The file (and its folder) is created by the first write, not on open: a run that fails on bad
-    input before writing a record leaves nothing behind.
+    input before writing a record leaves nothing behind. The first write also locks the file until
+    close (fsio.output_lock): a second process appending to it fails in one line naming the first.
+    A write that fails (a full disk) cuts its torn record off and names the file (fsio.write_error).
     """
 
     def __init__(self, path: str | Path, key: str = "id"):
@@ -94,13 +97,44 @@ class JsonlWriter:
         self.seen: set[str] = set()
         if self.path.is_dir():
             raise GocoderError(f"{self.path}: is a folder; expected a .jsonl file to append to")
-        if self.path.exists():
-            self._repair_tail()
-            for lineno, rec in read_jsonl_numbered(self.path):
-                if key not in rec:
-                    raise GocoderError(f"{self.path}:{lineno}: record without {key!r}; not a file this writes")
-                self.seen.add(rec[key])
         self._f: Any = None
+        self._lock: Any = None
+        self._read()
+        self._size = self.path.stat().st_size if self.path.exists() else 0
+
+    def _read(self) -> None:
+        if self.path.exists():
+            if self._lock is None and self._torn():  # a killed writer's tail, unless one is writing right now:
+                with output_lock(self.path):        # the lock tells them apart (a live one holds it)
+                    self._repair_tail()
+            else:
+                self._repair_tail()
+            for lineno, rec in read_jsonl_numbered(self.path):
+                if self.key not in rec:
+                    raise GocoderError(f"{self.path}:{lineno}: record without {self.key!r}; not a file this writes")
+                self.seen.add(rec[self.key])
+
+    def _open(self) -> None:
+        """At the first write: lock the file (fsio.output_lock: a second writer fails in one line, records are
+        never interleaved), re-read it if another process appended since it was opened, then open it."""
+        self._lock = output_lock(self.path)
+        try:
+            if (self.path.stat().st_size if self.path.exists() else 0) != self._size:
+                self._read()
+            self._f = self.path.open("ab", buffering=0)
+        except OSError as e:
+            self._lock.release()
+            raise write_error(e, self.path) from None
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _torn(self) -> bool:
+        with self.path.open("rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
 
     def _repair_tail(self) -> None:
         with self.path.open("rb+") as f:
@@ -113,14 +147,22 @@ class JsonlWriter:
         k = rec[self.key]
         if k in self.seen:
             return False
+        if self._f is None:
+            self._open()
+            if k in self.seen:  # written by another process since this one read the file
+                return False
         # ASCII escapes: CPython's ASCII encoder is about twice as fast on source text, and the
         # line stays valid UTF-8 even for a lone surrogate.
-        line = json.dumps(rec) + "\n"
-        if self._f is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._f = self.path.open("ab")
-        self._f.write(line.encode("ascii"))
-        self._f.flush()
+        line = (json.dumps(rec) + "\n").encode("ascii")
+        end = self._f.tell()
+        try:  # unbuffered: a failed write leaves no bytes queued to land later
+            fsio.write_all(self._f, line)
+        except OSError as e:  # a full disk: the torn record is cut off, the records before it stay
+            try:
+                os.ftruncate(self._f.fileno(), end)
+            except OSError:
+                pass  # the next open repairs the tail
+            raise write_error(e, self.path) from None
         self.seen.add(k)
         return True
 
@@ -130,9 +172,14 @@ class JsonlWriter:
     def close(self) -> None:
         if self._f is None:
             return
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
+        try:
+            os.fsync(self._f.fileno())
+        except OSError as e:
+            raise write_error(e, self.path) from None
+        finally:
+            self._f.close()
+            self._f = None
+            self._lock.release()
 
     def __enter__(self) -> JsonlWriter:
         return self

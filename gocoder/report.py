@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
+from gocoder.fsio import need
 from gocoder.records import read_jsonl
 
 LOSSES = ("loss", "plan_loss", "code_loss", "ctrl_loss", "halt_loss")
@@ -268,10 +269,7 @@ def _markdown(run: Path, meta: dict | None, train: list[dict], evals: list[dict]
 def build_report(run_dir: str | Path, out: str | Path | None = None, eval_path: str | Path | None = None) -> Report:
     """Plots (losses.png, syntax_valid.png, halting.png, refinement.png) and report.md for a run
     folder, into out (default RUN_DIR/report). eval_path defaults to RUN_DIR/eval.jsonl."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise GocoderError("gocoder report needs matplotlib: pip install 'gocoder[report]'") from None
+    need("matplotlib", "gocoder report")  # before anything is read or written
     run = Path(run_dir)
     train, evals = read_metrics(run)
     dest = Path(out) if out is not None else run / "report"

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from gocoder import GocoderError
+from gocoder import GocoderError, fsio
 from gocoder.gosources import package_of
 from gocoder.splits import SPLITS
 
@@ -55,10 +55,10 @@ class PartWriter:
 
     def write(self, rec: dict[str, Any]) -> None:
         if self._chunk is None:
-            self._chunk = open(self.folder / f"chunk-{len(self._jobs):05d}.jsonl", "wb")
+            self._chunk = open(self.folder / f"chunk-{len(self._jobs):05d}.jsonl", "wb", buffering=0)
             self._size = 0
         line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
-        self._chunk.write(line)
+        fsio.write_all(self._chunk, line)  # the writers' one way to the disk (a full one is an OSError here)
         self._size += len(line)
         if self._size >= self.chunk_bytes:
             self._submit()

@@ -188,6 +188,8 @@ class Tokenizer:
             self._sp = spm.SentencePieceProcessor(model_proto=model)
         except RuntimeError as e:  # SentencePiece reports a proto it cannot parse as RuntimeError
             raise GocoderError(f"{path or 'tokenizer'}: not a SentencePiece model ({str(e).strip()[:80]})") from None
+        if self._sp.get_piece_size() == 0:  # SentencePiece loads an empty proto without a word
+            raise GocoderError(f"{path or 'tokenizer'}: empty SentencePiece model (no pieces): retrain it")
         self._meta_ids = [self._sp.piece_to_id(f"<0x{b:02X}>") for b in META.encode("utf-8")]
         crossing = re.compile(f"[^{META}]{META}")
         # NOTE(gocoder): cutting long texts is exact for BPE (checked on all of GOROOT/src) but not

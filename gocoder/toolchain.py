@@ -82,7 +82,9 @@ def gocheck_binary() -> Path:
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
             first = (proc.stderr or proc.stdout).strip().splitlines()[:3]
-            raise GocoderError(f"building gocheck with {go} failed: {' | '.join(first)}")
+            why = " | ".join(first) or (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+                                        else f"exit status {proc.returncode}")  # a go killed mid-build
+            raise GocoderError(f"building gocheck with {go} failed: {why}")
         goroot = subprocess.run([go, "env", "GOROOT"], env=env, capture_output=True, text=True).stdout.strip()
         target.with_suffix(".goroot").write_text(goroot)
         os.replace(tmp, target)

@@ -28,8 +28,10 @@ import inspect
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from gocoder import GocoderError
 from gocoder.checkpoint import checkpoint_dir, float_weights, load_checkpoint, save_checkpoint
 from gocoder.config import Config, ModelConfig, to_dict
 from gocoder.data import Shard, iter_batches, open_shard
+from gocoder.fsio import output_lock
 from gocoder.model import GocoderModel, count_params, train_flops
 from gocoder.quant import add_fake_quant, dequantize, quantize, set_fake_quant
 from gocoder.records import JsonlWriter
@@ -406,7 +409,10 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     """Train cfg.model on the curriculum's data (each stage's `data`, else cfg.train.data), writing
     checkpoints and metrics.jsonl to cfg.train.out; resume continues from its latest checkpoint.
     stop_after ends this run after that many optimizer steps (a time-boxed job), checkpointing first.
-    Returns the last metrics."""
+    A SIGTERM (a scheduler's notice, `kill`) ends the run after the step under way, checkpointed; the last
+    metrics then carry signal="SIGTERM". Returns the last metrics."""
+    if stop_after is not None and stop_after < 1:  # 0 would train nothing and say nothing
+        raise GocoderError(f"--stop-after {stop_after}: expected 1 or more optimizer steps")
     t = cfg.train
     rank, world, local = _setup_dist(t)
     device = torch.device(t.device if t.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -467,6 +473,8 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     wrapped = prepare_model(model, t, device)
     if state.ema is not None:
         state.ema = {k: v.to(device) for k, v in state.ema.items()}
+    # one process writes a run folder: a second one (a resume started twice) fails here, before writing
+    lock = output_lock(out) if rank == 0 else None
     log = JsonlWriter(out / "metrics.jsonl") if rank == 0 else None
     peak = peak_flops(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
@@ -506,6 +514,11 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     win_tokens, win_t, first_step_s = 0, time.perf_counter(), None
     qat_from = math.ceil(t.qat_start * t.steps) if t.qat_bits else None  # the first step QAT trains
     qat_on = True  # as prepare_model left it
+    # SIGTERM sets a flag the loop reads between steps, so a checkpoint is never cut in half. NOTE(gocoder):
+    # not under torchrun (world > 1), whose ranks would leave the loop at different steps and hang.
+    term: list[int] = []
+    on_term = world == 1 and threading.current_thread() is threading.main_thread()
+    prev_term = signal.signal(signal.SIGTERM, lambda sig, frame: term.append(sig)) if on_term else None
 
     def fold() -> dict[str, Any]:
         """The metrics since the last fold, read from the device at once, added to the state's totals."""
@@ -554,7 +567,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
             step = state.step
             # a time-boxed job (a rented GPU) ends here: its last interval is logged and checkpointed below
             over = bool(t.time_limit_s) and time.perf_counter() - budget_t0 >= t.time_limit_s
-            if (step % t.log_every == 0 or step == t.steps or over
+            if (step % t.log_every == 0 or step == t.steps or over or term
                     or (stop_after and step - start_step == stop_after)):
                 last = fold()
                 if log is not None:
@@ -581,22 +594,26 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
             if step % t.ckpt_every == 0 or step == t.steps:
                 save()
             bar(step, last)
-            if over:
+            if over or term:
                 break  # the checkpoint below keeps what was learned
+        if state.step % t.ckpt_every and state.step != t.steps:
+            save()
     except KeyboardInterrupt:
         fold()  # the totals count every step taken
         save()  # what was learned is kept: resume goes on from here
         raise
     finally:
+        if on_term:
+            signal.signal(signal.SIGTERM, prev_term)
         feed.close()
         bar(None, None)
         if log is not None:
             log.close()
+        if lock is not None:
+            lock.release()
         if t.ddp and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    if state.step % t.ckpt_every and state.step != t.steps:
-        save()
-    return last
+    return dict(last, signal="SIGTERM") if term else last
 
 
 def _graphs() -> int:

@@ -43,6 +43,7 @@ config-unknown-key | config show --set train.nope=1 | unknown config key 'train.
 check-missing | check {missing} | {missing}
 check-bad-format | check {gofile} --format xml | --format 'xml'
 check-bad-kind | check {gofile} --kind nope | --kind 'nope'
+check-no-go-files | check {dir} | {dir}: no .go files
 
 collect-no-source | collect | --repo, --github, --go-src
 collect-repo-missing | collect --repo {missing} | {missing}
@@ -67,6 +68,7 @@ annotate-non-utf8 | annotate -i {latin} -o {out}/h | {latin}:1: not UTF-8
 annotate-empty-folder | annotate -i {dir} -o {out}/h | {dir}: no .jsonl files
 annotate-bad-split | annotate -i {empty} -o {out}/h --split 1,1,1 | --split '1,1,1'
 annotate-out-a-file | annotate -i {raw} -o {empty} | {empty}
+annotate-empty | annotate -i {empty} -o {out}/h | {empty}: no records
 
 blocklist-missing | blocklist {missing} -o {out}/b.txt | {missing}: cannot read
 blocklist-malformed | blocklist {bad} -o {out}/b.txt | {bad}:1: malformed JSON
@@ -85,6 +87,8 @@ tok-eval-tokenizer-missing | tokenizer eval --corpus {records} -t {missing} | {m
 tok-eval-tokenizer-corrupt | tokenizer eval --corpus {records} -t {corrupt_tok} | {corrupt_tok}/gocoder.model: not a SentencePiece model
 tok-eval-tokenizer-folder | tokenizer eval --corpus {records} -t {dir} | {dir}/gocoder.model: cannot read tokenizer
 tok-eval-corpus-malformed | tokenizer eval --corpus {bad} -t {tok} | {bad}:1: malformed JSON
+tok-eval-tokenizer-empty | tokenizer eval --corpus {records} -t {empty_tok} | {empty_tok}/gocoder.model: empty SentencePiece model
+shards-tokenizer-empty | shards -i {records} -o {out}/sh --set train.tokenizer='{empty_tok}' | {empty_tok}/gocoder.model: empty SentencePiece model
 
 shards-tokenizer-missing | shards -i {records} -o {out}/sh --set train.tokenizer='{missing}' | {missing}: cannot read tokenizer
 shards-tokenizer-corrupt | shards -i {records} -o {out}/sh --set train.tokenizer='{corrupt_tok}' | {corrupt_tok}/gocoder.model: not a SentencePiece model
@@ -97,6 +101,7 @@ export-missing | export {missing} -o {out}/m | {missing}: no checkpoint there
 export-not-a-checkpoint | export {dir} -o {out}/m | {dir}: no checkpoint there
 export-corrupt-weights | export {corrupt_ckpt} -o {out}/m | {corrupt_ckpt}/model.safetensors: corrupt checkpoint
 export-bad-dtype | export {model} -o {out}/m --dtype int3 | --dtype 'int3'
+export-no-model-config | export {bad_config_ckpt} -o {out}/m | {bad_config_ckpt}/config.json: no usable model config
 
 generate-checkpoint-missing | generate --pr-desc x --checkpoint {missing} | {missing}: no checkpoint there
 generate-checkpoint-corrupt | generate --pr-desc x --checkpoint {corrupt_ckpt} | {corrupt_ckpt}/model.safetensors: corrupt checkpoint
@@ -116,6 +121,11 @@ eval-data-malformed | eval --checkpoint {model} --data {bad} -o {out}/e.jsonl | 
 eval-data-non-utf8 | eval --checkpoint {model} --data {latin} -o {out}/e.jsonl | {latin}:1: not UTF-8
 eval-limit-0 | eval --checkpoint {model} --data {records} --limit 0 -o {out}/e.jsonl | --limit 0
 eval-out-a-folder | eval --checkpoint {model} --data {records} --limit 1 -o {dir} | {dir}: is a folder
+eval-margin-negative | eval --checkpoint {model} --data {records} --margin -1 -o {out}/e.jsonl | --margin -1
+eval-margin-over-half | eval --checkpoint {model} --data {records} --against {model} --promote --margin 2 -o {out}/e.jsonl | --margin 2
+eval-promote-without-against | eval --checkpoint {model} --data {records} --promote -o {out}/e.jsonl | --promote needs --against
+eval-against-missing | eval --checkpoint {model} --data {records} --against {missing} -o {out}/e.jsonl | {missing}: no checkpoint there
+eval-against-corrupt | eval --checkpoint {model} --data {records} --against {corrupt_ckpt} -o {out}/e.jsonl | {corrupt_ckpt}/model.safetensors: corrupt checkpoint
 
 train-data-missing | train --set train.data='{missing}' --set train.tokenizer='{tok}' --set train.out='{out}/run' | {missing}
 train-tokenizer-missing | train --set train.tokenizer='{missing}' --set train.out='{out}/run' | {missing}
@@ -127,6 +137,8 @@ train-seed-negative | train --set train.seed=-1 --set train.out='{out}/run' | 't
 train-d-model-0 | train --set model.d_model=0 --set train.out='{out}/run' | 'model.d_model' must be >= 1
 train-device-tpu | train --set train.device='tpu' --set train.out='{out}/run' | 'train.device' must be auto
 train-config-non-utf8 | train -c {latin} | {latin}: config is not UTF-8
+train-stop-after-0 | train --stop-after 0 --set train.out='{out}/run' | --stop-after 0
+train-stop-after-negative | train --stop-after -1 --set train.out='{out}/run' | --stop-after -1
 
 report-missing | report {missing} -o {out}/r | {missing}
 report-a-file | report {empty} -o {out}/r | {empty}
@@ -167,6 +179,10 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     tok.mkdir()
     (tok / "gocoder.model").write_bytes(b"not a sentencepiece model")  # its hash is right: the bytes are wrong
     (tok / "gocoder.json").write_text(json.dumps({"hash": hashlib.sha256(b"not a sentencepiece model").hexdigest()}))
+    empty_tok = d / "empty-tok"  # an empty model whose hash is right: SentencePiece loads it without a word
+    empty_tok.mkdir()
+    (empty_tok / "gocoder.model").write_bytes(b"")
+    (empty_tok / "gocoder.json").write_text(json.dumps({"hash": hashlib.sha256(b"").hexdigest()}))
     ck = d / "ckpt"
     ck.mkdir()
     (ck / "config.json").write_text((MODEL / "config.json").read_text())
@@ -180,7 +196,7 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
             "latin": str(d / "latin.jsonl"), "dir": str(d / "folder"), "godir": str(d / "go"),
             "gofile": str(d / "go" / "a.go"), "records": str(d / "records.jsonl"), "raw": str(d / "raw.jsonl"),
             "out": str(tmp_path / "out"),
-            "comp": str(d / "completions.jsonl"), "corrupt_tok": str(tok), "corrupt_ckpt": str(ck),
+            "comp": str(d / "completions.jsonl"), "corrupt_tok": str(tok), "empty_tok": str(empty_tok), "corrupt_ckpt": str(ck),
             "bad_config_ckpt": str(bad_cfg),
             "model": str(MODEL), "tok": str(TOK), "mbxp": str(MBXP)}  # fmt: skip
 
@@ -224,3 +240,56 @@ def test_bad_input_is_one_line_and_leaves_nothing(case, inputs, tmp_path, capsys
     assert expected.format(**inputs) in lines[0], lines[0]  # it names the file or the option at fault
     assert _tree(tmp_path) == before, "a refused run left files behind"
     assert not os.path.exists(inputs["out"])
+
+
+# A command whose optional part is not installed: one line naming the install that brings it (fsio.INSTALLS).
+# Each runs in a fresh interpreter where the modules cannot be found (_BLOCK, a finder first on sys.meta_path),
+# so nothing of them is loaded already. CI is the README's torch-free install
+# (`pip install --no-deps`): none of gocoder's model dependencies.
+CI = "torch,numpy,sentencepiece,safetensors,git,tree_sitter,tree_sitter_go"
+# name | blocked modules | argv | what the one line must say (-: the command works there)
+MISSING = {name: (mods, argv, expected) for name, mods, argv, expected in (
+    [cell.strip() for cell in line.split(" | ")] for line in f"""
+generate-ci | {CI} | generate --pr-desc x | gocoder generate needs
+train-ci | {CI} | train --set train.out='{{out}}/run' | gocoder train needs
+eval-ci | {CI} | eval --checkpoint {{model}} --data {{records}} -o {{out}}/e.jsonl | gocoder eval needs
+export-ci | {CI} | export {{model}} -o {{out}}/m | gocoder export needs
+shards-ci | {CI} | shards -i {{records}} -o {{out}}/sh | gocoder shards needs
+generate-no-torch | torch | generate --pr-desc x | gocoder generate needs torch, which is not installed here: pip install torch
+corpus-no-datasketch | datasketch | corpus build --no-go --debian none --unpacked {{dir}} -o {{out}}/c | pip install 'gocoder[corpus]'
+report-no-matplotlib | matplotlib | report {{run}} -o {{out}}/r | pip install 'gocoder[report]'
+check-ci | {CI} | check {{gofile}} | -
+""".strip().splitlines())}  # fmt: skip
+
+
+_BLOCK = """import sys
+class Block:
+    names = set(sys.argv[1].split(","))
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())"""
+
+
+@pytest.mark.parametrize("case", MISSING)
+def test_a_missing_optional_part_is_one_line_naming_its_install(case, inputs, tmp_path):
+    import shlex
+    import subprocess
+
+    mods, template, expected = MISSING[case]
+    run = tmp_path / "in" / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"id": "train-1", "step": 1, "loss": 1.0}) + "\n")
+    argv = shlex.split(template.format(run=run, **inputs))
+    before = _tree(tmp_path)
+    code = f"{_BLOCK}\nsys.argv = ['gocoder', *sys.argv[2:]]\nfrom gocoder.cli import main\nmain()"
+    p = subprocess.run([sys.executable, "-c", code, mods, *argv], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "400"})
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    if expected == "-":  # the command needs none of the blocked modules
+        assert p.returncode in (0, 1) and "Traceback" not in p.stderr, p.stderr[-2000:]
+        return
+    assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
+    assert "Traceback" not in p.stderr and len(lines) == 1, p.stderr[-2000:]
+    assert expected in lines[0], lines[0]
+    assert _tree(tmp_path) == before, "a refused run left files behind"

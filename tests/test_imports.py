@@ -17,7 +17,7 @@ TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "a
             "functions", "golf", "quality"}
 # the stages of docs/ARCHITECTURE.md's table, top to bottom: a module imports its own row or rows above
 LAYERS = [
-    {"__init__", "config", "records", "splits", "toolchain", "progress"},
+    {"__init__", "config", "fsio", "records", "splits", "toolchain", "progress"},
     {"validate", "check", "confine", "sandbox"},
     {"serialize", "tokenizer", "model", "quant", "checkpoint"},
     {"collect", "gitlog", "github", "gosrc", "synth", "decontam", "annotate", "plans", "steps", "intents",
