@@ -141,6 +141,7 @@ class Engine:
         # plan_close (`</PLAN>`): always followed by code_open, as the grammar says (gocoder/serialize.py);
         # with Sampling.max_plan_tokens, written where a plan has run too long
         self.code_open, self.plan_close = code_open, plan_close
+        self._static: tuple[tuple, StaticGPT] | None = None  # decode's cache and graphs, kept for the next call
 
     def _mode(self) -> contextlib.ExitStack:
         """Inference mode, and bf16 autocast on CUDA."""
@@ -372,9 +373,16 @@ class Engine:
                       ) -> list[Completion]:
         """decode for one group of prompts (forced ids already appended): rows = len(prompts) * samples."""
         dev, T, N = self.device, self.core.max_seq_len, len(prompts)
-        B, P, W = N * samples, max(len(p) for p in prompts), max(1, s.max_new_tokens)
+        # the padded prompt length in whole buckets: groups of one shape reuse one cache and its graphs
+        # (more padding changes no answer: padding is masked)
+        P = -(-max(len(p) for p in prompts) // StaticGPT.BUCKET) * StaticGPT.BUCKET
+        B, W = N * samples, max(1, s.max_new_tokens)
         rep = lambda x: torch.tensor(x, device=dev).repeat_interleave(samples)  # noqa: E731 (per prompt -> row)
-        st = StaticGPT(self.core.m, dev, B, P, P + max(1, steps), graphs)
+        key = (B, P, P + max(1, steps), graphs)
+        if self._static is None or self._static[0] != key:
+            self._static = None  # the old cache and graphs go before the new ones are made
+            self._static = (key, StaticGPT(self.core.m, dev, *key))
+        st = self._static[1]
         with st._mode():
             lens = torch.tensor([len(p) for p in prompts], device=dev)
             tokens = torch.zeros(N, P, dtype=torch.long, device=dev)

@@ -255,7 +255,8 @@ class StaticGPT:
         self.h, self.hd, self.T = cfg.n_heads, cfg.d_model // cfg.n_heads, cfg.max_seq_len
         self.dtype = torch.bfloat16 if device.type == "cuda" else next(m.parameters()).dtype
         self.blocks = list(m.gpt.blocks)
-        self.qkv = [torch.cat([b.attn.q.weight, b.attn.kv.weight]) for b in self.blocks]
+        with torch.no_grad():
+            self.qkv = [torch.cat([b.attn.q.weight, b.attn.kv.weight]) for b in self.blocks]
         shape = (rows, self.h, length, self.hd)
         # zeros, not empty: a masked key still multiplies its value by 0, and 0 * NaN is NaN
         self.k = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.blocks]
@@ -290,6 +291,8 @@ class StaticGPT:
         to its `samples` rows (N * samples = rows); returns the first new token's logits [rows, V]."""
         m, (N, P) = self.m, tokens.shape
         with self._mode():
+            for w, b in zip(self.qkv, self.blocks, strict=True):  # in place (graphs read it): weights may have
+                torch.cat([b.attn.q.weight, b.attn.kv.weight], out=w)  # changed since the cache was made
             ar = torch.arange(P, device=self.dev)
             pos = (ar[None] - pad[:, None]).clamp(min=0)  # [N, P] rope positions
             rope = (self.cos[pos][:, None], self.sin[pos][:, None])  # [N, 1, P, hd/2]

@@ -7,7 +7,6 @@ import dataclasses
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from gocoder import GocoderError
 from gocoder.config import ModelConfig
@@ -110,10 +109,24 @@ def test_the_step_reads_only_its_buffers():
     a, b = (StaticGPT(m, torch.device("cpu"), 2, 3, 3 + 70, graphs=False) for _ in range(2))
     toks = torch.tensor([[1, 2, 3], [0, 4, 5]])
     la, lb = a.prefill(toks, torch.tensor([0, 1]), 1), b.prefill(toks, torch.tensor([0, 1]), 1)
-    for k in range(68):  # across two buckets of keys
+    for _k in range(68):  # across two buckets of keys
         nxt = la.argmax(-1)
         assert torch.equal(nxt, lb.argmax(-1))
         la, lb = a.step(nxt), b.step(nxt.clone())
     assert a.t == 3 + 68 and int(a.slot) == a.t
     with pytest.raises(GocoderError, match="past its length"):
         a.step(nxt), a.step(nxt), a.step(nxt)
+
+
+def test_a_kept_cache_sees_new_weights():
+    """decode keeps its cache (and graphs) for the next call of the same shape; training changes weights."""
+    m = gpt()
+    eng = Engine(m, code_open=CODE)
+    first = [c.tokens for c in eng.decode(PROMPTS, Sampling(max_new_tokens=6))]
+    kept = eng._static
+    with torch.no_grad():
+        for p in m.gpt.blocks[0].attn.parameters():
+            p.mul_(-1.5)
+    again = [c.tokens for c in eng.decode(PROMPTS, Sampling(max_new_tokens=6))]
+    assert eng._static is kept and again != first
+    assert again == [c.tokens for c in eng.generate(PROMPTS, Sampling(max_new_tokens=6))]
