@@ -3,7 +3,7 @@
 # unpack the kit that `runs/gpu-kit.sh pack` made here (.kit: wheels, trimmed Go, gocheck, MBXP), then
 #   1. bench/generate.py: the engine's decode against GPT2LMHeadModel.generate and generate, batch 256 and 16;
 #   2. `gocoder bench --answers-only`: the shipped model's MBXP answers, complete mode, n = SAMPLES at T 0.8,
-#      top-p 0.95 (the generation alone, timed; the file comes back xz'd);
+#      top-p 0.95 (the generation alone, timed, cut at ANSWERS_S seconds; the file comes back xz'd);
 #   3. `gocoder bench` end to end (generation, then scoring with WORKERS builds at once) on the first
 #      LIMIT_SCORE problems, cut at SCORE_S seconds (results.jsonl keeps every batch written before the cut).
 # Each stage's failure is reported and the next one still runs; the exit status is the first failure's.
@@ -14,7 +14,7 @@
 set -uo pipefail
 DEST=${1:-${OUT:-runs/gpu}}
 DEVICE=${DEVICE:-cuda} SAMPLES=${SAMPLES:-100} WORKERS=${WORKERS:-16} LIMIT=${LIMIT:-} LIMIT_SCORE=${LIMIT_SCORE:-48}
-SCORE_S=${SCORE_S:-120} GEN_ARGS=${GEN_ARGS:-} KIT=${KIT:-.kit}
+SCORE_S=${SCORE_S:-100} ANSWERS_S=${ANSWERS_S:-150} GEN_ARGS=${GEN_ARGS:-} KIT=${KIT:-.kit}
 mkdir -p "$DEST"
 export PYTHONUNBUFFERED=1
 status=0
@@ -43,7 +43,7 @@ MB=(--file "$KIT/mbxp_go.jsonl" --format mbxp --mode complete --device "$DEVICE"
     --temperature 0.8 --top-p 0.95 --k 1,10,100)
 [ "$SAMPLES" -ge 100 ] || MB=("${MB[@]:0:${#MB[@]}-2}" --k 1)
 rm -f /tmp/answers.jsonl
-stage answers python3 -m gocoder bench "${MB[@]}" --batch-size 64 ${LIMIT:+--limit "$LIMIT"} --answers-only \
+stage answers timeout -s INT "$ANSWERS_S" python3 -m gocoder bench "${MB[@]}" --batch-size 64 ${LIMIT:+--limit "$LIMIT"} --answers-only \
   --out /tmp/answers.jsonl --json
 xz -T0 -c /tmp/answers.jsonl > "$DEST/answers.jsonl.xz" 2>/dev/null
 stage bench timeout -s INT "$SCORE_S" python3 -m gocoder bench "${MB[@]}" --batch-size 8 --limit "$LIMIT_SCORE" \
