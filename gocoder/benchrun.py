@@ -19,7 +19,6 @@ import math
 import re
 import secrets
 import time
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,35 +29,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from gocoder import GocoderError
-from gocoder.benchmarks import Problem, last_func, load_problems, problem_record, zero_completion
+from gocoder.answers import Answer, answer_codes, batch_seed, complete_codes, generate_codes  # noqa: F401
+from gocoder.benchmarks import Problem, load_problems, problem_record, zero_completion
 from gocoder.benchmarks import completion_from_code as _completion_of
 from gocoder.checks import GO_POS, feedback, mbxp_checks
 from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.engine import Sampling
 from gocoder.fsio import atomic_write
-from gocoder.incremental import close_function
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.sandbox import Limits, SandboxResult, run_go
 
 OUTPUT_KEEP = 2000  # characters of failing output kept per sample in results.jsonl
-_OPEN_BRACE = re.compile(r"[ \t]*\{\s*\Z")  # the signature's open brace and what follows it
 NO_CHECK = "gocoder: no pass"  # how a run that exited 0 without running its checks says why it failed
 NO_TESTS = "testing: warning: no tests to run"  # Go's test binary, which then exits 0
 _PASS = re.compile(r"^PASS$", re.M)  # the test binary's last word when every test it ran passed
 
-
-class Answer(str):
-    """An answer as the harness scores it, with `raw`: the answer as the model wrote it, before the harness
-    closed it (complete mode closes a function the token budget cut, gocoder/incremental.py close_function).
-    The summary reports both parse rates: "parsed" (as scored) and "parsed_raw" (as written)."""
-
-    raw: str
-
-    def __new__(cls, text: str, raw: str) -> Answer:
-        obj = super().__new__(cls, text)
-        obj.raw = raw
-        return obj
 
 
 def completion_from_code(problem: Problem, code: str) -> str:
@@ -218,88 +204,6 @@ def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: L
     row.update(candidates=r.candidates, rounds=r.iterations, seconds=round(seconds, 3), visible_passed=r.passed,
                feedback=[t["verdict"]["diagnostic"][:OUTPUT_KEEP] for t in r.trace])  # fmt: skip
     return r.trace[0]["code"], row
-
-
-def batch_seed(seed: int, batch: Sequence[Problem]) -> int:
-    """One seed a batch, from the run's seed and the batch's first problem: a rerun of the same batch draws
-    the same samples; every row of the batch draws its own (the generator moves on)."""
-    return seed + zlib.crc32(batch[0].id.encode())
-
-
-def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -> list[list[str]]:
-    """n codes per problem in complete mode: each harness prompt is read as a Go file from its start (after
-    an eos, where pretraining's files start; fed as code from position 1, as TokenShard rows were) and
-    continued until the function closes (a "}" at the start of a line) or an eos; one that does not parse
-    (the budget cut it, or a line broke) is closed at its last line between statements that leaves it
-    parsing (gocoder/incremental.py close_function). The prompt is cut before its open brace and the
-    first id must write it (token healing: " {\n\t" is one piece, so a prompt that ends in " {\n" reads
-    as text training rarely saw). The code is the prompt's signature line and the body written after it,
-    the whole function that completion_from_code reads. One engine call per prompt ending (the healed
-    text picks the first ids); answers come back in the problems' order."""
-    heads, heals = [], []
-    for p in problems:
-        m = _OPEN_BRACE.search(p.prompt)
-        cut = m.start() if m else len(p.prompt)
-        heads.append(p.prompt[:cut])
-        heals.append(p.prompt[cut:])
-    out: list[list[str]] = [[] for _ in problems]
-    for heal in dict.fromkeys(heals):
-        idx = [i for i, h in enumerate(heals) if h == heal]
-        for i, codes in zip(idx, _complete(gen, [problems[i] for i in idx], [heads[i] for i in idx], heal, n, s),
-                            strict=True):  # fmt: skip
-            out[i] = codes
-    return out
-
-
-def _complete(gen: Any, problems: list[Problem], heads: list[str], heal: str, n: int, s: Sampling) -> list[list[str]]:
-    """complete_codes for problems whose prompts end alike: heads (each prompt without its ending heal)."""
-    eos, text = gen.tok.eos_id, gen.piece_text
-    s = dataclasses.replace(s, stop=(eos,))
-    first = [i for i, t in enumerate(text) if t and (t.startswith(heal) or heal.startswith(t))] if heal else None
-    keep = max(1, gen.engine.core.max_seq_len - 1 - s.max_new_tokens)  # a long prompt keeps its end
-    line_start: dict[int, bool] = {}  # row -> its text so far ends a line
-
-    def closed(row: int, t: int) -> bool:
-        piece, at_start = text[t], line_start.get(row, not heal and heads[row // n].endswith("\n"))
-        line_start[row] = piece.endswith("\n") or (at_start and piece == "")
-        return (at_start and piece.startswith("}")) or "\n}" in piece
-
-    with gen.lock:
-        comps = gen.engine.generate([[eos]] * len(problems), s, samples=n, on_token=closed,
-                                    forced=[gen.tok.encode(h)[-keep:] for h in heads], code_start=1,
-                                    first=first)  # fmt: skip
-    gen.calls += len(comps)
-    codes = []
-    for c in comps:
-        p, head = problems[c.prompt_index], heads[c.prompt_index]
-        out = head + gen.tok.decode([t for t in c.tokens if t != eos])
-        end = out.find("\n}", len(head))
-        out = out[: end + 2] + "\n" if end >= 0 else out
-        m = last_func(p.prompt)
-        # cut by the budget, or broken before its end: closed at its last line between statements that
-        # leaves it parsing (an answer that parses stays as it is); the raw answer is kept for "parsed_raw"
-        codes.append(Answer(close_function(out[m.start():]), out[m.start():]) if m else out[len(p.prompt):])
-    return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
-
-
-def answer_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: Sampling, mode: str) -> list[list[str]]:
-    """n codes per problem, by the bench's mode (BenchConfig.mode)."""
-    if mode == "complete":
-        return complete_codes(gen, problems, n, s)
-    return generate_codes(gen, problems, task, n, s)
-
-
-def generate_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: Sampling) -> list[list[str]]:
-    """n codes per problem from one batched engine call (prompt-major), decoded as `Generator.sample` does."""
-    from gocoder.generate import decode_output
-
-    s = dataclasses.replace(s, stop=(gen.code_close,))
-    prompts = [gen.prompt_ids(problem_record(p, task), s.max_new_tokens) for p in problems]
-    with gen.lock:
-        comps = gen.engine.generate(prompts, s, samples=n)
-    gen.calls += len(comps)
-    codes = [decode_output(gen.tok.decode(c.tokens))[1] for c in comps]
-    return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
 
 
 def _filter_job(p: Problem, comps: list[str], limits: Limits, t_gen: float, tc: bool) -> dict[str, Any]:

@@ -923,13 +923,21 @@ def bench_cmd(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Problems per engine call.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (the model's answers).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N problems of the file.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for results.jsonl and summary.json.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for results.jsonl and summary.json (--answers-only: a JSONL file)."),
+    ] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", help="Problems run at once.")] = None,
+    answers_only: Annotated[
+        bool, typer.Option("--answers-only", help="Only write the model's answers to the JSONL --out, as they come.")
+    ] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score a Go benchmark in the sandbox: pass@1 greedy, pass@k sampled, pass@1 with the loop; rerun resumes.
+
+    With --answers-only, write the answers to score later with --completions (where Go is), resuming too.
 
     Example: gocoder bench --file ../shared/bench/mbxp_go.jsonl --format mbxp --samples 10 --refine-iters 3
     """
@@ -944,6 +952,16 @@ def bench_cmd(
                   temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, mode=mode)
     if completions is None:
         _device(cfg.generate.device, "generate.device")
+    if answers_only:
+        from gocoder.answers import answers
+
+        if out is None or completions is not None:
+            raise GocoderError("--answers-only: give --out FILE.jsonl (and a model, not --completions)")
+        res = answers(cfg.bench, file, fmt, out, task=task, checkpoint=checkpoint, limit=limit,
+                      generate=cfg.generate, console=err)
+        print(json.dumps(res) if as_json else f"{res['answers']} answers written to {out} "
+              f"({res['generate_seconds']} s generating, {res['seconds']} s in all)")
+        return
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
                 out=out, generate=cfg.generate, console=err)
     if as_json:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from torch import Tensor
 
 from gocoder import GocoderError
 from gocoder.config import GenerateConfig
-from gocoder.kvcache import Core
+from gocoder.kvcache import Core, StaticGPT
 from gocoder.model import GocoderModel
 
 
@@ -101,8 +102,20 @@ def sample(logits: Tensor, s: Sampling, gen: torch.Generator | None) -> Tensor:
         p = srt.softmax(-1)
         drop = p.cumsum(-1) - p >= s.top_p  # the tokens after the nucleus (the most likely always stays)
         logits = logits.masked_fill(drop.scatter(1, order, drop), -math.inf)
-    return torch.multinomial(logits.softmax(-1), 1, generator=gen)[:, 0]
+    return draw(logits.softmax(-1), gen)
 
+
+def draw(probs: Tensor, gen: torch.Generator | None) -> Tensor:
+    """One id per row of probs [b, V]: argmax of p / E with E ~ Exp(1) (the exponential race), which is
+    what torch.multinomial(probs, 1) computes on the CPU, draw for draw from the same generator
+    (tests/test_engine.py checks), without the validity check by which it reads the device on CUDA."""
+    return (probs / torch.empty_like(probs).exponential_(1, generator=gen)).argmax(-1)
+
+
+
+def _shift(on_token: Callable[[int, int], bool | None], base: int) -> Callable[[int, int], bool | None]:
+    """on_token for a group whose rows start at global row base."""
+    return lambda r, t: on_token(base + r, t)
 
 
 # ------------------------------------------------------------------------------------------ the engine
@@ -128,6 +141,7 @@ class Engine:
         # plan_close (`</PLAN>`): always followed by code_open, as the grammar says (gocoder/serialize.py);
         # with Sampling.max_plan_tokens, written where a plan has run too long
         self.code_open, self.plan_close = code_open, plan_close
+        self._static: tuple[tuple, StaticGPT] | None = None  # decode's cache and graphs, kept for the next call
 
     def _mode(self) -> contextlib.ExitStack:
         """Inference mode, and bf16 autocast on CUDA."""
@@ -181,25 +195,30 @@ class Engine:
             if not all(isinstance(t, int) and 0 <= t < V for t in p):
                 raise GocoderError(f"prompt {i}: token ids must be ints in [0, {V})")
 
+    def _inputs(self, prompts: list[list[int]], samples: int, forced: list[list[int]] | None,
+                code_start: int | None, first: list[int] | None) -> None:
+        """generate's and decode's inputs, checked: a one-line error naming what is wrong."""
+        self._check(prompts, samples)
+        if forced is not None:
+            if len(forced) != len(prompts):
+                raise GocoderError(f"forced: {len(forced)} prefixes for {len(prompts)} prompts")
+            self._check([[0, *f] for f in forced], 1)
+        if prompts and code_start is not None and code_start < max(len(p) for p in prompts):
+            raise GocoderError(f"code_start {code_start}: inside a prompt (prompts are never code)")
+        if first is not None and not (first and all(0 <= t < self.core.vocab_size for t in first)):
+            raise GocoderError(f"first: {len(first)} ids; give at least one, each in [0, {self.core.vocab_size})")
+
     def _run(self, prompts: list[list[int]], s: Sampling, samples: int, forced: list[list[int]] | None = None,
              code_start: int | None = None, first: list[int] | None = None,
              ) -> Generator[tuple[Tensor, Tensor], None, list[Completion]]:
         """Yields (global rows [k], ids [k]) per step (sampled ids only, not forced ones); returns the
         completions."""
-        self._check(prompts, samples)
+        self._inputs(prompts, samples, forced, code_start, first)
         if not prompts:
             return []
         core, dev, N = self.core, self.device, len(prompts)
         R, T = N * samples, core.max_seq_len
-        if forced is not None:
-            if len(forced) != N:
-                raise GocoderError(f"forced: {len(forced)} prefixes for {N} prompts")
-            self._check([[0, *f] for f in forced], 1)
-        if code_start is not None and code_start < max(len(p) for p in prompts):
-            raise GocoderError(f"code_start {code_start}: inside a prompt (prompts are never code)")
         n_forced = max(len(f) for f in forced) if forced else 0
-        if first is not None and not (first and all(0 <= t < core.vocab_size for t in first)):
-            raise GocoderError(f"first: {len(first)} ids; give at least one, each in [0, {core.vocab_size})")
         with self._mode():
             lens = torch.tensor([len(p) for p in prompts], device=dev)
             tokens = torch.zeros(N, int(lens.max()), dtype=torch.long, device=dev)
@@ -283,6 +302,176 @@ class Engine:
                 logits = core.step(tok, pos, code, torch.nonzero(samp)[:, 0])
         n_out, out, stopped = n_out.tolist(), out.tolist(), stopped.tolist()
         return [Completion(r // samples, r % samples, out[r][: n_out[r]], stopped[r], states[r]) for r in range(R)]
+
+    # ------------------------------------------------------------------ decoding at GPU speed (the GPT)
+
+    def decode(self, prompts: list[list[int]], sampling: Sampling = Sampling(), samples: int = 1,
+               on_token: Callable[[int, int], bool | None] | None = None, *, forced: list[list[int]] | None = None,
+               code_start: int | None = None, first: list[int] | None = None, check_every: int = 32,
+               memory: int | None = None, max_rows: int = 4096) -> list[Completion]:
+        """generate's completions (same arguments, same rows, Completion.state None) through a static
+        KV cache and a step captured in a CUDA graph (gocoder.kvcache.StaticGPT), for a GPT; any other
+        model goes through generate. Every row stays in the batch until the batch ends, stops are a done
+        mask on the device, and the host reads the ids every check_every steps, one interval late (a
+        copy it waits on only after queuing the next steps): on_token then sees each row's new ids in
+        order, and a row it ends is cut there (the ids the device wrote after it are dropped).
+        Forced ids are prefilled with their prompt instead of fed one step each.
+
+        Rows are planned in groups of whole prompts: at most max_rows rows, and the bytes of their cache
+        and sampler within `memory` (default: 60% of the free GPU memory, 2 GiB on the CPU); a group
+        that cannot hold one prompt's samples is an error before anything runs.
+
+        Same answers as generate (tests/test_engine.py): greedy always, up to the floats of a
+        left-padded prefill (the same math in another summation order). Sampled with the same seed
+        only where generate draws the same noise: one group, no forced ids, and no row ending before
+        the last step (generate drops ended rows from its draws; decode draws for every row of its
+        group at every step). A seed gives the same samples for the same prompts and group plan."""
+        core = self.core
+        if not (isinstance(core, Core) and core.gpt):
+            return self.generate(prompts, sampling, samples, on_token, forced=forced, code_start=code_start,
+                                 first=first)
+        self._inputs(prompts, samples, forced, code_start, first)
+        if check_every < 1:
+            raise GocoderError(f"check_every: {check_every} must be >= 1")
+        s, dev, T = sampling, self.device, core.max_seq_len
+        ext = [p + list(f) for p, f in zip(prompts, forced or [[]] * len(prompts), strict=True)]
+        steps = max(0, min(s.max_new_tokens, T - min((len(e) for e in ext), default=T)))
+        elt = 2 if dev.type == "cuda" else next(core.m.parameters()).element_size()
+        if memory is None:
+            memory = int(0.6 * torch.cuda.mem_get_info(dev)[0]) if dev.type == "cuda" else 2 << 30
+        groups: list[list[int]] = []
+        P = 0
+        for i, e in enumerate(ext):
+            grow = max(P, len(e))
+            rows = (len(groups[-1]) + 1) * samples if groups else 0
+            if groups and rows <= max_rows and rows * StaticGPT.row_bytes(core.m.cfg, grow + steps + 1, elt) <= memory:
+                groups[-1].append(i)
+                P = grow
+                continue
+            need = samples * StaticGPT.row_bytes(core.m.cfg, len(e) + steps + 1, elt)
+            if need > memory or samples > max_rows:
+                raise GocoderError(f"decode: prompt {i}'s {samples} rows need {need / 2**30:.2f} GiB of cache and "
+                                   f"sampler ({memory / 2**30:.2f} GiB free for it, max_rows {max_rows})")
+            groups.append([i])
+            P = len(e)
+        gen = None if s.seed is None else torch.Generator(dev).manual_seed(s.seed)
+        graphs = os.environ.get("GOCODER_CUDA_GRAPHS", "1") != "0"
+        out: list[Completion] = []
+        for idx in groups:
+            tok0 = [f[-1] if f else 0 for f in (forced[i] for i in idx)] if forced else [0] * len(idx)
+            in_plan0 = [code_start is None and not (forced and self.code_open in forced[i]) for i in idx]
+            for c in self._decode_group([ext[i] for i in idx], s, samples, steps, gen, tok0, in_plan0, first,
+                                        graphs, check_every,
+                                        None if on_token is None else _shift(on_token, idx[0] * samples)):
+                c.prompt_index += idx[0]
+                out.append(c)
+        return out
+
+    def _decode_group(self, prompts: list[list[int]], s: Sampling, samples: int, steps: int,
+                      gen: torch.Generator | None, tok0: list[int], in_plan0: list[bool], first: list[int] | None,
+                      graphs: bool, check_every: int, on_token: Callable[[int, int], bool | None] | None,
+                      ) -> list[Completion]:
+        """decode for one group of prompts (forced ids already appended): rows = len(prompts) * samples."""
+        dev, T, N = self.device, self.core.max_seq_len, len(prompts)
+        # the padded prompt length in whole buckets: groups of one shape reuse one cache and its graphs
+        # (more padding changes no answer: padding is masked)
+        P = -(-max(len(p) for p in prompts) // StaticGPT.BUCKET) * StaticGPT.BUCKET
+        B, W = N * samples, max(1, s.max_new_tokens)
+        rep = lambda x: torch.tensor(x, device=dev).repeat_interleave(samples)  # noqa: E731 (per prompt -> row)
+        key = (B, P, P + max(1, steps), graphs)
+        if self._static is None or self._static[0] != key:
+            self._static = None  # the old cache and graphs go before the new ones are made
+            self._static = (key, StaticGPT(self.core.m, dev, *key))
+        st = self._static[1]
+        with st._mode():
+            lens = torch.tensor([len(p) for p in prompts], device=dev)
+            tokens = torch.zeros(N, P, dtype=torch.long, device=dev)
+            for i, p in enumerate(prompts):
+                tokens[i, P - len(p):] = torch.tensor(p)
+            logits = st.prefill(tokens, P - lens, samples)
+            cap = (T - lens).clamp(min=0, max=s.max_new_tokens).repeat_interleave(samples)  # [B] ids a row may write
+            out = torch.full((B, W + 1), -1, dtype=torch.long, device=dev)  # column W: where ended rows write
+            n_out = torch.zeros(B, dtype=torch.long, device=dev)
+            done, stopped = cap <= 0, torch.zeros(B, dtype=torch.bool, device=dev)
+            tok, in_plan = rep(tok0), rep(in_plan0)
+            stop = torch.tensor(s.stop, dtype=torch.long, device=dev)
+            barred = None
+            if first is not None:
+                barred = torch.ones(self.core.vocab_size, dtype=torch.bool, device=dev)
+                barred[torch.tensor(first, device=dev)] = False
+        end_at = [W + 1] * B  # where on_token ended each row (W + 1: it did not)
+        pending: list[tuple] = []
+        at = 0  # the ids before this step index have been queued for the host
+
+        def host(final: bool) -> bool:
+            """Read back the oldest queued ids (all of them when final); True when every row is done."""
+            nonlocal done
+            finished = False
+            while pending and (final or len(pending) > 1):
+                ev, ids, n, dn, a = pending.pop(0)
+                if ev is not None:
+                    ev.synchronize()
+                ended = []
+                for r in range(B) if on_token is not None else ():
+                    if end_at[r] <= W:
+                        continue
+                    for j in range(a, min(a + ids.shape[1], int(n[r]))):
+                        if on_token(r, int(ids[r, j - a])):
+                            end_at[r] = j + 1
+                            ended.append(r)
+                            break
+                if ended:
+                    with st._mode():
+                        done = done.index_fill(0, torch.tensor(ended, device=dev), True)
+                finished = bool(dn.all()) or all(bool(d) or e <= W for d, e in zip(dn.tolist(), end_at, strict=True))
+            return finished
+
+        def queue(b: int) -> None:
+            nonlocal at
+            cuda = dev.type == "cuda"
+            bufs = [torch.empty(x.shape, dtype=x.dtype, pin_memory=cuda) for x in (out[:, at:b], n_out, done)]
+            for buf, x in zip(bufs, (out[:, at:b], n_out, done), strict=True):
+                buf.copy_(x, non_blocking=cuda)
+            ev = None
+            if cuda:
+                ev = torch.cuda.Event()
+                ev.record()
+            pending.append((ev, *bufs, at))
+            at = b
+
+        for k in range(steps):
+            with st._mode():
+                if s.no_repeat_ngram:
+                    logits = ban_repeats(logits, out[:, :W], n_out, s.no_repeat_ngram)
+                if barred is not None:
+                    logits = logits.masked_fill((n_out == 0)[:, None] & barred[None], -math.inf)
+                nxt = sample(logits, s, gen)
+                if self.plan_close is not None:
+                    if s.max_plan_tokens:  # a plan past its budget closes here
+                        over = in_plan & (n_out >= s.max_plan_tokens) & (tok != self.plan_close)
+                        nxt = torch.where(over, self.plan_close, nxt)
+                    nxt = torch.where(in_plan & (tok == self.plan_close), self.code_open, nxt)
+                live = ~done
+                out.scatter_(1, torch.where(live, n_out, W)[:, None], nxt[:, None])
+                n_out += live
+                hit = torch.isin(nxt, stop) & live
+                stopped |= hit
+                in_plan &= nxt != self.code_open
+                tok = nxt
+                done = done | hit | (n_out >= cap)
+            if (k + 1) % check_every == 0 or k + 1 == steps:
+                queue(k + 1)
+                if host(final=False):
+                    break
+            if k + 1 < steps:
+                logits = st.step(nxt)
+        host(final=True)
+        n_out, out, stopped = n_out.tolist(), out.tolist(), stopped.tolist()
+        res = []
+        for r in range(B):
+            n = min(n_out[r], end_at[r])
+            res.append(Completion(r // samples, r % samples, out[r][:n], stopped[r] and n == n_out[r]))
+        return res
 
     def decide(self, completions: list[Completion], verdicts: list[list[float]]) -> list[Decision]:
         """The refinement controller (and halting head) on each completion's final states and the

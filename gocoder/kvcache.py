@@ -13,6 +13,7 @@ stays as it is; tests/test_engine.py checks the steps against the full forward.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gocoder.model import GocoderModel
+from gocoder import GocoderError
+from gocoder.model import GocoderModel, gpt_layers_for
 
 
 @dataclass
@@ -231,3 +233,143 @@ class Core:
         pooled = torch.stack([s["pooled"] for s in states])
         p = next(self.m.parameters())
         return self.m.controller(pooled.to(p), steps.to(p), valid.to(self.dev), verdict.to(p))
+
+
+# ------------------------------------------------------------------------ the GPT's static cache
+
+
+class StaticGPT:
+    """A GPT's KV cache of fixed shape and a one-token step whose shapes never change, so that the step
+    can be captured once in a CUDA graph and replayed for every token (on the CPU it runs eagerly).
+
+    Rows are left-padded (row r's first pad[r] slots are padding): every row writes its next key at the
+    same slot t, a device tensor, and reads the same number of keys; its rope position is t - pad[r]
+    and its mask hides the padding. Cache: per layer K and V [rows, heads, length, head_dim]. The step
+    reads the keys up to a bucket of `BUCKET` slots past t (one graph per bucket): a fixed length would
+    read the whole cache at every token. NOTE(gocoder): after the static-cache decoders of gpt-fast
+    (PyTorch, 2023) and vLLM's CUDA-graph decode; the blocks are gocoder.model.Block's own modules.
+    """
+
+    BUCKET = 64
+
+    def __init__(self, model: GocoderModel, device: torch.device, rows: int, prompt_len: int, length: int,
+                 graphs: bool):
+        m, cfg = model, model.cfg
+        self.m, self.dev, self.B, self.P, self.L = m, device, rows, prompt_len, length
+        self.h, self.hd, self.T = cfg.n_heads, cfg.d_model // cfg.n_heads, cfg.max_seq_len
+        self.dtype = torch.bfloat16 if device.type == "cuda" else next(m.parameters()).dtype
+        self.blocks = [m.gpt.blocks[i] for i in m.gpt.order()]  # a looped block (model.loop) twice: a cache each
+        with torch.no_grad():
+            self.qkv = [torch.cat([b.attn.q.weight, b.attn.kv.weight]) for b in self.blocks]
+        shape = (rows, self.h, length, self.hd)
+        # zeros, not empty: a masked key still multiplies its value by 0, and 0 * NaN is NaN
+        self.k = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.blocks]
+        self.v = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.blocks]
+        self.cos, self.sin = m._rope(self.T, device)
+        # the step's inputs, written in place between replays: the ids fed, the slot they go to, the padding
+        self.tok = torch.zeros(rows, dtype=torch.long, device=device)
+        self.slot = torch.zeros(1, dtype=torch.long, device=device)
+        self.pad = torch.zeros(rows, dtype=torch.long, device=device)
+        self.ar = torch.arange(length, device=device)
+        self.t = 0  # the host's copy of slot: which bucket (graph) the next step runs
+        self.graphs = graphs and device.type == "cuda"
+        self._graph: dict[int, tuple[Any, Tensor]] = {}
+        self._pool = None
+
+    @staticmethod
+    def row_bytes(cfg: Any, length: int, elt: int) -> int:
+        """Device bytes one row needs: its K and V in every layer, and the step's and the sampler's
+        [vocab] rows (logits, top-p's sort and order, the n-gram ban, the noise: ~10 float copies)."""
+        layers = (cfg.gpt_layers or gpt_layers_for(cfg)) + (cfg.loop[1] - cfg.loop[0] if cfg.loop else 0)
+        return 2 * layers * length * cfg.d_model * elt + 10 * 4 * cfg.vocab_size + 16 * length
+
+    def _mode(self) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.dev.type == "cuda":  # no weight cache: a graph must not keep casts made during its capture
+            stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False))
+        return stack
+
+    def prefill(self, tokens: Tensor, pad: Tensor, samples: int) -> Tensor:
+        """Prompts tokens [N, P] (left-padded, pad [N] slots of padding each) into the cache, each copied
+        to its `samples` rows (N * samples = rows); returns the first new token's logits [rows, V]."""
+        m, (N, P) = self.m, tokens.shape
+        with self._mode():
+            for w, b in zip(self.qkv, self.blocks, strict=True):  # in place (graphs read it): weights may have
+                torch.cat([b.attn.q.weight, b.attn.kv.weight], out=w)  # changed since the cache was made
+            ar = torch.arange(P, device=self.dev)
+            pos = (ar[None] - pad[:, None]).clamp(min=0)  # [N, P] rope positions
+            rope = (self.cos[pos][:, None], self.sin[pos][:, None])  # [N, 1, P, hd/2]
+            # causal, padding hidden; a padding query sees itself, so that no softmax runs over nothing
+            # (a NaN there would reach the padding's cached values, and 0 * NaN is NaN)
+            mask = (ar[None, :] <= ar[:, None])[None] & (ar[None, None, :] >= pad[:, None, None])
+            mask = (mask | torch.eye(P, dtype=torch.bool, device=self.dev))[:, None]  # [N, 1, P, P]
+            x = m.embed(tokens) * math.sqrt(m.cfg.d_model)  # [N, P, d]
+            for i, blk in enumerate(self.blocks):
+                qkv = F.linear(blk.n1(x), self.qkv[i]).view(N, P, 3, self.h, -1).permute(2, 0, 3, 1, 4)
+                (q, k), v = blk.attn.rotate(qkv[:2], rope), qkv[2]  # [N, h, P, hd] each
+                self.k[i][:, :, :P] = k.repeat_interleave(samples, 0)
+                self.v[i][:, :, :P] = v.repeat_interleave(samples, 0)
+                x = x + _attend(blk.attn, q, k, v, mask)
+                x = x + blk.mlp(blk.n2(x))
+            self.pad.copy_(pad.repeat_interleave(samples))
+            self.slot.fill_(P)
+            self.t = P
+            return m.logits(m.gpt.norm(x[:, -1])).float().repeat_interleave(samples, 0)
+
+    def _forward(self, n: int) -> Tensor:
+        """The step: self.tok [rows] at slot self.slot, reading the first n slots; logits [rows, V].
+        Shape-static and free of host reads: the body a CUDA graph captures."""
+        m, B = self.m, self.B
+        pos = (self.slot - self.pad).clamp(0, self.T - 1)  # [B] rope positions
+        rope = (self.cos[pos][:, None, None], self.sin[pos][:, None, None])  # [B, 1, 1, hd/2]
+        ar = self.ar[:n]
+        mask = ((ar[None] >= self.pad[:, None]) & (ar[None] <= self.slot))[:, None, None]  # [B, 1, 1, n]
+        x = m.embed(self.tok)[:, None] * math.sqrt(m.cfg.d_model)  # [B, 1, d]
+        for i, blk in enumerate(self.blocks):
+            qkv = F.linear(blk.n1(x), self.qkv[i]).view(B, 1, 3, self.h, -1).permute(2, 0, 3, 1, 4)
+            (q, k), v = blk.attn.rotate(qkv[:2], rope), qkv[2]  # [B, h, 1, hd] each
+            self.k[i].index_copy_(2, self.slot, k.to(self.dtype))
+            self.v[i].index_copy_(2, self.slot, v.to(self.dtype))
+            x = x + _attend(blk.attn, q, self.k[i][:, :, :n], self.v[i][:, :, :n], mask)
+            x = x + blk.mlp(blk.n2(x))
+        return m.logits(m.gpt.norm(x[:, 0])).float()
+
+    def step(self, tok: Tensor) -> Tensor:
+        """Feed tok [rows] at the next slot; the next logits [rows, V] (a graph's output buffer on CUDA:
+        read it before the next step)."""
+        if self.t >= self.L:
+            raise GocoderError(f"static cache: slot {self.t} past its length {self.L}")
+        n = min(self.L, -(-(self.t + 1) // self.BUCKET) * self.BUCKET)  # keys read: t's bucket
+        with self._mode():
+            self.tok.copy_(tok)
+            if not self.graphs:
+                out = self._forward(n)
+            else:
+                if n not in self._graph:
+                    self._graph[n] = self._capture(n)
+                g, out = self._graph[n]
+                g.replay()
+            self.slot += 1
+        self.t += 1
+        return out
+
+    def _capture(self, n: int) -> tuple[Any, Tensor]:
+        """A CUDA graph of _forward(n). The warm-up runs write the very keys the replay writes (the step
+        is a function of its inputs), so capturing in the middle of a decode changes nothing."""
+        side = torch.cuda.Stream(self.dev)
+        side.wait_stream(torch.cuda.current_stream(self.dev))
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self._forward(n)
+        torch.cuda.current_stream(self.dev).wait_stream(side)
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        g = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(g, pool=self._pool):
+                out = self._forward(n)
+        except Exception as e:  # loud: a silent eager fallback would hide a 4x slower decode
+            raise GocoderError(f"capturing the decode step in a CUDA graph failed ({type(e).__name__}: {e}); "
+                               "GOCODER_CUDA_GRAPHS=0 runs it eagerly") from e
+        return g, out

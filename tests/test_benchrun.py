@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import gocoder.answers as answers
 import gocoder.benchrun as benchrun
 from gocoder import GocoderError
 from gocoder.benchmarks import completion_from_code, load_problems
@@ -136,7 +137,7 @@ def test_loop_sees_visible_checks_and_is_scored_on_hidden_ones(tmp_path, monkeyp
                                passed=tests("func triple(n int) int {\n\treturn 6\n}\n").passed,
                                trace=[{"code": WRONG, "verdict": {"diagnostic": first.output}}])  # fmt: skip
 
-    monkeypatch.setattr(benchrun, "generate_codes", fake_codes)
+    monkeypatch.setattr(answers, "generate_codes", fake_codes)
     monkeypatch.setattr(generate, "solve", fake_solve)
     cfg = BenchConfig(samples=2, ks=(1, 2), refine_iters=2, temperature=0.5)
     probs = load_problems(DATA / "mbxp.jsonl", "mbxp")[:1]
@@ -159,13 +160,13 @@ def test_the_generic_rule_finds_every_known_broken_mbxp_harness():
 
 
 class _Engine:
-    """Writes a fixed answer one id at a time through on_token, as Engine.generate does, and records the call."""
+    """Writes a fixed answer one id at a time through on_token, as Engine.decode does, and records the call."""
 
     def __init__(self, tok, answer: str):
         self.core = SimpleNamespace(max_seq_len=1024)
         self.tok, self.ids, self.call = tok, tok.encode(answer), {}
 
-    def generate(self, prompts, s, samples=1, on_token=None, **kw):
+    def decode(self, prompts, s, samples=1, on_token=None, **kw):
         from gocoder.engine import Completion
 
         self.call = dict(kw, prompts=prompts, sampling=s)
@@ -222,7 +223,7 @@ def test_complete_mode_loop_submits_the_first_answer_that_passes_the_visible_che
         assert s.max_new_tokens == 77 and s.no_repeat_ngram == 5
         return [[WRONG] if n == 1 else [codes[c] for c in samples] for _ in problems]
 
-    monkeypatch.setattr(benchrun, "complete_codes", fake_complete)
+    monkeypatch.setattr(answers, "complete_codes", fake_complete)
     cfg = BenchConfig(samples=2, ks=(1, 2), refine_iters=1, mode="complete")
     probs = load_problems(DATA / "mbxp.jsonl", "mbxp")[:1]
     s = run_benchmark(probs, cfg, out=tmp_path, generator=object(), limits=LIM,

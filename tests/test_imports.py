@@ -11,7 +11,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "gocoder"
 # the generation side: what `gocoder generate` loads, which must run with no optimizer, shard or data code
 INFERENCE = {"generate", "candidates", "engine", "search", "kvcache", "checkpoint", "serialize", "validate",
-             "incremental", "patch"}
+             "incremental", "patch", "answers"}
 TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "annotate", "plans", "decontam",
             "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts",
             "functions", "golf", "quality"}
@@ -24,7 +24,7 @@ LAYERS = [
      "intents_train", "corpus", "gosources", "textparts", "functions", "quality"},
     {"kvcache", "engine", "incremental", "candidates", "search", "generate", "patch"},
     {"tokenizer_run", "data", "train"},
-    {"benchmarks", "checks", "synthfix", "evaluate", "benchrun", "report", "golf"},
+    {"benchmarks", "checks", "synthfix", "evaluate", "answers", "benchrun", "report", "golf"},
     {"cli", "__main__"},
 ]
 
