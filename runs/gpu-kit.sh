@@ -12,8 +12,10 @@
 set -euo pipefail
 cmd=${1:-}
 KIT=${2:-.kit}
-WHEELS="typer==0.29.3 rich==15.0.0 markdown-it-py==4.3.0 mdurl==0.1.2 pygments==2.21.0 shellingham==1.5.4
-annotated-doc==0.0.7 tree-sitter==0.26.1 tree-sitter-go==0.25.0 gitpython==3.1.45 gitdb==4.0.12 smmap==5.0.2"
+# typer 0.15 with its click: newer typer asks for pydantic, which the GPU machine may not have (0.15.1 runs
+# gocoder's CLI: checked with `pip install --target` of these wheels alone)
+WHEELS="typer==0.15.1 click==8.1.8 rich==15.0.0 markdown-it-py==4.3.0 mdurl==0.1.2 pygments==2.21.0
+shellingham==1.5.4 tree-sitter==0.26.1 tree-sitter-go==0.25.0 gitpython==3.1.45 gitdb==4.0.12 smmap==5.0.2"
 MBXP=${MBXP:-../shared/bench/mbxp_go.jsonl}
 
 pack() {
