@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from gocoder.benchmarks import load_problems, zero_completion
+from gocoder.eval.benchmarks import load_problems, zero_completion
 
 
 def main() -> None:

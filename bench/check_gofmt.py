@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from gocoder.toolchain import find_go, gocheck_binary
+from gocoder.check.toolchain import find_go, gocheck_binary
 
 NOT_GOFMT = ":1:1: file is not gofmt-ed"
 

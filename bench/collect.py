@@ -28,7 +28,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gocoder.collect import collect
+from gocoder.collect.runner import collect
 from gocoder.config import load_config
 from gocoder.records import read_jsonl
 
@@ -45,8 +45,8 @@ def run_gocoder(repo: Path, tmp: Path, workers: int, with_annotate: bool) -> dic
     out = {"commits": len(shas), "shas": shas, "collect_s": t_collect, "walked": int(walked),
            "skipped": dict(res.skipped), "annotate_s": None, "target_kinds": {}}
     if with_annotate:
-        from gocoder.annotate import annotate
-        from gocoder.validate import get_checker
+        from gocoder.check.validate import get_checker
+        from gocoder.collect.annotate import annotate
 
         get_checker(cfg.validate).check("package p\n")  # build gocheck and start its servers off the clock
         t1 = time.perf_counter()

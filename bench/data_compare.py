@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from train_loop import one_stage_config  # noqa: E402  (bench/, the script's own folder)
 
-from gocoder.checkpoint import load_model  # noqa: E402
-from gocoder.data import TokenShard  # noqa: E402
-from gocoder.train import _loss  # noqa: E402
+from gocoder.model.checkpoint import load_model  # noqa: E402
+from gocoder.training.data import TokenShard  # noqa: E402
+from gocoder.training.train import _loss  # noqa: E402
 
 
 def train(data: str, out: Path, a) -> None:

@@ -32,8 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gocoder.config import load_config  # noqa: E402
-from gocoder.engine import Engine, Sampling  # noqa: E402
-from gocoder.model import Batch, GocoderModel, count_params  # noqa: E402
+from gocoder.inference.engine import Engine, Sampling  # noqa: E402
+from gocoder.model.model import Batch, GocoderModel, count_params  # noqa: E402
 
 CODE = 5  # the id playing <CODE> (the models are random: any id will do)
 

@@ -44,13 +44,13 @@ import tree_sitter as ts
 import tree_sitter_go as tsg
 from rich.console import Console
 
-from gocoder.annotate import SPLITS, annotate
-from gocoder.collect import collect
+from gocoder.collect.annotate import SPLITS, annotate
+from gocoder.collect.intents import hide_prefixes
+from gocoder.collect.plans import PREFIX_INTENT, PREFIX_RE
+from gocoder.collect.runner import collect
+from gocoder.collect.steps import plan_bytes
 from gocoder.config import load_config
-from gocoder.intents import hide_prefixes
-from gocoder.plans import PREFIX_INTENT, PREFIX_RE
 from gocoder.records import JsonlWriter, read_jsonl
-from gocoder.steps import plan_bytes
 
 _NO_BEHAVIOUR = ("UPDATE", "REFACTOR", "REMOVE", "PRESERVE")
 _PARSER = ts.Parser(ts.Language(tsg.language()))

@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gocoder.checkpoint import export_model, load_model  # noqa: E402
-from gocoder.data import open_shard  # noqa: E402
+from gocoder.model.checkpoint import export_model, load_model  # noqa: E402
+from gocoder.training.data import open_shard  # noqa: E402
 
 
 @torch.no_grad()
@@ -42,8 +42,8 @@ def val_loss(model, shard, batches: int, batch_size: int, dev: torch.device) -> 
 
 def gen_speed(path: Path, new_tokens: int) -> float:
     """Greedy tokens/s on the CPU through the engine (threads as torch has them), from a Go file's head."""
-    from gocoder.engine import Engine, Sampling
-    from gocoder.tokenizer import Tokenizer
+    from gocoder.inference.engine import Engine, Sampling
+    from gocoder.text.tokenizer import Tokenizer
 
     model, _ = load_model(path)
     tok = Tokenizer.load(path / "tokenizer.model")

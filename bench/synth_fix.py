@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:
-    from gocoder.synthfix import build
+    from gocoder.eval.synthfix import build
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--synth", required=True, help="`gocoder synth` records (JSONL) of GOROOT/src")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from gocoder.tokenizer import Tokenizer, corpus_texts, go_files, read_go, train_tokenizer
-from gocoder.tokenizer_run import evaluate_tokenizer
+from gocoder.text.tokenizer import Tokenizer, corpus_texts, go_files, read_go, train_tokenizer
+from gocoder.training.tokenizer_run import evaluate_tokenizer
 
 
 def _train(go_src: str, out: str, vocab: int, kind: str, threads: int, sample_chars: int = 0) -> dict:

@@ -19,8 +19,8 @@ import json
 import subprocess
 import sys
 
-from gocoder.tokenizer import Tokenizer
-from gocoder.tokenizer_run import evaluate_tokenizer
+from gocoder.text.tokenizer import Tokenizer
+from gocoder.training.tokenizer_run import evaluate_tokenizer
 
 
 def _bench(tok: Tokenizer, path: str, threads: int) -> dict:

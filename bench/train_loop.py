@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gocoder.config import StageConfig, load_config, to_toml  # noqa: E402
-from gocoder.data import open_shard  # noqa: E402
-from gocoder.model import GocoderModel, count_params, train_flops  # noqa: E402
-from gocoder.train import peak_flops, prepare_model  # noqa: E402
+from gocoder.model.model import GocoderModel, count_params, train_flops  # noqa: E402
+from gocoder.training.data import open_shard  # noqa: E402
+from gocoder.training.train import peak_flops, prepare_model  # noqa: E402
 
 
 def one_stage_config(config: str, name: str, dest: Path) -> Path:
@@ -113,8 +113,8 @@ def make_data(out: Path, tokens: int, tokenizer: str) -> None:
 
     import numpy as np
 
-    from gocoder.tokenizer import Tokenizer
-    from gocoder.validate import find_go
+    from gocoder.check.validate import find_go
+    from gocoder.text.tokenizer import Tokenizer
 
     tok = Tokenizer.load(tokenizer)
     goroot = Path(sp.run([find_go()[0], "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip())

@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gocoder.config import load_config  # noqa: E402
-from gocoder.model import Batch, GocoderModel, count_params, train_flops  # noqa: E402
-from gocoder.train import peak_flops  # noqa: E402
+from gocoder.model.model import Batch, GocoderModel, count_params, train_flops  # noqa: E402
+from gocoder.training.train import peak_flops  # noqa: E402
 
 
 def sync(dev: torch.device) -> None:
@@ -158,10 +158,10 @@ def part_recursive(a, dev, peak) -> dict:
 def part_quality(a, dev, work: Path) -> dict:
     """Train both models on the same shards; the GPT gets the recursive run's FLOPs. Returns metrics and
     the recursive run's folder (for the halting part)."""
-    from gocoder.checkpoint import load_model
-    from gocoder.data import Shard
-    from gocoder.tokenizer import Tokenizer
-    from gocoder.train import evaluate, train
+    from gocoder.model.checkpoint import load_model
+    from gocoder.text.tokenizer import Tokenizer
+    from gocoder.training.data import Shard
+    from gocoder.training.train import evaluate, train
 
     def ema(steps: int) -> str:
         # an EMA horizon of a tenth of the run: the shipped 0.999 suits 20k steps, but after a few hundred
@@ -210,7 +210,7 @@ def part_quality(a, dev, work: Path) -> dict:
         res[name] = dict(ev, params=meta["params"], steps=run["step"], train_flops=run["flops"], train_s=secs,
                          final_train_code_loss=run["code_loss"])
         if a.export:  # the model for inference (EMA, bf16) and its training log, kept past the temporary folder
-            from gocoder.checkpoint import export_model
+            from gocoder.model.checkpoint import export_model
 
             export_model(work / name, Path(a.export) / name, tokenizer=False)
             shutil.copyfile(work / name / "metrics.jsonl", Path(a.export) / name / "metrics.jsonl")
@@ -226,8 +226,8 @@ def part_halting(a, dev, work: Path) -> dict:
 
 
 def _halting(a, dev, work: Path, use_ema: bool) -> dict:
-    from gocoder.checkpoint import load_model
-    from gocoder.data import Shard
+    from gocoder.model.checkpoint import load_model
+    from gocoder.training.data import Shard
 
     model, meta = load_model(work / "recursive", use_ema=use_ema)
     model.to(dev).train()  # train mode: the halting of a training step (BCE: no exploration)

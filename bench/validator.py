@@ -27,8 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from gocoder.check.validate import Checker, find_go
 from gocoder.config import ValidateConfig
-from gocoder.validate import Checker, find_go
 
 HERE = Path(__file__).resolve().parent
 

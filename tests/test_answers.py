@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import gocoder.answers as answers
+import gocoder.eval.answers as answers
 from gocoder import GocoderError
-from gocoder.benchmarks import load_problems
 from gocoder.config import BenchConfig, GenerateConfig
+from gocoder.eval.benchmarks import load_problems
 
 DATA = Path(__file__).resolve().parent / "data" / "bench"
 

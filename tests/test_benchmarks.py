@@ -10,16 +10,16 @@ import pytest
 from typer.testing import CliRunner
 
 from gocoder import GocoderError
-from gocoder.benchmarks import (
+from gocoder.check.sandbox import Limits
+from gocoder.eval.benchmarks import (
     MBXP_EXCLUDED,
     completion_from_code,
     load_problems,
     problem_record,
     zero_completion,
 )
-from gocoder.benchrun import mean_pass_at_k, pass_at_k, score
-from gocoder.sandbox import Limits
-from gocoder.serialize import segments
+from gocoder.eval.benchrun import mean_pass_at_k, pass_at_k, score
+from gocoder.text.serialize import segments
 
 DATA = Path(__file__).parent / "data" / "bench"
 MBXP = Path(__file__).resolve().parents[2] / "shared" / "bench" / "mbxp_go.jsonl"

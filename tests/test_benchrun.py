@@ -10,15 +10,15 @@ from types import SimpleNamespace
 
 import pytest
 
-import gocoder.answers as answers
-import gocoder.benchrun as benchrun
+import gocoder.eval.answers as answers
+import gocoder.eval.benchrun as benchrun
 from gocoder import GocoderError
-from gocoder.benchmarks import completion_from_code, load_problems
-from gocoder.benchrun import excluded_why, pass_at_k, run_benchmark, score
-from gocoder.checks import feedback, mbxp_checks
+from gocoder.check.sandbox import Limits
 from gocoder.config import BenchConfig, GenerateConfig
-from gocoder.engine import Sampling
-from gocoder.sandbox import Limits
+from gocoder.eval.benchmarks import completion_from_code, load_problems
+from gocoder.eval.benchrun import excluded_why, pass_at_k, run_benchmark, score
+from gocoder.eval.checks import feedback, mbxp_checks
+from gocoder.inference.engine import Sampling
 
 DATA = Path(__file__).parent / "data" / "bench"
 MBXP = Path(__file__).resolve().parents[2] / "shared" / "bench" / "mbxp_go.jsonl"
@@ -53,7 +53,7 @@ def test_visible_checks_never_hold_a_hidden_only_check():
 
 
 def test_distinct_seeds_give_distinct_samples():
-    from gocoder.generate import Generator
+    from gocoder.inference.generate import Generator
 
     gen = Generator.load()
     probs = load_problems(DATA / "mbxp.jsonl", "mbxp")
@@ -119,8 +119,7 @@ def test_a_harness_whose_test_never_compiles_is_excluded_in_any_format(tmp_path)
 
 @pytest.mark.slow
 def test_loop_sees_visible_checks_and_is_scored_on_hidden_ones(tmp_path, monkeypatch):
-    import gocoder.generate as generate
-
+    import gocoder.inference.generate as generate
     seen = []
 
     def fake_codes(gen, problems, task, n, s):
@@ -167,7 +166,7 @@ class _Engine:
         self.tok, self.ids, self.call = tok, tok.encode(answer), {}
 
     def decode(self, prompts, s, samples=1, on_token=None, **kw):
-        from gocoder.engine import Completion
+        from gocoder.inference.engine import Completion
 
         self.call = dict(kw, prompts=prompts, sampling=s)
         out = []
@@ -184,8 +183,8 @@ class _Engine:
 def test_complete_mode_heals_the_open_brace_stops_at_the_close_and_closes_a_cut_answer():
     import threading
 
-    from gocoder.benchmarks import Problem
-    from gocoder.tokenizer import Tokenizer
+    from gocoder.eval.benchmarks import Problem
+    from gocoder.text.tokenizer import Tokenizer
 
     tok = Tokenizer.load(Path(__file__).resolve().parent.parent / "tokenizer")
     head = "package main\n\n// Add two numbers.\nfunc add (a int, b int) int"

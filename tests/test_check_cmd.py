@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from gocoder.check import Finding, Report, render
+from gocoder.check.files import Finding, Report, render
 
 
 def gocoder(*args, cwd=None):
@@ -141,8 +141,8 @@ def test_typecheck_resolves_imports_from_the_files_module(tmp_path):
 
 def test_asks_gocheck_only_for_what_it_prints(tree):
     """Declaration lists are never printed, so they are never asked for (they cost a third of the time)."""
-    from gocoder.check import check_paths
-    from gocoder.validate import get_checker
+    from gocoder.check.files import check_paths
+    from gocoder.check.validate import get_checker
 
     asked = []
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from gocoder import GocoderError
-from gocoder.checkpoint import export_model, load_checkpoint, load_model, load_train_state, save_checkpoint
 from gocoder.config import ModelConfig, to_dict
-from gocoder.model import GocoderModel
+from gocoder.model.checkpoint import export_model, load_checkpoint, load_model, load_train_state, save_checkpoint
+from gocoder.model.model import GocoderModel
 
 CFG = ModelConfig(vocab_size=40, d_model=32, n_heads=4, planner_layers=1, generator_layers=1, max_seq_len=32)
 

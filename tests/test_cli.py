@@ -84,9 +84,9 @@ def test_torch_threads_default_option_and_environment(monkeypatch):
 def test_flags_and_set_become_one_config_and_validate_reaches_the_shared_checker():
     """One helper turns flags into overrides (a flag given wins over --set, None changes nothing), and
     --set validate.* reaches the process-wide checker that shards, generate and eval use."""
+    from gocoder.check.validate import get_checker, use_config
     from gocoder.cli import _config
     from gocoder.config import ValidateConfig
-    from gocoder.validate import get_checker, use_config
 
     cfg = _config(None, ["generate.samples=2", "generate.seed=9", "validate.servers=1"], "generate",
                   samples=4, search="tree", seed=None)

@@ -15,9 +15,9 @@ import pytest
 from conftest import SUM_V1, SUM_V2, UTIL, RepoBuilder, fast_import_repo
 
 from gocoder import GocoderError
-from gocoder.collect import collect
+from gocoder.collect.decontam import code_hashes, load_blocklist, write_blocklist
+from gocoder.collect.runner import collect
 from gocoder.config import CollectConfig
-from gocoder.decontam import code_hashes, load_blocklist, write_blocklist
 from gocoder.records import read_jsonl
 
 CFG = CollectConfig()
@@ -276,7 +276,7 @@ def test_go_src_documented_funcs(tmp_path: Path) -> None:
     ],
 )
 def test_pr_messages(go_repo: Path, message: str, parents: int, expected: tuple) -> None:
-    from gocoder.gitlog import Commit, GitSource
+    from gocoder.collect.gitlog import Commit, GitSource
 
     src = GitSource(go_repo, CFG)
     try:

@@ -89,7 +89,8 @@ def test_out_of_range_values_name_the_key_and_the_range(override, message):
 
 
 def test_go_memory_floor_matches_the_sandbox():
-    from gocoder import config, sandbox
+    from gocoder import config
+    from gocoder.check import sandbox
 
     assert config._GO_MIN_MEMORY_MB == sandbox.MIN_MEMORY_MB
 

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 from gocoder import GocoderError
-from gocoder.corpus import build, classify
-from gocoder.decontam import code_hashes
-from gocoder.gosources import AptSuite, DebianSource, UnpackedSource, debian_license, list_debian_packages
+from gocoder.collect.corpus import build, classify
+from gocoder.collect.decontam import code_hashes
+from gocoder.collect.gosources import AptSuite, DebianSource, UnpackedSource, debian_license, list_debian_packages
+from gocoder.collect.textparts import PartWriter, read_parts, tokenize
 from gocoder.splits import split_of
-from gocoder.textparts import PartWriter, read_parts, tokenize
-from gocoder.tokenizer import Tokenizer
+from gocoder.text.tokenizer import Tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ import torch
 
 from gocoder import GocoderError
 from gocoder.config import ModelConfig
-from gocoder.engine import Engine, Sampling, draw
-from gocoder.kvcache import StaticGPT
-from gocoder.model import GocoderModel
+from gocoder.inference.engine import Engine, Sampling, draw
+from gocoder.inference.kvcache import StaticGPT
+from gocoder.model.model import GocoderModel
 
 V, CODE, CLOSE = 61, 7, 9
 

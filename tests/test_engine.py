@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import gocoder.engine as engine
+import gocoder.inference.engine as engine
 from gocoder import GocoderError
 from gocoder.config import ModelConfig
-from gocoder.engine import Engine, Sampling
-from gocoder.model import Batch, GocoderModel
+from gocoder.inference.engine import Engine, Sampling
+from gocoder.model.model import Batch, GocoderModel
 
 V, CODE = 61, 7
 # the mock's next-token distribution, by offset from the last token: +1 is the mode, +1 and +2 the 0.7 nucleus

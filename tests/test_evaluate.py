@@ -9,7 +9,7 @@ from test_generate import BAD, GOOD, FakeGen, cand, rec
 from typer.testing import CliRunner
 
 from gocoder import GocoderError
-from gocoder.evaluate import compare, edit_similarity, evaluate, plan_scores, promote, shape, summarize
+from gocoder.eval.evaluate import compare, edit_similarity, evaluate, plan_scores, promote, shape, summarize
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

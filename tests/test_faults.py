@@ -173,7 +173,7 @@ def test_annotate_on_a_full_disk_loses_nothing_and_resumes(godir, tmp_path, caps
 
 def test_shards_on_a_full_disk_keep_the_last_shards_whole(tiny_corpus, tmp_path, monkeypatch):
     from gocoder.config import ShardsConfig
-    from gocoder.data import build_shards
+    from gocoder.training.data import build_shards
 
     d, tok, counts = tiny_corpus
     out = tmp_path / "shards"
@@ -198,8 +198,8 @@ def _tiny_cfg(d: Path, out: Path, **sets):
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_checkpoint_on_a_full_disk_leaves_the_last_one_and_resume_completes(tiny_corpus, tmp_path, monkeypatch):
-    import gocoder.train as train_mod
-    from gocoder.checkpoint import load_checkpoint
+    import gocoder.training.train as train_mod
+    from gocoder.model.checkpoint import load_checkpoint
 
     d, *_ = tiny_corpus
     run = tmp_path / "run"
@@ -225,7 +225,7 @@ def test_a_checkpoint_on_a_full_disk_leaves_the_last_one_and_resume_completes(ti
 
 
 def test_export_on_a_full_disk_keeps_the_last_export(tiny_ckpt, tmp_path, monkeypatch):
-    from gocoder.checkpoint import export_model, load_model
+    from gocoder.model.checkpoint import export_model, load_model
 
     dst = tmp_path / "m"
     export_model(tiny_ckpt, dst)
@@ -260,9 +260,9 @@ def test_corpus_text_on_a_full_disk_keeps_the_last_build(tmp_path, monkeypatch):
 
 @pytest.mark.slow  # two sandboxed Go builds: about 10 s
 def test_bench_on_a_full_disk_keeps_its_results_and_summary_and_resumes(tmp_path, monkeypatch):
-    from gocoder.benchmarks import load_problems
-    from gocoder.benchrun import run_benchmark
     from gocoder.config import BenchConfig
+    from gocoder.eval.benchmarks import load_problems
+    from gocoder.eval.benchrun import run_benchmark
 
     p1, p2 = load_problems(REPO / "tests" / "data" / "bench" / "mbxp.jsonl", "mbxp")[:2]
     answer = "    return 0\n}\n"
@@ -335,8 +335,8 @@ def _wait_for_steps(run: Path, n: int, proc: subprocess.Popen, timeout: float = 
 
 @pytest.mark.slow
 def test_sigterm_checkpoints_the_step_under_way_and_a_second_writer_is_refused(tiny_corpus, tmp_path):
-    from gocoder.checkpoint import load_checkpoint
-    from gocoder.train import train
+    from gocoder.model.checkpoint import load_checkpoint
+    from gocoder.training.train import train
 
     d, *_ = tiny_corpus
     run = tmp_path / "run"
@@ -363,8 +363,8 @@ def test_sigterm_checkpoints_the_step_under_way_and_a_second_writer_is_refused(t
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_sigkill_at_random_points_then_resume_gives_the_straight_run(tiny_corpus, tmp_path):
-    from gocoder.checkpoint import load_checkpoint
-    from gocoder.train import train
+    from gocoder.model.checkpoint import load_checkpoint
+    from gocoder.training.train import train
 
     d, *_ = tiny_corpus
     steps, run = 16, tmp_path / "run"
@@ -478,7 +478,7 @@ def test_no_go_toolchain_is_one_line(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_go_killed_mid_build_is_one_line_and_a_rerun_builds(tmp_path, capsys, monkeypatch):
-    from gocoder.validate import find_go
+    from gocoder.check.validate import find_go
 
     go, _ = find_go()
     (tmp_path / "bin").mkdir()
@@ -497,7 +497,7 @@ def test_go_killed_mid_build_is_one_line_and_a_rerun_builds(tmp_path, capsys, mo
 
 
 def test_gocheck_gone_mid_run_is_one_line(tmp_path):
-    from gocoder.validate import Checker, gocheck_binary
+    from gocoder.check.validate import Checker, gocheck_binary
 
     binary = tmp_path / "gocheck"
     shutil.copy2(gocheck_binary(), binary)
@@ -520,7 +520,7 @@ def test_gocheck_gone_mid_run_is_one_line(tmp_path):
 
 
 def test_no_bubblewrap_and_no_root_refuses_in_one_line_naming_the_install(monkeypatch):
-    from gocoder import confine, sandbox
+    from gocoder.check import confine, sandbox
 
     confine.isolation.cache_clear()
     monkeypatch.setattr(confine.shutil, "which", lambda name: None)

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gocoder.functions import extract, imports, standalone
-from gocoder.textparts import PartWriter, read_parts
+from gocoder.collect.functions import extract, imports, standalone
+from gocoder.collect.textparts import PartWriter, read_parts
 
 REPO = Path(__file__).resolve().parents[1]
 

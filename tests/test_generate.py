@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gocoder import GocoderError
-from gocoder.engine import Decision
-from gocoder.generate import (
+from gocoder.inference.engine import Decision
+from gocoder.inference.generate import (
     Candidate,
     Generator,
     LoopState,
@@ -25,8 +25,8 @@ from gocoder.generate import (
     solve,
     step,
 )
-from gocoder.search import Tree, reward
-from gocoder.serialize import escape
+from gocoder.inference.search import Tree, reward
+from gocoder.text.serialize import escape
 
 GOOD = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n"
 BAD = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t\n\treturn b\n}\n"  # a lost brace
@@ -101,8 +101,7 @@ def test_checkpoint_carries_its_tokenizer(ckpt, tmp_path):
 
 
 def test_missing_default_model_names_its_path(tmp_path, monkeypatch):
-    import gocoder.generate as g
-
+    import gocoder.inference.generate as g
     monkeypatch.setattr(g, "DEFAULT_MODEL", tmp_path / "models" / "default")
     monkeypatch.setattr(g, "WHEEL_MODEL", tmp_path / "wheel")
     with pytest.raises(GocoderError, match=r"models/default: no default model shipped yet; pass --checkpoint"):

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from gocoder import GocoderError
-from gocoder.collect import collect
+from gocoder.collect.github import GitHubClient
+from gocoder.collect.runner import collect
 from gocoder.config import CollectConfig
-from gocoder.github import GitHubClient
 from gocoder.records import read_jsonl
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "github_shapes.json").read_text())

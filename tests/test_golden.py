@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gocoder.validate import CheckResult, get_checker
+from gocoder.check.validate import CheckResult, get_checker
 
 CASES = Path(__file__).resolve().parent.parent / "validators" / "cases"
 NAMES = sorted(p.stem for p in CASES.glob("*.json"))

@@ -13,12 +13,12 @@ import torch
 from tokfixtures import GO_TRICKY, train_tiny_tokenizer
 
 from gocoder import GocoderError
+from gocoder.collect.textparts import PartWriter, tokenize
 from gocoder.config import ModelConfig, TrainConfig, load_config
-from gocoder.data import TokenShard
-from gocoder.golf import bits_per_byte, byte_lengths, golf
-from gocoder.model import GocoderModel
-from gocoder.textparts import PartWriter, tokenize
-from gocoder.train import lr_at
+from gocoder.model.model import GocoderModel
+from gocoder.training.data import TokenShard
+from gocoder.training.golf import bits_per_byte, byte_lengths, golf
+from gocoder.training.train import lr_at
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_bits_per_byte_is_the_summed_cross_entropy_over_the_bytes(tokens):
     got = bits_per_byte(model, shard, byte_lengths(tok), torch.device("cpu"), max_tokens=10**6, batch_size=3)
     # by hand: every row's logits, the cross-entropy of each next token, summed
     T, nats = 64, 0.0
-    from gocoder.model import _gather  # noqa: F401 (the GPT's forward is what is scored)
+    from gocoder.model.model import _gather  # noqa: F401 (the GPT's forward is what is scored)
 
     for r in range(len(shard)):
         b = shard.batch([r])
@@ -104,7 +104,7 @@ def test_looped_layers_run_twice_and_the_cache_agrees():
     m.gpt.looping = False
     assert m.gpt.order() == [0, 1, 2]
     m.gpt.looping = True
-    from gocoder.engine import Engine, Sampling
+    from gocoder.inference.engine import Engine, Sampling
 
     prompt = [[5, 6, 7, 8, 9]]
     out = Engine(m, code_open=49, device="cpu").generate(prompt, Sampling(max_new_tokens=6))[0].tokens
@@ -130,7 +130,7 @@ def test_schedule_by_time_warms_holds_and_cools_down():
 
 
 def test_quality_prefers_documented_logic_over_plumbing():
-    from gocoder.quality import score
+    from gocoder.collect.quality import score
 
     good = ("package s\n\n// Sum adds the numbers of xs.\nfunc Sum(xs []int) int {\n\tt := 0\n"
             "\tfor _, x := range xs {\n\t\tif x > 0 {\n\t\t\tt += x\n\t\t}\n\t}\n\treturn t\n}\n")
@@ -142,8 +142,8 @@ def test_quality_prefers_documented_logic_over_plumbing():
 
 
 def test_select_keeps_the_best_under_the_budget_and_the_held_out_beside(tmp_path):
-    from gocoder.quality import select
-    from gocoder.textparts import read_parts
+    from gocoder.collect.quality import select
+    from gocoder.collect.textparts import read_parts
 
     good = "package s\n\n// F does it.\nfunc F(x int) int {\n\tif x > 0 {\n\t\treturn x\n\t}\n\treturn -x\n}\n"
     bad = "package api\n\ntype R struct {\n" + "".join(f'\tF{i} string `json:"f{i}"`\n' for i in range(8)) + "}\n"

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from gocoder.sandbox import TESTIFY_DIR, Limits, run_go
+from gocoder.check.sandbox import TESTIFY_DIR, Limits, run_go
 
 DATA = Path(__file__).parent / "data" / "bench"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "bench"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gocoder.incremental import GO, GoWatch, Watcher
-from gocoder.toolchain import find_go
+from gocoder.check.toolchain import find_go
+from gocoder.inference.incremental import GO, GoWatch, Watcher
 
 BROKEN = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n\nfunc Min(a, b int) int {\n\tif a < b \n\t\treturn a\n\t}\n\treturn b\n}\n\nfunc Abs(x int) int {\n\treturn x\n}\n"  # noqa: E501
 
@@ -59,9 +59,9 @@ def test_watcher_cuts_rows_at_line_ends_only_after_the_code_opens():
 def test_the_loop_stops_a_candidate_early(tiny_ckpt, monkeypatch):
     """The wiring: Generator.sample hands the engine a Watcher; a row the watcher stops ends there (greedy,
     so the stopped text is a prefix of the free one). Here every id ends a line and every parse is final."""
-    import gocoder.incremental as inc
-    from gocoder.engine import Sampling
-    from gocoder.generate import Generator
+    import gocoder.inference.incremental as inc
+    from gocoder.inference.engine import Sampling
+    from gocoder.inference.generate import Generator
 
     gen = Generator.load(tiny_ckpt)
     assert gen.line_ids and all("\n" in gen.tok.decode([i]) for i in gen.line_ids)
@@ -79,7 +79,7 @@ def test_the_loop_stops_a_candidate_early(tiny_ckpt, monkeypatch):
 
 
 def test_close_function_cuts_at_the_last_line_between_statements():
-    from gocoder.incremental import close_function
+    from gocoder.inference.incremental import close_function
 
     done = "func f(a []int) int {\n\ts := 0\n\tfor _, x := range a {\n\t\ts += x\n\t}\n\treturn s\n}\n"
     assert close_function(done) == done  # a finished function is left as it is

@@ -12,7 +12,7 @@ from test_annotate import V1, V2, raw, run, write
 from test_plans import AFTER, BEFORE, diff
 
 from gocoder import GocoderError
-from gocoder.intents import SHIPPED, IntentModel, classify, features, fit, hide_prefixes, label_of, load_model
+from gocoder.collect.intents import SHIPPED, IntentModel, classify, features, fit, hide_prefixes, label_of, load_model
 
 
 def test_labels_and_hidden_prefixes() -> None:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from gocoder.config import ModelConfig, load_config
-from gocoder.model import Batch, GocoderModel, count_params, gpt_layers_for, train_flops
+from gocoder.model.model import Batch, GocoderModel, count_params, gpt_layers_for, train_flops
 
 V = 97
 CFG = ModelConfig(vocab_size=V, d_model=32, n_heads=4, planner_layers=1, generator_layers=1, max_seq_len=64,

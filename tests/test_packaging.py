@@ -77,7 +77,7 @@ def test_check_never_imports_torch(tmp_path):
 
 
 def test_the_gocheck_hook_needs_only_go(tmp_path):
-    from gocoder.validate import find_go
+    from gocoder.check.validate import find_go
 
     goroot = subprocess.run([find_go()[0], "env", "GOROOT"], capture_output=True, text=True).stdout.strip()
     go = Path(goroot) / "bin" / "go"  # the toolchain itself, not a shim that needs more of PATH

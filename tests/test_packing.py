@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from gocoder.checkpoint import load_checkpoint
 from gocoder.config import ModelConfig, ShardsConfig, load_config
-from gocoder.data import TokenShard, open_shard
-from gocoder.model import GocoderModel, count_params, gpt_layers_for, train_flops
-from gocoder.train import train
+from gocoder.model.checkpoint import load_checkpoint
+from gocoder.model.model import GocoderModel, count_params, gpt_layers_for, train_flops
+from gocoder.training.data import TokenShard, open_shard
+from gocoder.training.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -103,7 +103,7 @@ def test_a_pretraining_row_is_one_text_in_the_loss(tmp_path):
     # row (the row's second token, which the model predicts at its "plan" position, is one token of T - 1)
     import torch.nn.functional as F
 
-    from gocoder.train import _loss
+    from gocoder.training.train import _loss
 
     torch.manual_seed(0)
     model = GocoderModel(cfg_of("gpt")).eval()
@@ -144,9 +144,9 @@ def two_stage(tmp_path_factory):
     """Pretraining tokens and record shards made with one tokenizer (tests/test_train.py's corpus)."""
     from tinycorpus import FUNCS, record  # noqa: F401 (the same small Go functions)
 
-    from gocoder.data import build_shards
-    from gocoder.serialize import serialize
-    from gocoder.tokenizer import Tokenizer, train_tokenizer
+    from gocoder.text.serialize import serialize
+    from gocoder.text.tokenizer import Tokenizer, train_tokenizer
+    from gocoder.training.data import build_shards
 
     d = tmp_path_factory.mktemp("two")
     recs = [record(i) for i in range(16)] + [record(i, "valid") for i in range(4)]
@@ -218,7 +218,7 @@ def test_set_reaches_a_stage_by_index():
 
 
 def test_ema_warms_up_so_the_initial_weights_fade():
-    from gocoder.train import ema_decay_at
+    from gocoder.training.train import ema_decay_at
 
     assert ema_decay_at(0, 0.999) == pytest.approx(0.1) and ema_decay_at(90, 0.999) == pytest.approx(0.91)
     assert ema_decay_at(10**6, 0.999) == 0.999

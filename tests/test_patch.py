@@ -8,10 +8,10 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
-import gocoder.generate as generate
+import gocoder.inference.generate as generate
 from gocoder import GocoderError
-from gocoder.generate import Result
-from gocoder.patch import PackageTests, apply_code, gofmt, unified_diff
+from gocoder.inference.generate import Result
+from gocoder.inference.patch import PackageTests, apply_code, gofmt, unified_diff
 
 SUM = ("package sum\n\nimport \"fmt\"\n\n// Sum adds the numbers.\nfunc Sum(xs []int) int {\n\tt := 0\n"
        "\tfor i := 1; i < len(xs); i++ {\n\t\tt += xs[i]\n\t}\n\treturn t\n}\n\nvar _ = fmt.Sprint\n")  # fmt: skip

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from gocoder.plans import (
+from gocoder.check.validate import get_checker
+from gocoder.collect.plans import (
     DeclChange,
     _code_differs,
     code_key,
@@ -15,8 +16,7 @@ from gocoder.plans import (
     intent_of,
     text_intent,
 )
-from gocoder.steps import plan_steps, sentences
-from gocoder.validate import get_checker
+from gocoder.collect.steps import plan_steps, sentences
 
 BEFORE = '''package srv
 

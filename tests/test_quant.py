@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from gocoder import GocoderError
-from gocoder.checkpoint import export_model, load_checkpoint, load_model, save_checkpoint
 from gocoder.config import ModelConfig, load_config
-from gocoder.data import open_shard
-from gocoder.model import Batch, GocoderModel
-from gocoder.quant import (
+from gocoder.model.checkpoint import export_model, load_checkpoint, load_model, save_checkpoint
+from gocoder.model.model import Batch, GocoderModel
+from gocoder.model.quant import (
     GROUP,
     SCALE,
     add_fake_quant,
@@ -26,7 +25,8 @@ from gocoder.quant import (
     set_fake_quant,
     unpack,
 )
-from gocoder.train import train
+from gocoder.training.data import open_shard
+from gocoder.training.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

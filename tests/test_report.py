@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from gocoder import GocoderError
-from gocoder.checkpoint import load_checkpoint
 from gocoder.config import load_config
-from gocoder.report import build_report, item_validity, read_metrics, valid_by_iteration
-from gocoder.train import train
+from gocoder.eval.report import build_report, item_validity, read_metrics, valid_by_iteration
+from gocoder.model.checkpoint import load_checkpoint
+from gocoder.training.train import train
 
 
 def config(d, out: str):

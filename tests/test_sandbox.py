@@ -11,10 +11,10 @@ import shutil
 
 import pytest
 
-import gocoder.confine as confine
-import gocoder.sandbox as sandbox
+import gocoder.check.confine as confine
+import gocoder.check.sandbox as sandbox
 from gocoder import GocoderError
-from gocoder.sandbox import Limits, run_go
+from gocoder.check.sandbox import Limits, run_go
 
 ROOT = os.geteuid() == 0
 FAST = Limits(wall_s=3.0, cpu_s=5)

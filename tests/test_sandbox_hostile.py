@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-import gocoder.sandbox as sb
-from gocoder.benchmarks import Problem
-from gocoder.benchrun import score
-from gocoder.confine import TMPFS_DIRS, UID_BASE, Limits, pids_of
+import gocoder.check.sandbox as sb
+from gocoder.check.confine import TMPFS_DIRS, UID_BASE, Limits, pids_of
+from gocoder.eval.benchmarks import Problem
+from gocoder.eval.benchrun import score
 
 ROOT = os.geteuid() == 0
 REAL = sb.isolation()
@@ -191,7 +191,7 @@ def test_attack_is_contained_and_leaves_nothing(attack, isolation, listener, cla
 def test_a_run_looks_at_its_own_uid_only(claimed):
     # Another run's process lives on under a slot held elsewhere: it is no leftover of this run (the count
     # over the whole pool that these tests once made saw it, and failed whenever a bench ran beside them).
-    from gocoder.confine import Slot
+    from gocoder.check.confine import Slot
 
     with Slot() as other:  # the class itself, not the spy: this claim is not the run's
         sleeper = subprocess.Popen(["sleep", "30"], user=other, group=other)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tokfixtures import tiny_records
 
 from gocoder import GocoderError
-from gocoder.serialize import (
+from gocoder.text.serialize import (
     SPECIAL_TOKENS,
     cut_points,
     escape,
@@ -120,10 +120,10 @@ def test_training_writes_the_prompt_inference_sends_for_a_draft():
     wrote the same draft and got gocheck's verdict on it (STYLE.md 17)."""
     import random
 
-    from gocoder.candidates import refine_record
-    from gocoder.data import _examples
-    from gocoder.generate import decode_output, judge
-    from gocoder.validate import get_checker
+    from gocoder.check.validate import get_checker
+    from gocoder.inference.candidates import refine_record
+    from gocoder.inference.generate import decode_output, judge
+    from gocoder.training.data import _examples
 
     good = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n"
     rec = record(code=good, syntax=True, steps=[{"intent": "ADD", "target": "func:Max", "description": "max"}])

@@ -13,10 +13,10 @@ import pytest
 from rich.console import Console
 
 from gocoder import GocoderError
+from gocoder.check.validate import get_checker
+from gocoder.collect.synth import BUG_KINDS, TITLES, describe, synth
 from gocoder.config import CollectConfig, SynthConfig
 from gocoder.records import read_jsonl
-from gocoder.synth import BUG_KINDS, TITLES, describe, synth
-from gocoder.validate import get_checker
 
 STACK = '''package stack
 
@@ -133,7 +133,7 @@ def test_phrasings() -> None:
     title, body = describe("missing_check", "F", "p.go", "the `x == nil` check was removed", "k2")
     assert "error check" not in title + body
     # stable across processes (a str hash() would differ under another PYTHONHASHSEED), not only within one
-    code = "from gocoder.synth import describe; print(describe('value_misuse', 'F', 'p.go', 'd', 'same'))"
+    code = "from gocoder.collect.synth import describe; print(describe('value_misuse', 'F', 'p.go', 'd', 'same'))"
     root = str(Path(__file__).resolve().parent.parent)
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
                            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": root}).stdout for seed in "12"}

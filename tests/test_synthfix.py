@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-import gocoder.synthfix as synthfix
+import gocoder.eval.synthfix as synthfix
 from gocoder import GocoderError
-from gocoder.benchmarks import completion_from_code, load_problems, problem_record
-from gocoder.benchrun import _visible_runner, score
-from gocoder.sandbox import Limits
+from gocoder.check.sandbox import Limits
+from gocoder.eval.benchmarks import completion_from_code, load_problems, problem_record
+from gocoder.eval.benchrun import _visible_runner, score
 
 SUM = ("package mysum\n\n// Sum adds the numbers.\nfunc Sum(xs []int) int {\n\tt := 0\n\tfor _, x := range xs {\n"
        "\t\tt += x\n\t}\n\treturn t\n}\n\n// Neg negates x.\nfunc Neg(x int) int {\n\treturn -x\n}\n")  # fmt: skip

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from tokfixtures import GO_TRICKY, tiny_records, train_tiny_tokenizer
 
 from gocoder import GocoderError
-from gocoder.serialize import load_vocab, serialize
-from gocoder.tokenizer import Tokenizer, chunks, train_tokenizer
-from gocoder.tokenizer_run import evaluate_tokenizer
+from gocoder.text.serialize import load_vocab, serialize
+from gocoder.text.tokenizer import Tokenizer, chunks, train_tokenizer
+from gocoder.training.tokenizer_run import evaluate_tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +174,7 @@ def test_cli_train_and_eval(tmp_path):
 
 
 def test_cli_trains_on_text_parts_train_split_capped_and_evals_their_valid_split(tmp_path):
-    from gocoder.textparts import PartWriter
+    from gocoder.collect.textparts import PartWriter
 
     recs = [("big", "train", g) for g in GO_TRICKY]
     recs += [("small", "train", GO_TRICKY[0]), ("held", "valid", GO_TRICKY[1]), ("held", "valid", GO_TRICKY[2])]
@@ -211,7 +211,7 @@ def test_train_without_out_leaves_the_shipped_tokenizer_alone(tmp_path):
 
 
 def test_shipped_tokenizer_loads_and_round_trips():
-    from gocoder.serialize import SPECIAL_TOKENS
+    from gocoder.text.serialize import SPECIAL_TOKENS
 
     tok = Tokenizer.load(SPECIAL_TOKENS.parent)  # tokenizer/: hash checked against gocoder.json
     assert tok.vocab_size == tok.meta["settings"]["vocab_size"]

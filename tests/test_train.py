@@ -14,11 +14,19 @@ import torch
 from tinycorpus import FUNCS
 
 from gocoder import GocoderError
-from gocoder.checkpoint import export_model, load_checkpoint, load_model
 from gocoder.config import ShardsConfig, load_config
-from gocoder.data import Shard, before_draft, build_shards, epoch_batches, partial_draft, syntax_draft, wrong_draft
-from gocoder.model import CONTINUE, DONE, REFINE
-from gocoder.train import lr_at, train
+from gocoder.model.checkpoint import export_model, load_checkpoint, load_model
+from gocoder.model.model import CONTINUE, DONE, REFINE
+from gocoder.training.data import (
+    Shard,
+    before_draft,
+    build_shards,
+    epoch_batches,
+    partial_draft,
+    syntax_draft,
+    wrong_draft,
+)
+from gocoder.training.train import lr_at, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -52,7 +60,7 @@ def test_drafts_are_real_edits():
 
 
 def test_before_draft_is_the_old_declaration():
-    from gocoder.validate import get_checker
+    from gocoder.check.validate import get_checker
 
     before = "package p\n\ntype T struct{}\n\n// Get gets.\nfunc (t T) Get(a int) int {\n\treturn a + 1 // é\n}\n"
     rec = {"plan": {"steps": [{"intent": "FIX", "target": "method:T.Get"}]}, "context": {"before": before}}

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from gocoder import GocoderError
+from gocoder.check.validate import Checker, _batches, _unbatch, get_checker, gocheck_binary, source_hash
 from gocoder.config import ValidateConfig
-from gocoder.validate import Checker, _batches, _unbatch, get_checker, gocheck_binary, source_hash
 
 
 @pytest.fixture(scope="module")

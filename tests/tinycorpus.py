@@ -41,9 +41,9 @@ def record(i: int, split: str = "train") -> dict:
 def build_corpus(d: Path):
     """16 train and 4 valid records in d/h.jsonl, a tokenizer trained on them (d/tok), their shards."""
     from gocoder.config import ShardsConfig
-    from gocoder.data import build_shards
-    from gocoder.serialize import serialize
-    from gocoder.tokenizer import Tokenizer, train_tokenizer
+    from gocoder.text.serialize import serialize
+    from gocoder.text.tokenizer import Tokenizer, train_tokenizer
+    from gocoder.training.data import build_shards
 
     recs = [record(i) for i in range(16)] + [record(i, "valid") for i in range(4)]
     (d / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
@@ -56,7 +56,7 @@ def build_corpus(d: Path):
 def train_tiny(corpus: Path, out: Path) -> Path:
     """A run folder trained 6 steps on the corpus (configs/tiny.toml, no evaluation, no EMA)."""
     from gocoder.config import load_config
-    from gocoder.train import train
+    from gocoder.training.train import train
 
     sets = {"train.data": str(corpus / "shards"), "train.tokenizer": str(corpus / "tok"), "train.out": str(out),
             "train.eval_every": 0, "train.steps": 6, "train.ema_decay": 0.0}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gocoder.serialize import serialize
-from gocoder.tokenizer import Tokenizer, train_tokenizer
+from gocoder.text.serialize import serialize
+from gocoder.text.tokenizer import Tokenizer, train_tokenizer
 
 # Go that breaks careless tokenizers: tabs, raw strings, runes, Unicode identifiers, CRLF, U+2581.
 GO_TRICKY = [

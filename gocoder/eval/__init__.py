@@ -1,0 +1,2 @@
+"""Evaluation: benchmark formats and their checks, answers, scoring in the sandbox (benchrun), the
+fix benchmark (synthfix), checkpoint evaluation (evaluate) and reports."""
