@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _imported_modules() -> dict[str, str]:
     """Top-level module name -> the first file importing it, over every import in gocoder/ (lazy ones too)."""
     found: dict[str, str] = {}
-    for f in sorted((ROOT / "gocoder").glob("*.py")):
+    for f in sorted((ROOT / "gocoder").rglob("*.py")):
         for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
@@ -26,7 +26,7 @@ def _imported_modules() -> dict[str, str]:
             else:
                 continue
             for n in names:
-                found.setdefault(n.split(".")[0], f.name)
+                found.setdefault(n.split(".")[0], str(f.relative_to(ROOT / "gocoder")))
     return found
 
 
@@ -92,3 +92,10 @@ def test_the_gocheck_hook_needs_only_go(tmp_path):
                          text=True, cwd=ROOT, env=env)
     assert bad.returncode == 1 and bad.stdout.startswith("examples/broken.go:"), bad.stderr
     assert len(list((tmp_path / "cache").glob("gocheck-hook-*"))) == 1  # built once, then reused
+
+
+def test_every_subpackage_ships():
+    """A non-editable `pip install .` ships only the packages pyproject.toml names: every stage folder."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    folders = {"gocoder." + p.parent.name for p in (ROOT / "gocoder").glob("*/__init__.py")}
+    assert folders and folders <= listed, sorted(folders - listed)

@@ -113,6 +113,6 @@ def test_no_second_split_function():
     """One home: no stage computes a split of its own (issue 26 was two split functions with two keys)."""
     import re
 
-    for p in sorted((REPO / "gocoder").glob("*.py")):
+    for p in sorted((REPO / "gocoder").rglob("*.py")):
         if p.name != "splits.py":
             assert not re.search(r"^def split_of\b|hashlib\.sha256\([^)]*(repo|package)", p.read_text(), re.M), p

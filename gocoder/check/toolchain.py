@@ -20,9 +20,9 @@ from gocoder import GocoderError
 
 # The source tree's go/ when running from a checkout; the copy inside the wheel otherwise.
 GO_DIR = next(
-    (d for d in (Path(__file__).resolve().parent.parent / "go", Path(__file__).resolve().parent / "_go")
+    (d for d in (Path(__file__).resolve().parents[2] / "go", Path(__file__).resolve().parents[1] / "_go")
      if (d / "go.mod").is_file()),
-    Path(__file__).resolve().parent.parent / "go",
+    Path(__file__).resolve().parents[2] / "go",
 )  # fmt: skip
 _BUILD_ENV = {"GOTOOLCHAIN": "local", "GOPROXY": "off", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0", "GOWORK": "off"}
 

@@ -39,8 +39,8 @@ from gocoder.inference.incremental import Watcher
 from gocoder.model.model import DONE
 from gocoder.text.serialize import cut_points, format_diagnostic, prompt
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
-WHEEL_MODEL = Path(__file__).resolve().parent / "_models" / "default"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default"
+WHEEL_MODEL = Path(__file__).resolve().parents[1] / "_models" / "default"
 MAX_OUTPUT = 2000  # characters of failing test output kept for the refine block
 
 

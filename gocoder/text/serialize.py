@@ -32,7 +32,7 @@ from typing import Any
 
 from gocoder import GocoderError
 
-SPECIAL_TOKENS = Path(__file__).resolve().parent.parent / "tokenizer" / "special_tokens.json"
+SPECIAL_TOKENS = Path(__file__).resolve().parents[2] / "tokenizer" / "special_tokens.json"
 SYMBOL_GROUPS = ("structure", "intents", "targets", "validation")
 # The tags the grammar above is written in; load_vocab checks the JSON holds every one of them.
 _GRAMMAR = ("<PROBLEM>", "</PROBLEM>", "<CONTEXT>", "</CONTEXT>", "<FILE>", "</FILE>", "<PLAN>",
