@@ -29,15 +29,13 @@ import tempfile
 from pathlib import Path
 
 import torch
+from train_loop import one_stage_config  # bench/, the script's own folder (sys.path[0] when run)
+
+from gocoder.model.checkpoint import load_model
+from gocoder.training.data import TokenShard
+from gocoder.training.train import _loss
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from train_loop import one_stage_config  # noqa: E402  (bench/, the script's own folder)
-
-from gocoder.model.checkpoint import load_model  # noqa: E402
-from gocoder.training.data import TokenShard  # noqa: E402
-from gocoder.training.train import _loss  # noqa: E402
 
 
 def train(data: str, out: Path, a) -> None:

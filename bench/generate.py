@@ -23,17 +23,13 @@ import contextlib
 import dataclasses
 import json
 import platform
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gocoder.config import load_config  # noqa: E402
-from gocoder.inference.engine import Engine, Sampling  # noqa: E402
-from gocoder.model.model import Batch, GocoderModel, count_params  # noqa: E402
+from gocoder.config import load_config
+from gocoder.inference.engine import Engine, Sampling
+from gocoder.model.model import Batch, GocoderModel, count_params
 
 CODE = 5  # the id playing <CODE> (the models are random: any id will do)
 

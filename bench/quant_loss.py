@@ -20,10 +20,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gocoder.model.checkpoint import export_model, load_model  # noqa: E402
-from gocoder.training.data import open_shard  # noqa: E402
+from gocoder.model.checkpoint import export_model, load_model
+from gocoder.training.data import open_shard
 
 
 @torch.no_grad()

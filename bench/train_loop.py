@@ -28,13 +28,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from gocoder.config import StageConfig, load_config, to_toml
+from gocoder.model.model import GocoderModel, count_params, train_flops
+from gocoder.training.data import open_shard
+from gocoder.training.train import peak_flops, prepare_model
 
-from gocoder.config import StageConfig, load_config, to_toml  # noqa: E402
-from gocoder.model.model import GocoderModel, count_params, train_flops  # noqa: E402
-from gocoder.training.data import open_shard  # noqa: E402
-from gocoder.training.train import peak_flops, prepare_model  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def one_stage_config(config: str, name: str, dest: Path) -> Path:

@@ -32,12 +32,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from gocoder.config import load_config
+from gocoder.model.model import Batch, GocoderModel, count_params, train_flops
+from gocoder.training.train import peak_flops
 
-from gocoder.config import load_config  # noqa: E402
-from gocoder.model.model import Batch, GocoderModel, count_params, train_flops  # noqa: E402
-from gocoder.training.train import peak_flops  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def sync(dev: torch.device) -> None:

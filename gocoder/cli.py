@@ -227,6 +227,33 @@ def synth_cmd(
     _print_collected(res, "files", as_json)
 
 
+@app.command("synthfix")
+def synthfix_cmd(
+    synth: Annotated[Path, typer.Option("--synth", help="`gocoder synth` records (JSONL) of GOROOT/src.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The problems file (JSONL) to write.")],
+    per_package: Annotated[int, typer.Option("--per-package", help="Problems kept per package at most.")] = 20,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Sandbox runs at once.")] = 2,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the fix benchmark: planted bugs of test-split GOROOT packages that the package's tests catch.
+
+    The split is `[splits] shares`, as annotate and corpus build take it; score the file with
+    `gocoder bench --format synth-fix`.
+
+    Example: gocoder synthfix --synth synth-test.jsonl --out synthfix.jsonl --per-package 20
+    """
+    from gocoder.eval.synthfix import build
+
+    cfg = _config(config, set_)
+    counts = build(synth, out, shares=cfg.splits.shares, per_package=per_package, workers=workers)
+    if as_json:
+        print(json.dumps(dict(sorted(counts.items()))))
+    else:
+        print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
 @app.command("annotate")
 def annotate_cmd(
     input: Annotated[

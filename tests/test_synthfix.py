@@ -59,3 +59,19 @@ def test_build_keeps_bugs_the_tests_catch_and_bench_scores_them(tmp_path, monkey
     out.write_text(json.dumps(bad) + "\n")
     with pytest.raises(GocoderError, match="built with Go 0.1"):
         load_problems(out, "synth-fix")
+
+
+def test_the_cli_builds_with_the_configs_split(tmp_path):
+    """`gocoder synthfix` (once bench/synth_fix.py) reads [splits] shares: all in train keeps no problem."""
+    from typer.testing import CliRunner
+
+    from gocoder.cli import app
+
+    recs = [synth_rec(0, SUM_FN.replace("t += x", "t -= x"), SUM_FN), synth_rec(1, NEG_FN, NEG_FN)]
+    (tmp_path / "synth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    args = ["synthfix", "--synth", str(tmp_path / "synth.jsonl"), "--out", str(tmp_path / "fix.jsonl"), "--json",
+            "--set", "splits.shares=[1.0, 0.0, 0.0]"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"not test split": 2}
+    assert (tmp_path / "fix.jsonl").read_text() == ""
