@@ -356,7 +356,7 @@ def tokenizer_train(
                                                  "at most tokenizer.package_chars of a package.")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Tokenizer folder to write (default: runs/tokenizer).")
+        Path | None, typer.Option("--out", "-o", help="Tokenizer folder to write (default: work/tokenizer).")
     ] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="Pieces in the vocabulary.")] = None,
     model_type: Annotated[str | None, typer.Option("--model-type", help="bpe or unigram.")] = None,
@@ -675,7 +675,7 @@ def export_cmd(
 ) -> None:
     """Export a checkpoint for inference: EMA weights in bf16 or int8/int6/int4, config, tokenizer; no optimizer state.
 
-    Example: gocoder export runs/default/run -o models/default --quantize int6
+    Example: gocoder export work/default/run -o models/default --quantize int6
     """
     from gocoder.model.checkpoint import export_model
 
@@ -794,10 +794,10 @@ def eval_cmd(
         float, typer.Option("--margin", help="Win rate above 0.5 needed to promote (0 to 0.5).")
     ] = 0.02,
     best: Annotated[Path, typer.Option("--best", help="The best-checkpoint slot --promote writes.")] = Path(
-        "runs/best"
+        "work/best"
     ),
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Per-item JSONL (resumable; default under runs/eval/).")
+        Path | None, typer.Option("--out", "-o", help="Per-item JSONL (resumable; default under work/eval/).")
     ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -805,7 +805,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate a checkpoint on held-out records: exact match, AST similarity, validity, plan scores.
 
-    Example: gocoder eval --checkpoint runs/tiny --data data/hierarchical/test.jsonl --limit 50 --against runs/best
+    Example: gocoder eval --checkpoint work/tiny --data data/hierarchical/test.jsonl --limit 50 --against work/best
     """
     from gocoder.eval.evaluate import SUMMARY, run_eval
     from gocoder.progress import Progress
@@ -882,7 +882,7 @@ def golf_cmd(
 
     The score is bits per byte of the held-out packages' text under the exported (quantized) model, so
     tokenizers and widths compare fairly (gocoder/golf.py).
-    Example: gocoder golf -c configs/golf.toml --tokens corpus/tokens -o runs/golf/base --seconds 600
+    Example: gocoder golf -c configs/golf.toml --tokens corpus/tokens -o work/golf/base --seconds 600
     """
     from gocoder.training.golf import golf
 
@@ -908,7 +908,7 @@ def report_cmd(
 ) -> None:
     """Plot a training run (losses, syntax-valid rate, halting, refinement) and write report.md.
 
-    Example: gocoder report runs/tiny --out runs/tiny/report
+    Example: gocoder report work/tiny --out work/tiny/report
     """
     from gocoder.eval.report import build_report
 

@@ -51,7 +51,7 @@ class BenchConfig:
     memory_mb: int = 2048  # address space; Go's runtime alone reserves ~650 MB
     build_s: float = 120.0  # per build
     typecheck_first: bool = True  # a program go/types rejects is a build error without a build (benchrun.score)
-    out: str = "runs/bench"
+    out: str = "work/bench"
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class TrainConfig:
 
     data: str = "data/shards"  # shard folder written by `gocoder shards`
     tokenizer: str = "tokenizer"  # tokenizer folder or .model file
-    out: str = "runs/tiny"
+    out: str = "work/tiny"
     seed: int = 1234
     steps: int = 200
     batch_size: int = 8  # examples per micro-batch (per process)

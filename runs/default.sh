@@ -19,10 +19,10 @@
 #                            # (the card stays)
 #
 # A GPU machine reached by small transfers gets the corpus in parts: runs/stage-corpus.sh pack/tokenize.
-# WORK (default runs/default) holds everything; each stage resumes or redoes cleanly when rerun.
+# WORK (default work/default) holds everything; each stage resumes or redoes cleanly when rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WORK=${WORK:-runs/default}
+WORK=${WORK:-work/default}
 BENCH=${BENCH:-../shared/bench/mbxp_go.jsonl}
 HELDOUT=${HELDOUT:-../shared/bench/heldout.blocklist}
 GOCODER=${GOCODER:-gocoder}  # "python3 -m gocoder" on a machine where the package is not installed

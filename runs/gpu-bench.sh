@@ -8,11 +8,11 @@
 #      LIMIT_SCORE problems, cut at SCORE_S seconds (results.jsonl keeps every batch written before the cut).
 # Each stage's failure is reported and the next one still runs; the exit status is the first failure's.
 #
-#   bash runs/gpu-bench.sh                      # there; results in $OUT (or runs/gpu)
+#   bash runs/gpu-bench.sh                      # there; results in $OUT (or work/gpu)
 #   DEVICE=cpu SAMPLES=2 LIMIT=3 LIMIT_SCORE=2 GEN_ARGS="--layers 2 --d-model 64 --heads 4 --vocab 500 \
 #     --batches 4,2 --prompt-len 8 --new 16 --repeats 1" SKIP_WHEELS=1 bash runs/gpu-bench.sh /tmp/gb  # a CPU check
 set -uo pipefail
-DEST=${1:-${OUT:-runs/gpu}}
+DEST=${1:-${OUT:-work/gpu}}
 DEVICE=${DEVICE:-cuda} SAMPLES=${SAMPLES:-100} WORKERS=${WORKERS:-16} LIMIT=${LIMIT:-} LIMIT_SCORE=${LIMIT_SCORE:-48}
 SCORE_S=${SCORE_S:-100} ANSWERS_S=${ANSWERS_S:-150} GEN_ARGS=${GEN_ARGS:-} KIT=${KIT:-.kit}
 mkdir -p "$DEST"

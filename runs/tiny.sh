@@ -6,7 +6,7 @@
 #   -> eval (the refinement loop on held-out records) -> report (plots, report.md)
 #   -> generate (a PR description to Go) -> check (Go's parser on it)
 #
-# Usage: runs/tiny.sh [WORK_DIR]            (default $GOCODER_TINY_DIR, else runs/tiny)
+# Usage: runs/tiny.sh [WORK_DIR]            (default $GOCODER_TINY_DIR, else work/tiny)
 # Rerunnable: a finished step is skipped (its stamp is in WORK_DIR/.stamps), a killed one resumes or is
 # redone, and redoing a step redoes the steps after it. rm -rf WORK_DIR starts over.
 # Knobs (environment): TINY_PACKAGES (GOROOT/src packages), TINY_STEPS (optimizer steps), TINY_VOCAB,
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 # model's steps then run ~15x slower (measured on 2 cores at load 10: 63 vs 979 tokens/s).
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-WORK=${1:-${GOCODER_TINY_DIR:-runs/tiny}}
+WORK=${1:-${GOCODER_TINY_DIR:-work/tiny}}
 STEPS=${TINY_STEPS:-200}
 NEVAL=${TINY_EVAL:-8}
 VOCAB=${TINY_VOCAB:-2000}

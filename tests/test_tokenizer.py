@@ -207,7 +207,7 @@ def test_train_without_out_leaves_the_shipped_tokenizer_alone(tmp_path):
     assert p.returncode == 0, p.stderr
     assert [f.name for f in shipped.iterdir()] == ["gocoder.model"]
     assert (shipped / "gocoder.model").read_bytes() == b"shipped"
-    assert p.stdout.startswith("runs/tokenizer/") and Tokenizer.load(tmp_path / "runs" / "tokenizer").vocab_size == 400
+    assert p.stdout.startswith("work/tokenizer/") and Tokenizer.load(tmp_path / "work" / "tokenizer").vocab_size == 400
 
 
 def test_shipped_tokenizer_loads_and_round_trips():

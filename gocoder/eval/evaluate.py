@@ -168,7 +168,7 @@ def run_eval(cfg: Any, checkpoint: str | Path, data: str | Path, *, out: str | P
              margin: float = 0.02, progress: Any = None) -> dict[str, Any]:
     """`gocoder eval`: evaluate checkpoint on data (cfg: the [generate] section); with against, evaluate it
     too on the same records and run the arena; with best, copy the winner there when its win rate clears
-    0.5 + margin. Rows go to out (default runs/eval/NAME-DATA-SETTINGS.jsonl, one file per settings)."""
+    0.5 + margin. Rows go to out (default work/eval/NAME-DATA-SETTINGS.jsonl, one file per settings)."""
     from gocoder.inference.generate import Generator, sampling_from
     from gocoder.records import content_hash
 
@@ -185,7 +185,7 @@ def run_eval(cfg: Any, checkpoint: str | Path, data: str | Path, *, out: str | P
     def one(gen: Any, dest: str | Path | None) -> dict[str, Any]:
         if dest is None:
             tag = content_hash(str(gen.path.resolve()), str(Path(data).resolve()), repr(sorted(kw.items())))[:10]
-            dest = Path("runs/eval") / f"{gen.path.name}-{Path(data).stem}-{tag}.jsonl"
+            dest = Path("work/eval") / f"{gen.path.name}-{Path(data).stem}-{tag}.jsonl"
         return evaluate(gen, data, dest, limit=limit, solve_kw=kw, progress=progress)
 
     # every input is checked before the first model is evaluated: the records (cheap) first, then both

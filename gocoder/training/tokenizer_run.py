@@ -57,7 +57,7 @@ def _input_bytes(input: Path | None, go_src: Path | None) -> int:
 
 # Where `gocoder tokenizer train` writes without -o: never tokenizer.path, which by default is the shipped,
 # tracked tokenizer/ that the default model was trained with (one run of the README's example replaced it).
-TRAIN_OUT = Path("runs/tokenizer")
+TRAIN_OUT = Path("work/tokenizer")
 
 
 def train_from_config(cfg: TokenizerConfig, input: Path | None, go_src: Path | None,
