@@ -3,7 +3,7 @@
 On one real Go repository (a full local clone, never committed here), in one run:
   gocoder   `collect --repo` over the whole first-parent history (merged PRs and squash merges),
             then `annotate` of those records (gocheck declaration lists -> targets, intents, steps)
-            when gocoder/annotate.py is present;
+            when gocoder/collect/annotate.py is present;
   PyDriller Repository(only_commits=the same PR commits): for every modified file its source
             before and after and its changed_methods (lizard), the closest thing it offers.
 Prints commits/s for both and the ratio (target: gocoder >= 10x PyDriller), and the kinds of

@@ -1,6 +1,6 @@
 """Generation speed: gocoder's KV-cached engine against transformers' GPT2LMHeadModel.generate.
 
-The GPT baseline through gocoder.engine.Engine (`decode`: the static cache and the CUDA-graph step;
+The GPT baseline through gocoder.inference.engine.Engine (`decode`: the static cache and the CUDA-graph step;
 `generate`: the engine rows leave) and a GPT2LMHeadModel of the same shape (layers, width, heads, vocab,
 context; SwiGLU at 8/3 d, GPT-2's 4d MLP's parameters) write greedily from the same batch of random
 prompts, the same number of new tokens, no stop id (every row runs to the end), at each --batches size;

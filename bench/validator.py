@@ -1,7 +1,7 @@
 """Benchmark: gocheck's server from Python against go/parser in-process and one gofmt per file.
 
 On the Go distribution's source (GOROOT/src, testdata excluded), in one run, three ways:
-  server      gocoder.validate.Checker.check_many over the whole corpus (the pool of gocheck servers);
+  server      gocoder.check.validate.Checker.check_many over the whole corpus (the pool of gocheck servers);
               "syntax" asks for the parse alone, "full" adds the gofmt verdict and the declarations
   in-process  bench/goparse: go/parser.ParseFile on the same bytes, preloaded, on every core (the limit)
   gofmt -e    one `gofmt -e -l FILE` process per file, one after another (the naive way), on a

@@ -607,7 +607,7 @@ def corpus_select_cmd(
     """Select the best Go of a corpus under a byte budget (what one transfer to a GPU carries).
 
     Files are scored from their syntax trees (documented declarations, control flow, no tag-and-table
-    plumbing; gocoder/quality.py) and taken best first, a package capped; --how random draws the same size.
+    plumbing; gocoder/collect/quality.py) and taken best first, a package capped; --how random draws the same size.
     Example: gocoder corpus select --text corpus/text -o pack --mb 250
     """
     from gocoder.collect.quality import select
@@ -881,7 +881,7 @@ def golf_cmd(
     """Train a model from scratch for a fixed wall time, export it under a size cap, score bits/byte held out.
 
     The score is bits per byte of the held-out packages' text under the exported (quantized) model, so
-    tokenizers and widths compare fairly (gocoder/golf.py).
+    tokenizers and widths compare fairly (gocoder/training/golf.py).
     Example: gocoder golf -c configs/golf.toml --tokens corpus/tokens -o work/golf/base --seconds 600
     """
     from gocoder.training.golf import golf

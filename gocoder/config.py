@@ -32,7 +32,7 @@ class ValidateConfig:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """`gocoder bench`: public Go benchmarks scored in the sandbox (gocoder/benchrun.py, sandbox.py)."""
+    """`gocoder bench`: public Go benchmarks scored in the sandbox (gocoder/eval/benchrun.py, sandbox.py)."""
 
     samples: int = 1  # > 1: also draw this many sampled answers a problem for pass@k (n)
     ks: tuple[int, ...] = (1, 10)  # pass@k reported for each k that every problem has samples for
@@ -56,7 +56,7 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The model (gocoder/model.py): shapes, the HRM/TRM recursion and halting; `type` picks the family."""
+    """The model (gocoder/model/model.py): shapes, the HRM/TRM recursion and halting; `type` picks the family."""
 
     type: typing.Literal["recursive", "gpt"] = "recursive"
     vocab_size: int = 0  # 0: taken from the tokenizer
@@ -146,7 +146,7 @@ class TrainConfig:
     cooldown: float = 1.0  # the share of the schedule that decays (1.0: cosine from the warm-up on; < 1:
     #                        constant, then a linear cool-down over this last share, as modded-nanogpt)
     loop_start: float = 0.0  # model.loop switches on at this share of the schedule (0: from the start)
-    # quantization-aware training (gocoder/quant.py): every matrix's forward sees it as `gocoder export
+    # quantization-aware training (gocoder/model/quant.py): every matrix's forward sees it as `gocoder export
     # --quantize intB` will store it (straight-through gradient); 0: off, else 4, 6 or 8
     qat_bits: int = 0
     qat_group: int = 0  # input columns per scale; 0: the export default for the bits (64 for int4, else 128)
@@ -219,14 +219,14 @@ class AnnotateConfig:
     # context holds once its prompt is cut to a head and tail.
     max_plan_bytes: int = 7168
     # The intent of a record without a conventional-commit prefix: "" the shipped learned classifier
-    # (gocoder/intent_model.json: 0.661 against the rules' 0.625 on three held-out repositories,
-    # BENCHMARKS.md), "rules" (gocoder/plans.py), or the path of a model from train-intents.
+    # (gocoder/collect/intent_model.json: 0.661 against the rules' 0.625 on three held-out repositories,
+    # BENCHMARKS.md), "rules" (gocoder/collect/plans.py), or the path of a model from train-intents.
     intent_model: str = ""
 
 
 @dataclass(frozen=True)
 class ShardsConfig:
-    """`gocoder shards`: hierarchical records tokenized into training shards (gocoder/data.py). Where they
+    """`gocoder shards`: hierarchical records tokenized into training shards (gocoder/training/data.py). Where they
     go and the tokenizer they are cut with are train's (train.data, train.tokenizer): train reads them."""
 
     rollouts: int = 1  # refinement drafts per record, each a judge and a repair example (0: clean ones only)
@@ -248,7 +248,7 @@ class GenerateConfig:
     top_p: float = 0.95
     top_k: int = 0
     seed: int = 0
-    # > 0: never repeat an n-gram of generated ids (gocoder/engine.py ban_repeats); 12 took MBXP Go builds
+    # > 0: never repeat an n-gram of generated ids (gocoder/inference/engine.py ban_repeats); 12 took MBXP Go builds
     # from 15.6% to 20.3% and passes from 1 to 2 of 928 (BENCHMARKS.md), and the README example from a loop to Go
     no_repeat_ngram: int = 12
     # a plan longer than this closes and code starts (the records' plans: 99% under 112 tokens)

@@ -5,7 +5,7 @@ A raw PR record (data/raw/*.jsonl):
     files_changed: [{path, status (added|modified|deleted|renamed), before, after}]
 A hierarchical record (data/hierarchical/*.jsonl): see docs/FORMATS.md.
 The helpers every collect source shares (which paths and files to skip, the record's shape) sit
-here, below the sources and the engine that runs them (gocoder/collect.py), so neither imports the other.
+here, below the sources and the engine that runs them (gocoder/collect/runner.py), so neither imports the other.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every stage that splits asks this module, so a Go package is on one side everywhere: the corpus's files
 (`gocoder corpus build`, and through their "split" field tokenize, functions and the tokenizer), the
 hierarchical records (`gocoder annotate`, from collect's and synth's raw records) and the fix benchmark
-(gocoder/synthfix.py). Two split functions with two keys are how held-out packages once reached the
+(gocoder/eval/synthfix.py). Two split functions with two keys are how held-out packages once reached the
 pretraining data (issue 26): GOROOT was one corpus package that hashed into train while annotate split its
 packages one by one.
 

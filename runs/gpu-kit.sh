@@ -8,7 +8,7 @@
 # The kit: the wheels gocoder imports that the machine may lack or hold at other versions (cp312, manylinux,
 # x86_64; installed with pip --no-index --no-deps --target /tmp/site), a trimmed Go toolchain (the go command,
 # compile, link, asm and vet (go test asks for it even with -vet=off), pkg/include and the standard
-# library's sources without tests, testdata or cmd/: xz), the gocheck binary built here (GOCODER_GOCHECK, gocoder/toolchain.py), and the MBXP file.
+# library's sources without tests, testdata or cmd/: xz), the gocheck binary built here (GOCODER_GOCHECK, gocoder/check/toolchain.py), and the MBXP file.
 set -euo pipefail
 cmd=${1:-}
 KIT=${2:-.kit}

@@ -1,4 +1,4 @@
-"""gocoder bench --answers-only (gocoder/answers.py write_answers): rows written as batches come, and a cut run
+"""gocoder bench --answers-only (gocoder/eval/answers.py write_answers): rows written as batches come, and a cut run
 resumed to the very file an uncut run writes."""
 
 from __future__ import annotations

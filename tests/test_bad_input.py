@@ -218,7 +218,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: py
     return code, out, err
 
 
-# Checkpoint loading is train.py's (the lead's; issue 17 moves it to gocoder/checkpoint.py): a config.json
+# Checkpoint loading is train.py's (the lead's; issue 17 moves it to gocoder/model/checkpoint.py): a config.json
 # without a model section is still a KeyError there. Strict, so the fix shows up here.
 # Shard building is data.py's (the lead's): empty input ends in an error naming its temporary meta.json.
 XFAIL: dict[str, str] = {}  # cases known to fail, with the reason (none now)

@@ -1,4 +1,4 @@
-"""gocoder/checkpoint.py: inference reads weights and config only; a bad training state is one line."""
+"""gocoder/model/checkpoint.py: inference reads weights and config only; a bad training state is one line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""gocoder/gotestify, the offline testify: it has what public Go benchmarks call, and a failing assertion
+"""gocoder/check/gotestify, the offline testify: it has what public Go benchmarks call, and a failing assertion
 is reported at the test's line (that line goes into the repair prompt), not at a line of the package."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""gocoder/incremental.py: tree-sitter follows code as it is written; a valid prefix is never cut, a broken
+"""gocoder/inference/incremental.py: tree-sitter follows code as it is written; a valid prefix is never cut, a broken
 candidate stops at its first final error, and the generation loop stops such a candidate early."""
 
 from __future__ import annotations

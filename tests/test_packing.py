@@ -1,5 +1,5 @@
-"""Packed pretraining rows, two-stage training, host-free steps and FLOPs (gocoder/data.py TokenShard,
-gocoder/model.py doc masks, gocoder/train.py): on CPU, in seconds."""
+"""Packed pretraining rows, two-stage training, host-free steps and FLOPs (gocoder/training/data.py TokenShard,
+gocoder/model/model.py doc masks, gocoder/training/train.py): on CPU, in seconds."""
 
 from __future__ import annotations
 

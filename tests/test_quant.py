@@ -1,4 +1,5 @@
-"""Weight-only quantization (gocoder/quant.py, gocoder export --quantize int8|int6|int4) and QAT (train.qat_bits)."""
+"""Weight-only quantization (gocoder/model/quant.py, gocoder export --quantize int8|int6|int4) and QAT
+(train.qat_bits)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How the sandbox confines a program (gocoder/sandbox.py runs it): the isolation this machine allows, the
+"""How the sandbox confines a program (gocoder/check/sandbox.py runs it): the isolation this machine allows, the
 uid pool, bubblewrap's command line, the child's way in before exec, and the cgroup v2 memory cap.
 
 Two isolations, picked by isolation(): "bwrap" (bubblewrap, root or not, through user namespaces) and

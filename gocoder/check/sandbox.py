@@ -21,7 +21,7 @@ from the host but its own file. It runs:
 - where the cgroup v2 memory controller is delegated to gocoder's cgroup, in a child cgroup whose
   memory.max counts the heap, shared memory and tmpfs pages together.
 With neither bubblewrap nor root, run_go refuses (Limits.isolate=False runs bare, for debugging only).
-The confinement itself (namespaces, mounts, uid pool, cgroup) is gocoder/confine.py.
+The confinement itself (namespaces, mounts, uid pool, cgroup) is gocoder/check/confine.py.
 Output is read up to a byte limit, past which the run is killed and reported as output_limit.
 """
 

@@ -1,7 +1,7 @@
 """`gocoder annotate`: raw PR records (data/raw/) to hierarchical records (data/hierarchical/).
 
 For each raw record (docs/FORMATS.md) every changed Go file's before and after goes to gocheck,
-which lists their top-level declarations with byte spans; gocoder/plans.py diffs those lists into
+which lists their top-level declarations with byte spans; gocoder/collect/plans.py diffs those lists into
 targets, classifies the intent and writes the steps. The solution is the text of the added and
 modified declarations after the change, doc comments included; its syntax verdict is gocheck's on
 the files after the change.

@@ -1,10 +1,10 @@
 """`gocoder corpus`: whole Go files from the Go distribution and Debian, filtered, deduplicated, in parts.
 
 Three steps, each resumable:
-1. fetch: Debian .debs into CACHE/debs (gocoder/gosources.py); a rerun fetches only what is missing.
+1. fetch: Debian .debs into CACHE/debs (gocoder/collect/gosources.py); a rerun fetches only what is missing.
 2. scan, one package at a time (in parallel): read its Go files, drop vendored copies, testdata/,
    files over 300 KB, binary, minified and generated files and any file holding a blocklisted
-   function (gocoder/decontam.py's hashes, all blocklists at once), and compute a MinHash of each
+   function (gocoder/collect/decontam.py's hashes, all blocklists at once), and compute a MinHash of each
    kept file. The result lands in CACHE/scan-KEY/PKG.jsonl.gz and, last, PKG.json (its counts): a
    package with a PKG.json is done and a rerun skips it (KEY hashes the filters and blocklists).
 3. write, over all scanned packages in a fixed order (the Go distribution first, then Debian's by

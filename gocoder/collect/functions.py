@@ -8,7 +8,7 @@ as `package main`, the imports of its file that it uses, its doc comment as `//`
 declaration, and kept only when go/types accepts that file on its own, so it needs nothing from its
 package and no module outside the standard library. Exact copies are kept once.
 
-Input and output are text parts (gocoder/textparts.py): OUT/text/part-NNNNN.jsonl.xz holds the
+Input and output are text parts (gocoder/collect/textparts.py): OUT/text/part-NNNNN.jsonl.xz holds the
 functions of the input's part-NNNNN, each record keeping its file's package, license, path and split,
 so `gocoder corpus tokenize` turns them into a training stage's tokens and the held-out packages stay
 held out. A part is written whole (to a temporary name, then renamed), so an interrupted run resumes

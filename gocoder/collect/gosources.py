@@ -1,7 +1,7 @@
 """Where the corpus's Go files come from: the Go distribution and Debian's `golang-*-dev` packages.
 
 A source is a list of package names plus `open(name)`, a context manager that yields the package's
-Go source folder and its license. The corpus build (gocoder/corpus.py) reads every source the same
+Go source folder and its license. The corpus build (gocoder/collect/corpus.py) reads every source the same
 way, so tests feed it a folder of fake unpacked packages (`UnpackedSource`) instead of Debian.
 
 Debian packages are fetched with `apt-get download` (no root needed, nothing installed) into a cache

@@ -45,7 +45,7 @@ def _tree_label(root: Path) -> str:
 
 def with_signature(doc: str, decl: str) -> str:
     """The body of a documented function's record: its doc, then "Signature: func ..." as the benchmarks'
-    problems state it (gocoder/benchmarks.py problem_record): the model learns to keep a given signature."""
+    problems state it (gocoder/eval/benchmarks.py problem_record): the model learns to keep a given signature."""
     at = body_open(decl)
     sig = " ".join(decl[: at - 1].split()) if at > 0 else ""
     return f"{doc.rstrip()}\n\nSignature: {sig}" if sig else doc

@@ -1,6 +1,6 @@
 """A small learned intent classifier, trained by `gocoder train-intents` on prefixed commits.
 
-The rules of gocoder/plans.py were written on a few repositories; on others the words of a title say
+The rules of gocoder/collect/plans.py were written on a few repositories; on others the words of a title say
 less than they did there ("feat: update go version", verb-less "feat: multiple nfpm"). Projects that
 title their changes with conventional-commit prefixes (`fix:`, `feat:`) label them for free: hide the
 prefix, and the title's words and the diff's shape must give it back. This module learns that
@@ -9,8 +9,8 @@ word pairs, the rules' own verdicts, the declaration diff's shape), fitted by fu
 descent with numpy; the weights are a small JSON file, read with no scikit-learn at runtime.
 
 Annotate uses it only for records without a prefix (a prefix is the author's own label); the rules
-stay the fallback and the features; gocoder/intents_train.py fits it from raw records. The shipped
-weights (gocoder/intent_model.json) are a model of public commit titles and diffs; no code of those
+stay the fallback and the features; gocoder/collect/intents_train.py fits it from raw records. The shipped
+weights (gocoder/collect/intent_model.json) are a model of public commit titles and diffs; no code of those
 repositories is in it, only feature weights.
 """
 

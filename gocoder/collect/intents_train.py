@@ -1,7 +1,7 @@
 """`gocoder train-intents`: raw records with conventional-commit prefixes to a fitted intent model.
 
 Each prefixed record's declarations are diffed as annotate diffs them (annotate.check_batch and
-changes_of), its prefixes hidden, and its features (gocoder/intents.py) labelled by the prefix. Apart
+changes_of), its prefixes hidden, and its features (gocoder/collect/intents.py) labelled by the prefix. Apart
 from intents.py because it needs annotate, which needs the model: one direction of imports each.
 """
 

@@ -1,13 +1,13 @@
 """Plans of a change: its intent and its targets (a declaration-level diff).
 
-Pure functions over a raw PR record and gocheck's declaration lists; gocoder/annotate.py streams
+Pure functions over a raw PR record and gocheck's declaration lists; gocoder/collect/annotate.py streams
 records through them. The parts:
 - intent_of: FIX, ADD, REFACTOR, OPTIMIZE, UPDATE or REMOVE from the title and body (conventional
   commit prefixes, the first verb, "fixes #N", bug words) and from the diff (only additions, only
   removals, renames);
 - decl_changes: which top-level declarations a file's change adds, removes, modifies or only
   touches (comments, doc or layout changed, code the same), from gocheck's byte spans;
-(gocoder/steps.py writes one step per target from these.)
+(gocoder/collect/steps.py writes one step per target from these.)
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ where Go is. The inference side of the bench: no sandbox, no Go toolchain.
 
 complete mode's per-token work stays off the decode: the engine reads the ids back every few steps, where
 the close of the function ends a row (on_token); the cut after the close and the closing of a budget-cut
-answer (gocoder/incremental.py close_function) run on the text afterwards; the n-gram guard and token
-healing are masks on the device (gocoder/engine.py).
+answer (gocoder/inference/incremental.py close_function) run on the text afterwards; the n-gram guard and token
+healing are masks on the device (gocoder/inference/engine.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _OPEN_BRACE = re.compile(r"[ \t]*\{\s*\Z")  # the signature's open brace and wha
 
 class Answer(str):
     """An answer as the harness scores it, with `raw`: the answer as the model wrote it, before the harness
-    closed it (complete mode closes a function the token budget cut, gocoder/incremental.py close_function).
+    closed it (complete mode closes a function the token budget cut, gocoder/inference/incremental.py close_function).
     bench's summary reports both parse rates: "parsed" (as scored) and "parsed_raw" (as written)."""
 
     raw: str
@@ -58,7 +58,7 @@ def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -
     an eos, where pretraining's files start; fed as code from position 1, as TokenShard rows were) and
     continued until the function closes (a "}" at the start of a line) or an eos; one that does not parse
     (the budget cut it, or a line broke) is closed at its last line between statements that leaves it
-    parsing (gocoder/incremental.py close_function). The prompt is cut before its open brace and the
+    parsing (gocoder/inference/incremental.py close_function). The prompt is cut before its open brace and the
     first id must write it (token healing: " {\n\t" is one piece, so a prompt that ends in " {\n" reads
     as text training rarely saw). The code is the prompt's signature line and the body written after it,
     the whole function that completion_from_code reads. One engine call per prompt ending (the healed

@@ -10,7 +10,7 @@ How each official harness assembles and runs a Go program (the sandbox does the 
 - HumanEvalPack (bigcode-evaluation-harness, humanevalpack.py): test_setup (minus imports the code
   already has) + [helper imports] + prompt + completion + "\\n" + test; the `fix` task shows
   prompt + buggy_solution and asks for the function fixed.
-HumanEval-X and HumanEvalPack tests import testify's assert: the sandbox resolves it to gocoder/gotestify.
+HumanEval-X and HumanEvalPack tests import testify's assert: the sandbox resolves it to gocoder/check/gotestify.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Problem:
     setup: str = ""  # HumanEval-X / Pack test_setup: package clause and imports, placed first
     buggy: str = ""  # HumanEvalPack: prompt + buggy_solution (shown by the fix task)
     excluded: str = ""  # why this problem is never scored ("" = scored)
-    # synth-fix (gocoder/synthfix.py): the package's files, the buggy file's name, the bug report's body
+    # synth-fix (gocoder/eval/synthfix.py): the package's files, the buggy file's name, the bug report's body
     files: tuple[tuple[str, str], ...] = ()
     path: str = ""
     details: str = ""
@@ -62,7 +62,7 @@ class Problem:
         `deepCompare(...)` call (see mbxp_checks); the visible checks are the first one, the hidden
         checks all of them. Other formats have no split: their visible harness is empty
         (the loop judges with gocheck only), so nothing hidden can leak into a repair prompt; synth-fix's
-        checks are the package's tests, visible and hidden both (gocoder/synthfix.py).
+        checks are the package's tests, visible and hidden both (gocoder/eval/synthfix.py).
         """
         if self.format == "synth-fix":  # the package's own tests, as a user's `--tests` are
             return self

@@ -86,7 +86,7 @@ def score(problem: Problem, completion: str, limits: Limits, typecheck_first: bo
     9,280 sampled MBXP answers go/types rejected 8,085 of the 8,086 that failed to build and none that
     built, in 16 s where the builds took 27 minutes; BENCHMARKS.md), its first errors as the build output.
     go/types resolves the standard library only: a program with an import it cannot resolve (HumanEval-X's
-    testify, which the sandbox's go.mod maps to gocoder/gotestify) goes to the build, which resolves it.
+    testify, which the sandbox's go.mod maps to gocoder/check/gotestify) goes to the build, which resolves it.
     A program passes only if its checks ran (`checks_ran`): exit 0 alone is not a pass."""
     prog = problem.program(completion)
     if typecheck_first and len(prog) == 1:
@@ -132,7 +132,7 @@ def excluded_why(problem: Problem, limits: Limits) -> str:
     which builds everywhere a right answer would, built by the compiler (typecheck_first plays no part).
     A build error inside the test's own lines is then the harness's, never an answer's: an answer that leaves
     out a package the test needs (HumanEval-X imports math for the test only if the answer uses it) fails."""
-    if problem.format == "synth-fix":  # its build (gocoder/synthfix.py) ran the tests on the original
+    if problem.format == "synth-fix":  # its build (gocoder/eval/synthfix.py) ran the tests on the original
         return ""
     comp = problem.reference or zero_completion(problem)
     (_, src), = problem.program(comp).items()

@@ -1,5 +1,5 @@
 """A harness's checks and what a run of them says: MBXP's visible and hidden checks, and the feedback a
-repair round reads (a gocoder.benchmarks.Problem's; this module imports none of it, benchmarks imports it).
+repair round reads (a gocoder.eval.benchmarks.Problem's; this module imports none of it, benchmarks imports it).
 
 The split rule (docs/BENCHMARKS.md): MBXP's `func main` is a run of checks, each ending in a
 `deepCompare(...)` call; the visible checks are the first one, the hidden checks all of them.

@@ -65,7 +65,7 @@ def plan_scores(pred: list[dict], gold: list[dict]) -> tuple[float, float]:
 
 
 def score(rec: dict[str, Any], res: Any, checker: Any = None) -> dict[str, Any]:
-    """The measurements of one record's result (a gocoder.generate.Result)."""
+    """The measurements of one record's result (a gocoder.inference.generate.Result)."""
     gold = rec.get("solution", {}).get("code", "")
     acc, f1 = plan_scores(res.plan, rec.get("plan", {}).get("steps", []))
     # a tree search asks the controller nothing: no premature stop to count
@@ -107,7 +107,7 @@ def load_records(data: str | Path, limit: int | None = None) -> list[dict[str, A
 
 def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None = None, solve_kw: dict | None = None,
              progress: Any = None) -> dict[str, Any]:
-    """Run gocoder.generate.solve on each record of data (up to limit) and write one row per record to out
+    """Run gocoder.inference.generate.solve on each record of data (up to limit) and write one row per record to out
     (JSONL, resumable: ids already there are not redone). Returns the summary over all rows of out that
     belong to these records."""
     from gocoder.inference.generate import solve

@@ -71,7 +71,7 @@ def _step_valid(step: dict) -> bool | None:
             if isinstance(d.get(k), bool):
                 return d[k]
     v = step.get("verdict")
-    if isinstance(v, list) and v and isinstance(v[0], int | float):  # gocoder.validate.verdict_features
+    if isinstance(v, list) and v and isinstance(v[0], int | float):  # gocoder.check.validate.verdict_features
         return v[0] > 0.5
     return None
 

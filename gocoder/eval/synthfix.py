@@ -10,7 +10,7 @@ import the copy instead of the standard library's. Packages that import `interna
 folder cannot leave GOROOT and are skipped. A record names its package and holds only the buggy file;
 the other files are read from the local GOROOT at load time, which must be the Go version the file was
 built with. The model sees the title and body of the bug report and the buggy file; its answer goes into
-the file as `gocoder generate --context` puts it (gocoder/patch.py). The loop may run the package's tests:
+the file as `gocoder generate --context` puts it (gocoder/inference/patch.py). The loop may run the package's tests:
 they are the visible checks and the hidden ones both, as a user's own tests are in the bug-fix flow.
 """
 

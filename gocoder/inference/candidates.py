@@ -1,5 +1,5 @@
-"""A candidate, its energy and the loop's state: the base both the refinement loop (gocoder/generate.py)
-and the tree search (gocoder/search.py) stand on, so that neither imports the other's module back.
+"""A candidate, its energy and the loop's state: the base both the refinement loop (gocoder/inference/generate.py)
+and the tree search (gocoder/inference/search.py) stand on, so that neither imports the other's module back.
 
 A candidate is one generated plan + code with gocheck's verdict, the tests' verdict when tests were
 given, and the controller's decision; energy orders candidates by those measurements.
@@ -35,7 +35,7 @@ class Candidate:
     finished: bool = True  # the model closed </CODE> before its budget
     errors: int = 0  # syntax (or, when those are none, type) errors gocheck found
     diagnostic: str = ""  # the first one as "line:col: msg", or the failing test output
-    verdict: list[float] = field(default_factory=list)  # gocoder.validate.verdict_features
+    verdict: list[float] = field(default_factory=list)  # gocoder.check.validate.verdict_features
 
     @property
     def passed(self) -> bool:

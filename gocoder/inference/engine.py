@@ -1,8 +1,8 @@
 """The token-level generation engine: sampling, batches of prompts and samples, streaming, the controller.
 
-It works on token ids only (the Go check lives in gocoder/generate.py's outer loop), after nanochat's
+It works on token ids only (the Go check lives in gocoder/inference/generate.py's outer loop), after nanochat's
 engine.py: prefill each prompt once, copy its cache to its samples, then one forward step per token
-(the caches and steps of both model families are in gocoder/kvcache.py). Rows that end leave the batch.
+(the caches and steps of both model families are in gocoder/inference/kvcache.py). Rows that end leave the batch.
 NOTE(gocoder): halting is per sequence and cannot be per token under a cache: the engine runs a fixed
 number of segments (the model's `segments` unless told otherwise); a full forward whose halting head
 never fires (HRM's bias -5 start) computes the same thing, which tests/test_engine.py checks.
@@ -122,7 +122,7 @@ def _shift(on_token: Callable[[int, int], bool | None], base: int) -> Callable[[
 
 
 class Engine:
-    """Batched generation over a GocoderModel, through gocoder.kvcache.Core. Any other object with Core's
+    """Batched generation over a GocoderModel, through gocoder.inference.kvcache.Core. Any other object with Core's
     interface (vocab_size, max_seq_len, start, step, keep, states; decide and n_verdict for `decide`) is
     driven as it is: the tests' mock model. The model is put in eval mode."""
 
@@ -138,7 +138,7 @@ class Engine:
             self.core = model
         else:  # e.g. a torch.compile or DDP wrapper: the engine steps the model's own modules
             raise GocoderError(f"Engine needs a GocoderModel, not {type(model).__name__} (unwrap it first)")
-        # plan_close (`</PLAN>`): always followed by code_open, as the grammar says (gocoder/serialize.py);
+        # plan_close (`</PLAN>`): always followed by code_open, as the grammar says (gocoder/text/serialize.py);
         # with Sampling.max_plan_tokens, written where a plan has run too long
         self.code_open, self.plan_close = code_open, plan_close
         self._static: tuple[tuple, StaticGPT] | None = None  # decode's cache and graphs, kept for the next call
@@ -162,7 +162,7 @@ class Engine:
         forced[i]: ids fed after prompt i, one step each, before sampling starts (the start of the answer,
         given; not in Completion.tokens). code_start: the position where every row's code begins (by
         default, at the `<CODE>` id it writes): 1 with a one-id prompt reads a whole file as pretraining
-        did (gocoder/data.py TokenShard: the row's first id is its prompt, the rest its code). first: the ids
+        did (gocoder/training/data.py TokenShard: the row's first id is its prompt, the rest its code). first: the ids
         a row's first sampled id may be (token healing: a prompt cut before its last piece, whose text
         the first id must start with, reads as training text did; " {\n\t" is one piece, " {\n" rare)."""
         run = self._run(prompts, sampling, samples, forced, code_start, first)
@@ -310,7 +310,7 @@ class Engine:
                code_start: int | None = None, first: list[int] | None = None, check_every: int = 32,
                memory: int | None = None, max_rows: int = 4096) -> list[Completion]:
         """generate's completions (same arguments, same rows, Completion.state None) through a static
-        KV cache and a step captured in a CUDA graph (gocoder.kvcache.StaticGPT), for a GPT; any other
+        KV cache and a step captured in a CUDA graph (gocoder.inference.kvcache.StaticGPT), for a GPT; any other
         model goes through generate. Every row stays in the batch until the batch ends, stops are a done
         mask on the device, and the host reads the ids every check_every steps, one interval late (a
         copy it waits on only after queuing the next steps): on_token then sees each row's new ids in
@@ -475,14 +475,15 @@ class Engine:
 
     def decide(self, completions: list[Completion], verdicts: list[list[float]]) -> list[Decision]:
         """The refinement controller (and halting head) on each completion's final states and the
-        validator's verdict features (gocoder.validate.verdict_features)."""
+        validator's verdict features (gocoder.check.validate.verdict_features)."""
         if len(completions) != len(verdicts):
             raise GocoderError(f"decide: {len(completions)} completions but {len(verdicts)} verdicts")
         if not completions:
             return []
         nv = getattr(self.core, "n_verdict", None)
         if nv is not None and any(len(v) != nv for v in verdicts):
-            raise GocoderError(f"decide: every verdict must hold {nv} features (gocoder.validate.verdict_features)")
+            raise GocoderError(f"decide: every verdict must hold {nv} features "
+                               "(gocoder.check.validate.verdict_features)")
         if any(c.state is None for c in completions):
             raise GocoderError("decide: a completion has no state (it was not made by this engine)")
         with self._mode():

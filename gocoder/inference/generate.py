@@ -4,10 +4,10 @@ One round: the model writes `<PLAN>...</PLAN><CODE>...</CODE>` from the prompt (
 judges the code (syntax; go/types with typecheck), tests run when given, and the refinement controller
 (`Engine.decide` on the validator's verdict features) says continue / refine / done. On another round the
 previous code and its first diagnostic go into a refine block of the prompt, exactly as the training shards'
-repair examples show them (gocoder/data.py `_examples`), and the model re-plans and rewrites.
+repair examples show them (gocoder/training/data.py `_examples`), and the model re-plans and rewrites.
 
 The loop is a step API (`init_state`, `step`, `should_halt`, `save_state`/`load_state`) so that a caller can
-drive, pause and resume it; `solve` runs it, or a search over candidates (gocoder/search.py).
+drive, pause and resume it; `solve` runs it, or a search over candidates (gocoder/inference/search.py).
 NOTE(gocoder): "continue" (the controller's verdict on an unfinished draft) also leads to a repair round: the
 engine only takes a prompt region, and the shards teach repair from partial drafts exactly like that.
 """
@@ -93,7 +93,7 @@ class Generator:
         self.code_close = tok.token_id("</CODE>")
         self.calls = 0  # candidates generated: the budget of a search counts these
         # tree-sitter follows the code as it is written and stops a candidate at its first final error
-        # (gocoder/incremental.py); it parses at the ids that end a line
+        # (gocoder/inference/incremental.py); it parses at the ids that end a line
         self.watch = watch
         self.line_ids = {i for i, t in enumerate(self.piece_text) if "\n" in t} if watch else set()
         self.cut = 0  # candidates stopped early at a syntax error
@@ -127,7 +127,7 @@ class Generator:
         return prompt(rec)
 
     def prompt_ids(self, rec: dict[str, Any], max_new: int) -> list[int]:
-        """Token ids of the prompt, cut as the shards cut one (gocoder/data.py Shard.example: its middle
+        """Token ids of the prompt, cut as the shards cut one (gocoder/training/data.py Shard.example: its middle
         goes, the problem at the head and the refine block at the tail stay) to leave max_new positions."""
         ids = self.tok.encode(self.prompt_text(rec))
         head, tail = cut_points(len(ids), max(8, self.max_len - min(max_new, self.max_len // 2)))

@@ -9,7 +9,7 @@ parse). An error is unrecoverable once the parser has moved past it: a top-level
 an error in the unfinished tail is left alone, since more text may still close it.
 
 The stopped candidate is unfinished code: the loop then repairs it from gocheck's diagnostic in its next
-round (gocoder/generate.py), a round that starts at the error rather than a budget later.
+round (gocoder/inference/generate.py), a round that starts at the error rather than a budget later.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
-"""KV caches and one-token forward steps of both model families, for gocoder/engine.py.
+"""KV caches and one-token forward steps of both model families, for gocoder/inference/engine.py.
 
 - `type = "gpt"`: one causal stack, one K/V cache per layer.
 - `type = "recursive"`: the model is a fixed chain of stack passes (per segment, per H cycle: l_cycles
-  generator passes, then one planner pass; gocoder/model.py `_recur`). Past the prompt every pass is causal
+  generator passes, then one planner pass; gocoder/model/model.py `_recur`). Past the prompt every pass is causal
   per position, so each pass and layer gets its own self-attention cache, and each planner state that the
   generator cross-attends (the planner's output before each cycle) a cache of its cross-attention K/V.
   A new token runs every pass at its own position only. Generator rope positions count from `<CODE>`,
   the planner's are absolute; rows still writing the plan skip the generator passes.
-The blocks reuse the model's own modules (gocoder.model.Block's order of operations), so training code
+The blocks reuse the model's own modules (gocoder.model.model.Block's order of operations), so training code
 stays as it is; tests/test_engine.py checks the steps against the full forward.
 """
 
@@ -70,7 +70,7 @@ def _attend(attn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: 
 
 
 def _block(blk, w_qkv: Tensor, x: Tensor, kv, at: _At, xkv=None, xat: _At | None = None) -> Tensor:
-    """gocoder.model.Block.forward with cached keys and values (same modules, same order of operations;
+    """gocoder.model.model.Block.forward with cached keys and values (same modules, same order of operations;
     w_qkv: the attention's q and kv weights in one matrix, one matmul instead of two)."""
     a, (b, n, _) = blk.attn, x.shape
     qkv = F.linear(blk.n1(x), w_qkv).view(b, n, 3, a.h, -1).permute(2, 0, 3, 1, 4)  # [3, b, h, n, hd]
@@ -247,7 +247,7 @@ class StaticGPT:
     and its mask hides the padding. Cache: per layer K and V [rows, heads, length, head_dim]. The step
     reads the keys up to a bucket of `BUCKET` slots past t (one graph per bucket): a fixed length would
     read the whole cache at every token. NOTE(gocoder): after the static-cache decoders of gpt-fast
-    (PyTorch, 2023) and vLLM's CUDA-graph decode; the blocks are gocoder.model.Block's own modules.
+    (PyTorch, 2023) and vLLM's CUDA-graph decode; the blocks are gocoder.model.model.Block's own modules.
     """
 
     BUCKET = 64

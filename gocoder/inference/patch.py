@@ -3,7 +3,7 @@
 `gocoder generate --context FILE` writes code for a PR description; this module makes that code a change
 to FILE: each top-level declaration of the code replaces the file's declaration of the same name (and
 receiver) or is appended, imports the code adds go into the file, and gofmt lays the result out. With
-`--tests PATH` the package's tests run in the sandbox (gocoder/sandbox.py) on each candidate: the loop
+`--tests PATH` the package's tests run in the sandbox (gocoder/check/sandbox.py) on each candidate: the loop
 reads the first compiler error or the failing tests' output, and the verdict names the tests that pass.
 The diff has git's a/ b/ headers, so `git apply` takes it.
 """
@@ -154,7 +154,7 @@ def tests_callback(before: str, tests: PackageTests, name: str) -> Callable[[str
 
 @dataclass
 class Change:
-    result: Any  # gocoder.generate.Result: the loop's answer
+    result: Any  # gocoder.inference.generate.Result: the loop's answer
     path: Path
     before: str
     after: str  # the file with the answer put in, gofmt'd ("" when the answer could not go in)

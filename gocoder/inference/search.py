@@ -2,7 +2,7 @@
 candidates, expanding a node is one refinement round from it (its code and first diagnostic in the prompt,
 sampled at temperature), and the node to expand is picked by UCB over the measured rewards of its subtree.
 
-Every reward is a measurement: gocoder.candidates.energy of the candidate (gocheck, tests when given, the
+Every reward is a measurement: gocoder.inference.candidates.energy of the candidate (gocheck, tests when given, the
 controller's done probability), mapped to [0, 1]. The search stops when a candidate passes or when the
 budget of generated candidates is spent.
 """

@@ -153,7 +153,7 @@ def export_model(src: str | Path, dst: str | Path, dtype: str = "bfloat16", use_
     dtype in model.safetensors, config.json, and (tokenizer=True) the tokenizer the checkpoint carries.
     No optimizer state: a 10M-parameter model is ~20 MB in bf16 instead of ~160 MB with AdamW's moments;
     quantize="int8", "int6" or "int4" stores the matrices as such with a bf16 scale per `group` input
-    columns (gocoder/quant.py; 0: its default for the bits), the embedding at embed_bits (None: int8).
+    columns (gocoder/model/quant.py; 0: its default for the bits), the embedding at embed_bits (None: int8).
     A checkpoint trained with QAT at the same bits (train.qat_bits) is exported with its training's group
     and embedding bits unless they are given: its weights then round-trip exactly.
     Written to a temporary folder and renamed; an existing dst is replaced whole."""

@@ -8,11 +8,11 @@ Ideas and where they come from:
   (L gets z_L + z_H + x, H gets z_H + z_L), the one-step gradient (`grad = "one_step"`), deep
   supervision over segments with the state detached between them, Q-learning halting (`halting = "q"`).
 - TRM (arXiv 2510.04871): full backprop through the last cycle only (`grad = "last"`), a single BCE
-  halting head (`halting = "bce"`), EMA of the weights (in gocoder/train.py).
+  halting head (`halting = "bce"`), EMA of the weights (in gocoder/training/train.py).
 - HRM-Text (arXiv 2605.20613): for text, a prompt-bidirectional / answer-causal mask and a
   normalization at each module exit.
 
-One example is the serialized text S = prompt ++ plan ++ code (gocoder/serialize.py):
+One example is the serialized text S = prompt ++ plan ++ code (gocoder/text/serialize.py):
     prompt [0, P)          problem and context (in a refinement round also the draft and its verdict)
     plan   [P, P+Q)        the plan tokens
     code   [P+Q, P+Q+C)    the code (and the validate segment)
@@ -24,7 +24,7 @@ NOTE(gocoder): z_L only exists at code positions, so H's injection of z_L is a s
 positions, and H also gets x (HRM's H gets x only through z_L, which here would leave the prompt blind).
 NOTE(gocoder): z_H and z_L are aligned by position, which keeps the recursion causal: a planner state at
 position i never depends on a token after i, so teacher forcing leaks nothing.
-No device, compile or distributed code here: gocoder/train.py applies those from outside.
+No device, compile or distributed code here: gocoder/training/train.py applies those from outside.
 """
 
 from __future__ import annotations

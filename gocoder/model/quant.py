@@ -18,7 +18,7 @@ hidden matrix's is; parameter-golf's records keep it at int8 or fp16 for the sam
 same tiny GPT as GROUP: int4 matrices cost +0.20% validation loss with an int8 embedding, +0.55% with an
 int4 one, for 8% fewer bytes.
 
-Quantization-aware training (`add_fake_quant`, applied by gocoder/train.py from outside the model) runs
+Quantization-aware training (`add_fake_quant`, applied by gocoder/training/train.py from outside the model) runs
 every 2-D weight through `fake_quant`, the same arithmetic as export, with a straight-through gradient: the
 weights a QAT run exports round-trip exactly.
 """
@@ -36,7 +36,7 @@ BITS = {"int8": 8, "int6": 6, "int4": 4}  # `gocoder export --quantize` names
 # steps on GOROOT/src (bench/quant_loss.py), int4's validation loss change was +0.28% in groups of 128,
 # +0.20% in 64, +0.21% in 32; int6's +0.017% in 128, +0.010% in 64 (not worth 2% more bytes).
 GROUP = {4: 64, 6: 128, 8: 128}
-EMBED = "embed.weight"  # the token embedding and tied output head (gocoder/model.py)
+EMBED = "embed.weight"  # the token embedding and tied output head (gocoder/model/model.py)
 EMBED_BITS = 8
 
 

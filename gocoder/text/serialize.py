@@ -215,7 +215,7 @@ def serialize(rec: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------ the contract between training and inference
-# The shards (gocoder/data.py) and the generation loop (gocoder/generate.py) both build their repair
+# The shards (gocoder/training/data.py) and the generation loop (gocoder/inference/generate.py) both build their repair
 # records, diagnostics and prompts here, so the text a model is trained on is the text it is prompted
 # with (tests/test_serialize.py pins it on gocheck's real verdicts).
 

@@ -36,7 +36,7 @@ from gocoder.text.serialize import cut_points
 
 COLUMNS = ("offset", "prompt", "plan", "code", "code_loss", "ctrl", "steps", "kind")
 KINDS = ("clean", "judge", "repair")
-N_VERDICT = 6  # len(gocoder.validate.verdict_features(...))
+N_VERDICT = 6  # len(gocoder.check.validate.verdict_features(...))
 SPLITS = ("train", "valid", "test")
 
 
@@ -100,7 +100,7 @@ def cut_example(tok: np.ndarray, P: int, Q: int, C: int, max_len: int) -> tuple[
     if max_len and P + Q + C > max_len:
         keep = max(1, max_len - Q - C)
         if keep < P:
-            head, tail = cut_points(P, keep)  # as inference cuts its prompt (gocoder/serialize.py)
+            head, tail = cut_points(P, keep)  # as inference cuts its prompt (gocoder/text/serialize.py)
             tok = np.concatenate([tok[:head], tok[tail:]])
             P = keep
         C = min(C, max_len - P - Q)

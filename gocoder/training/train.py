@@ -1,11 +1,11 @@
 """`gocoder train`: the joint multi-task loop over tokenized shards, with exact resume.
 
 Loss = w_plan * plan + w_code * code + w_ctrl * controller + w_halt * halting (each a masked mean over
-the examples still active in a segment, then a mean over segments: gocoder/model.py). AdamW (fused on
+the examples still active in a segment, then a mean over segments: gocoder/model/model.py). AdamW (fused on
 CUDA), or Muon on the hidden matrices with AdamW on the rest (`train.optimizer`), linear warmup then
 cosine decay, gradient clipping, gradient accumulation, bf16 autocast on CUDA, opt-in torch.compile
 and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights, quantization-aware training
-(train.qat_bits: gocoder/quant.py's fake quantization, parametrized onto the matrices from outside),
+(train.qat_bits: gocoder/model/quant.py's fake quantization, parametrized onto the matrices from outside),
 a curriculum of stages switched by step or by a validation metric, each stage reading its own data
 (record shards, or pretraining tokens packed into fixed rows).
 
@@ -14,7 +14,7 @@ host value (losses, grad norm and FLOPs stay on the device until the log interva
 reads them), so a compiled model settles into one graph per batch shape; batches are built ahead on a
 thread (`Prefetcher`), pinned, and copied without blocking; the EMA is one fused `_foreach_lerp_`.
 
-A checkpoint (gocoder/checkpoint.py) holds the weights, the EMA weights, config.json and state.pt
+A checkpoint (gocoder/model/checkpoint.py) holds the weights, the EMA weights, config.json and state.pt
 (optimizer, scheduler, RNG, data position, curriculum stage). Resuming from it on CPU with a fixed seed
 gives the same losses as a run that never stopped (tests/test_train.py checks it).
 """
@@ -109,7 +109,7 @@ def build_optimizers(model: torch.nn.Module, t: Any, device: torch.device) -> li
 def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.nn.Module:
     """Everything model.py leaves out: device, quantization-aware training, compile and DDP, applied from
     outside. QAT (train.qat_bits) parametrizes every matrix with export's quantizer, switched on; the loop
-    switches it off before train.qat_start (gocoder.quant.set_fake_quant)."""
+    switches it off before train.qat_start (gocoder.model.quant.set_fake_quant)."""
     model.to(device)
     if cfg.qat_bits:  # before DDP and compile, which then see the parametrized weights
         add_fake_quant(model, cfg.qat_bits, cfg.qat_group, cfg.qat_embed_bits)
