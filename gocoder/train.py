@@ -513,7 +513,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
     window: list[torch.Tensor] = []  # per-step device metrics since the last log
     win_tokens, win_t, first_step_s = 0, time.perf_counter(), None
     qat_from = math.ceil(t.qat_start * t.steps) if t.qat_bits else None  # the first step QAT trains
-    qat_on = True  # as prepare_model left it
+    qat_on = bool(t.qat_bits)  # as prepare_model left it: fake quantization exists only under QAT
     # SIGTERM sets a flag the loop reads between steps, so a checkpoint is never cut in half. NOTE(gocoder):
     # not under torchrun (world > 1), whose ranks would leave the loop at different steps and hang.
     term: list[int] = []
