@@ -46,6 +46,9 @@ class Problem:
     files: tuple[tuple[str, str], ...] = ()
     path: str = ""
     details: str = ""
+    # bench.fix_imports: the answer's file gets goimports' standard-library fix before it is built, so an
+    # answer right but for an unused or missing import is scored on its code (gocoder/validate.py)
+    fix_imports: bool = False
 
     @property
     def mode(self) -> str:
@@ -68,7 +71,17 @@ class Problem:
         return dataclasses.replace(self, test=visible_test(self.test) if self.format == "mbxp" else "")
 
     def program(self, completion: str) -> dict[str, str]:
-        """The files of the harness's program for one completion (the body after the prompt's signature)."""
+        """The files of the harness's program for one completion (the body after the prompt's signature),
+        the answer's file with its imports fixed when fix_imports (no other line moves: gofmt is off)."""
+        files = self._program(completion)
+        if self.fix_imports:
+            from gocoder.validate import fix_imports
+
+            name = self.path if self.format == "synth-fix" else next(iter(files))
+            files[name] = fix_imports(files[name], gofmt=False)
+        return files
+
+    def _program(self, completion: str) -> dict[str, str]:
         if self.format == "mbxp":
             return {"main.go": self.prompt + completion + self.test}
         if self.format == "synth-fix":  # the completion is the whole fixed file

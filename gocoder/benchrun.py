@@ -416,7 +416,7 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
                       ("--refine-iters", cfg.refine_iters < 0)):  # fmt: skip
         if bad:
             raise GocoderError(f"{name}: must be at least {0 if name == '--refine-iters' else 1}")
-    problems = load_problems(file, fmt, task=task)
+    problems = [dataclasses.replace(p, fix_imports=cfg.fix_imports) for p in load_problems(file, fmt, task=task)]
     comps, gen = None, None
     if completions is not None:
         comps = read_completions(completions)

@@ -38,6 +38,7 @@ from gocoder.engine import Sampling
 from gocoder.incremental import Watcher
 from gocoder.model import DONE
 from gocoder.serialize import cut_points, format_diagnostic, prompt
+from gocoder.validate import fix_imports
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
 WHEEL_MODEL = Path(__file__).resolve().parent / "_models" / "default"
@@ -322,6 +323,9 @@ def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
     rec = {"id": "cli", "problem": {"description": pr_desc, "details": pr_desc},
            "context": {"file": Path(context).name if context else "main.go", "before": before}}
     gen = Generator.load(checkpoint, device=cfg.device)
-    return solve(gen, rec, samples=cfg.samples, max_iters=cfg.max_iters, search=cfg.search, budget=cfg.budget or None,
-                 typecheck=cfg.typecheck, sampling=sampling_from(cfg, cfg.samples, cfg.search), ucb_c=cfg.ucb_c,
-                 tests=tests)
+    res = solve(gen, rec, samples=cfg.samples, max_iters=cfg.max_iters, search=cfg.search, budget=cfg.budget or None,
+                typecheck=cfg.typecheck, sampling=sampling_from(cfg, cfg.samples, cfg.search), ucb_c=cfg.ucb_c,
+                tests=tests)
+    if res.syntax_ok:  # the answer as a Go programmer hands it over: imports fixed as goimports would, gofmt'd
+        res = dataclasses.replace(res, code=fix_imports(res.code))
+    return res
