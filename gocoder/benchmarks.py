@@ -49,6 +49,9 @@ class Problem:
     # bench.fix_imports: the answer's file gets goimports' standard-library fix before it is built, so an
     # answer right but for an unused or missing import is scored on its code (gocoder/validate.py)
     fix_imports: bool = False
+    # bench --retrieve: declarations retrieved for the problem (gocoder/retrieve.py), as (file, code) pairs that
+    # the record's context.related carries into the prompt
+    related: tuple[tuple[str, str], ...] = ()
 
     @property
     def mode(self) -> str:
@@ -220,7 +223,8 @@ def problem_record(problem: Problem, task: str = "synthesize") -> dict:
     return {
         "id": problem.id, "split": "test", "source": f"bench:{problem.format}",
         "problem": {"description": first, "details": details},
-        "context": {"file": "main.go" if problem.mode == "run" else "main_test.go", "before": before},
+        "context": {"file": "main.go" if problem.mode == "run" else "main_test.go", "before": before,
+                    **({"related": [{"file": f, "code": c} for f, c in problem.related]} if problem.related else {})},
         "plan": {"steps": []},
     }  # fmt: skip
 

@@ -38,7 +38,8 @@ def test_fixing_keeps_the_broken_harness_rule_working():
     assert harness_broken(problem(True), LIM, typecheck_first=True) == ""
 
 
-BEFORE = 'package sum\n\nimport "sort"\n\n// Top is the largest.\nfunc Top(xs []int) int {\n\tsort.Ints(xs)\n\treturn xs[len(xs)-1]\n}\n'
+BEFORE = ('package sum\n\nimport "sort"\n\n// Top is the largest.\n'
+          'func Top(xs []int) int {\n\tsort.Ints(xs)\n\treturn xs[len(xs)-1]\n}\n')
 
 
 def test_a_change_put_into_a_file_gets_its_imports_fixed():
