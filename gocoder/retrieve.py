@@ -189,10 +189,11 @@ def _decls_of(srcs: list[bytes]) -> list[list[list[Any]]]:
 
 
 def build_index(root: str | Path, out: str | Path | None = None,
-                progress: Callable[[int, int], None] | None = None, chunk: int = 256) -> tuple[Index, IndexStats]:
+                progress: Callable[[int, int], None] | None = None, chunk: int = 256,
+                save_every_s: float = 30.0) -> tuple[Index, IndexStats]:
     """Index the Go files under root, re-reading only those whose size or mtime changed since the cached
-    index (out, default index_path(root)) was written; the index is saved after every chunk of files, so
-    an interrupted run keeps what it read."""
+    index (out, default index_path(root)) was written; the index is saved every save_every_s seconds and
+    at the end, so an interrupted run keeps most of what it read."""
     root = Path(root)
     if not root.is_dir():
         raise GocoderError(f"{root}: not a folder to index")
@@ -204,6 +205,7 @@ def build_index(root: str | Path, out: str | Path | None = None,
     files = {p: old[p] for p in now if p in old and (old[p]["mtime_ns"], old[p]["size"]) == (now[p].st_mtime_ns,
                                                                                             now[p].st_size)}
     todo = sorted(set(now) - set(files))
+    saved = time.monotonic()
     for i in range(0, len(todo), chunk):
         part = todo[i : i + chunk]
         srcs = []
@@ -215,10 +217,12 @@ def build_index(root: str | Path, out: str | Path | None = None,
         for p, rows in zip(part, _decls_of(srcs), strict=True):
             files[p] = {"mtime_ns": now[p].st_mtime_ns, "size": now[p].st_size, "decls": rows}
         stats.reread += part
-        _save(dest, root, files)
+        if time.monotonic() - saved > save_every_s:  # a whole save of the Go tree's index takes ~1 s
+            _save(dest, root, files)
+            saved = time.monotonic()
         if progress is not None:
             progress(min(i + chunk, len(todo)), len(todo))
-    if not todo:
+    if todo or stats.removed or not dest.exists():
         _save(dest, root, files)
     idx = Index(root, files)
     stats.files, stats.decls, stats.seconds = len(files), len(idx), round(time.perf_counter() - t0, 2)
