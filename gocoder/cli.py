@@ -861,6 +861,64 @@ def index_cmd(
         print(f"{h.score:8.3f}  {h.path}  {h.kind} {h.name}")
 
 
+prbench_app = typer.Typer(help="A benchmark of real commits from local git clones (docs/PRBENCH.md).",
+                          no_args_is_help=True)
+app.add_typer(prbench_app, name="prbench")
+
+
+@prbench_app.command("build")
+def prbench_build_cmd(
+    repo: Annotated[list[Path], typer.Option("--repo", help="A local git clone to mine; repeatable.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Problems JSONL (a .manifest.json beside it).")] = Path(
+        "bench/prbench.jsonl"),
+    per_repo: Annotated[int, typer.Option("--per-repo", help="Problems kept of each repository at most.")] = 40,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mine problems from git clones: a commit's description, its file at the parent, its declarations as answer.
+
+    Example: gocoder prbench build --repo clones/deque --repo clones/pond --out bench/prbench.jsonl
+    """
+    from gocoder.prbench import build_prbench
+
+    res = build_prbench(repo, out, per_repo, log=lambda s: err.print(s, highlight=False, markup=False))
+    print(json.dumps(res) if as_json else f"{out}: {res['problems']} problems from {len(res['repos'])} repositories")
+
+
+@prbench_app.command("run")
+def prbench_run_cmd(
+    file: Annotated[Path, typer.Option("--file", "-f", help="Problems JSONL (prbench build).")],
+    repos_dir: Annotated[Path, typer.Option("--repos-dir", help="Folder holding the clones, one per repository.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.jsonl and summary.json.")] = Path(
+        "runs/prbench/plain"),
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="Model folder to generate with (default: the shipped model).")
+    ] = None,
+    retrieve: Annotated[
+        bool, typer.Option("--retrieve", help="Put the repository's best-matching declarations into each prompt.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N problems of the file.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer the PR benchmark with a model and score it: parses, type-checks, edit similarity, exact; resumes.
+
+    Example: gocoder prbench run -f bench/prbench.jsonl --repos-dir clones --retrieve -o runs/prbench/retrieve
+    """
+    from gocoder.prbench import run_prbench
+
+    cfg = _config(config, set_, "generate")
+    _device(cfg.generate.device, "generate.device")
+    res = run_prbench(file, repos_dir, out, generate=cfg.generate, checkpoint=checkpoint, retrieve=retrieve,
+                      limit=limit, log=lambda s: err.print(s, highlight=False, markup=False))
+    if as_json:
+        print(json.dumps(res))
+        return
+    print(f"{res['problems']} problems (retrieve {res['retrieve']}): parses {res['parses']}, type-checks "
+          f"{res['typechecks']} of {res['typecheck_problems']} (the real change {res['reference_typechecks']}), "
+          f"edit similarity {res['edit_similarity']}, exact {res['exact']}")
+
+
 @app.command("bench")
 def bench_cmd(
     file: Annotated[Path, typer.Option("--file", "-f", help="Benchmark JSONL (e.g. ../shared/bench/mbxp_go.jsonl).")],

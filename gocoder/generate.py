@@ -140,11 +140,19 @@ class Generator:
 
     def with_related(self, rec: dict[str, Any], index: Any, max_new: int, exclude: tuple[str, ...] = ()) -> dict:
         """rec with the declarations of index (gocoder/retrieve.py) that best match its problem, as many
-        as its prompt holds uncut with max_new positions left (none when the prompt is cut already)."""
+        as its prompt holds uncut with max_new positions left (none when the prompt is cut already).
+
+        NOTE(gocoder): related code is never allowed to cause a cut. Kept in the head that the cut keeps, it
+        emptied the shipped model's answer on the PR-benchmark problem tried that way (pond@2fbcfba08fdd: its
+        plan ran past max_new), as cut prompts without retrieval do (3 of 3 concurrent-map problems)."""
         from gocoder.retrieve import with_related
 
         keep = self.prompt_keep(max_new)
-        return with_related(rec, index, lambda r: len(self.tok.encode(self.prompt_text(r))) <= keep, exclude=exclude)
+
+        def fits(r: dict[str, Any]) -> bool:
+            return len(self.tok.encode(self.prompt_text(r))) <= keep
+
+        return with_related(rec, index, fits, exclude=exclude)
 
     def code_of(self, ids: list[int]) -> str | None:
         """The code in generated ids so far (unescaped), or None before <CODE>."""

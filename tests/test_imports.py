@@ -23,7 +23,7 @@ LAYERS = [
      "intents_train", "corpus", "gosources", "textparts", "functions"},
     {"kvcache", "engine", "incremental", "candidates", "search", "generate", "patch", "retrieve"},
     {"tokenizer_run", "data", "train"},
-    {"benchmarks", "checks", "synthfix", "evaluate", "benchrun", "report"},
+    {"benchmarks", "checks", "synthfix", "evaluate", "benchrun", "report", "prbench"},
     {"cli", "__main__"},
 ]
 
