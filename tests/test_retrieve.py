@@ -105,3 +105,60 @@ def test_index_cli(repo, tmp_path_factory):
     assert got["files"] == 2 and got["reread"] == 2 and got["hits"][0]["path"] == "ds/stack.go"
     r = CliRunner().invoke(app, ["index", str(repo / "nope")])
     assert isinstance(r.exception, GocoderError) and "nope: not a folder to index" in str(r.exception)
+
+
+class _FakeGen:
+    """Generator's prompt budget on whitespace tokens: enough for with_related, no model."""
+
+    max_len = 1024
+
+    class tok:  # noqa: N801
+        encode = staticmethod(str.split)
+
+    def __init__(self, keep_words: int):
+        self.keep = keep_words
+
+    def prompt_keep(self, max_new):
+        return self.keep
+
+    def prompt_text(self, rec):
+        return prompt(rec)
+
+    def with_related(self, rec, index, max_new, exclude=()):
+        from gocoder.generate import Generator
+
+        return Generator.with_related(self, rec, index, max_new, exclude)
+
+
+def test_generate_with_repo_prompts_with_related_declarations_but_not_its_own_file(repo, monkeypatch):
+    import gocoder.generate as g
+    from gocoder.config import GenerateConfig
+
+    seen = {}
+    monkeypatch.setenv("GOCODER_CACHE", str(repo / ".cache-test"))
+    monkeypatch.setattr(g.Generator, "load", classmethod(lambda cls, *a, **k: _FakeGen(400)))
+    monkeypatch.setattr(g, "solve", lambda gen, rec, **k: seen.setdefault("rec", rec) and g.Result(
+        "", [], 1, False, None, None, False, []))
+    g.generate_for_pr(GenerateConfig(), "Push an int onto the stack", repo / "ds" / "stack.go", repo=repo)
+    assert seen["rec"]["context"].get("related") is None  # the only match is the file itself
+    seen.clear()
+    g.generate_for_pr(GenerateConfig(), "Parse the duration of a config value", repo / "ds" / "stack.go", repo=repo)
+    assert [r["file"] for r in seen["rec"]["context"]["related"]] == ["conf/parse.go"]
+    seen.clear()
+    monkeypatch.setattr(g.Generator, "load", classmethod(lambda cls, *a, **k: _FakeGen(20)))  # no room
+    g.generate_for_pr(GenerateConfig(), "Parse the duration of a config value", repo / "ds" / "stack.go", repo=repo)
+    assert "related" not in seen["rec"]["context"]
+
+
+def test_bench_retrieve_puts_related_code_into_problem_records(repo, tmp_path_factory):
+    from gocoder.benchmarks import Problem, problem_record
+    from gocoder.benchrun import with_retrieved
+
+    p = Problem(id="t/1", format="mbxp", prompt="package main\n\n// ParseDuration of a config value.\nfunc f() {\n",
+                entry_point="f", description="Parse a duration from a config value", test="")
+    idx_file = tmp_path_factory.mktemp("cache") / "idx.json"
+    build_index(repo, idx_file)
+    (q,) = with_retrieved([p], _FakeGen(400), idx_file, 256, "synthesize")
+    assert q.related and q.related[0][0] == "conf/parse.go"
+    assert problem_record(q)["context"]["related"][0]["code"].startswith("// ParseDuration reads")
+    assert "related" not in problem_record(p)["context"]
