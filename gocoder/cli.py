@@ -840,6 +840,11 @@ def index_cmd(
     ] = None,
     query: Annotated[str | None, typer.Option("--query", "-q", help="Also print the best matches for TEXT.")] = None,
     k: Annotated[int, typer.Option("--k", help="Matches printed with --query.")] = 5,
+    decontaminate: Annotated[
+        list[Path] | None,
+        typer.Option("--decontaminate", help="Blocklist or benchmark .jsonl whose code stays out of the index; "
+                     "repeatable, all apply at once."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index a folder's top-level Go declarations for retrieval (BM25); a rerun re-reads only changed files.
@@ -848,7 +853,19 @@ def index_cmd(
     """
     from gocoder.retrieve import build_index
 
-    idx, st = build_index(path, out, progress=_index_progress())
+    drop, key = None, ""
+    if decontaminate:
+        import hashlib
+
+        from gocoder.decontam import code_hashes, load_blocklist
+
+        block = set().union(*(load_blocklist(p) for p in decontaminate))
+        key = hashlib.sha256("\n".join(sorted(block)).encode()).hexdigest()[:16]
+
+        def drop(text: str) -> bool:
+            return bool(code_hashes(text) & block)
+
+    idx, st = build_index(path, out, progress=_index_progress(), drop=drop, drop_key=key)
     hits = idx.search(query, k=k) if query else []
     if as_json:
         print(json.dumps({"index": st.path, "files": st.files, "decls": st.decls, "reread": len(st.reread),

@@ -177,8 +177,9 @@ def go_files(root: Path) -> dict[str, os.stat_result]:
     return out
 
 
-def _decls_of(srcs: list[bytes]) -> list[list[list[Any]]]:
-    """Each file's declarations as index rows: [kind, name, recv, start, end, doc, terms]."""
+def _decls_of(srcs: list[bytes], drop: Callable[[str], bool] | None = None) -> list[list[list[Any]]]:
+    """Each file's declarations as index rows: [kind, name, recv, start, end, doc, terms]; drop(text) True
+    leaves a declaration out."""
     from gocoder.validate import get_checker
 
     out = []
@@ -186,6 +187,8 @@ def _decls_of(srcs: list[bytes]) -> list[list[list[Any]]]:
         rows = []
         for d in res.decls:
             text = src[d.start : d.end].decode("utf-8", "replace")
+            if drop is not None and drop(text):
+                continue
             words = terms(f"{d.recv} {d.name}") * 2 + terms(d.doc) + terms(signature(text, d.kind))
             rows.append([d.kind, d.name, d.recv, d.start, d.end, d.doc, " ".join(words)])
         out.append(rows)
@@ -194,16 +197,19 @@ def _decls_of(srcs: list[bytes]) -> list[list[list[Any]]]:
 
 def build_index(root: str | Path, out: str | Path | None = None,
                 progress: Callable[[int, int], None] | None = None, chunk: int = 256,
-                save_every_s: float = 30.0) -> tuple[Index, IndexStats]:
+                save_every_s: float = 30.0, drop: Callable[[str], bool] | None = None,
+                drop_key: str = "") -> tuple[Index, IndexStats]:
     """Index the Go files under root, re-reading only those whose size or mtime changed since the cached
     index (out, default index_path(root)) was written; the index is saved every save_every_s seconds and
-    at the end, so an interrupted run keeps most of what it read."""
+    at the end, so an interrupted run keeps most of what it read. drop(text) True leaves a declaration
+    out (a decontamination list: the CLI's --decontaminate); drop_key names it, and an index cached
+    under another key is rebuilt whole."""
     root = Path(root)
     if not root.is_dir():
         raise GocoderError(f"{root}: not a folder to index")
     t0 = time.perf_counter()
     dest = Path(out) if out is not None else index_path(root)
-    old = load_files(dest, root) if dest.exists() else {}
+    old = load_files(dest, root, drop_key) if dest.exists() else {}
     now = go_files(root)
     stats = IndexStats(path=str(dest), removed=sorted(set(old) - set(now)))
     files = {p: old[p] for p in now if p in old and (old[p]["mtime_ns"], old[p]["size"]) == (now[p].st_mtime_ns,
@@ -218,30 +224,32 @@ def build_index(root: str | Path, out: str | Path | None = None,
                 srcs.append((root / p).read_bytes())
             except OSError as e:
                 raise GocoderError(f"{root / p}: cannot read: {e.strerror}") from None
-        for p, rows in zip(part, _decls_of(srcs), strict=True):
+        for p, rows in zip(part, _decls_of(srcs, drop), strict=True):
             files[p] = {"mtime_ns": now[p].st_mtime_ns, "size": now[p].st_size, "decls": rows}
         stats.reread += part
         if time.monotonic() - saved > save_every_s:  # a whole save of the Go tree's index takes ~1 s
-            _save(dest, root, files)
+            _save(dest, root, files, drop_key)
             saved = time.monotonic()
         if progress is not None:
             progress(min(i + chunk, len(todo)), len(todo))
     if todo or stats.removed or not dest.exists():
-        _save(dest, root, files)
+        _save(dest, root, files, drop_key)
     idx = Index(root, files)
     stats.files, stats.decls, stats.seconds = len(files), len(idx), round(time.perf_counter() - t0, 2)
     return idx, stats
 
 
-def _save(dest: Path, root: Path, files: dict[str, Any]) -> None:
+def _save(dest: Path, root: Path, files: dict[str, Any], drop_key: str = "") -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"version": INDEX_VERSION, "root": str(root.resolve()), "files": files}))
+    tmp.write_text(json.dumps({"version": INDEX_VERSION, "root": str(root.resolve()), "drop_key": drop_key,
+                               "files": files}))
     os.replace(tmp, dest)
 
 
-def load_files(path: Path, root: Path | None = None) -> dict[str, Any]:
-    """The files of a saved index (of root, when given: an index of another folder is an error)."""
+def load_files(path: Path, root: Path | None = None, drop_key: str | None = None) -> dict[str, Any]:
+    """The files of a saved index (of root, when given: an index of another folder is an error; {} when
+    drop_key is given and is not the index's: its declarations were filtered by another list)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -250,6 +258,8 @@ def load_files(path: Path, root: Path | None = None) -> dict[str, Any]:
         return {}  # another version's index: rebuilt
     if root is not None and data.get("root") != str(root.resolve()):
         raise GocoderError(f"{path}: the index of {data.get('root')}, not of {root}")
+    if drop_key is not None and data.get("drop_key", "") != drop_key:
+        return {}
     return data["files"]
 
 

@@ -162,3 +162,17 @@ def test_bench_retrieve_puts_related_code_into_problem_records(repo, tmp_path_fa
     assert q.related and q.related[0][0] == "conf/parse.go"
     assert problem_record(q)["context"]["related"][0]["code"].startswith("// ParseDuration reads")
     assert "related" not in problem_record(p)["context"]
+
+
+def test_index_leaves_out_what_a_decontamination_list_names_and_rebuilds_when_the_list_changes(repo, tmp_path):
+    from gocoder.decontam import code_hashes
+
+    block = tmp_path / "block.txt"
+    block.write_text("\n".join(sorted(code_hashes(PARSE))) + "\n")
+    out = tmp_path / "idx.json"
+    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--decontaminate", str(block), "--json"])
+    assert r.exit_code == 0, r.output
+    idx = open_index(out)
+    assert json.loads(r.stdout)["decls"] == 2 and [h.name for h in idx.search("duration")] == []
+    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--json"])  # no list: all read again
+    assert json.loads(r.stdout)["reread"] == 2 and open_index(out).search("duration")[0].name == "ParseDuration"
