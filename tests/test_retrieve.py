@@ -60,7 +60,7 @@ def test_search_ranks_by_name_doc_and_signature_and_skips_tests_and_vendor(repo,
     assert idx.search("push onto a stack", exclude=["ds/stack.go"]) == []
     hit = idx.search("duration")[0]
     assert hit.code(idx.root).startswith("// ParseDuration reads") and "return time.ParseDuration" in hit.code(idx.root)
-    assert hit.code(idx.root, whole=False).endswith("(time.Duration, error) { ... }")
+    assert hit.code(idx.root, whole=False).endswith("func ParseDuration(s string) (time.Duration, error)")
 
 
 def test_a_rerun_rereads_only_the_changed_file(repo, tmp_path_factory):
@@ -91,7 +91,7 @@ def test_related_declarations_round_trip_and_fill_only_the_budget(repo, tmp_path
     assert text.index("<FILE>conf/parse.go\n// ParseDuration") < text.index("<FILE>main.go\n")
     assert parse(serialize(full)) == serialized_fields(full) and "related" not in serialized_fields(rec)["context"]
     short = with_related(rec, idx, lambda r: len(prompt(r)) < len(prompt(rec)) + 180)  # only the signature fits
-    assert short["context"]["related"][0]["code"].endswith("{ ... }")
+    assert short["context"]["related"][0]["code"].endswith("(time.Duration, error)")
     assert with_related(rec, idx, lambda r: False) is rec
     with pytest.raises(GocoderError, match="context.related"):
         serialize({**rec, "context": {**rec["context"], "related": ["x"]}})
