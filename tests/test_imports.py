@@ -11,7 +11,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "gocoder"
 # the generation side: what `gocoder generate` loads, which must run with no optimizer, shard or data code
 INFERENCE = {"generate", "candidates", "engine", "search", "kvcache", "checkpoint", "serialize", "validate",
-             "incremental", "patch", "answers"}
+             "incremental", "patch", "answers", "retrieve"}
 TRAINING = {"train", "data", "collect", "github", "gitlog", "gosrc", "synth", "annotate", "plans", "decontam",
             "tokenizer_run", "steps", "intents", "intents_train", "corpus", "gosources", "textparts",
             "functions", "golf", "quality"}
@@ -22,9 +22,9 @@ LAYERS = [
     {"serialize", "tokenizer", "model", "quant", "checkpoint"},
     {"collect", "gitlog", "github", "gosrc", "synth", "decontam", "annotate", "plans", "steps", "intents",
      "intents_train", "corpus", "gosources", "textparts", "functions", "quality"},
-    {"kvcache", "engine", "incremental", "candidates", "search", "generate", "patch"},
+    {"kvcache", "engine", "incremental", "candidates", "search", "generate", "patch", "retrieve"},
     {"tokenizer_run", "data", "train"},
-    {"benchmarks", "checks", "synthfix", "evaluate", "answers", "benchrun", "report", "golf"},
+    {"benchmarks", "checks", "synthfix", "evaluate", "answers", "benchrun", "report", "golf", "prbench"},
     {"cli", "__main__"},
 ]
 
