@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 
 from gocoder.benchmarks import Problem
-from gocoder.benchrun import harness_broken, score
+from gocoder.benchrun import excluded_why, score
 from gocoder.sandbox import Limits
 
 LIM = Limits(wall_s=10.0)
 # an MBXP-shaped problem: the prompt imports fmt, which the answer never uses, and the answer uses strings,
 # which nothing imports: right but for its imports, as 79 + 33 of the shipped model's MBXP failures were
 PROMPT = 'package main\n\nimport (\n\t"fmt"\n)\n\n// Shout upper-cases s.\nfunc Shout(s string) string {\n'
-TEST = '\nfunc main() {\n\tif Shout("ab") != "AB" {\n\t\tpanic("wrong")\n\t}\n}\n'
+DEEP = "\nfunc deepCompare(a, b interface{}) bool { return a == b }\n"
+TEST = DEEP + '\nfunc main() {\n\tactual_1 := Shout("ab")\n\texpected_1 := "AB"\n\tif !deepCompare(actual_1, expected_1) {\n' \
+    '\t\tpanic("wrong")\n\t}\n}\n'
 ANSWER = "\treturn strings.ToUpper(s)\n}\n"
 
 
@@ -33,9 +35,10 @@ def test_an_answer_right_but_for_its_imports_builds_and_passes_after_fixing():
 
 
 def test_fixing_keeps_the_broken_harness_rule_working():
-    broken = dataclasses.replace(problem(True), test="\nfunc main() {\n\tvar x int = nil\n\t_ = x\n}\n")
-    assert harness_broken(broken, LIM, typecheck_first=True).startswith("its test never compiles")
-    assert harness_broken(problem(True), LIM, typecheck_first=True) == ""
+    broken = dataclasses.replace(problem(True), test=DEEP + "\nfunc main() {\n\tvar x int = nil\n"
+                                 "\tif !deepCompare(x, 0) {\n\t\tpanic(1)\n\t}\n}\n")
+    assert excluded_why(broken, LIM).startswith("its test never compiles")
+    assert excluded_why(problem(True), LIM) == ""
 
 
 BEFORE = ('package sum\n\nimport "sort"\n\n// Top is the largest.\n'
