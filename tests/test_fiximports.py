@@ -13,8 +13,8 @@ LIM = Limits(wall_s=10.0)
 # which nothing imports: right but for its imports, as 79 + 33 of the shipped model's MBXP failures were
 PROMPT = 'package main\n\nimport (\n\t"fmt"\n)\n\n// Shout upper-cases s.\nfunc Shout(s string) string {\n'
 DEEP = "\nfunc deepCompare(a, b interface{}) bool { return a == b }\n"
-TEST = DEEP + '\nfunc main() {\n\tactual_1 := Shout("ab")\n\texpected_1 := "AB"\n\tif !deepCompare(actual_1, expected_1) {\n' \
-    '\t\tpanic("wrong")\n\t}\n}\n'
+TEST = DEEP + ('\nfunc main() {\n\tactual_1 := Shout("ab")\n\texpected_1 := "AB"\n'
+               '\tif !deepCompare(actual_1, expected_1) {\n\t\tpanic("wrong")\n\t}\n}\n')
 ANSWER = "\treturn strings.ToUpper(s)\n}\n"
 
 
