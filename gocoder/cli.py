@@ -710,12 +710,18 @@ def generate_cmd(
     write: Annotated[
         bool, typer.Option("--write/--diff", help="With --context: write the change into FILE, or print its diff.")
     ] = False,
+    repo: Annotated[
+        Path | None, typer.Option("--repo", help="Repository whose best-matching declarations go into the prompt "
+                                  "(default: the git repository holding --context, or the current folder).")
+    ] = None,
+    no_repo: Annotated[bool, typer.Option("--no-repo", help="Put no repository declarations into the prompt.")] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write Go for a PR description: plan, code, check, refine; the code (or, with --context, the change to
-    the file as a unified diff) on stdout, the rest on stderr.
+    the file as a unified diff) on stdout, the rest on stderr. The code comes gofmt'ed with its imports fixed;
+    the declarations of the repository (`gocoder index`) that best match the description are in the prompt.
 
     Exit 0 the code passes its checks, 1 it does not parse, cannot go into the file, fails the tests or (with
     --typecheck) has type errors, 2 usage or environment (an empty --pr-desc, --device cuda without CUDA).
@@ -726,12 +732,19 @@ def generate_cmd(
     gcfg = _config(config, set_, "generate", samples=samples, search=search, max_iters=max_iters,
                    temperature=temperature, seed=seed, device=device, typecheck=typecheck or None).generate
     _device(gcfg.device, "--device")
+    if repo is not None and not repo.is_dir():
+        raise GocoderError(f"--repo {repo}: not a folder")
+    if repo is None and not no_repo:
+        from gocoder.inference.retrieve import repo_root
+
+        repo = repo_root(context if context is not None else Path.cwd())
+    repo = None if no_repo else repo
     if context is not None:
-        _generate_change(gcfg, pr_desc, context, tests, checkpoint, write, as_json)
+        _generate_change(gcfg, pr_desc, context, tests, checkpoint, write, as_json, repo)
         return
     if tests is not None or write:
         raise GocoderError("--tests and --write need --context FILE (the file the change is made in)")
-    res = generate_for_pr(gcfg, pr_desc, context, checkpoint)
+    res = generate_for_pr(gcfg, pr_desc, context, checkpoint, repo=repo, progress=_index_progress())
     if as_json:
         print(json.dumps({k: getattr(res, k) for k in ("code", "plan", "iterations", "syntax_ok", "type_ok",
                                                        "passed", "first_try_ok", "trace")}))
@@ -752,11 +765,16 @@ def generate_cmd(
     raise typer.Exit(0 if res.syntax_ok and res.type_ok is not False else 1)
 
 
+def _index_progress():
+    """A progress callback for indexing a repository: a line on stderr every 256 files read."""
+    return lambda done, total: err.print(f"index: {done}/{total} files read", highlight=False, markup=False)
+
+
 def _generate_change(cfg, pr_desc: str, context: Path, tests: Path | None, checkpoint, write: bool,
-                     as_json: bool) -> None:
+                     as_json: bool, repo: Path | None = None) -> None:
     from gocoder.inference.patch import generate_change
 
-    ch = generate_change(cfg, pr_desc, context, tests, checkpoint)
+    ch = generate_change(cfg, pr_desc, context, tests, checkpoint, repo=repo, progress=_index_progress())
     v = ch.tests
     ok = ch.result.syntax_ok and not ch.error and (v is None or v.status == "ok")
     if as_json:
@@ -921,6 +939,110 @@ def report_cmd(
         err.print(f"note: {n}", highlight=False, markup=False)
 
 
+@app.command("index")
+def index_cmd(
+    path: Annotated[Path, typer.Argument(help="Repository or corpus folder whose Go declarations are indexed.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Index file (default: under ~/.cache/gocoder/index).")
+    ] = None,
+    query: Annotated[str | None, typer.Option("--query", "-q", help="Also print the best matches for TEXT.")] = None,
+    k: Annotated[int, typer.Option("--k", help="Matches printed with --query.")] = 5,
+    decontaminate: Annotated[
+        list[Path] | None,
+        typer.Option("--decontaminate", help="Blocklist or benchmark .jsonl whose code stays out of the index; "
+                     "repeatable, all apply at once."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index a folder's top-level Go declarations for retrieval (BM25); a rerun re-reads only changed files.
+
+    Example: gocoder index . --query "parse a duration from a config string"
+    """
+    from gocoder.inference.retrieve import build_index
+
+    drop, key = None, ""
+    if decontaminate:
+        import hashlib
+
+        from gocoder.collect.decontam import code_hashes, load_blocklist
+
+        block = set().union(*(load_blocklist(p) for p in decontaminate))
+        key = hashlib.sha256("\n".join(sorted(block)).encode()).hexdigest()[:16]
+
+        def drop(text: str) -> bool:
+            return bool(code_hashes(text) & block)
+
+    idx, st = build_index(path, out, progress=_index_progress(), drop=drop, drop_key=key)
+    hits = idx.search(query, k=k) if query else []
+    if as_json:
+        print(json.dumps({"index": st.path, "files": st.files, "decls": st.decls, "reread": len(st.reread),
+                          "removed": len(st.removed), "seconds": st.seconds,
+                          "hits": [h.__dict__ for h in hits]}))
+        return
+    print(f"{st.path}: {st.decls} declarations in {st.files} files ({len(st.reread)} read, "
+          f"{len(st.removed)} removed) in {st.seconds} s")
+    for h in hits:
+        print(f"{h.score:8.3f}  {h.path}  {h.kind} {h.name}")
+
+
+prbench_app = typer.Typer(help="A benchmark of real commits from local git clones (docs/PRBENCH.md).",
+                          no_args_is_help=True)
+app.add_typer(prbench_app, name="prbench")
+
+
+@prbench_app.command("build")
+def prbench_build_cmd(
+    repo: Annotated[list[Path], typer.Option("--repo", help="A local git clone to mine; repeatable.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Problems JSONL (a .manifest.json beside it).")] = Path(
+        "work/prbench/prbench.jsonl"),
+    per_repo: Annotated[int, typer.Option("--per-repo", help="Problems kept of each repository at most.")] = 40,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mine problems from git clones: a commit's description, its file at the parent, its declarations as answer.
+
+    Example: gocoder prbench build --repo clones/deque --repo clones/pond --out work/prbench/prbench.jsonl
+    """
+    from gocoder.eval.prbench import build_prbench
+
+    res = build_prbench(repo, out, per_repo, log=lambda s: err.print(s, highlight=False, markup=False))
+    print(json.dumps(res) if as_json else f"{out}: {res['problems']} problems from {len(res['repos'])} repositories")
+
+
+@prbench_app.command("run")
+def prbench_run_cmd(
+    file: Annotated[Path, typer.Option("--file", "-f", help="Problems JSONL (prbench build).")],
+    repos_dir: Annotated[Path, typer.Option("--repos-dir", help="Folder holding the clones, one per repository.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.jsonl and summary.json.")] = Path(
+        "work/prbench/plain"),
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="Model folder to generate with (default: the shipped model).")
+    ] = None,
+    retrieve: Annotated[
+        bool, typer.Option("--retrieve", help="Put the repository's best-matching declarations into each prompt.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N problems of the file.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer the PR benchmark with a model and score it: parses, type-checks, edit similarity, exact; resumes.
+
+    Example: gocoder prbench run -f work/prbench/prbench.jsonl --repos-dir clones --retrieve -o work/prbench/retrieve
+    """
+    from gocoder.eval.prbench import run_prbench
+
+    cfg = _config(config, set_, "generate")
+    _device(cfg.generate.device, "generate.device")
+    res = run_prbench(file, repos_dir, out, generate=cfg.generate, checkpoint=checkpoint, retrieve=retrieve,
+                      limit=limit, log=lambda s: err.print(s, highlight=False, markup=False))
+    if as_json:
+        print(json.dumps(res))
+        return
+    print(f"{res['problems']} problems (retrieve {res['retrieve']}): parses {res['parses']}, type-checks "
+          f"{res['typechecks']} of {res['typecheck_problems']} (the real change {res['reference_typechecks']}), "
+          f"edit similarity {res['edit_similarity']}, exact {res['exact']}")
+
+
 @app.command("bench")
 def bench_cmd(
     file: Annotated[Path, typer.Option("--file", "-f", help="Benchmark JSONL (e.g. ../shared/bench/mbxp_go.jsonl).")],
@@ -958,6 +1080,10 @@ def bench_cmd(
     answers_only: Annotated[
         bool, typer.Option("--answers-only", help="Only write the model's answers to the JSONL --out, as they come.")
     ] = False,
+    retrieve: Annotated[
+        Path | None, typer.Option("--retrieve", help="Folder or index file (gocoder index) whose best-matching "
+                                  "declarations go into each problem's prompt (mode record).")
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
@@ -990,7 +1116,7 @@ def bench_cmd(
               f"({res['generate_seconds']} s generating, {res['seconds']} s in all)")
         return
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
-                out=out, generate=cfg.generate, console=err)
+                out=out, generate=cfg.generate, console=err, retrieve=retrieve)
     if as_json:
         print(json.dumps(res))
         return

@@ -51,6 +51,8 @@ class BenchConfig:
     memory_mb: int = 2048  # address space; Go's runtime alone reserves ~650 MB
     build_s: float = 120.0  # per build
     typecheck_first: bool = True  # a program go/types rejects is a build error without a build (benchrun.score)
+    # the answer's program gets goimports' standard-library fix (imports added and removed) before it is built
+    fix_imports: bool = True
     out: str = "work/bench"
 
 

@@ -76,3 +76,25 @@ def test_golden_pipelined():
     for request, group in by_request.items():
         results = get_checker().check_many([src for src, _ in group], **json.loads(request))
         assert [verdict(r, e) for r, (_, e) in zip(results, group, strict=True)] == [e for _, e in group]
+
+
+IMPORTS = CASES.parent / "imports"
+IMPORT_NAMES = sorted(p.stem for p in IMPORTS.glob("*.src"))
+
+
+@pytest.mark.parametrize("name", IMPORT_NAMES)
+def test_imports_golden(name):
+    """validators/imports: NAME.src fixed is NAME.out, through the server's op imports."""
+    src = (IMPORTS / f"{name}.src").read_text(encoding="utf-8")
+    got = get_checker().fix_imports(src)
+    assert got.ok and got.src == (IMPORTS / f"{name}.out").read_text(encoding="utf-8")
+
+
+def test_imports_cases_exist():
+    assert len(IMPORT_NAMES) >= 5
+    assert all((IMPORTS / f"{n}.out").exists() for n in IMPORT_NAMES)
+
+
+def test_imports_broken_source_comes_back_unchanged():
+    got = get_checker().fix_imports("package p\nfunc f() {")
+    assert not got.ok and got.src == "package p\nfunc f() {" and got.errors[0].line == 2

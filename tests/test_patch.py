@@ -52,8 +52,10 @@ def test_diff_applies_with_git_apply(tmp_path):
     assert (repo / "sum.go").read_text() == new and unified_diff("sum.go", new, new) == ""
 
 
-def fake_loop(code, calls=None):
-    def run(cfg, pr_desc, context=None, checkpoint=None, tests=None):
+def fake_loop(code, calls=None, repos=None):
+    def run(cfg, pr_desc, context=None, checkpoint=None, tests=None, repo=None, progress=None):
+        if repos is not None:
+            repos.append(repo)
         if calls is not None:
             calls.append([tests(c).passed for c in (SUM, FIXED)] if tests else None)
         return Result(code, [], 1, True, None, None, True, [])
@@ -66,9 +68,13 @@ def test_generate_cli_prints_a_diff_git_applies_or_writes_the_file(tmp_path, mon
 
     repo = git_repo(tmp_path, {"sum.go": SUM})
     monkeypatch.chdir(repo)
-    monkeypatch.setattr(generate, "generate_for_pr", fake_loop(FIXED))
+    repos = []
+    monkeypatch.setattr(generate, "generate_for_pr", fake_loop(FIXED, repos=repos))
     r = CliRunner().invoke(app, ["generate", "--pr-desc", "Fix off-by-one in Sum", "--context", "sum.go"])
     assert r.exit_code == 0, r.output
+    assert repos == [repo.resolve()]  # retrieval from the git repository holding --context, by default
+    CliRunner().invoke(app, ["generate", "--pr-desc", "Fix Sum", "--context", "sum.go", "--no-repo"])
+    assert repos[-1] is None
     assert r.stdout.startswith("--- a/sum.go\n+++ b/sum.go\n") and "-\tfor i := 1;" in r.stdout
     (repo / "fix.patch").write_text(r.stdout)
     subprocess.run(["git", "apply", "fix.patch"], cwd=repo, check=True)

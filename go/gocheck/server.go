@@ -20,7 +20,7 @@ import (
 // (JSON strings cannot hold invalid UTF-8). Gofmt and Decls default to true.
 type Request struct {
 	ID        json.RawMessage `json:"id"`
-	Op        string          `json:"op"` // check (default), typecheck_package, mutate, ast, ping
+	Op        string          `json:"op"` // check (default), typecheck_package, mutate, ast, imports, ping
 	Src       *string         `json:"src"`
 	SrcB64    *string         `json:"src_b64"`
 	Kind      string          `json:"kind"`
@@ -59,6 +59,7 @@ type Response struct {
 	FileErrors []FileDiagnostic `json:"file_errors,omitempty"`
 	Mutants    []Mutant         `json:"mutants,omitempty"`
 	Shape      []string         `json:"shape,omitempty"`   // op ast: the normalized syntax tree (see Shape)
+	Fixed      *FixResult       `json:"fixed,omitempty"`   // op imports: the file with its imports fixed
 	Results    []*Response      `json:"results,omitempty"` // a batch's answers, in its order
 	TimedOut   bool             `json:"timed_out,omitempty"`
 	Error      string           `json:"error,omitempty"`
@@ -346,7 +347,7 @@ func answer(req *Request) (resp *Response) {
 		}
 	}()
 	switch req.Op {
-	case "", "check", "ast":
+	case "", "check", "ast", "imports":
 		var src []byte
 		switch {
 		case req.SrcLen != nil:
@@ -368,6 +369,15 @@ func answer(req *Request) (resp *Response) {
 		}
 		if !ValidKind(req.Kind) {
 			return &Response{ID: req.ID, Error: "bad request: unknown kind " + req.Kind}
+		}
+		if req.Op == "imports" {
+			fixed, errs := FixImports(src, orTrue(req.Gofmt))
+			if errs != nil {
+				resp.Result = &Result{OK: false, Kind: KindFile, Errors: errs}
+			} else {
+				resp.Result, resp.Fixed = &Result{OK: true, Kind: KindFile, Errors: []Diagnostic{}}, fixed
+			}
+			return resp
 		}
 		if req.Op == "ast" {
 			shape, kind, ok := Shape(src, req.Kind)

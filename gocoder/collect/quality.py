@@ -108,7 +108,7 @@ def select(text_dir: Path, out: Path, budget_mb: float, how: str = "quality", va
         chosen.add(i)
         per_pkg[pkg] += size
         total += size
-    with PartWriter(out / "text", 24 << 20) as w:
+    with PartWriter(out / "text", 24 << 20, workers=2) as w:  # xz -9 is the slow part: two processes
         for i, rec in enumerate(read_parts(text_dir)):
             if i in chosen:
                 w.write(rec)

@@ -49,6 +49,12 @@ class Problem:
     # the benchmark's own solution (the body after the prompt), where it ships one (HumanEval-X, HumanEvalPack):
     # whether the problem's test compiles is decided with it (benchrun.excluded_why)
     reference: str = ""
+    # bench.fix_imports: the answer's file gets goimports' standard-library fix before it is built, so an
+    # answer right but for an unused or missing import is scored on its code (gocoder/check/validate.py)
+    fix_imports: bool = False
+    # bench --retrieve: declarations retrieved for the problem (gocoder/inference/retrieve.py), as (file, code)
+    # pairs that the record's context.related carries into the prompt
+    related: tuple[tuple[str, str], ...] = ()
 
     @property
     def mode(self) -> str:
@@ -71,7 +77,17 @@ class Problem:
         return dataclasses.replace(self, test=visible_test(self.test) if self.format == "mbxp" else "")
 
     def program(self, completion: str) -> dict[str, str]:
-        """The files of the harness's program for one completion (the body after the prompt's signature)."""
+        """The files of the harness's program for one completion (the body after the prompt's signature),
+        the answer's file with its imports fixed when fix_imports (no other line moves: gofmt is off)."""
+        files = self._program(completion)
+        if self.fix_imports:
+            from gocoder.check.validate import fix_imports
+
+            name = self.path if self.format == "synth-fix" else next(iter(files))
+            files[name] = fix_imports(files[name], gofmt=False)
+        return files
+
+    def _program(self, completion: str) -> dict[str, str]:
         if self.format == "mbxp":
             return {"main.go": self.prompt + completion + self.test}
         if self.format == "synth-fix":  # the completion is the whole fixed file
@@ -212,7 +228,8 @@ def problem_record(problem: Problem, task: str = "synthesize") -> dict:
     return {
         "id": problem.id, "split": "test", "source": f"bench:{problem.format}",
         "problem": {"description": first, "details": details},
-        "context": {"file": "main.go" if problem.mode == "run" else "main_test.go", "before": before},
+        "context": {"file": "main.go" if problem.mode == "run" else "main_test.go", "before": before,
+                    **({"related": [{"file": f, "code": c} for f, c in problem.related]} if problem.related else {})},
         "plan": {"steps": []},
     }  # fmt: skip
 

@@ -365,14 +365,16 @@ def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, 
 
 def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesize", checkpoint: str | None = None,
           completions: str | Path | None = None, limit: int | None = None, out: str | Path | None = None,
-          generate: GenerateConfig, console: Console | None = None) -> dict[str, Any]:  # fmt: skip
+          generate: GenerateConfig, console: Console | None = None,
+          retrieve: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator (on generate.device,
-    generate.max_new_tokens an answer), score them."""
+    generate.max_new_tokens an answer), score them. retrieve: a folder or index file (gocoder/inference/retrieve.py)
+    whose declarations best matching each problem go into its prompt (mode record)."""
     for name, bad in (("--samples", cfg.samples < 1), ("--batch-size", cfg.batch_size < 1),
                       ("--refine-iters", cfg.refine_iters < 0)):  # fmt: skip
         if bad:
             raise GocoderError(f"{name}: must be at least {0 if name == '--refine-iters' else 1}")
-    problems = load_problems(file, fmt, task=task)
+    problems = [dataclasses.replace(p, fix_imports=cfg.fix_imports) for p in load_problems(file, fmt, task=task)]
     comps, gen = None, None
     if completions is not None:
         comps = read_completions(completions)
@@ -387,6 +389,23 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
         if limit < 1:
             raise GocoderError(f"--limit {limit}: must be at least 1")
         problems = problems[:limit]
+    if retrieve is not None:
+        if gen is None or cfg.mode != "record":
+            raise GocoderError("--retrieve needs a model's answers in mode record (not --completions or complete)")
+        problems = with_retrieved(problems, gen, retrieve, generate.max_new_tokens, task)
     limits = Limits(wall_s=cfg.wall_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb, build_s=cfg.build_s)
     return run_benchmark(problems, cfg, out=out or cfg.out, task=task, completions=comps, generator=gen,
                          limits=limits, console=console, generate=generate)  # fmt: skip
+
+
+def with_retrieved(problems: list[Problem], gen: Any, where: str | Path, max_new: int, task: str) -> list[Problem]:
+    """Each problem with the declarations of the index at where that best match it, as many as its
+    prompt holds uncut (gocoder/inference/retrieve.py, Generator.with_related)."""
+    from gocoder.inference.retrieve import open_index
+
+    idx = open_index(where)
+    out = []
+    for p in problems:
+        rel = gen.with_related(problem_record(p, task), idx, max_new)["context"].get("related", [])
+        out.append(dataclasses.replace(p, related=tuple((r["file"], r["code"]) for r in rel)))
+    return out

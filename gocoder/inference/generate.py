@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
+from gocoder.check.validate import fix_imports
 from gocoder.inference.candidates import (  # noqa: F401 (TestResult, init_state, refine_record: re-exported)
     Candidate,
     LoopState,
@@ -126,12 +127,32 @@ class Generator:
         """The prompt region of rec as training serializes it (with its refine block, if any)."""
         return prompt(rec)
 
+    def prompt_keep(self, max_new: int) -> int:
+        """Prompt tokens kept when max_new positions are left for the answer (the rest is cut)."""
+        return max(8, self.max_len - min(max_new, self.max_len // 2))
+
     def prompt_ids(self, rec: dict[str, Any], max_new: int) -> list[int]:
         """Token ids of the prompt, cut as the shards cut one (gocoder/training/data.py Shard.example: its middle
         goes, the problem at the head and the refine block at the tail stay) to leave max_new positions."""
         ids = self.tok.encode(self.prompt_text(rec))
-        head, tail = cut_points(len(ids), max(8, self.max_len - min(max_new, self.max_len // 2)))
+        head, tail = cut_points(len(ids), self.prompt_keep(max_new))
         return ids[:head] + ids[tail:]
+
+    def with_related(self, rec: dict[str, Any], index: Any, max_new: int, exclude: tuple[str, ...] = ()) -> dict:
+        """rec with the declarations of index (gocoder/inference/retrieve.py) that best match its problem, as many
+        as its prompt holds uncut with max_new positions left (none when the prompt is cut already).
+
+        NOTE(gocoder): related code is never allowed to cause a cut. Kept in the head that the cut keeps, it
+        emptied the shipped model's answer on the PR-benchmark problem tried that way (pond@2fbcfba08fdd: its
+        plan ran past max_new), as cut prompts without retrieval do (3 of 3 concurrent-map problems)."""
+        from gocoder.inference.retrieve import with_related
+
+        keep = self.prompt_keep(max_new)
+
+        def fits(r: dict[str, Any]) -> bool:
+            return len(self.tok.encode(self.prompt_text(r))) <= keep
+
+        return with_related(rec, index, fits, exclude=exclude)
 
     def code_of(self, ids: list[int]) -> str | None:
         """The code in generated ids so far (unescaped), or None before <CODE>."""
@@ -305,8 +326,11 @@ def sampling_from(cfg: Any, samples: int = 1, search: str = "best-of") -> Sampli
 
 
 def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
-                    checkpoint: str | Path | None = None, tests: Callable[[str], TestResult] | None = None) -> Result:
-    """`gocoder generate`: a record from a PR description (and the file it changes), solved by the loop."""
+                    checkpoint: str | Path | None = None, tests: Callable[[str], TestResult] | None = None,
+                    repo: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> Result:
+    """`gocoder generate`: a record from a PR description (and the file it changes), solved by the loop.
+    repo: a folder whose declarations (gocoder/inference/retrieve.py, indexed or brought up to date first) that best
+    match the description go into the prompt beside the file, within the context budget."""
     if not pr_desc.strip():
         raise GocoderError("--pr-desc is empty: say what the change must do, e.g. --pr-desc 'Add a Max function'")
     before = ""
@@ -322,6 +346,17 @@ def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
     rec = {"id": "cli", "problem": {"description": pr_desc, "details": pr_desc},
            "context": {"file": Path(context).name if context else "main.go", "before": before}}
     gen = Generator.load(checkpoint, device=cfg.device)
-    return solve(gen, rec, samples=cfg.samples, max_iters=cfg.max_iters, search=cfg.search, budget=cfg.budget or None,
-                 typecheck=cfg.typecheck, sampling=sampling_from(cfg, cfg.samples, cfg.search), ucb_c=cfg.ucb_c,
-                 tests=tests)
+    if repo is not None:
+        from gocoder.inference.retrieve import open_index
+
+        idx = open_index(repo, progress=progress)
+        own = Path(context).resolve() if context else None
+        root = idx.root.resolve()
+        skip = (own.relative_to(root).as_posix(),) if own and own.is_relative_to(root) else ()
+        rec = gen.with_related(rec, idx, cfg.max_new_tokens, exclude=skip)
+    res = solve(gen, rec, samples=cfg.samples, max_iters=cfg.max_iters, search=cfg.search, budget=cfg.budget or None,
+                typecheck=cfg.typecheck, sampling=sampling_from(cfg, cfg.samples, cfg.search), ucb_c=cfg.ucb_c,
+                tests=tests)
+    if res.syntax_ok:  # the answer as a Go programmer hands it over: imports fixed as goimports would, gofmt'd
+        res = dataclasses.replace(res, code=fix_imports(res.code))
+    return res

@@ -2,7 +2,8 @@
 
 `gocoder generate --context FILE` writes code for a PR description; this module makes that code a change
 to FILE: each top-level declaration of the code replaces the file's declaration of the same name (and
-receiver) or is appended, imports the code adds go into the file, and gofmt lays the result out. With
+receiver) or is appended, imports the code adds go into the file, the standard library's imports are
+fixed as goimports fixes them (gocoder/check/validate.py fix_imports), and gofmt lays the result out. With
 `--tests PATH` the package's tests run in the sandbox (gocoder/check/sandbox.py) on each candidate: the loop
 reads the first compiler error or the failing tests' output, and the verdict names the tests that pass.
 The diff has git's a/ b/ headers, so `git apply` takes it.
@@ -83,6 +84,14 @@ def _gofmt() -> str:
     return str(exe)
 
 
+def put_in(before: str, code: str, name: str = "the file") -> str:
+    """The file before with code's declarations put in, its standard-library imports fixed as goimports
+    would (one the answer no longer uses goes, one it needs comes), gofmt'd."""
+    from gocoder.check.validate import fix_imports
+
+    return gofmt(fix_imports(apply_code(before, code)), name)
+
+
 def gofmt(src: str, name: str = "the file") -> str:
     """src as gofmt lays it out; a source gofmt rejects is an error naming its first line."""
     p = subprocess.run([_gofmt()], input=src, capture_output=True, text=True, timeout=60)
@@ -143,7 +152,7 @@ def tests_callback(before: str, tests: PackageTests, name: str) -> Callable[[str
 
     def run(code: str) -> TestResult:
         try:
-            text = gofmt(apply_code(before, code), name)
+            text = put_in(before, code, name)
         except GocoderError as e:
             return TestResult(passed=False, output=str(e))
         v = tests.run(text)
@@ -164,7 +173,8 @@ class Change:
 
 
 def generate_change(cfg: Any, pr_desc: str, context: Path, tests: Path | None = None,
-                    checkpoint: str | Path | None = None) -> Change:  # fmt: skip
+                    checkpoint: str | Path | None = None, repo: Path | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Change:  # fmt: skip
     """`gocoder generate --context FILE [--tests PATH]`: the loop's answer as a change to FILE."""
     from gocoder.inference.generate import generate_for_pr
 
@@ -174,9 +184,9 @@ def generate_change(cfg: Any, pr_desc: str, context: Path, tests: Path | None = 
         raise GocoderError(f"{context}: cannot read the context file: {getattr(e, 'strerror', None) or e}") from None
     pkg = PackageTests(context, tests) if tests is not None else None
     judge = tests_callback(before, pkg, str(context)) if pkg is not None else None
-    res = generate_for_pr(cfg, pr_desc, context, checkpoint, tests=judge)
+    res = generate_for_pr(cfg, pr_desc, context, checkpoint, tests=judge, repo=repo, progress=progress)
     try:
-        after = gofmt(apply_code(before, res.code), str(context))
+        after = put_in(before, res.code, str(context))
     except GocoderError as e:
         return Change(res, context, before, "", "", str(e))
     return Change(res, context, before, after, unified_diff(context.as_posix(), before, after), "",

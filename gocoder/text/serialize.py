@@ -5,7 +5,8 @@ tag escaped, L(x) is a one-line field: backslash and newline C-escaped, then T):
 
     text     = prompt plan code validate
     prompt   = "<PROBLEM>" L(description) "\\n" T(details) "</PROBLEM>"
-               "<CONTEXT>" "<FILE>" L(file) "\\n" T(before) "</FILE>" "</CONTEXT>" [refine]
+               "<CONTEXT>" { related } "<FILE>" L(file) "\\n" T(before) "</FILE>" "</CONTEXT>" [refine]
+    related  = "<FILE>" L(file) "\\n" T(code) "</FILE>"      (context.related: retrieved declarations)
     refine   = "<REFINE>" "<CODE>" T(previous code) "</CODE>"
                "<VALIDATE>" verdicts T(first diagnostic) "</VALIDATE>"
     plan     = "<PLAN>" { "<STEP>" "<INTENT:I>" ["<TARGET:k>" L(name) "\\n"] T(description) } "</PLAN>"
@@ -166,10 +167,23 @@ def serialized_fields(rec: dict[str, Any]) -> dict[str, Any]:
         "solution": {"code": _str(rec, "solution.code"),
                      "validation": {k: _field(rec, f"solution.validation.{k}", None) for k in ("syntax", "tests")}},
     }
+    if _related(rec):
+        out["context"]["related"] = _related(rec)
     if "refine" in rec:
         out["refine"] = {"code": _str(rec, "refine.code"), "diagnostic": _str(rec, "refine.diagnostic", ""),
                          "validation": {k: _field(rec, f"refine.validation.{k}", None) for k in ("syntax", "tests")}}
     return out
+
+
+def _related(rec: dict[str, Any]) -> list[dict[str, str]]:
+    """context.related: declarations retrieved from the repository (gocoder/inference/retrieve.py), each
+    {file, code}, written as <FILE> blocks before the file being changed ([] when absent)."""
+    rel = _field(rec, "context.related", [])
+    if not isinstance(rel, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("file"), str) and isinstance(r.get("code"), str) for r in rel):
+        raise GocoderError(f"record {rec.get('id', '?')}: field 'context.related' must be a list of {{file, code}} "
+                           "strings")
+    return [{"file": r["file"], "code": r["code"]} for r in rel]
 
 
 def segments(rec: dict[str, Any], solution: bool = True) -> dict[str, str]:
@@ -179,7 +193,9 @@ def segments(rec: dict[str, Any], solution: bool = True) -> dict[str, str]:
     With solution=False code and validate are "" (a generation prefix: the model writes `<CODE>` next).
     """
     prompt = (f"<PROBLEM>{_line(_str(rec, 'problem.description'))}\n{escape(_str(rec, 'problem.details', ''))}"
-              f"</PROBLEM><CONTEXT><FILE>{_line(_str(rec, 'context.file', ''))}\n"
+              f"</PROBLEM><CONTEXT>"
+              + "".join(f"<FILE>{_line(r['file'])}\n{escape(r['code'])}</FILE>" for r in _related(rec))
+              + f"<FILE>{_line(_str(rec, 'context.file', ''))}\n"
               f"{escape(_str(rec, 'context.before', ''))}</FILE></CONTEXT>")
     if "refine" in rec:
         prompt += (f"<REFINE><CODE>{escape(_str(rec, 'refine.code'))}</CODE>"
@@ -305,9 +321,15 @@ def parse(text: str) -> dict[str, Any]:
     problem = {"description": r.line(), "details": r.until_tag()}
     r.expect("</PROBLEM>")
     r.expect("<CONTEXT>")
-    r.expect("<FILE>")
-    context = {"file": r.line(), "before": r.until_tag()}
-    r.expect("</FILE>")
+    files = []
+    while r.take("<FILE>"):  # the related declarations, then the file being changed
+        files.append((r.line(), r.until_tag()))
+        r.expect("</FILE>")
+    if not files:
+        raise r.fail("'<FILE>'")
+    context: dict[str, Any] = {"file": files[-1][0], "before": files[-1][1]}
+    if len(files) > 1:
+        context["related"] = [{"file": f, "code": c} for f, c in files[:-1]]
     r.expect("</CONTEXT>")
     refine = None
     if r.take("<REFINE>"):
