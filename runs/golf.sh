@@ -8,6 +8,9 @@
 #                                             # that travels to a GPU machine in one transfer
 #   runs/golf.sh ablate PACK OUT SECONDS      # GPU: tokenize, then each variant below for SECONDS of training
 #   runs/golf.sh run PACK OUT SECONDS NAME    # GPU: one variant (the winner, for longer)
+#   runs/golf.sh records PACK OUT NAME STEPS  # then STEPS of the record shards PACK/shards8k (plans and code,
+#                                             # `gocoder shards`), so that `gocoder generate`'s format is
+#                                             # learned; exported int8 to OUT/NAME-rec/model: the shipped model
 #
 # GOCODER: how to call gocoder ("python3 -m gocoder" on a machine where the package is not installed).
 set -euo pipefail
@@ -67,6 +70,19 @@ run() {
     --tokens "$out/$DATA" -o "$out/$name" --seconds "$seconds" --json | tee -a "$out/results.jsonl"
 }
 
+records() {
+  local pack=$1 out=$2 name=$3 steps=$4
+  variant "$name"
+  step "$name: $steps steps of records from its export"
+  # shellcheck disable=SC2206
+  $GOCODER train -c configs/golf.toml ${SETS:-} "${V[@]}" --set "train.tokenizer=\"$pack/$TOK\"" \
+    --set "train.init=\"$out/$name/model\"" --set "train.data=\"$pack/shards8k\"" --set "train.out=\"$out/$name-rec/run\"" \
+    --set 'train.schedule="steps"' --set "train.steps=$steps" --set train.time_limit_s=0 --set train.compile=false \
+    --set train.lr=0.001 --set train.warmup_steps=10 --set train.ema_decay=0.98 --set train.log_every=10 \
+    --set 'train.stages=[{name = "records"}]' --json | tee "$out/$name-rec.json"
+  $GOCODER export "$out/$name-rec/run" -o "$out/$name-rec/model" --quantize int8
+}
+
 case "${1:-}" in
   pack) pack "${2:-}" "${3:-}" "${4:-250}" ;;
   ablate)
@@ -76,6 +92,8 @@ case "${1:-}" in
   run)
     mkdir -p "${3:?OUT}"
     run "${2:?PACK}" "$3" "${4:?SECONDS}" "${5:?NAME}" ;;
-  *) echo "usage: runs/golf.sh pack CORPUS_TEXT PACK [MB] | ablate PACK OUT SECONDS | run PACK OUT SECONDS NAME" >&2
+  records) records "${2:?PACK}" "${3:?OUT}" "${4:?NAME}" "${5:?STEPS}" ;;
+  *) echo "usage: runs/golf.sh pack CORPUS_TEXT PACK [MB] | ablate PACK OUT SECONDS | run PACK OUT SECONDS NAME" \
+          "| records PACK OUT NAME STEPS" >&2
      exit 2 ;;
 esac
