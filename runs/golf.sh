@@ -8,6 +8,9 @@
 #                                             # that travels to a GPU machine in one transfer
 #   runs/golf.sh ablate PACK OUT SECONDS      # GPU: tokenize, then each variant below for SECONDS of training
 #   runs/golf.sh run PACK OUT SECONDS NAME    # GPU: one variant (the winner, for longer)
+#   runs/golf.sh records PACK OUT NAME STEPS  # then STEPS of the record shards PACK/shards8k (plans and code,
+#                                             # `gocoder shards`), so that `gocoder generate`'s format is
+#                                             # learned; exported int8 to OUT/NAME-rec/model: the shipped model
 #
 # GOCODER: how to call gocoder ("python3 -m gocoder" on a machine where the package is not installed).
 set -euo pipefail
@@ -46,29 +49,38 @@ pack() {
   du -sh "$out"/* >&2
 }
 
-tokenize() {
-  local pack=$1 out=$2
-  for t in 8 16; do
-    if [ ! -f "$out/tokens${t}k/meta.json" ]; then
-      $GOCODER corpus tokenize --text "$pack/quality/text" --tokenizer "$pack/tok${t}k" -o "$out/tokens${t}k" \
-        --workers "$(nproc)"
-    fi
-  done
-  if [ ! -f "$out/random8k/meta.json" ] && [ -d "$pack/random" ]; then
-    $GOCODER corpus tokenize --text "$pack/random/text" --tokenizer "$pack/tok8k" -o "$out/random8k" \
-      --workers "$(nproc)"
-    # the random selection is scored on the same held-out text as the others
-    rm -rf "$out/random8k/valid" && cp -r "$out/tokens8k/valid" "$out/random8k/valid"
+tokenize() {  # tokenize PACK OUT DATA TOK: the variant's tokens, once (the GPU machine's cores)
+  local pack=$1 out=$2 data=$3 tok=$4 text=quality
+  [ "$data" = random8k ] && text=random
+  [ -f "$out/$data/meta.json" ] && return
+  $GOCODER corpus tokenize --text "$pack/$text/text" --tokenizer "$pack/$tok" -o "$out/$data" --workers "$(nproc)"
+  if [ "$text" = random ]; then  # the random selection is scored on the same held-out text as the others
+    tokenize "$pack" "$out" tokens8k tok8k
+    rm -rf "$out/$data/valid" && cp -r "$out/tokens8k/valid" "$out/$data/valid"
   fi
 }
 
 run() {
   local pack=$1 out=$2 seconds=$3 name=$4
   variant "$name"
+  tokenize "$pack" "$out" "$DATA" "$TOK"
   step "$name: ${seconds} s"
   # shellcheck disable=SC2206  # SETS: extra overrides for every variant
   $GOCODER golf -c configs/golf.toml ${SETS:-} "${V[@]}" --set "train.tokenizer=\"$pack/$TOK\"" \
     --tokens "$out/$DATA" -o "$out/$name" --seconds "$seconds" --json | tee -a "$out/results.jsonl"
+}
+
+records() {
+  local pack=$1 out=$2 name=$3 steps=$4
+  variant "$name"
+  step "$name: $steps steps of records from its export"
+  # shellcheck disable=SC2206
+  $GOCODER train -c configs/golf.toml ${SETS:-} "${V[@]}" --set "train.tokenizer=\"$pack/$TOK\"" \
+    --set "train.init=\"$out/$name/model\"" --set "train.data=\"$pack/shards8k\"" --set "train.out=\"$out/$name-rec/run\"" \
+    --set 'train.schedule="steps"' --set "train.steps=$steps" --set train.time_limit_s=0 --set train.compile=false \
+    --set train.lr=0.001 --set train.warmup_steps=10 --set train.ema_decay=0.98 --set train.log_every=10 \
+    --set 'train.stages=[{name = "records"}]' --json | tee "$out/$name-rec.json"
+  $GOCODER export "$out/$name-rec/run" -o "$out/$name-rec/model" --quantize int8
 }
 
 case "${1:-}" in
@@ -76,13 +88,12 @@ case "${1:-}" in
   ablate)
     pack=${2:?PACK} out=${3:?OUT} seconds=${4:?SECONDS}
     mkdir -p "$out"
-    step "tokenize"
-    tokenize "$pack" "$out"
     for name in ${VARIANTS:-base16 modern8 loop8 wide8 random8}; do run "$pack" "$out" "$seconds" "$name"; done ;;
   run)
     mkdir -p "${3:?OUT}"
-    tokenize "${2:?PACK}" "$3"
-    run "$2" "$3" "${4:?SECONDS}" "${5:?NAME}" ;;
-  *) echo "usage: runs/golf.sh pack CORPUS_TEXT PACK [MB] | ablate PACK OUT SECONDS | run PACK OUT SECONDS NAME" >&2
+    run "${2:?PACK}" "$3" "${4:?SECONDS}" "${5:?NAME}" ;;
+  records) records "${2:?PACK}" "${3:?OUT}" "${4:?NAME}" "${5:?STEPS}" ;;
+  *) echo "usage: runs/golf.sh pack CORPUS_TEXT PACK [MB] | ablate PACK OUT SECONDS | run PACK OUT SECONDS NAME" \
+          "| records PACK OUT NAME STEPS" >&2
      exit 2 ;;
 esac
