@@ -24,7 +24,7 @@ step() { echo "== $* ($(date +%T))" >&2; }
 variant() {
   local modern=(--set model.qk_norm=true --set 'model.mlp="relu2"' --set model.mlp_mult=4.0
                 --set model.logit_softcap=15.0 --set train.cooldown=0.5)
-  case "$1" in
+  case "${1%%-*}" in  # NAME-anything: a second run of the variant NAME (the winner, longer)
     base16) V=(); TOK=tok16k; DATA=tokens16k ;;
     base8) V=(); TOK=tok8k; DATA=tokens8k ;;
     modern8) V=("${modern[@]}"); TOK=tok8k; DATA=tokens8k ;;
