@@ -1,6 +1,6 @@
 """Hostile Go programs through the sandbox, exactly as `gocoder bench` runs a completion (benchrun.score).
 
-Each program exits 0 only if its attack worked, so a pass (status "ok") is an escape. After every run
+Each program returns to main's check only if its attack worked, so a pass (status "ok") is an escape. After every run
 nothing may be left: no process of a pool uid, no file in the host's /tmp, /var/tmp, /dev/shm or
 /run/lock, no SysV segment. Both isolations run where they can ("bwrap", and "root", the in-process
 fallback, as root); test_as_a_non_root_user reruns the suite under an unprivileged uid.
@@ -34,25 +34,29 @@ MB = 1 << 20
 def _problem(name: str, imports: str) -> Problem:
     """An MBXP-shaped problem: the completion is the body of Attack, which the harness's main calls."""
     head = f"package main\n\nimport ({imports})\n\n" if imports else "package main\n\n"
+    # MBXP-shaped: main's check runs after Attack returns (the harness passes no program whose checks never ran)
+    test = ("\nfunc deepCompare(a, b interface{}) bool { return a == b }\n\nfunc main() {\n\tAttack()\n"
+            "\tif !deepCompare(1, 1) {\n\t\tpanic(1)\n\t}\n}\n")
     return Problem(id=name, format="mbxp", prompt=head + "func Attack() {\n", entry_point="Attack",
-                   description="", test="\nfunc main() {\n\tAttack()\n}\n")
+                   description="", test=test)
 
 
 def _attacks(port: int) -> dict[str, tuple[str, str]]:
-    """name -> (program, imports); each prints what it got and exits 0 only if it escaped."""
+    """name -> (program, imports); each prints what it got and returns (so that main's check runs and the
+    program passes) only if it escaped; otherwise it exits non-zero or is stopped."""
     return {
         "dial_out": (f"""if c, err := net.DialTimeout("tcp", "127.0.0.1:{port}", time.Second); err == nil {{
 	c.Close()
-	os.Exit(0)
+	return
 }}
 if c, err := net.DialTimeout("tcp", "1.1.1.1:53", time.Second); err == nil {{
 	c.Close()
-	os.Exit(0)
+	return
 }}
 os.Exit(1)""", '"net"; "os"; "time"'),
         "write_outside": (f"""for _, p := range []string{{"{OUTSIDE}/probe", "/gocoder-probe", "/usr/gocoder-probe", "/etc/gocoder-probe"}} {{
 	if os.WriteFile(p, []byte("x"), 0o644) == nil {{
-		os.Exit(0)
+		return
 	}}
 }}
 os.Exit(1)""", '"os"'),  # noqa: E501
@@ -66,7 +70,7 @@ os.Exit(1)""", '"os"'),
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	_ = cmd.Start()
 }""", '"os"; "os/exec"; "syscall"'),
-        "big_allocation": ("b := make([]byte, 10<<30)\nb[len(b)-1] = 1\nos.Exit(0)", '"os"'),
+        "big_allocation": ("b := make([]byte, 10<<30)\nb[len(b)-1] = 1\nreturn", ""),
         # SysV: segments of 8 MB (never attached, so RLIMIT_AS does not see them) until the kernel says no.
         "sysv_shm": ("""total := 0
 for i := 0; i < 1000; i++ {
@@ -78,7 +82,7 @@ for i := 0; i < 1000; i++ {
 }
 fmt.Println("sysv bytes", total)
 if total > 64<<20 {
-	os.Exit(0)
+	return
 }
 os.Exit(1)""", '"fmt"; "os"; "syscall"'),
         # POSIX shared memory is files in /dev/shm (shm_open): fill it, file after file, until it is full.
@@ -98,7 +102,7 @@ for i := 0; i < 100; i++ {
 }
 fmt.Println("dev/shm bytes", total)
 if total > 64<<20 {
-	os.Exit(0)
+	return
 }
 os.Exit(1)""", '"fmt"; "os"'),
         "detached_child": ("""if len(os.Args) > 1 {
