@@ -4,8 +4,8 @@ Loss = w_plan * plan + w_code * code + w_ctrl * controller + w_halt * halting (e
 the examples still active in a segment, then a mean over segments: gocoder/model/model.py). AdamW (fused on
 CUDA), or Muon on the hidden matrices with AdamW on the rest (`train.optimizer`), linear warmup then
 cosine decay or a constant rate and a linear cool-down (`train.cooldown`), over the steps or over a
-wall-time budget (`train.schedule = "time"`: gocoder golf), gradient clipping, gradient accumulation, bf16 autocast on CUDA, opt-in torch.compile
-and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights, quantization-aware training
+wall-time budget (`train.schedule = "time"`: gocoder golf), gradient clipping, gradient accumulation,
+bf16 autocast on CUDA, opt-in torch.compile and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights, quantization-aware training
 (train.qat_bits: gocoder/model/quant.py's fake quantization, parametrized onto the matrices from outside),
 a curriculum of stages switched by step or by a validation metric, each stage reading its own data
 (record shards, or pretraining tokens packed into fixed rows).
