@@ -5,10 +5,10 @@ the examples still active in a segment, then a mean over segments: gocoder/model
 CUDA), or Muon on the hidden matrices with AdamW on the rest (`train.optimizer`), linear warmup then
 cosine decay or a constant rate and a linear cool-down (`train.cooldown`), over the steps or over a
 wall-time budget (`train.schedule = "time"`: gocoder golf), gradient clipping, gradient accumulation,
-bf16 autocast on CUDA, opt-in torch.compile and DDP (torchrun: the same script on 1 or N GPUs), EMA of the weights, quantization-aware training
-(train.qat_bits: gocoder/model/quant.py's fake quantization, parametrized onto the matrices from outside),
-a curriculum of stages switched by step or by a validation metric, each stage reading its own data
-(record shards, or pretraining tokens packed into fixed rows).
+bf16 autocast on CUDA, opt-in torch.compile and DDP (torchrun: the same script on 1 or N GPUs), EMA of the
+weights, quantization-aware training (train.qat_bits: gocoder/model/quant.py's fake quantization,
+parametrized onto the matrices from outside), a curriculum of stages switched by step or by a validation
+metric, each stage reading its own data (record shards, or pretraining tokens packed into fixed rows).
 
 The loop is a state plus a step, as HRM's and TRM's are (`TrainState`, `train_step`): the step reads no
 host value (losses, grad norm and FLOPs stay on the device until the log interval, when one `.tolist()`
