@@ -59,8 +59,6 @@ def test_bits_per_byte_is_the_summed_cross_entropy_over_the_bytes(tokens):
     got = bits_per_byte(model, shard, byte_lengths(tok), torch.device("cpu"), max_tokens=10**6, batch_size=3)
     # by hand: every row's logits, the cross-entropy of each next token, summed
     T, nats = 64, 0.0
-    from gocoder.model.model import _gather  # noqa: F401 (the GPT's forward is what is scored)
-
     for r in range(len(shard)):
         b = shard.batch([r])
         x = model.embed(b.tokens) * math.sqrt(cfg.model.d_model)

@@ -29,6 +29,7 @@ import tree_sitter as ts
 import tree_sitter_go as tsg
 
 from gocoder import GocoderError
+from gocoder.collect.gosources import package_of
 from gocoder.collect.textparts import PartWriter, read_parts
 
 GO = ts.Language(tsg.language())
@@ -50,20 +51,19 @@ def score(text: str, path: str = "") -> float:
             decls += 1
             documented += prev is not None and prev.type == "comment" and prev.end_point[0] + 1 >= node.start_point[0]
         prev = node
-    flow = plumb = 0
-    plumb_lines: set[int] = set()
+    flow = 0
+    plumb: set[int] = set()  # the lines that hold a struct field or a composite-literal entry
     stack = [root]
     while stack:
         n = stack.pop()
         t = n.type
         if t in _FLOW:
             flow += 1
-        elif t in _PLUMB and n.start_point[0] not in plumb_lines:
-            plumb_lines.add(n.start_point[0])
-            plumb += 1
+        elif t in _PLUMB:
+            plumb.add(n.start_point[0])
         stack.extend(n.children)
     lines = max(1, src.count(b"\n"))
-    s = (documented / decls if decls else 0.0) + 0.5 * min(1.0, flow / lines * 100 / 10) - plumb / lines
+    s = (documented / decls if decls else 0.0) + 0.5 * min(1.0, flow / lines * 100 / 10) - len(plumb) / lines
     return s * (0.5 if path.endswith("_test.go") else 1.0) if s > 0 else s
 
 
@@ -91,7 +91,7 @@ def select(text_dir: Path, out: Path, budget_mb: float, how: str = "quality", va
                 held_bytes += size
             continue
         key = -score(rec["text"], rec.get("path", "")) if how == "quality" else rng.random()
-        cands.append((key, i, size, rec.get("package", "?").split("@")[0]))
+        cands.append((key, i, size, package_of(rec.get("package", "?"))))  # PKG@SUITE
         if progress and n % 5000 == 0:
             progress("score", n)
     if not cands:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gocoder import GocoderError
-from gocoder.model.model import GocoderModel, gpt_layers_for
+from gocoder.model.model import GocoderModel, gpt_layers_for, looped_layers
 
 
 @dataclass
@@ -280,7 +280,7 @@ class StaticGPT:
     def row_bytes(cfg: Any, length: int, elt: int) -> int:
         """Device bytes one row needs: its K and V in every layer, and the step's and the sampler's
         [vocab] rows (logits, top-p's sort and order, the n-gram ban, the noise: ~10 float copies)."""
-        layers = (cfg.gpt_layers or gpt_layers_for(cfg)) + (cfg.loop[1] - cfg.loop[0] if cfg.loop else 0)
+        layers = (cfg.gpt_layers or gpt_layers_for(cfg)) + looped_layers(cfg)
         return 2 * layers * length * cfg.d_model * elt + 10 * 4 * cfg.vocab_size + 16 * length
 
     def _mode(self) -> contextlib.ExitStack:

@@ -533,6 +533,11 @@ def gpt_layers_for(cfg: ModelConfig) -> int:
     return max(1, round((rec - one) / (two - one)) + 1)
 
 
+def looped_layers(cfg: ModelConfig) -> int:
+    """The layers of a stack that model.loop runs a second time (0 without a loop)."""
+    return cfg.loop[1] - cfg.loop[0] if cfg.loop else 0
+
+
 def train_flops(cfg: ModelConfig, total: int, code: int, segments: float = 1.0, plan: int | None = None) -> float:
     """Matmul FLOPs of one training example (forward + backward) with `total` tokens of which `code`
     are code and `plan` plan tokens, per PaLM's convention (attention scores counted in full). Steps run
@@ -543,7 +548,7 @@ def train_flops(cfg: ModelConfig, total: int, code: int, segments: float = 1.0, 
     hid = 32 * math.ceil(cfg.mlp_mult * d / 32)
     layer = lambda n, m: 2 * n * (4 * d * d + 3 * d * hid) + 4 * n * m * d  # noqa: E731 (n queries, m keys)
     head = 2 * d * cfg.vocab_size * (total - 1 if plan is None else plan + code)
-    extra = cfg.loop[1] - cfg.loop[0] if cfg.loop else 0  # looped layers run twice (counted as if always on)
+    extra = looped_layers(cfg)  # looped layers run twice (counted as if always on)
     if cfg.type == "gpt":
         return 3 * ((cfg.gpt_layers or gpt_layers_for(cfg)) + extra) * layer(total, total) + 3 * head
     H = (cfg.planner_layers + extra) * layer(total, total)

@@ -14,6 +14,7 @@ sizes and the run's totals); a rerun with golf.json present only prints it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -55,15 +56,17 @@ def bits_per_byte(model: Any, shard: TokenShard, nbytes: np.ndarray, device: tor
     rows = min(len(shard), max(1, max_tokens // T))
     if rows == 0:
         raise GocoderError("the held-out split has no row of model.max_seq_len tokens to score")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+    from gocoder.training.train import _loss
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     nats = torch.zeros((), dtype=torch.float64, device=device)
     for i in range(0, rows, batch_size):
         idx = list(range(i, min(i + batch_size, rows)))
         b = shard.batch(idx).to(device)
         with autocast:
             out = model(b)
-        # a pretraining row predicts T - 1 tokens: the first as its "plan" token, the rest as "code"
-        nats += len(idx) * (out.plan_loss.double() + (T - 2) * out.code_loss.double())
+        # the training loss of a pretraining row is the mean over its T - 1 predicted tokens
+        nats += len(idx) * (T - 1) * _loss(out, None, b).double()
     toks = np.asarray(shard.tokens[: rows * T]).reshape(rows, T)[:, 1:]  # the predicted tokens
     total_bytes = int(nbytes[toks].sum())
     n = rows * (T - 1)
@@ -71,20 +74,12 @@ def bits_per_byte(model: Any, shard: TokenShard, nbytes: np.ndarray, device: tor
     return {"bits_per_byte": v / LN2 / total_bytes, "loss": v / n, "tokens": n, "bytes": total_bytes}
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-
 def golf(cfg: Config, tokens: str | Path, out: str | Path, *, quantize: str = "int8", max_mb: float = 32.0,
          eval_tokens: int = 4 << 20, progress: bool = False) -> dict[str, Any]:
     """Train cfg's model on the pretraining tokens for cfg.train.time_limit_s, export it (quantize) under
     max_mb, and score the export in bits per byte on the tokens' valid split. Returns golf.json's record."""
     from gocoder.text.tokenizer import Tokenizer
-    from gocoder.training.train import train
+    from gocoder.training.train import train, train_device
 
     out, tokens = Path(out), Path(tokens)
     done = out / "golf.json"
@@ -110,7 +105,7 @@ def golf(cfg: Config, tokens: str | Path, out: str | Path, *, quantize: str = "i
     size = (model_dir / "model.safetensors").stat().st_size
     if size > max_mb * 1e6:
         raise GocoderError(f"{model_dir}/model.safetensors: {size / 1e6:.1f} MB is over --max-mb {max_mb}")
-    device = torch.device(t.device if t.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = train_device(t.device)
     model, meta = load_model(model_dir)
     tok = Tokenizer.load(model_dir / "tokenizer.model")
     score = bits_per_byte(model.to(device), valid, byte_lengths(tok), device, eval_tokens, t.batch_size)

@@ -60,6 +60,11 @@ def peak_flops(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
+def train_device(name: str) -> torch.device:
+    """train.device as a torch device: "auto" is cuda when torch sees a GPU, else cpu."""
+    return torch.device(name if name != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def lr_at(step: int, cfg: Any, elapsed_s: float = 0.0) -> float:
     """Multiplier of cfg.lr: linear warmup, then down to min_lr_ratio at the schedule's end, which is
     cfg.steps, or with cfg.schedule = "time" cfg.time_limit_s of training (elapsed_s so far). The decay is
@@ -416,7 +421,7 @@ def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, p
         raise GocoderError(f"--stop-after {stop_after}: expected 1 or more optimizer steps")
     t = cfg.train
     rank, world, local = _setup_dist(t)
-    device = torch.device(t.device if t.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = train_device(t.device)
     if device.type == "cuda":
         device = torch.device("cuda", local if world > 1 else (device.index or 0))
         torch.cuda.set_device(device)  # NCCL and the CUDA RNG state act on the current device
