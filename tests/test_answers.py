@@ -38,7 +38,7 @@ def test_rows_come_per_batch_and_a_cut_run_resumes_to_the_uncut_file(tmp_path, f
     rows = [json.loads(x) for x in full.read_text().splitlines()]
     assert res["answers"] == len(rows) == 15 and res["batches_run"] == 3
     assert {r["kind"] for r in rows} == {"sampled"} and [r["sample"] for r in rows[:3]] == [0, 1, 2]
-    assert all(r["completion"] and r["task_id"] in r["code"] for r in rows)
+    assert all(r["completion"] and r["task_id"] in r["code"] and "code_raw" in r for r in rows)
     seeds = [s for _, _, s in fake]
     assert len(set(seeds)) == 3 and None not in seeds  # one seed a batch (batch_seed)
     # cut inside the second batch, with a torn last line: the rerun redoes that batch and the third only

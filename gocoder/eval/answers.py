@@ -175,9 +175,10 @@ def write_answers(gen: Any, problems: Sequence[Problem], cfg: BenchConfig, out: 
                     gen_s += time.monotonic() - t1
                     for p, cs in zip(batch, codes, strict=True):
                         for j, code in enumerate(cs):
+                            # code_raw: the answer as the model wrote it, before the harness closed it
                             written += writer.write({"key": f"{p.id}#{kind}#{j}", "task_id": p.id, "kind": kind,
                                                      "sample": j, "completion": completion_from_code(p, code),
-                                                     "code": code})
+                                                     "code": code, "code_raw": getattr(code, "raw", code)})
                 bar.advance(task_id, len(batch))
     return {"answers": written, "problems": len(problems), "batches_run": len(todo),
             "generate_seconds": round(gen_s, 2), "seconds": round(time.monotonic() - t0, 2), "out": str(out)}
