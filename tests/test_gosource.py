@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gocoder.text.gosource import Import, body_open, func_body, funcs, imports, line_depths, skip_balanced
+from gocoder.text.gosource import Import, body_open, func_body, funcs, imports, line_depths, skip_balanced, split_list
 
 FILE = '''// Package x { is not a brace.
 package x
@@ -117,3 +117,10 @@ def test_line_depths():
     src = "func f() {\n\tx := `a\nb{`\n\tg(1,\n\t/* {\n */ 2)\n}\n"
     assert line_depths(src) == [(1, 0), (-1, -1), (1, 0), (1, 1), (-1, -1), (1, 0), (0, 0)]
     assert line_depths('s := "{\nt := 1\n') == [(0, 0), (0, 0)]  # a quote cannot cross a line
+
+
+def test_split_list():
+    assert split_list("int, map[string]int, func(a, b int) (x, y int)") == [
+        "int", "map[string]int", "func(a, b int) (x, y int)"]
+    assert split_list('a, struct{ X int `tag:"a,b"` }, ') == ["a", 'struct{ X int `tag:"a,b"` }']
+    assert split_list("") == []

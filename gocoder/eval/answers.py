@@ -102,12 +102,12 @@ def _complete(gen: Any, problems: list[Problem], heads: list[str], heal: str, n:
         out = head + gen.tok.decode([t for t in c.tokens if t != eos])
         end = out.find("\n}", len(head))
         out = out[: end + 2] + "\n" if end >= 0 else out
-        m = last_func(p.prompt)
+        f = last_func(p.prompt)
         # cut by the budget, or broken before its end: closed at its last line between statements that
         # leaves it parsing (an answer that parses stays as it is)
         # cut by the budget, or broken before its end: closed at its last line between statements that
         # leaves it parsing (an answer that parses stays as it is); the raw answer is kept for "parsed_raw"
-        codes.append(Answer(close_function(out[m.start():]), out[m.start():]) if m else out[len(p.prompt):])
+        codes.append(Answer(close_function(out[f.start:]), out[f.start:]) if f else out[len(p.prompt):])
     return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
 
 

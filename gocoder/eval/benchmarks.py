@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gocoder import GocoderError
-from gocoder.records import body_open, read_jsonl_numbered, skip_balanced
+from gocoder.records import read_jsonl_numbered
+from gocoder.text.gosource import Func, body_open, imports, skip_balanced, split_list
+from gocoder.text.gosource import funcs as top_funcs
 
 FORMATS = ("mbxp", "multipl-e", "humaneval-x", "humanevalpack", "synth-fix")
 # Harnesses that never compile whatever the completion (untyped nil, int overflow, a NUL byte): excluded.
 MBXP_EXCLUDED = frozenset(f"MBGP/{n}" for n in (67, 217, 395, 431, 452, 539, 546, 746, 755, 761, 954))
 # The packages the HumanEval-X / HumanEvalPack harnesses import when the completion uses them.
 GO_HELPER_IMPORTS = ("math", "strings", "fmt", "strconv", "time", "bytes", "regexp", "sort", "math/rand", "crypto/md5")
-_FUNC = re.compile(r"^func\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)\s*[\[(]", re.M)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,8 @@ def load_problems(path: str | Path, fmt: str, *, task: str = "synthesize") -> li
 
 def _doc_of(prompt: str) -> str:
     """The // comment block right above the prompt's last func: the problem in words."""
-    head = prompt[: last_func(prompt).start()] if last_func(prompt) else prompt
+    f = last_func(prompt)
+    head = prompt[: f.start] if f else prompt
     block: list[str] = []
     for line in reversed(head.rstrip("\n").splitlines()):
         if not line.startswith("//"):
@@ -151,16 +153,17 @@ def _doc_of(prompt: str) -> str:
     return "\n".join(reversed(block)).strip()
 
 
-def last_func(src: str) -> re.Match | None:
-    found = list(_FUNC.finditer(src))
+def last_func(src: str) -> Func | None:
+    """The last top-level function of src (a prompt's: the entry point, its signature left open)."""
+    found = top_funcs(src)
     return found[-1] if found else None
 
 
 def _entry(prompt: str, where: str) -> str:
-    m = last_func(prompt)
-    if m is None:
+    f = last_func(prompt)
+    if f is None:
         raise KeyError(where)
-    return m.group(1)
+    return f.name
 
 
 def _mbxp(r: dict, task: str) -> Problem:
@@ -215,8 +218,8 @@ def problem_record(problem: Problem, task: str = "synthesize") -> dict:
         return {"id": problem.id, "split": "test", "source": "bench:synth-fix",
                 "problem": {"description": problem.description, "details": problem.details},
                 "context": {"file": problem.path, "before": problem.prompt}, "plan": {"steps": []}}  # fmt: skip
-    m = last_func(problem.prompt)
-    cut = m.start() if m else len(problem.prompt)
+    f = last_func(problem.prompt)
+    cut = f.start if f else len(problem.prompt)
     head, signature = problem.prompt[:cut], problem.prompt[cut:].strip().rstrip("{").strip()
     first, _, rest = problem.description.strip().partition("\n")
     if task == "fix":
@@ -257,7 +260,7 @@ def completion_from_code(problem: Problem, code: str) -> str:
             return problem.prompt
     res = get_checker().check(code, kind="auto")
     raw = code.encode()
-    taken = {m.group(1) for m in _FUNC.finditer(problem.prompt + "\n" + problem.test)} | {"main", "init"}
+    taken = {f.name for f in top_funcs(problem.prompt + "\n" + problem.test)} | {"main", "init"}
     funcs = [d for d in res.decls if d.kind == "func"]
     entry = next((d for d in funcs if d.name == problem.entry_point), None) or _root_func(
         [d for d in funcs if d.name not in taken], raw)
@@ -292,28 +295,18 @@ def _root_func(funcs: list, raw: bytes) -> object | None:
 
 def zero_completion(problem: Problem) -> str:
     """A trivial completion that returns the zero values of the signature's results (for harness checks)."""
-    m = last_func(problem.prompt)
-    sig = problem.prompt[m.start() :] if m else ""
+    f = last_func(problem.prompt)
+    sig = problem.prompt[f.start :] if f else ""
     at = body_open(sig)
-    params_end = skip_balanced(sig, sig.index("(", m.end() - m.start() - 1), "()") if m else 0
+    params_end = skip_balanced(sig, f.params - f.start, "()") if f else 0
     results = sig[params_end : at - 1].strip() if at > 0 else ""
     if results.startswith("("):
         results = results[1:-1]
-    types, depth, cur = [], 0, ""
-    for ch in results:  # split on top-level commas: (int, map[string]int)
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if ch == "," and depth == 0:
-            types.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    types += [cur.strip()] if cur.strip() else []
+    types = split_list(results)  # (int, map[string]int): two
     decls = "".join(f"\tvar z{i} {t}\n" for i, t in enumerate(types))
     body = decls + ("\treturn " + ", ".join(f"z{i}" for i in range(len(types))) + "\n" if types else "") + "}\n"
     # The prompt's imports must be used or the file does not compile; the test uses json and reflect.
-    m = re.search(r"^import \((.*?)^\)", problem.prompt, re.M | re.S)
-    imported = set(re.findall(r'"([^"]+)"', m.group(1))) if m else set()
+    imported = {i.path for i in imports(problem.prompt)}
     uses = [f"var _ = {ref}\n" for pkg, ref in _IMPORT_REFS.items() if pkg in imported and ref not in problem.test]
     return body + ("\n" + "".join(uses) if uses else "")
 

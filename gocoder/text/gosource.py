@@ -31,6 +31,7 @@ _SKIP = f"{COMMENT}|{LITERAL}"
 _BRACKETS = re.compile(f"{_SKIP}|[(){{}}\\[\\]]", re.S)
 _LINES = re.compile(f"{_SKIP}|[(){{}}\\[\\]\n]", re.S)
 _SIGNATURE = re.compile(f"{_SKIP}|[(){{}}\\[\\]\n]|{IDENT}", re.S)
+_LIST = re.compile(f"{_SKIP}|[(){{}}\\[\\],]", re.S)
 _TOP = re.compile(f"{_SKIP}|[(){{}}\\[\\]]|^[ \t]*(?P<func>func)\\b", re.S | re.M)
 _OPENS, _CLOSES = frozenset("([{"), frozenset(")]}")
 # a word or literal that ends a line ends a statement too (Go's semicolon rule): a signature that
@@ -88,6 +89,23 @@ def body_open(fn: str) -> int:
                 return m.end()
         last = t
     return -1
+
+
+def split_list(text: str) -> list[str]:
+    """text split at its commas outside brackets and literals, each part stripped, empty ones dropped:
+    "int, map[string]int, func(a, b int)" -> ["int", "map[string]int", "func(a, b int)"]."""
+    parts, depth, at = [], 0, 0
+    for m in _LIST.finditer(text):
+        t = m.group()
+        if t in _OPENS:
+            depth += 1
+        elif t in _CLOSES:
+            depth -= 1
+        elif t == "," and depth == 0:
+            parts.append(text[at : m.start()])
+            at = m.end()
+    parts.append(text[at:])
+    return [p.strip() for p in parts if p.strip()]
 
 
 class Func(NamedTuple):
