@@ -23,18 +23,11 @@ from typing import Any
 
 from gocoder import GocoderError
 from gocoder.records import content_hash, read_jsonl
+from gocoder.text.gosource import COMMENT, LITERAL, func_body, funcs, skip_balanced
 
-# A rough Go lexer: enough to drop comments and whitespace and to keep strings whole, so that
-# braces inside strings never confuse the function splitter.
-_TOKEN = re.compile(
-    r"""(?P<skip>\s+|//[^\n]*|/\*.*?\*/)
-      | (?P<str>`[^`]*`|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])+')
-      | (?P<word>[\w.]+)
-      | (?P<op>.)""",
-    re.S | re.X,
-)
-_OPEN = {"{": "}", "(": ")", "[": "]"}
-_CLOSE = set(_OPEN.values())
+# Go's tokens without comments and whitespace, literals whole (gocoder/text/gosource.py's lexical layer);
+# a word keeps its dots (`strings.Split` is one token): the blocklists written so far hash that way
+_TOKEN = re.compile(f"(?P<skip>\\s+|{COMMENT})|(?P<str>{LITERAL})|(?P<word>[\\w.]+)|(?P<op>.)", re.S)
 
 
 def tokens(src: str) -> list[str]:
@@ -44,32 +37,13 @@ def tokens(src: str) -> list[str]:
 
 def functions(src: str) -> Iterator[tuple[str, str | None]]:
     """(normalized header, normalized whole function or None if unterminated) of each top-level func."""
-    toks = tokens(src)
-    depth, i, n = 0, 0, len(toks)
-    while i < n:
-        t = toks[i]
-        if depth == 0 and t == "func":
-            j, d = i + 1, 0
-            # The body opens at the first `{` outside the parameter and result parentheses.
-            while j < n and not (toks[j] == "{" and d == 0):
-                d += toks[j] in ("(", "[")
-                d -= toks[j] in (")", "]")
-                j += 1
-            header = " ".join(toks[i:j])
-            k, d = j, 0
-            while k < n:
-                d += toks[k] in _OPEN
-                d -= toks[k] in _CLOSE
-                k += 1
-                if d == 0:
-                    break
-            yield header, (" ".join(toks[i:k]) if d == 0 and j < n else None)
-            i = k
+    for f in funcs(src):
+        at, end = func_body(src, f)
+        if at < 0:  # no body: the header is the signature, to the end of the line its parameters close on
+            stop = src.find("\n", skip_balanced(src, f.params, "()"))
+            yield " ".join(tokens(src[f.start : stop if stop >= 0 else len(src)])), None
             continue
-        depth += t in _OPEN
-        depth -= t in _CLOSE
-        depth = max(depth, 0)
-        i += 1
+        yield " ".join(tokens(src[f.start : at - 1])), (" ".join(tokens(src[f.start : end])) if end > 0 else None)
 
 
 def code_hashes(src: str) -> set[str]:
