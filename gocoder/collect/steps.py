@@ -15,12 +15,13 @@ import re
 from typing import Any
 
 from gocoder.collect.plans import DeclChange, code_key, strip_prefix
+from gocoder.text.gosource import LITERAL
 
 _NOISE = re.compile(r"<!--[\s\S]*?-->|^[ \t]*#+ .*$|^[ \t]*[-*] \[[ xX]\].*$|^(Signed-off-by|Co-authored-by):.*$", re.M)
-_LITERAL = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'')
+_LITERAL = re.compile(LITERAL)
 _CALL = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\(")
 _IDENT = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")  # qualified: `http.StatusOK`
-_EDIT_TOKEN = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|\w+|[^\w\s"\'`]+')
+_EDIT_TOKEN = re.compile(f"{LITERAL}|\\w+|[^\\w\\s\"'`]+")
 # Words that every Go declaration has: naming them says nothing about this change.
 _GO_WORDS = set("break case chan const continue default defer else fallthrough for func go goto if import "
                 "interface map package range return select struct switch type var nil true false iota "
