@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from gocoder.collect.plans import DeclChange, code_key, strip_prefix
-from gocoder.text.gosource import LITERAL
+from gocoder.text.gosource import LITERAL, body_open
 
 _NOISE = re.compile(r"<!--[\s\S]*?-->|^[ \t]*#+ .*$|^[ \t]*[-*] \[[ xX]\].*$|^(Signed-off-by|Co-authored-by):.*$", re.M)
 _LITERAL = re.compile(LITERAL)
@@ -77,8 +77,12 @@ def _listed(names: list[str]) -> str:
 def _signature(text: str) -> str:
     """The first line of a declaration without its body: `func (s *Server) Close() error`."""
     line = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("//")), "")
-    line = line.split("{")[0].strip() if line.lstrip().startswith(("func", "type")) else line.strip()
-    return line[:120]
+    if line.lstrip().startswith("func"):
+        at = body_open(line.lstrip())  # past an interface{} or struct{} in the signature
+        line = line.lstrip()[: at - 1] if at > 0 else line
+    elif line.lstrip().startswith("type"):
+        line = line.split("{")[0]
+    return line.strip()[:120]
 
 
 def _joined(tokens: list[str]) -> str:

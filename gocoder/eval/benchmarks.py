@@ -288,7 +288,7 @@ def _root_func(funcs: list, raw: bytes) -> object | None:
     """The function that answers when none has the entry point's name: the one no other function calls
     (the others are its helpers), the last such one when several are; None without functions."""
     texts = {d.name: raw[d.start : d.end].decode() for d in funcs}
-    roots = [d for d in funcs if not any(re.search(rf"\b{re.escape(d.name)}\s*\(", t.split("{", 1)[-1])
+    roots = [d for d in funcs if not any(re.search(rf"\b{re.escape(d.name)}\s*\(", t[max(body_open(t), 0) :])
                                          for name, t in texts.items() if name != d.name)]  # fmt: skip
     return (roots or funcs)[-1] if funcs else None
 
