@@ -15,6 +15,7 @@ of its line, a raw string or block comment to the end of the text.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import NamedTuple
 
 # regex fragments (for re.S patterns): each literal kind, a comment
@@ -91,17 +92,26 @@ def body_open(fn: str) -> int:
     return -1
 
 
-def split_list(text: str) -> list[str]:
-    """text split at its commas outside brackets and literals, each part stripped, empty ones dropped:
-    "int, map[string]int, func(a, b int)" -> ["int", "map[string]int", "func(a, b int)"]."""
-    parts, depth, at = [], 0, 0
-    for m in _LIST.finditer(text):
+def _at_depth(pattern: re.Pattern[str], src: str) -> Iterator[tuple[re.Match[str], int]]:
+    """Each match of pattern in src but the brackets, with the bracket depth it stands at (a stray closer,
+    in cut or broken code, does not take the depth below 0 and so hide what follows)."""
+    depth = 0
+    for m in pattern.finditer(src):
         t = m.group()
         if t in _OPENS:
             depth += 1
         elif t in _CLOSES:
-            depth -= 1
-        elif t == "," and depth == 0:
+            depth = max(depth - 1, 0)
+        else:
+            yield m, depth
+
+
+def split_list(text: str) -> list[str]:
+    """text split at its commas outside brackets and literals, each part stripped, empty ones dropped:
+    "int, map[string]int, func(a, b int)" -> ["int", "map[string]int", "func(a, b int)"]."""
+    parts, at = [], 0
+    for m, depth in _at_depth(_LIST, text):
+        if m.group() == "," and depth == 0:
             parts.append(text[at : m.start()])
             at = m.end()
     parts.append(text[at:])
@@ -120,14 +130,9 @@ class Func(NamedTuple):
 def funcs(src: str) -> list[Func]:
     """The top-level functions and methods of src, in order: a `func` that starts a line outside every
     bracket (not one inside a body, a literal or a comment, nor a func type as in `type F func()`)."""
-    out, depth = [], 0
-    for m in _TOP.finditer(src):
-        t = m.group()
-        if t in _OPENS:
-            depth += 1
-        elif t in _CLOSES:
-            depth = max(depth - 1, 0)  # a stray closer (cut or broken code) does not hide what follows
-        elif m.lastgroup == "func" and depth == 0 and (h := _HEAD.match(src, m.start("func"))):
+    out = []
+    for m, depth in _at_depth(_TOP, src):
+        if m.lastgroup == "func" and depth == 0 and (h := _HEAD.match(src, m.start("func"))):
             at = h.end()
             if src[at] == "[":  # type parameters
                 at = skip_balanced(src, at, "[]")
