@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parent.parent / "gocoder"
 LAYERS = [
     {"__init__", "config", "fsio", "records", "splits", "progress"},
     {"check"},  # Go and gocheck, the checker client, `gocoder check`, the sandbox
-    {"text", "model"},  # the contract (serialize, tokenizer), Go source as text (gosource); the network (model, quant, checkpoint)
+    {"text", "model"},  # the contract (serialize, tokenizer) and the network (model, quant, checkpoint)
     {"collect"},
     {"inference"},
     {"training"},
