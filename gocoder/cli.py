@@ -18,6 +18,7 @@ from rich.console import Console
 
 from gocoder import GocoderError, __version__
 from gocoder.config import Config, load_config, to_dict, to_toml
+from gocoder.eval.benchmarks import HARNESSES
 
 app = typer.Typer(
     name="gocoder",
@@ -1043,11 +1044,14 @@ def prbench_run_cmd(
           f"edit similarity {res['edit_similarity']}, exact {res['exact']}")
 
 
+_FIXABLE = ", ".join(n for n, h in HARNESSES.items() if "fix" in h.tasks)  # the formats --task fix may name
+
+
 @app.command("bench")
 def bench_cmd(
     file: Annotated[Path, typer.Option("--file", "-f", help="Benchmark JSONL (e.g. ../shared/bench/mbxp_go.jsonl).")],
-    fmt: Annotated[str, typer.Option("--format", help="mbxp, multipl-e, humaneval-x or humanevalpack.")],
-    task: Annotated[str, typer.Option("--task", help="synthesize, or fix (humanevalpack).")] = "synthesize",
+    fmt: Annotated[str, typer.Option("--format", help=f"Benchmark format: {', '.join(HARNESSES)}.")],
+    task: Annotated[str, typer.Option("--task", help=f"synthesize, or fix ({_FIXABLE}).")] = "synthesize",
     mode: Annotated[
         str | None, typer.Option("--mode", help="record (plan, then code) or complete (continue the prompt file).")
     ] = None,

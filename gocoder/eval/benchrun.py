@@ -31,9 +31,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from gocoder import GocoderError
 from gocoder.check.sandbox import Limits, SandboxResult, run_go
 from gocoder.config import BenchConfig, GenerateConfig
-from gocoder.eval.answers import Answer, answer_codes, batch_seed, complete_codes, generate_codes  # noqa: F401
-from gocoder.eval.benchmarks import Problem, load_problems, problem_record, zero_completion
-from gocoder.eval.benchmarks import completion_from_code as _completion_of
+from gocoder.eval.answers import answer_codes, batch_seed, complete_codes, generate_codes  # noqa: F401
+from gocoder.eval.benchmarks import (
+    Answer,
+    Problem,
+    completion_from_code,
+    load_problems,
+    problem_record,
+    zero_completion,
+)
 from gocoder.eval.checks import GO_POS, feedback, mbxp_checks
 from gocoder.fsio import atomic_write
 from gocoder.inference.engine import Sampling
@@ -44,14 +50,6 @@ OUTPUT_KEEP = 2000  # characters of failing output kept per sample in results.js
 NO_CHECK = "gocoder: no pass"  # how a run that exited 0 without running its checks says why it failed
 NO_TESTS = "testing: warning: no tests to run"  # Go's test binary, which then exits 0
 _PASS = re.compile(r"^PASS$", re.M)  # the test binary's last word when every test it ran passed
-
-
-
-def completion_from_code(problem: Problem, code: str) -> str:
-    """benchmarks.completion_from_code, keeping an Answer's raw answer beside it (as a completion too)."""
-    comp = _completion_of(problem, code)
-    raw = getattr(code, "raw", None)
-    return Answer(comp, _completion_of(problem, raw)) if raw is not None and raw != code else comp
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -132,7 +130,7 @@ def excluded_why(problem: Problem, limits: Limits) -> str:
     which builds everywhere a right answer would, built by the compiler (typecheck_first plays no part).
     A build error inside the test's own lines is then the harness's, never an answer's: an answer that leaves
     out a package the test needs (HumanEval-X imports math for the test only if the answer uses it) fails."""
-    if problem.format == "synth-fix":  # its build (gocoder/eval/synthfix.py) ran the tests on the original
+    if problem.harness.test_builds:  # synth-fix: its build (gocoder/eval/synthfix.py) ran the tests
         return ""
     comp = problem.reference or zero_completion(problem)
     (_, src), = problem.program(comp).items()
