@@ -1044,13 +1044,13 @@ def prbench_run_cmd(
           f"edit similarity {res['edit_similarity']}, exact {res['exact']}")
 
 
-_FIXABLE = ", ".join(n for n, h in HARNESSES.items() if "fix" in h.tasks)  # the formats --task fix may name
+_FIXABLE = ", ".join(n for n, h in HARNESSES.items() if "fix" in h.tasks)  # formats with a fix task
 
 
 @app.command("bench")
 def bench_cmd(
     file: Annotated[Path, typer.Option("--file", "-f", help="Benchmark JSONL (e.g. ../shared/bench/mbxp_go.jsonl).")],
-    fmt: Annotated[str, typer.Option("--format", help=f"Benchmark format: {', '.join(HARNESSES)}.")],
+    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(HARNESSES)}.")],
     task: Annotated[str, typer.Option("--task", help=f"synthesize, or fix ({_FIXABLE}).")] = "synthesize",
     mode: Annotated[
         str | None, typer.Option("--mode", help="record (plan, then code) or complete (continue the prompt file).")

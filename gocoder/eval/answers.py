@@ -24,7 +24,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 
 from gocoder import GocoderError
 from gocoder.config import BenchConfig, GenerateConfig
-from gocoder.eval.benchmarks import Answer, Problem, completion_from_code, last_func, load_problems, problem_record
+from gocoder.eval.benchmarks import (
+    Answer,
+    Problem,
+    completion_from_code,
+    last_func,
+    load_problems,
+    problem_record,
+)
 from gocoder.inference.engine import Sampling
 from gocoder.inference.incremental import close_function
 from gocoder.progress import Progress

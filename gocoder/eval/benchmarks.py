@@ -1,12 +1,13 @@
-"""Public Go benchmarks, offline: MBXP, MultiPL-E, HumanEval-X, HumanEvalPack and synth-fix as one Problem shape.
+"""Go benchmarks offline: MBXP, MultiPL-E, HumanEval-X, HumanEvalPack, synth-fix, one Problem shape.
 
-Each format is one small Harness class, registered in HARNESSES (which `--format` reads its choices from):
-how a record of its file loads, how its official harness assembles the Go program for a completion (the
-sandbox runs it the same way, offline), which checks a loop may see, and, where they differ, the record the
-model reads and how its code becomes a completion. HumanEval-X and HumanEvalPack tests import testify's
-assert: the sandbox resolves it to gocoder/check/gotestify.
-Over ~400 lines on purpose: each format's class reads beside the Problem it builds and the record and
-completion it falls back to, so a new format is one class in this one file.
+Over ~400 lines on purpose: each format's class reads beside the Problem it builds and the record
+and completion it falls back to, so a new format is one class in this one file.
+
+Each format is one small Harness class, registered in HARNESSES (which `--format` lists): how a
+record of its file loads, how its official harness assembles the Go program for a completion (the
+sandbox runs it the same way, offline), which checks a loop may see, and, where they differ, the
+record the model reads and how its code becomes a completion. HumanEval-X and HumanEvalPack tests
+import testify's assert: the sandbox resolves it to gocoder/check/gotestify.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ class Problem:
         return self.harness.mode
 
     def visible(self) -> Problem:
-        """This problem with its visible checks only: what a loop may run before it submits an answer
-        (docs/BENCHMARKS.md; each format's rule is its Harness.visible)."""
+        """This problem with its visible checks only: what a loop may run before it submits an
+        answer (docs/BENCHMARKS.md; each format's rule is its Harness.visible)."""
         return self.harness.visible(self)
 
     def program(self, completion: str) -> dict[str, str]:
@@ -82,9 +83,10 @@ class Problem:
 
 
 class Answer(str):
-    """An answer as the harness scores it, with `raw`: the answer as the model wrote it, before the harness
-    closed it (complete mode closes a function the token budget cut, gocoder/inference/incremental.py close_function).
-    bench's summary reports both parse rates: "parsed" (as scored) and "parsed_raw" (as written)."""
+    """An answer as the harness scores it, with `raw`: the answer as the model wrote it, before the
+    harness closed it (complete mode closes a function the token budget cut: close_function in
+    gocoder/inference/incremental.py). bench's summary reports both parse rates: "parsed" (as
+    scored) and "parsed_raw" (as written)."""
 
     raw: str
 
@@ -95,14 +97,15 @@ class Answer(str):
 
 
 class Harness:
-    """One benchmark format. The defaults: the model writes a function after the prompt's open signature,
-    in one main_test.go that `go test` runs (MultiPL-E, HumanEval-X, HumanEvalPack)."""
+    """One benchmark format. The defaults: the model writes a function after the prompt's open
+    signature, in one main_test.go that `go test` runs (MultiPL-E, HumanEval-X, HumanEvalPack)."""
 
     name: ClassVar[str]
-    mode: ClassVar[str] = "test"  # how the sandbox runs the program: "run" (the binary) or "test" (go test -c)
+    # how the sandbox runs the program: "run" (go build, then the binary) or "test" (go test -c)
+    mode: ClassVar[str] = "test"
     file: ClassVar[str] = "main_test.go"  # the answer's file in the program
     tasks: ClassVar[tuple[str, ...]] = ("synthesize",)  # what --task may ask of its problems
-    # whether building the benchmark file already showed every problem's test compiles (benchrun.excluded_why)
+    # whether building the benchmark file showed every problem's test compiles (benchrun.excluded_why)
     test_builds: ClassVar[bool] = False
 
     def load(self, r: dict, task: str) -> Problem:
@@ -110,7 +113,7 @@ class Harness:
         raise NotImplementedError
 
     def program(self, p: Problem, completion: str) -> dict[str, str]:
-        """The files of the harness's program for one completion, as the official harness writes them."""
+        """The files of the program for one completion, as the official harness writes them."""
         raise NotImplementedError
 
     def answer_file(self, p: Problem) -> str:
@@ -118,8 +121,8 @@ class Harness:
         return self.file
 
     def visible(self, p: Problem) -> Problem:
-        """No split of the checks: the visible harness is empty (the loop judges with gocheck only), so
-        nothing hidden can leak into a repair prompt."""
+        """No split of the checks: the visible harness is empty (the loop judges with gocheck
+        only), so nothing hidden can leak into a repair prompt."""
         return dataclasses.replace(p, test="")
 
     def record(self, p: Problem, task: str) -> dict:
@@ -129,13 +132,13 @@ class Harness:
         return _function_completion(p, code)
 
     def failed_check(self, p: Problem, panic: str) -> str | None:
-        """The check (its source) whose failure a run's first panic line reports; None: none is known."""
+        """The check (its source) whose failure a run's first panic line reports; None: unknown."""
         return None
 
 
 class Mbxp(Harness):
-    """MBXP (amazon-science/mxeval): prompt + completion + test, one `package main` file, `go run`; exit 0
-    without a panic passes. Eleven harnesses never compile (see MBXP_EXCLUDED)."""
+    """MBXP (amazon-science/mxeval): prompt + completion + test, one `package main` file, `go run`;
+    exit 0 without a panic passes. Eleven harnesses never compile (see MBXP_EXCLUDED)."""
 
     name, mode, file = "mbxp", "run", "main.go"
 
@@ -143,8 +146,8 @@ class Mbxp(Harness):
         tid = r["task_id"]
         excluded = "its harness never compiles (shared/bench/README.md)" if tid in MBXP_EXCLUDED else ""
         desc = r.get("description") or _doc_of(r["prompt"])
-        return Problem(tid, "mbxp", r["prompt"], r["entry_point"], desc, r["test"], excluded=excluded,
-                       reference=r.get("canonical_solution") or "")
+        return Problem(tid, "mbxp", r["prompt"], r["entry_point"], desc, r["test"],
+                       excluded=excluded, reference=r.get("canonical_solution") or "")
 
     def program(self, p: Problem, completion: str) -> dict[str, str]:
         return {self.file: p.prompt + completion + p.test}
@@ -162,8 +165,8 @@ class Mbxp(Harness):
 
 
 class MultiplE(Harness):
-    """MultiPL-E (nuprl/MultiPL-E, eval_go.py): prompt + completion + "\\n" + tests in a `*_test.go` file of
-    package `NAME_test`, `go test`."""
+    """MultiPL-E (nuprl/MultiPL-E, eval_go.py): prompt + completion + "\\n" + tests in a `*_test.go`
+    file of package `NAME_test`, `go test`."""
 
     name = "multipl-e"
 
@@ -177,8 +180,9 @@ class MultiplE(Harness):
 
 
 class HumanEvalX(Harness):
-    """HumanEval-X (THUDM/CodeGeeX, evaluate_humaneval_x.py): test_setup + "\\n" + [imports of helper packages
-    the completion uses] + prompt (its import block removed) + completion + "\\n" + test, as main_test.go."""
+    """HumanEval-X (THUDM/CodeGeeX, evaluate_humaneval_x.py): test_setup + "\\n" + [imports of
+    helper packages the completion uses] + prompt (its import block removed) + completion + "\\n" +
+    test, as main_test.go."""
 
     name = "humaneval-x"
 
@@ -186,7 +190,8 @@ class HumanEvalX(Harness):
         prompt = r["prompt"].replace(r.get("import", ""), "") if r.get("import") else r["prompt"]
         entry = r.get("entry_point") or _entry(prompt, "prompt")
         return Problem(r["task_id"], "humaneval-x", prompt, entry, _doc_of(prompt), r["test"],
-                       setup=r["test_setup"], reference=r.get("canonical_solution") or "")  # fmt: skip
+                       setup=r["test_setup"],
+                       reference=r.get("canonical_solution") or "")  # fmt: skip
 
     def program(self, p: Problem, completion: str) -> dict[str, str]:
         return {self.file: _with_setup(p, p.setup, completion, completion)}
@@ -206,12 +211,13 @@ class HumanEvalPack(Harness):
             buggy = r["prompt"] + r["buggy_solution"]
         else:
             desc, buggy = (r.get("docstring") or _doc_of(r["prompt"])).strip(), ""
-        return Problem(r["task_id"], "humanevalpack", r["prompt"], entry, desc, r["test"], setup=r["test_setup"],
-                       buggy=buggy, reference=r.get("canonical_solution") or "")  # fmt: skip
+        return Problem(r["task_id"], "humanevalpack", r["prompt"], entry, desc, r["test"],
+                       setup=r["test_setup"], buggy=buggy,
+                       reference=r.get("canonical_solution") or "")  # fmt: skip
 
     def program(self, p: Problem, completion: str) -> dict[str, str]:
-        setup = p.setup
-        for line in setup.splitlines():  # drop setup imports the prompt already has (Go rejects duplicates)
+        setup = p.setup  # less the imports the prompt already has (Go rejects duplicates)
+        for line in setup.splitlines():
             quoted = line.replace("import", "").replace("(", "").replace(")", "").strip()
             if quoted.startswith('"') and quoted in p.prompt:
                 setup = setup.replace(quoted, "")
@@ -219,8 +225,9 @@ class HumanEvalPack(Harness):
 
 
 class SynthFix(Harness):
-    """synth-fix (gocoder/eval/synthfix.py): a bug report and the standard-library file it is in; the answer
-    is the file fixed, judged by the package's own tests, visible and hidden both (as a user's `--tests`)."""
+    """synth-fix (gocoder/eval/synthfix.py): a bug report and the standard-library file it is in;
+    the answer is the file fixed, judged by the package's own tests, visible and hidden both (as a
+    user's `--tests`)."""
 
     name = "synth-fix"
     test_builds = True  # its build ran the package's tests on the original
@@ -255,12 +262,15 @@ class SynthFix(Harness):
             return p.prompt
 
 
-HARNESSES: dict[str, Harness] = {h.name: h for h in (Mbxp(), MultiplE(), HumanEvalX(), HumanEvalPack(), SynthFix())}
+HARNESSES: dict[str, Harness] = {
+    h.name: h for h in (Mbxp(), MultiplE(), HumanEvalX(), HumanEvalPack(), SynthFix())
+}
 FORMATS = tuple(HARNESSES)
 
 
 def _with_setup(p: Problem, setup: str, completion: str, uses: str) -> str:
-    """HumanEval-X's and HumanEvalPack's file: setup, imports of the helper packages `uses` needs, the code."""
+    """HumanEval-X's and HumanEvalPack's file: setup, imports of the helper packages `uses` needs,
+    the code, the test."""
     code = p.prompt + completion
     extra = _helper_imports(setup + code, uses)
     head = setup + "\n" + (f"import (\n{extra})\n" if extra else "")
@@ -332,9 +342,9 @@ def problem_record(problem: Problem, task: str = "synthesize") -> dict:
 
 
 def _function_record(problem: Problem, task: str) -> dict:
-    """A function to write: synthesize: the description, the prompt file head up to the signature as context,
-    the signature in the details. fix: "Fix bugs in NAME." with the file holding the buggy function as context.
-    """
+    """A function to write. synthesize: the description, the prompt file head up to the signature as
+    context, the signature in the details. fix: "Fix bugs in NAME." with the file holding the buggy
+    function as context."""
     m = last_func(problem.prompt)
     cut = m.start() if m else len(problem.prompt)
     head, signature = problem.prompt[:cut], problem.prompt[cut:].strip().rstrip("{").strip()
@@ -355,11 +365,13 @@ def _function_record(problem: Problem, task: str) -> dict:
 
 
 def completion_from_code(problem: Problem, code: str) -> str:
-    """What the harness scores for the model's code (its format's Harness.completion); for an Answer, an
-    Answer whose raw is the completion of the code as the model wrote it."""
+    """What the harness scores for the model's code (its format's Harness.completion); for an
+    Answer, an Answer whose raw is the completion of the code as the model wrote it."""
     comp = problem.harness.completion(problem, code)
     raw = getattr(code, "raw", None)
-    return Answer(comp, problem.harness.completion(problem, raw)) if raw is not None and raw != code else comp
+    if raw is None or raw == code:
+        return comp
+    return Answer(comp, problem.harness.completion(problem, raw))
 
 
 def _function_completion(problem: Problem, code: str) -> str:

@@ -40,7 +40,7 @@ from gocoder.eval.benchmarks import (
     zero_completion,
 )
 from gocoder.eval.checks import GO_POS, feedback, mbxp_checks
-from gocoder.eval.figures import mean_pass_at_k, pass_at_k, summarize  # noqa: F401 (pass@k: imported from here too)
+from gocoder.eval.figures import mean_pass_at_k, pass_at_k, summarize  # noqa: F401 (here too)
 from gocoder.fsio import atomic_write
 from gocoder.inference.engine import Sampling
 from gocoder.progress import Progress

@@ -1,6 +1,8 @@
-"""The figures of a bench run, from its rows (gocoder/eval/benchrun.py writes them): pass@k by the unbiased
-estimator of Chen et al. (2021), "Evaluating Large Language Models Trained on Code", and the summary, one
-section per figure (given, greedy, sampled, loop) with its budget (docs/BENCHMARKS.md).
+"""The figures of a bench run, from the rows gocoder/eval/benchrun.py writes.
+
+pass@k by the unbiased estimator of Chen et al. (2021), "Evaluating Large Language Models Trained
+on Code", and the summary: one section per figure (given, greedy, sampled, loop) with its budget
+(docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
