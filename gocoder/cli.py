@@ -1,5 +1,7 @@
 """The `gocoder` command line: the only module that imports Typer.
 
+Over ~400 lines on purpose: one thin wrapper per command, all of them here.
+
 Each subcommand is a thin wrapper: parse options, build the config, call one library function,
 render the result. Results go to stdout, progress and logs to stderr. Exit 0 success, 1 a negative
 verdict (code that does not parse), 2 usage or input error (a GocoderError, one line).
