@@ -12,6 +12,7 @@ import testify's assert: the sandbox resolves it to gocoder/check/gotestify.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import re
@@ -96,7 +97,7 @@ class Answer(str):
         return obj
 
 
-class Harness:
+class Harness(abc.ABC):
     """One benchmark format. The defaults: the model writes a function after the prompt's open
     signature, in one main_test.go that `go test` runs (MultiPL-E, HumanEval-X, HumanEvalPack)."""
 
@@ -108,13 +109,13 @@ class Harness:
     # whether building the benchmark file showed every problem's test compiles (benchrun.excluded_why)
     test_builds: ClassVar[bool] = False
 
+    @abc.abstractmethod
     def load(self, r: dict, task: str) -> Problem:
         """The Problem of one record of the file (a missing field raises KeyError)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def program(self, p: Problem, completion: str) -> dict[str, str]:
         """The files of the program for one completion, as the official harness writes them."""
-        raise NotImplementedError
 
     def answer_file(self, p: Problem) -> str:
         """The program's file that holds the answer."""
@@ -126,9 +127,11 @@ class Harness:
         return dataclasses.replace(p, test="")
 
     def record(self, p: Problem, task: str) -> dict:
+        """The record the model reads (problem_record)."""
         return _function_record(p, task)
 
     def completion(self, p: Problem, code: str) -> str:
+        """What the harness scores for the model's code (completion_from_code)."""
         return _function_completion(p, code)
 
     def failed_check(self, p: Problem, panic: str) -> str | None:
@@ -146,7 +149,7 @@ class Mbxp(Harness):
         tid = r["task_id"]
         excluded = "its harness never compiles (shared/bench/README.md)" if tid in MBXP_EXCLUDED else ""
         desc = r.get("description") or _doc_of(r["prompt"])
-        return Problem(tid, "mbxp", r["prompt"], r["entry_point"], desc, r["test"],
+        return Problem(tid, self.name, r["prompt"], r["entry_point"], desc, r["test"],
                        excluded=excluded, reference=r.get("canonical_solution") or "")
 
     def program(self, p: Problem, completion: str) -> dict[str, str]:
@@ -173,7 +176,7 @@ class MultiplE(Harness):
     def load(self, r: dict, task: str) -> Problem:
         m = re.search(r"candidate := (\w+)", r["tests"])
         entry = m.group(1) if m else _entry(r["prompt"], "prompt")
-        return Problem(r["name"], "multipl-e", r["prompt"], entry, _doc_of(r["prompt"]), r["tests"])
+        return Problem(r["name"], self.name, r["prompt"], entry, _doc_of(r["prompt"]), r["tests"])
 
     def program(self, p: Problem, completion: str) -> dict[str, str]:
         return {self.file: p.prompt + completion + "\n" + p.test}
@@ -189,7 +192,7 @@ class HumanEvalX(Harness):
     def load(self, r: dict, task: str) -> Problem:
         prompt = r["prompt"].replace(r.get("import", ""), "") if r.get("import") else r["prompt"]
         entry = r.get("entry_point") or _entry(prompt, "prompt")
-        return Problem(r["task_id"], "humaneval-x", prompt, entry, _doc_of(prompt), r["test"],
+        return Problem(r["task_id"], self.name, prompt, entry, _doc_of(prompt), r["test"],
                        setup=r["test_setup"],
                        reference=r.get("canonical_solution") or "")  # fmt: skip
 
@@ -211,7 +214,7 @@ class HumanEvalPack(Harness):
             buggy = r["prompt"] + r["buggy_solution"]
         else:
             desc, buggy = (r.get("docstring") or _doc_of(r["prompt"])).strip(), ""
-        return Problem(r["task_id"], "humanevalpack", r["prompt"], entry, desc, r["test"],
+        return Problem(r["task_id"], self.name, r["prompt"], entry, desc, r["test"],
                        setup=r["test_setup"], buggy=buggy,
                        reference=r.get("canonical_solution") or "")  # fmt: skip
 
@@ -235,7 +238,7 @@ class SynthFix(Harness):
     def load(self, r: dict, task: str) -> Problem:
         from gocoder.eval.synthfix import load_record
 
-        return Problem(format="synth-fix", test="", **load_record(r))
+        return Problem(format=self.name, test="", **load_record(r))
 
     def program(self, p: Problem, completion: str) -> dict[str, str]:
         return {**dict(p.files), p.path: completion}  # the completion is the whole fixed file
