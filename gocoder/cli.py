@@ -1,5 +1,7 @@
 """The `gocoder` command line: the only module that imports Typer.
 
+Over ~400 lines on purpose: one thin wrapper per command, all of them here.
+
 Each subcommand is a thin wrapper: parse options, build the config, call one library function,
 render the result. Results go to stdout, progress and logs to stderr. Exit 0 success, 1 a negative
 verdict (code that does not parse), 2 usage or input error (a GocoderError, one line).
@@ -18,6 +20,7 @@ from rich.console import Console
 
 from gocoder import GocoderError, __version__
 from gocoder.config import Config, load_config, to_dict, to_toml
+from gocoder.eval.benchmarks import HARNESSES
 
 app = typer.Typer(
     name="gocoder",
@@ -1043,11 +1046,14 @@ def prbench_run_cmd(
           f"edit similarity {res['edit_similarity']}, exact {res['exact']}")
 
 
+_FIXABLE = ", ".join(n for n, h in HARNESSES.items() if "fix" in h.tasks)  # formats with a fix task
+
+
 @app.command("bench")
 def bench_cmd(
     file: Annotated[Path, typer.Option("--file", "-f", help="Benchmark JSONL (e.g. ../shared/bench/mbxp_go.jsonl).")],
-    fmt: Annotated[str, typer.Option("--format", help="mbxp, multipl-e, humaneval-x or humanevalpack.")],
-    task: Annotated[str, typer.Option("--task", help="synthesize, or fix (humanevalpack).")] = "synthesize",
+    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(HARNESSES)}.")],
+    task: Annotated[str, typer.Option("--task", help=f"synthesize, or fix ({_FIXABLE}).")] = "synthesize",
     mode: Annotated[
         str | None, typer.Option("--mode", help="record (plan, then code) or complete (continue the prompt file).")
     ] = None,

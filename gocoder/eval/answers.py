@@ -24,27 +24,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 
 from gocoder import GocoderError
 from gocoder.config import BenchConfig, GenerateConfig
-from gocoder.eval.benchmarks import Problem, completion_from_code, last_func, load_problems, problem_record
+from gocoder.eval.benchmarks import (
+    Answer,
+    Problem,
+    completion_from_code,
+    last_func,
+    load_problems,
+    problem_record,
+)
 from gocoder.inference.engine import Sampling
 from gocoder.inference.incremental import close_function
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter
 
 _OPEN_BRACE = re.compile(r"[ \t]*\{\s*\Z")  # the signature's open brace and what follows it
-
-
-
-class Answer(str):
-    """An answer as the harness scores it, with `raw`: the answer as the model wrote it, before the harness
-    closed it (complete mode closes a function the token budget cut, gocoder/inference/incremental.py close_function).
-    bench's summary reports both parse rates: "parsed" (as scored) and "parsed_raw" (as written)."""
-
-    raw: str
-
-    def __new__(cls, text: str, raw: str) -> Answer:
-        obj = super().__new__(cls, text)
-        obj.raw = raw
-        return obj
 
 
 def batch_seed(seed: int, batch: Sequence[Problem]) -> int:
