@@ -36,7 +36,7 @@ from typing import Any
 
 from gocoder import GocoderError
 from gocoder.inference.retrieve import Hit, Index, build_index, with_related
-from gocoder.records import JsonlWriter, read_jsonl
+from gocoder.records import JsonlWriter, read_jsonl_numbered
 from gocoder.splits import record_keys
 from gocoder.text.serialize import prompt, prompt_budget, segments
 
@@ -180,7 +180,7 @@ def relate(inp: str | Path, out: str | Path, root: str | Path, tok: Any, *, k: i
     for src, dest in pairs:
         stats.files[str(src)] = str(dest)
         with JsonlWriter(dest) as writer:
-            for chunk in _chunks(read_jsonl(src), CHUNK):
+            for chunk in _chunks(_hierarchical(src), CHUNK):
                 todo = [r for r in chunk if r.get("id") not in writer.seen]
                 stats.resumed += len(chunk) - len(todo)
                 for rec, names in zip(todo, answer_names(todo), strict=True):
@@ -195,6 +195,15 @@ def relate(inp: str | Path, out: str | Path, root: str | Path, tok: Any, *, k: i
                     progress(done, total)
     stats.seconds = round(time.perf_counter() - t0, 1)
     return stats
+
+
+def _hierarchical(path: Path) -> Iterable[dict[str, Any]]:
+    """The records of path, each checked to be a hierarchical record (one line naming the file and line if not)."""
+    for lineno, rec in read_jsonl_numbered(path):
+        if not all(isinstance(rec.get(f), dict) for f in ("problem", "context", "solution")) or "id" not in rec:
+            raise GocoderError(f"{path}:{lineno}: not a hierarchical record (needs id and problem, context and "
+                               "solution objects)")
+        yield rec
 
 
 def _chunks(items: Iterable[dict[str, Any]], n: int) -> Iterable[list[dict[str, Any]]]:
