@@ -14,6 +14,12 @@ The loop is a state plus a step, as HRM's and TRM's are (`TrainState`, `train_st
 host value (losses, grad norm and FLOPs stay on the device until the log interval, when one `.tolist()`
 reads them), so a compiled model settles into one graph per batch shape; batches are built ahead on a
 thread (`Prefetcher`), pinned, and copied without blocking; the EMA is one fused `_foreach_lerp_`.
+`train()` is a short loop over a `Run`, whose methods are the rest: setup and resume, logging,
+evaluation, the curriculum's stages, checkpoints, the wall-time budget and the stop signals.
+
+NOTE(gocoder): ~800 lines, over the house's ~400, because everything here serves the one loop and is
+read with it (the state, the step, the prefetcher, the evaluation it logs, the run); golf.py, the
+benchmarks and the tests import its pieces from here.
 
 A checkpoint (gocoder/model/checkpoint.py) holds the weights, the EMA weights, config.json and state.pt
 (optimizer, scheduler, RNG, data position, curriculum stage). Resuming from it on CPU with a fixed seed
@@ -444,6 +450,8 @@ class Run:
     lock, the metrics log, the batch feed, the progress bar and a SIGTERM handler, which leaving
     gives back in reverse order, after a last checkpoint when Ctrl-C ended the loop."""
 
+    # ------------------------------------------------------------------------- setup
+
     def __init__(self, cfg: Config, *, resume: bool, stop_after: int | None, progress: bool):
         from gocoder.text.tokenizer import Tokenizer
 
@@ -491,8 +499,6 @@ class Run:
         self.last: dict[str, Any] = {}  # the metrics last logged, and the evaluation since
         self.term: list[int] = []  # the SIGTERMs received
         self.stopping = False  # the step just taken is the last: a time limit or a SIGTERM
-
-    # ------------------------------------------------------------------------- setup
 
     def _open_data(self, cfg: Config) -> Config:
         """Open every stage's train (and valid) split and check them all against the tokenizer and
