@@ -8,9 +8,10 @@
 #                                             # that travels to a GPU machine in one transfer
 #   runs/golf.sh ablate PACK OUT SECONDS      # GPU: tokenize, then each variant below for SECONDS of training
 #   runs/golf.sh run PACK OUT SECONDS NAME    # GPU: one variant (the winner, for longer)
-#   runs/golf.sh records PACK OUT NAME STEPS  # then STEPS of the record shards PACK/shards8k (plans and code,
-#                                             # `gocoder shards`), so that `gocoder generate`'s format is
-#                                             # learned; exported int8 to OUT/NAME-rec/model: the shipped model
+#   runs/golf.sh records PACK OUT NAME STEPS [SHARDS [TAG]]
+#                                             # then STEPS of record shards (default PACK/shards8k: plans and
+#                                             # code, `gocoder shards`), so that `gocoder generate`'s format is
+#                                             # learned; exported int8 to OUT/NAME-TAG/model (TAG default rec)
 #
 # GOCODER: how to call gocoder ("python3 -m gocoder" on a machine where the package is not installed).
 set -euo pipefail
@@ -71,16 +72,16 @@ run() {
 }
 
 records() {
-  local pack=$1 out=$2 name=$3 steps=$4
+  local pack=$1 out=$2 name=$3 steps=$4 shards=${5:-$1/shards8k} tag=${6:-rec}
   variant "$name"
-  step "$name: $steps steps of records from its export"
+  step "$name: $steps steps of records ($shards) from its export -> $name-$tag"
   # shellcheck disable=SC2206
   $GOCODER train -c configs/golf.toml ${SETS:-} "${V[@]}" --set "train.tokenizer=\"$pack/$TOK\"" \
-    --set "train.init=\"$out/$name/model\"" --set "train.data=\"$pack/shards8k\"" --set "train.out=\"$out/$name-rec/run\"" \
+    --set "train.init=\"$out/$name/model\"" --set "train.data=\"$shards\"" --set "train.out=\"$out/$name-$tag/run\"" \
     --set 'train.schedule="steps"' --set "train.steps=$steps" --set train.time_limit_s=0 --set train.compile=false \
     --set train.lr=0.001 --set train.warmup_steps=10 --set train.ema_decay=0.98 --set train.log_every=10 \
-    --set 'train.stages=[{name = "records"}]' --json | tee "$out/$name-rec.json"
-  $GOCODER export "$out/$name-rec/run" -o "$out/$name-rec/model" --quantize int8
+    --set 'train.stages=[{name = "records"}]' --json | tee "$out/$name-$tag.json"
+  $GOCODER export "$out/$name-$tag/run" -o "$out/$name-$tag/model" --quantize int8
 }
 
 case "${1:-}" in
@@ -92,8 +93,8 @@ case "${1:-}" in
   run)
     mkdir -p "${3:?OUT}"
     run "${2:?PACK}" "$3" "${4:?SECONDS}" "${5:?NAME}" ;;
-  records) records "${2:?PACK}" "${3:?OUT}" "${4:?NAME}" "${5:?STEPS}" ;;
+  records) records "${2:?PACK}" "${3:?OUT}" "${4:?NAME}" "${5:?STEPS}" "${6:-}" "${7:-}" ;;
   *) echo "usage: runs/golf.sh pack CORPUS_TEXT PACK [MB] | ablate PACK OUT SECONDS | run PACK OUT SECONDS NAME" \
-          "| records PACK OUT NAME STEPS" >&2
+          "| records PACK OUT NAME STEPS [SHARDS [TAG]]" >&2
      exit 2 ;;
 esac
