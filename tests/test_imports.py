@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parent.parent / "gocoder"
 # the stages of docs/ARCHITECTURE.md's table, top to bottom, by folder (or base module): a module imports
 # its own row or rows above
 LAYERS = [
-    {"__init__", "config", "fsio", "records", "splits", "progress"},
+    {"__init__", "config", "fsio", "record", "records", "splits", "progress"},
     {"check"},  # Go and gocheck, the checker client, `gocoder check`, the sandbox
     {"text", "model"},  # the contract (serialize, tokenizer) and the network (model, quant, checkpoint)
     {"collect"},
