@@ -31,6 +31,7 @@ from gocoder.collect.plans import DeclChange, decl_changes
 from gocoder.collect.steps import plan_bytes, plan_steps
 from gocoder.config import AnnotateConfig, ValidateConfig
 from gocoder.progress import Progress
+from gocoder.record import Context, Plan, Problem, Record, Solution, Step, Validation
 from gocoder.records import read_jsonl_numbered
 from gocoder.splits import SPLITS, parse_shares, record_split
 
@@ -95,7 +96,7 @@ def changes_of(files: list[dict[str, Any]], checked: dict[tuple[int, str], Any])
 
 
 def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequence[float],
-          max_bytes: int = 0, model: IntentModel | None = None) -> tuple[list[dict[str, Any]], str | None]:
+          max_bytes: int = 0, model: IntentModel | None = None) -> tuple[list[Record], str | None]:
     """The hierarchical records of rec and why not as one: ([record], None); (parts, "split") when
     the plan and solution run past max_bytes and the parts, one per file, fit; ([], reason) when
     skipped ("over-budget" when no file's part fits either)."""
@@ -121,7 +122,7 @@ def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequ
 
 
 def _record(rec: dict[str, Any], files: list[dict[str, Any]], changes: list[DeclChange], overall: str,
-            syntax: bool, shares: Sequence[float], rid: str) -> dict[str, Any]:
+            syntax: bool, shares: Sequence[float], rid: str) -> Record:
     """The hierarchical record of some of rec's changes; its context is the file they change most."""
     title, body = rec["title"], rec.get("body") or ""
     steps = plan_steps(title, body, changes, overall)
@@ -134,17 +135,15 @@ def _record(rec: dict[str, Any], files: list[dict[str, Any]], changes: list[Decl
         if c.change in ("added", "modified") and (c.file, c.pos) not in seen:
             seen.add((c.file, c.pos))
             code.append(_with_doc(after[c.file], c))
-    out = {
-        "id": rid, "split": record_split(rec, shares), "source": rec.get("source"),
-        "repo": rec["repo"], "pr_number": rec.get("pr_number"), "sha": rec.get("sha"),
-        "problem": {"description": title, "details": body},
-        "context": {"file": main["path"], "before": main["before"]},
-        "plan": {"intent": overall, "steps": steps},
-        "solution": {"code": "\n\n".join(code), "validation": {"syntax": syntax, "tests": None}},
-    }  # fmt: skip
-    if rec.get("bug_kind"):
-        out["bug_kind"] = rec["bug_kind"]
-    return out
+    return Record(
+        id=rid, split=record_split(rec, shares), source=rec.get("source"), repo=rec["repo"],
+        pr_number=rec.get("pr_number"), sha=rec.get("sha"),
+        problem=Problem(description=title, details=body),
+        context=Context(file=main["path"], before=main["before"]),
+        plan=Plan(intent=overall, steps=tuple(Step(**s) for s in steps)),
+        solution=Solution(code="\n\n".join(code), validation=Validation(syntax=syntax, tests=None)),
+        bug_kind=rec.get("bug_kind") or None,
+    )
 
 
 def check_batch(recs: list[dict[str, Any]], checker, cache: dict[str, Any] | None = None,
@@ -250,8 +249,8 @@ def annotate(
         for rec, checked in zip(recs, verdicts_of.result(), strict=True):
             outs, why = build(rec, checked, shares, cfg.max_plan_bytes, model)
             for out in outs:
-                if writers[out["split"]].write(out):
-                    res.written[out["split"]] += 1
+                if writers[out.split].write(out.to_dict()):
+                    res.written[out.split] += 1
             if why == "split":
                 res.split["records"] += 1
                 res.split["parts"] += len(outs)

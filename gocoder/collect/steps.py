@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any
 
 from gocoder.collect.plans import DeclChange, code_key, strip_prefix
+from gocoder.record import Record
 
 _NOISE = re.compile(r"<!--[\s\S]*?-->|^[ \t]*#+ .*$|^[ \t]*[-*] \[[ xX]\].*$|^(Signed-off-by|Co-authored-by):.*$", re.M)
 _LITERAL = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'')
@@ -184,8 +184,8 @@ def plan_steps(title: str, body: str, changes: list[DeclChange], overall: str) -
     return steps
 
 
-def plan_bytes(out: dict[str, Any]) -> int:
+def plan_bytes(rec: Record) -> int:
     """UTF-8 bytes of what the model writes for a record: its steps and its solution. The prompt is
     not counted: training cuts its middle to fit (data.cut_example), the plan and code it cannot."""
-    steps = sum(len(s["target"]) + len(s["description"]) + 2 for s in out["plan"]["steps"])
-    return steps + len(out["solution"]["code"].encode("utf-8", "surrogatepass"))
+    steps = sum(len(s.target) + len(s.description) + 2 for s in rec.steps)
+    return steps + len(rec.code.encode("utf-8", "surrogatepass"))
