@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
@@ -29,6 +29,9 @@ from gocoder.inference.engine import Sampling
 from gocoder.inference.incremental import close_function
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter
+
+if TYPE_CHECKING:  # the loader and the loop: imported where a checkpoint is loaded
+    from gocoder.inference.generate import Generator
 
 _OPEN_BRACE = re.compile(r"[ \t]*\{\s*\Z")  # the signature's open brace and what follows it
 
@@ -53,7 +56,7 @@ def batch_seed(seed: int, batch: Sequence[Problem]) -> int:
     return seed + zlib.crc32(batch[0].id.encode())
 
 
-def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -> list[list[str]]:
+def complete_codes(gen: Generator, problems: Sequence[Problem], n: int, s: Sampling) -> list[list[str]]:
     """n codes per problem in complete mode: each harness prompt is read as a Go file from its start (after
     an eos, where pretraining's files start; fed as code from position 1, as TokenShard rows were) and
     continued until the function closes (a "}" at the start of a line) or an eos; one that does not parse
@@ -78,7 +81,8 @@ def complete_codes(gen: Any, problems: Sequence[Problem], n: int, s: Sampling) -
     return out
 
 
-def _complete(gen: Any, problems: list[Problem], heads: list[str], heal: str, n: int, s: Sampling) -> list[list[str]]:
+def _complete(gen: Generator, problems: list[Problem], heads: list[str], heal: str, n: int,
+              s: Sampling) -> list[list[str]]:
     """complete_codes for problems whose prompts end alike: heads (each prompt without its ending heal)."""
     eos, text = gen.tok.eos_id, gen.piece_text
     s = dataclasses.replace(s, stop=(eos,))
@@ -111,14 +115,15 @@ def _complete(gen: Any, problems: list[Problem], heads: list[str], heal: str, n:
     return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
 
 
-def answer_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: Sampling, mode: str) -> list[list[str]]:
+def answer_codes(gen: Generator, problems: Sequence[Problem], task: str, n: int, s: Sampling,
+                 mode: str) -> list[list[str]]:
     """n codes per problem, by the bench's mode (BenchConfig.mode)."""
     if mode == "complete":
         return complete_codes(gen, problems, n, s)
     return generate_codes(gen, problems, task, n, s)
 
 
-def generate_codes(gen: Any, problems: Sequence[Problem], task: str, n: int, s: Sampling) -> list[list[str]]:
+def generate_codes(gen: Generator, problems: Sequence[Problem], task: str, n: int, s: Sampling) -> list[list[str]]:
     """n codes per problem from one batched engine call (prompt-major), decoded as `Generator.sample` does."""
     from gocoder.inference.generate import decode_output
 
@@ -142,7 +147,7 @@ def base_sampling(g: GenerateConfig) -> Sampling:
                     max_plan_tokens=g.max_plan_tokens)
 
 
-def write_answers(gen: Any, problems: Sequence[Problem], cfg: BenchConfig, out: str | Path, *,
+def write_answers(gen: Generator, problems: Sequence[Problem], cfg: BenchConfig, out: str | Path, *,
                   task: str = "synthesize", generate: GenerateConfig | None = None,
                   console: Console | None = None) -> dict[str, Any]:
     """Each problem's answers, appended to the JSONL out as each batch of cfg.batch_size problems comes

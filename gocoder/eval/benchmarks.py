@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gocoder import GocoderError
+from gocoder.record import Context, Plan, Record, Related
+from gocoder.record import Problem as Ask  # the record's problem: what the model is asked
 from gocoder.records import body_open, read_jsonl_numbered, skip_balanced
 
 FORMATS = ("mbxp", "multipl-e", "humaneval-x", "humanevalpack", "synth-fix")
@@ -205,16 +207,16 @@ _PARSERS = {"mbxp": _mbxp, "multipl-e": _multiple, "humaneval-x": _humaneval_x, 
             "synth-fix": _synth_fix}  # fmt: skip
 
 
-def problem_record(problem: Problem, task: str = "synthesize") -> dict:
+def problem_record(problem: Problem, task: str = "synthesize") -> Record:
     """The hierarchical record the model reads for a problem (docs/FORMATS.md; no plan or solution).
 
     synthesize: the description, the prompt file head up to the signature as context, the signature
     in the details. fix: "Fix bugs in NAME." with the file holding the buggy function as context.
     """
     if problem.format == "synth-fix":  # a bug report and the file it is in, as `gocoder generate --context`
-        return {"id": problem.id, "split": "test", "source": "bench:synth-fix",
-                "problem": {"description": problem.description, "details": problem.details},
-                "context": {"file": problem.path, "before": problem.prompt}, "plan": {"steps": []}}  # fmt: skip
+        return Record(id=problem.id, split="test", source="bench:synth-fix",
+                      problem=Ask(description=problem.description, details=problem.details),
+                      context=Context(file=problem.path, before=problem.prompt), plan=Plan())
     m = last_func(problem.prompt)
     cut = m.start() if m else len(problem.prompt)
     head, signature = problem.prompt[:cut], problem.prompt[cut:].strip().rstrip("{").strip()
@@ -225,13 +227,11 @@ def problem_record(problem: Problem, task: str = "synthesize") -> dict:
         before, details = problem.setup + problem.buggy, ""
     else:
         before, details = problem.setup + head, (rest + "\n\n" if rest else "") + f"Signature: {signature}"
-    return {
-        "id": problem.id, "split": "test", "source": f"bench:{problem.format}",
-        "problem": {"description": first, "details": details},
-        "context": {"file": "main.go" if problem.mode == "run" else "main_test.go", "before": before,
-                    **({"related": [{"file": f, "code": c} for f, c in problem.related]} if problem.related else {})},
-        "plan": {"steps": []},
-    }  # fmt: skip
+    return Record(id=problem.id, split="test", source=f"bench:{problem.format}",
+                  problem=Ask(description=first, details=details),
+                  context=Context(file="main.go" if problem.mode == "run" else "main_test.go", before=before,
+                                  related=tuple(Related(file=f, code=c) for f, c in problem.related)),
+                  plan=Plan())
 
 
 def completion_from_code(problem: Problem, code: str) -> str:

@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
@@ -39,6 +39,9 @@ from gocoder.fsio import atomic_write
 from gocoder.inference.engine import Sampling
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
+
+if TYPE_CHECKING:  # the loader and the loop: imported where a checkpoint is loaded
+    from gocoder.inference.generate import Generator
 
 OUTPUT_KEEP = 2000  # characters of failing output kept per sample in results.jsonl
 NO_CHECK = "gocoder: no pass"  # how a run that exited 0 without running its checks says why it failed
@@ -190,7 +193,7 @@ def _visible_runner(problem: Problem, limits: Limits, tc: bool) -> Callable[[str
     return run
 
 
-def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: Limits,
+def _loop_job(problem: Problem, gen: Generator, cfg: BenchConfig, task: str, limits: Limits,
               base: Sampling) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """The loop on the visible checks: (its first round's code = the greedy answer, the submitted answer's row)."""
     from gocoder.inference.generate import solve
@@ -227,7 +230,7 @@ def _filter_job(p: Problem, comps: list[str], limits: Limits, t_gen: float, tc: 
     return row
 
 
-def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, limits: Limits,
+def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Generator, task: str, limits: Limits,
                 pool: ThreadPoolExecutor, base: Sampling) -> list[dict[str, Any]]:  # fmt: skip
     """Generate a batch's answers (greedy, sampled, loop) and score them, problems in parallel."""
     t0 = time.monotonic()
@@ -398,7 +401,8 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
                          limits=limits, console=console, generate=generate)  # fmt: skip
 
 
-def with_retrieved(problems: list[Problem], gen: Any, where: str | Path, max_new: int, task: str) -> list[Problem]:
+def with_retrieved(problems: list[Problem], gen: Generator, where: str | Path, max_new: int,
+                   task: str) -> list[Problem]:
     """Each problem with the declarations of the index at where that best match it, as many as its
     prompt holds uncut (gocoder/inference/retrieve.py, Generator.with_related)."""
     from gocoder.inference.retrieve import open_index
@@ -406,6 +410,6 @@ def with_retrieved(problems: list[Problem], gen: Any, where: str | Path, max_new
     idx = open_index(where)
     out = []
     for p in problems:
-        rel = gen.with_related(problem_record(p, task), idx, max_new)["context"].get("related", [])
-        out.append(dataclasses.replace(p, related=tuple((r["file"], r["code"]) for r in rel)))
+        rel = gen.with_related(problem_record(p, task), idx, max_new).context.related
+        out.append(dataclasses.replace(p, related=tuple((r.file, r.code) for r in rel)))
     return out

@@ -13,9 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gocoder import GocoderError
+from gocoder.record import Record
+
+if TYPE_CHECKING:  # the loader and the loop: imported where a checkpoint is loaded
+    from gocoder.inference.generate import Generator
 
 SUMMARY = ("exact_match", "ast_similarity", "syntax_valid", "type_valid", "intent_accuracy", "target_f1",
            "iterations", "premature_stop", "first_try_valid", "final_valid")
@@ -64,13 +68,13 @@ def plan_scores(pred: list[dict], gold: list[dict]) -> tuple[float, float]:
     return acc, f1
 
 
-def score(rec: dict[str, Any], res: Any, checker: Any = None) -> dict[str, Any]:
+def score(rec: Record, res: Any, checker: Any = None) -> dict[str, Any]:
     """The measurements of one record's result (a gocoder.inference.generate.Result)."""
-    gold = rec.get("solution", {}).get("code", "")
-    acc, f1 = plan_scores(res.plan, rec.get("plan", {}).get("steps", []))
+    gold = rec.code
+    acc, f1 = plan_scores(res.plan, [s.to_dict() for s in rec.steps])
     # a tree search asks the controller nothing: no premature stop to count
     premature = any(t.get("premature") for t in res.trace) if any("premature" in t for t in res.trace) else None
-    return {"id": rec.get("id"), "code": res.code, "plan": res.plan,
+    return {"id": rec.id, "code": res.code, "plan": res.plan,
             "exact_match": _norm_code(res.code) == _norm_code(gold),
             "ast_similarity": edit_similarity(shape(res.code, checker), shape(gold, checker)),
             "syntax_valid": res.syntax_ok, "type_valid": res.type_ok, "intent_accuracy": acc, "target_f1": f1,
@@ -88,25 +92,23 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def load_records(data: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """The first limit records of data, each with an id and a problem; none is an error."""
-    from gocoder.records import read_jsonl
+def load_records(data: str | Path, limit: int | None = None) -> list[Record]:
+    """The first limit records of data; a bad one is an error naming its line, none is an error."""
+    from gocoder.records import read_jsonl_numbered
 
     recs = []
-    for rec in read_jsonl(data):
+    for lineno, d in read_jsonl_numbered(data):
         if limit is not None and len(recs) >= limit:
             break
-        if "id" not in rec or "problem" not in rec:
-            raise GocoderError(f"{data}: record {len(recs) + 1} lacks an id or a problem")
-        recs.append(rec)
+        recs.append(Record.from_dict(d, where=f"{data}:{lineno}"))
     if not recs:  # a summary of nothing would read as a model that scores 0
         why = "--limit 0" if limit == 0 else "an empty file (annotate warns when a split gets no repository)"
         raise GocoderError(f"{data}: no records to evaluate: {why}")
     return recs
 
 
-def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None = None, solve_kw: dict | None = None,
-             progress: Any = None) -> dict[str, Any]:
+def evaluate(gen: Generator, data: str | Path, out: str | Path, *, limit: int | None = None,
+             solve_kw: dict | None = None, progress: Any = None) -> dict[str, Any]:
     """Run gocoder.inference.generate.solve on each record of data (up to limit) and write one row per record to out
     (JSONL, resumable: ids already there are not redone). Returns the summary over all rows of out that
     belong to these records."""
@@ -116,11 +118,11 @@ def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None =
     recs = load_records(data, limit)
     with JsonlWriter(out) as w:
         for rec in recs:
-            if rec["id"] not in w.seen:
+            if rec.id not in w.seen:
                 w.write(score(rec, solve(gen, rec, **(solve_kw or {}))))
             if progress is not None:
                 progress(1)
-    ids = {r["id"] for r in recs}
+    ids = {r.id for r in recs}
     rows = [r for r in read_jsonl(out) if r["id"] in ids]
     return dict(summarize(rows), out=str(out))
 
@@ -182,7 +184,7 @@ def run_eval(cfg: Any, checkpoint: str | Path, data: str | Path, *, out: str | P
     kw = {"samples": cfg.samples, "max_iters": cfg.max_iters, "search": cfg.search, "budget": cfg.budget or None,
           "typecheck": cfg.typecheck, "sampling": sampling_from(cfg, cfg.samples, cfg.search), "ucb_c": cfg.ucb_c}
 
-    def one(gen: Any, dest: str | Path | None) -> dict[str, Any]:
+    def one(gen: Generator, dest: str | Path | None) -> dict[str, Any]:
         if dest is None:
             tag = content_hash(str(gen.path.resolve()), str(Path(data).resolve()), repr(sorted(kw.items())))[:10]
             dest = Path("work/eval") / f"{gen.path.name}-{Path(data).stem}-{tag}.jsonl"

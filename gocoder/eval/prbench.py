@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from gocoder import GocoderError
+from gocoder.record import Context, Problem, Record
 from gocoder.records import read_jsonl_numbered
 
 # Titles that name no change a description could ask for: releases, dependency and tooling chores.
@@ -57,21 +58,21 @@ def _git_dir(repo: Path) -> Path:
     return repo / ".git" if (repo / ".git").exists() else repo
 
 
-def eligible(hrec: dict[str, Any], raw: dict[str, Any]) -> str:
+def eligible(hrec: Record, raw: dict[str, Any]) -> str:
     """Why a mined change is not a problem ("" when it is): see docs/PRBENCH.md, the selection rule."""
-    title = hrec["problem"]["description"]
+    title = hrec.problem.description
     go = [f for f in raw["files_changed"] if f["path"].endswith(".go")]
     src = [f for f in go if not f["path"].endswith("_test.go")]
     if _CHORE.match(title) or len(title.split()) < 3:
         return "chore-or-short-title"
     if len(src) != 1 or src[0]["status"] != "modified":
         return "not-one-modified-file"  # the answer must go into one existing file
-    if src[0]["path"] != hrec["context"]["file"] or "/vendor/" in f"/{src[0]['path']}":
+    if src[0]["path"] != hrec.context.file or "/vendor/" in f"/{src[0]['path']}":
         return "context-elsewhere"
-    code = hrec["solution"]["code"]
+    code = hrec.code
     if not code.strip() or len(code.encode()) > MAX_ANSWER_BYTES or len(src[0]["before"]) > MAX_FILE_BYTES:
         return "too-long"
-    if not hrec["solution"]["validation"]["syntax"]:
+    if hrec.solution is None or not hrec.solution.validation.syntax:
         return "after-does-not-parse"
     return ""
 
@@ -109,11 +110,11 @@ def mine(repo: Path, label: str) -> tuple[list[dict[str, Any]], Counter[str]]:
                 if not parent:
                     why["root-commit"] += 1
                     continue
-                after = next(f["after"] for f in raw["files_changed"] if f["path"] == h["context"]["file"])
+                after = next(f["after"] for f in raw["files_changed"] if f["path"] == h.context.file)
                 out.append({"id": f"{label}@{sha[:12]}", "repo": label, "sha": sha, "parent": parent,
-                            "path": h["context"]["file"], "description": h["problem"]["description"],
-                            "details": h["problem"]["details"], "before": h["context"]["before"],
-                            "answer": h["solution"]["code"], "after": after})
+                            "path": h.context.file, "description": h.problem.description,
+                            "details": h.problem.details, "before": h.context.before,
+                            "answer": h.code, "after": after})
     finally:
         src.close()
     return out, why
@@ -249,8 +250,8 @@ def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkp
                 continue
             repo = repos_dir / p["repo"]
             tree = tree_at(repo, p["parent"], trees / p["repo"])
-            rec = {"id": p["id"], "problem": {"description": p["description"], "details": p["details"]},
-                   "context": {"file": Path(p["path"]).name, "before": p["before"]}}
+            rec = Record(id=p["id"], problem=Problem(description=p["description"], details=p["details"]),
+                         context=Context(file=Path(p["path"]).name, before=p["before"]))
             if retrieve:
                 idx, _ = build_index(tree, trees / p["repo"] / f"{p['parent']}.index.json")
                 rec = gen.with_related(rec, idx, generate.max_new_tokens, exclude=(p["path"],))
@@ -262,7 +263,7 @@ def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkp
                 base[key] = typechecks(tree, p["path"], p["before"])
             row = {**score(p, code, tree), "baseline_typechecks": base[key],
                    "reference_typechecks": base[key] and typechecks(tree, p["path"], p["after"]),
-                   "related": len(rec["context"].get("related", [])), "gen_s": round(time.perf_counter() - t, 2),
+                   "related": len(rec.context.related), "gen_s": round(time.perf_counter() - t, 2),
                    "code": code}
             f.write(json.dumps(row) + "\n")
             f.flush()

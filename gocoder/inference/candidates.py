@@ -8,11 +8,13 @@ given, and the controller's decision; energy orders candidates by those measurem
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from gocoder.inference.engine import Decision
+from gocoder.inference.engine import Decision, Sampling
 from gocoder.model.model import DONE
+from gocoder.record import Record
 from gocoder.text.serialize import repair_record
 
 
@@ -75,7 +77,7 @@ def energy(c: Candidate) -> float:
 
 @dataclass
 class LoopState:
-    rec: dict[str, Any]
+    rec: Record
     iteration: int = 0
     candidates: list[Candidate] = field(default_factory=list)
     best: int | None = None  # index into candidates
@@ -85,11 +87,19 @@ class LoopState:
     premature: int = 0  # "done" said on code that does not parse or fails its tests, overridden
 
 
-def init_state(rec: dict[str, Any]) -> LoopState:
+class Sampler(Protocol):
+    """What the loop and the tree search ask of a Generator (gocoder/inference/generate.py), which
+    imports them: n candidates for a record, each checked, tested and judged."""
+
+    def sample(self, rec: Record, n: int = 1, sampling: Sampling | None = None, *, typecheck: bool = False,
+               tests: Callable[[str], TestResult] | None = None) -> list[Candidate]: ...
+
+
+def init_state(rec: Record) -> LoopState:
     return LoopState(rec=rec)
 
 
-def refine_record(rec: dict[str, Any], prev: Candidate) -> dict[str, Any]:
+def refine_record(rec: Record, prev: Candidate) -> Record:
     """rec with the previous code and its first diagnostic as the refine block (the shards' repair rows)."""
     return repair_record(rec, prev.code, prev.diagnostic, syntax=prev.syntax_ok,
                          tests=None if prev.tests is None else prev.tests.passed)

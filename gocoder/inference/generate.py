@@ -20,7 +20,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from gocoder.inference.candidates import (  # noqa: F401 (TestResult, init_state
 from gocoder.inference.engine import Sampling
 from gocoder.inference.incremental import Watcher
 from gocoder.model.model import DONE
+from gocoder.record import Context, Problem, Record
 from gocoder.text.serialize import cut_points, format_diagnostic, prompt
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default"
@@ -123,7 +124,7 @@ class Generator:
             raise GocoderError(f"{tok_path}: not the tokenizer {p} was trained with (sha256 differs)")
         return cls(model, tok, meta, device, segments, p)
 
-    def prompt_text(self, rec: dict[str, Any]) -> str:
+    def prompt_text(self, rec: Record) -> str:
         """The prompt region of rec as training serializes it (with its refine block, if any)."""
         return prompt(rec)
 
@@ -131,14 +132,14 @@ class Generator:
         """Prompt tokens kept when max_new positions are left for the answer (the rest is cut)."""
         return max(8, self.max_len - min(max_new, self.max_len // 2))
 
-    def prompt_ids(self, rec: dict[str, Any], max_new: int) -> list[int]:
+    def prompt_ids(self, rec: Record, max_new: int) -> list[int]:
         """Token ids of the prompt, cut as the shards cut one (gocoder/training/data.py Shard.example: its middle
         goes, the problem at the head and the refine block at the tail stay) to leave max_new positions."""
         ids = self.tok.encode(self.prompt_text(rec))
         head, tail = cut_points(len(ids), self.prompt_keep(max_new))
         return ids[:head] + ids[tail:]
 
-    def with_related(self, rec: dict[str, Any], index: Any, max_new: int, exclude: tuple[str, ...] = ()) -> dict:
+    def with_related(self, rec: Record, index: Any, max_new: int, exclude: tuple[str, ...] = ()) -> Record:
         """rec with the declarations of index (gocoder/inference/retrieve.py) that best match its problem, as many
         as its prompt holds uncut with max_new positions left (none when the prompt is cut already).
 
@@ -149,7 +150,7 @@ class Generator:
 
         keep = self.prompt_keep(max_new)
 
-        def fits(r: dict[str, Any]) -> bool:
+        def fits(r: Record) -> bool:
             return len(self.tok.encode(self.prompt_text(r))) <= keep
 
         return with_related(rec, index, fits, exclude=exclude)
@@ -159,7 +160,7 @@ class Generator:
         text = self.tok.decode(ids)
         return decode_output(text)[1] if "<CODE>" in text else None
 
-    def sample(self, rec: dict[str, Any], n: int = 1, sampling: Sampling | None = None, *, typecheck: bool = False,
+    def sample(self, rec: Record, n: int = 1, sampling: Sampling | None = None, *, typecheck: bool = False,
                tests: Callable[[str], TestResult] | None = None) -> list[Candidate]:
         """n independent plan+code candidates for one record, each checked, tested and judged."""
         from gocoder.check.validate import get_checker
@@ -203,7 +204,7 @@ def judge(text: str, decoded: tuple[list[dict], str, bool], res: Any, *, typeche
 
 # --------------------------------------------------------------------------------------- the loop
 
-def step(gen: Any, state: LoopState, *, samples: int = 1, sampling: Sampling | None = None,
+def step(gen: Generator, state: LoopState, *, samples: int = 1, sampling: Sampling | None = None,
          typecheck: bool = False, tests: Callable[[str], TestResult] | None = None) -> LoopState:
     """One round: sample, check, judge; the round's best becomes current and the best overall is kept."""
     prev = state.candidates[state.current] if state.current is not None else None
@@ -245,8 +246,8 @@ def should_halt(state: LoopState, max_iters: int = 3) -> bool:
 def save_state(state: LoopState, path: str | Path) -> None:
     """JSON, written to a temporary name and renamed: a kill leaves the previous state whole."""
     p = Path(path)
-    d = dataclasses.asdict(state)
-    d["candidates"] = [c.to_dict() for c in state.candidates]
+    d = dataclasses.asdict(dataclasses.replace(state, candidates=[]))
+    d.update(rec=state.rec.to_dict(), candidates=[c.to_dict() for c in state.candidates])
     tmp = p.with_name(f".{p.name}.tmp")
     tmp.write_text(json.dumps(d) + "\n", encoding="utf-8")
     os.replace(tmp, p)
@@ -256,6 +257,7 @@ def load_state(path: str | Path) -> LoopState:
     try:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
         d["candidates"] = [Candidate.from_dict(c) for c in d["candidates"]]
+        d["rec"] = Record.from_dict(d["rec"], where=str(path))
         return LoopState(**d)
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise GocoderError(f"{path}: not a saved loop state ({e})") from None
@@ -290,12 +292,15 @@ def result_of(state: LoopState, tests: Callable[[str], TestResult] | None = None
                   state.premature, len(state.candidates))
 
 
-def solve(gen: Any, rec: dict[str, Any], *, samples: int = 1, max_iters: int = 3, search: str = "best-of",
-          budget: int | None = None, typecheck: bool = False, tests: Callable[[str], TestResult] | None = None,
-          sampling: Sampling | None = None, state_path: str | Path | None = None, ucb_c: float = 1.0) -> Result:
+def solve(gen: Generator, rec: Record | Mapping[str, Any], *, samples: int = 1, max_iters: int = 3,
+          search: str = "best-of", budget: int | None = None, typecheck: bool = False,
+          tests: Callable[[str], TestResult] | None = None, sampling: Sampling | None = None,
+          state_path: str | Path | None = None, ucb_c: float = 1.0) -> Result:
     """Write code for rec: the refinement loop with `samples` candidates a round (best-of), or a tree search
     over refinements (search="tree"); budget caps the candidates generated (default samples * max_iters).
-    With state_path the loop saves its state after each round and resumes from it (best-of only)."""
+    With state_path the loop saves its state after each round and resumes from it (best-of only).
+    rec: a Record, or its JSON (checked by Record.from_dict)."""
+    rec = Record.of(rec)
     if samples < 1 or max_iters < 1:
         raise GocoderError(f"samples ({samples}) and max_iters ({max_iters}) must be at least 1")
     budget = budget or samples * max_iters
@@ -343,8 +348,8 @@ def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
     # shaped as the training records are: details repeat the description (a doc comment's first sentence
     # is its description), and a file is always named; an empty details and file drove the shipped model
     # into repeating the description instead of closing the plan
-    rec = {"id": "cli", "problem": {"description": pr_desc, "details": pr_desc},
-           "context": {"file": Path(context).name if context else "main.go", "before": before}}
+    rec = Record(id="cli", problem=Problem(description=pr_desc, details=pr_desc),
+                 context=Context(file=Path(context).name if context else "main.go", before=before))
     gen = Generator.load(checkpoint, device=cfg.device)
     if repo is not None:
         from gocoder.inference.retrieve import open_index

@@ -19,6 +19,7 @@ on with neighbours is the text it is prompted with (STYLE.md 17).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
+from gocoder.record import Record, Related
 
 INDEX_VERSION = 1
 K1, B = 1.2, 0.75
@@ -276,20 +278,23 @@ def open_index(where: str | Path, progress: Callable[[int, int], None] | None = 
     return Index(Path(data["root"]), load_files(p))
 
 
-def with_related(rec: dict[str, Any], idx: Index, fits: Callable[[dict[str, Any]], bool], *,
-                 query: str | None = None, k: int = 8, exclude: Iterable[str] = ()) -> dict[str, Any]:
+def with_related(rec: Record, idx: Index, fits: Callable[[Record], bool], *,
+                 query: str | None = None, k: int = 8, exclude: Iterable[str] = ()) -> Record:
     """rec with context.related: the best of idx's k hits for its problem that fit, in rank order; a hit
     too long is tried as its signature. fits(rec) says whether a record's prompt is within the budget."""
-    q = query if query is not None else f"{rec['problem']['description']}\n{rec['problem'].get('details', '')}"
-    related: list[dict[str, str]] = []
+    q = query if query is not None else f"{rec.problem.description}\n{rec.problem.details}"
+    related: tuple[Related, ...] = ()
     for h in idx.search(q, k=k, exclude=exclude):
         for whole in (True, False):
-            item = {"file": h.path, "code": h.code(idx.root, whole)}
-            trial = {**rec, "context": {**rec["context"], "related": [*related, item]}}
-            if fits(trial):
-                related.append(item)
+            item = Related(file=h.path, code=h.code(idx.root, whole))
+            if fits(_related(rec, (*related, item))):
+                related = (*related, item)
                 break
-    return {**rec, "context": {**rec["context"], "related": related}} if related else rec
+    return _related(rec, related) if related else rec
+
+
+def _related(rec: Record, related: tuple[Related, ...]) -> Record:
+    return dataclasses.replace(rec, context=dataclasses.replace(rec.context, related=related))
 
 
 def repo_root(start: str | Path) -> Path | None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
 
-from gocoder.inference.candidates import LoopState, TestResult, energy, init_state, refine_record
+from gocoder.inference.candidates import Candidate, LoopState, Sampler, TestResult, energy, init_state, refine_record
+from gocoder.inference.engine import Sampling
+from gocoder.record import Record
 
 
-def reward(c: Any) -> float:
+def reward(c: Candidate) -> float:
     """energy (-0.5 best .. 5 worst) as a reward in [0, 1], higher is better."""
     return min(1.0, max(0.0, (5.0 - energy(c)) / 5.5))
 
@@ -51,14 +52,14 @@ class Tree:
         return max(open_, key=lambda n: (self.ucb(n, c), -n)) if open_ else None
 
 
-def tree_search(gen: Any, rec: dict[str, Any], *, samples: int, max_depth: int, budget: int, c: float = 1.0,
-                sampling: Any = None, typecheck: bool = False,
+def tree_search(gen: Sampler, rec: Record, *, samples: int, max_depth: int, budget: int, c: float = 1.0,
+                sampling: Sampling | None = None, typecheck: bool = False,
                 tests: Callable[[str], TestResult] | None = None) -> LoopState:
     """Roots: `samples` candidates from the plain prompt; then expand the UCB pick by one refinement until a
     candidate passes or `budget` candidates have been generated. Returns the loop state (trace per node)."""
     state, tree = init_state(rec), Tree()
 
-    def add(cands: list[Any], parent: int | None) -> None:
+    def add(cands: list[Candidate], parent: int | None) -> None:
         for cand in cands:
             i = tree.add(parent, reward(cand))
             state.candidates.append(cand)
