@@ -16,11 +16,13 @@ goes after the keys that were read, as `dict(rec, refine=...)` put it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from gocoder import GocoderError
+from gocoder.records import jsonl_inputs, read_jsonl_numbered
 
 
 class _Check:
@@ -311,3 +313,11 @@ class Record(_Node):
     def of(cls, rec: Record | Mapping[str, Any], where: str = "") -> Record:
         """rec itself, or the Record of a dict (checked as from_dict checks it)."""
         return rec if isinstance(rec, Record) else cls.from_dict(rec, where)
+
+
+def read_records(path: str | Path) -> Iterator[tuple[Path, Record]]:
+    """The hierarchical records of a .jsonl file or of every .jsonl file in a folder (sorted), each with
+    its file; a bad one is a GocoderError naming its file, line and field."""
+    for f in jsonl_inputs(path):
+        for lineno, d in read_jsonl_numbered(f):
+            yield f, Record.from_dict(d, where=f"{f}:{lineno}")

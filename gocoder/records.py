@@ -53,18 +53,22 @@ def read_jsonl_numbered(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]
             yield lineno, rec
 
 
-def iter_jsonl_inputs(path: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Records of a .jsonl file, or of every .jsonl file in a folder (sorted), with their file."""
+def jsonl_inputs(path: str | Path) -> list[Path]:
+    """A .jsonl file, or every .jsonl file in a folder (sorted); none is an error."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
         if not files:
             raise GocoderError(f"{path}: no .jsonl files")
-    elif path.exists():
-        files = [path]
-    else:
-        raise GocoderError(f"{path}: no such file or folder")
-    for f in files:
+        return files
+    if path.exists():
+        return [path]
+    raise GocoderError(f"{path}: no such file or folder")
+
+
+def iter_jsonl_inputs(path: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Records of a .jsonl file, or of every .jsonl file in a folder (sorted), with their file."""
+    for f in jsonl_inputs(path):
         for rec in read_jsonl(f):
             yield f, rec
 

@@ -24,7 +24,7 @@ from typing import Any
 import sentencepiece as spm
 
 from gocoder import GocoderError
-from gocoder.records import iter_jsonl_inputs
+from gocoder.record import read_records
 from gocoder.text.serialize import SPECIAL_TOKENS, SYMBOL_GROUPS, load_vocab, serialize
 
 STEM = "gocoder"  # gocoder.model, gocoder.vocab, gocoder.json in a tokenizer folder
@@ -80,8 +80,8 @@ def corpus_texts(input: str | Path | None = None, go_src: str | Path | None = No
     if input is None and go_src is None:
         raise GocoderError("give --input (hierarchical JSONL) or --go-src (a folder of .go files)")
     if input is not None:
-        for _, rec in iter_jsonl_inputs(input):
-            if rec.get("split") not in ("valid", "test"):
+        for _, rec in read_records(input):
+            if rec.split not in ("valid", "test"):
                 yield serialize(rec)
     if go_src is not None:
         for p in go_files(go_src):

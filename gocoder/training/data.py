@@ -16,6 +16,7 @@ else uint32), `index.npy` (int64 [N, len(COLUMNS)]), `verdict.npy` (float32 [N, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -32,6 +33,7 @@ from gocoder.check.validate import verdict_features
 from gocoder.config import ShardsConfig
 from gocoder.fsio import output_lock, replace_dir, write_error
 from gocoder.model.model import CONTINUE, DONE, REFINE, Batch
+from gocoder.record import Record, Solution, Validation, read_records
 from gocoder.text.serialize import cut_points
 
 COLUMNS = ("offset", "prompt", "plan", "code", "code_loss", "ctrl", "steps", "kind")
@@ -79,14 +81,13 @@ def partial_draft(code: str, rng: random.Random) -> str | None:
     return "".join(lines[: max(1, int(len(lines) * rng.uniform(0.3, 0.8)))])
 
 
-def before_draft(rec: dict[str, Any], checker: Any) -> str | None:
+def before_draft(rec: Record, checker: Any) -> str | None:
     """The target declaration as it was before the change (one-step plans): valid Go that does not yet
     do what the plan asks; for a synth record, the planted bug itself."""
-    steps = rec.get("plan", {}).get("steps", [])
-    before = rec.get("context", {}).get("before", "")
-    if len(steps) != 1 or not before or not isinstance(steps[0], dict):
+    steps, before = rec.steps, rec.context.before
+    if len(steps) != 1 or not before:
         return None
-    name = (steps[0].get("target") or "").partition(":")[2].partition("@")[0]  # kind:name@file
+    name = steps[0].target.partition(":")[2].partition("@")[0]  # kind:name@file
     raw = before.encode("utf-8")
     for d in checker.check(before, kind="auto", gofmt=False).decls if name else ():
         if d.name == name:  # offsets are UTF-8 bytes
@@ -110,12 +111,11 @@ def cut_example(tok: np.ndarray, P: int, Q: int, C: int, max_len: int) -> tuple[
 
 # ------------------------------------------------------------------------------------ building
 
-def _examples(rec: dict[str, Any], rollouts: int, checker: Any, rng: random.Random) -> list[dict[str, Any]]:
+def _examples(rec: Record, rollouts: int, checker: Any, rng: random.Random) -> list[dict[str, Any]]:
     """The clean example and the judge/repair pairs of one record, as text segments."""
     from gocoder.text.serialize import repair_record, segments  # the serializer loads the vocabulary lazily
 
-    code = rec.get("solution", {}).get("code", "")
-    steps = len(rec.get("plan", {}).get("steps", []))
+    code, steps = rec.code, len(rec.steps)
     drafts: list[tuple[str, str]] = []
     old = before_draft(rec, checker) if rollouts else None
     if old is not None and old.strip() != code.strip():
@@ -133,7 +133,7 @@ def _examples(rec: dict[str, Any], rollouts: int, checker: Any, rng: random.Rand
     seg = segments(rec)
     out = [dict(seg, code_loss=1, ctrl=DONE, steps=steps, kind=0, verdict=verdict_features(code, results[0]))]
     for d, lab, r in drafts:
-        judge = segments(dict(rec, solution={"code": d, "validation": {"syntax": r.ok, "tests": None}}))
+        judge = segments(dataclasses.replace(rec, solution=Solution(code=d, validation=Validation(syntax=r.ok))))
         if lab == CONTINUE:  # unfinished: no closing tag, no verdict written yet
             judge["code"], judge["validate"] = judge["code"].removesuffix("</CODE>"), ""
         out.append(dict(judge, code_loss=0, ctrl=lab, steps=steps, kind=1, verdict=verdict_features(d, r)))
@@ -153,8 +153,6 @@ def build_shards(cfg: ShardsConfig, records: str | Path, tokenizer: Any, out_dir
     Written to a temporary folder and renamed at the end: an interrupted build leaves the previous
     shards whole, and a rerun starts over (tokenizing is fast next to training). Returns rows per split.
     """
-    from gocoder.records import iter_jsonl_inputs
-
     if checker is None:
         from gocoder.check.validate import get_checker
 
@@ -169,11 +167,11 @@ def build_shards(cfg: ShardsConfig, records: str | Path, tokenizer: Any, out_dir
     offsets = dict.fromkeys(SPLITS, 0)
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32  # half the disk and page cache
     try:
-        for path, rec in iter_jsonl_inputs(records):
-            split = rec.get("split", "train")
+        for path, rec in read_records(records):
+            split = rec.split if rec.split is not None else "train"
             if split not in SPLITS:
-                raise GocoderError(f"{path}: record {rec.get('id', '?')}: unknown split {split!r}")
-            rng = random.Random(f"{cfg.seed}:{rec.get('id', '')}")  # per record: the same drafts on a rerun
+                raise GocoderError(f"{path}: record {rec.id}: unknown split {split!r}")
+            rng = random.Random(f"{cfg.seed}:{rec.id}")  # per record: the same drafts on a rerun
             for ex in _examples(rec, cfg.rollouts, checker, rng):
                 parts = tokenizer.encode_batch([ex["prompt"], ex["plan"], ex["code"] + ex["validate"]], threads=1)
                 if split not in files:

@@ -21,7 +21,7 @@ from gocoder.collect.gosources import package_of
 from gocoder.collect.textparts import PART_GLOB, read_parts
 from gocoder.config import TokenizerConfig
 from gocoder.progress import Progress
-from gocoder.records import iter_jsonl_inputs
+from gocoder.record import read_records
 from gocoder.splits import HELD_OUT
 from gocoder.text.serialize import segments
 from gocoder.text.tokenizer import Tokenizer, corpus_texts, go_files, read_go, train_tokenizer
@@ -157,12 +157,10 @@ def corpus_items(corpus: Path) -> Iterator[tuple[str, str, dict[str, list[str]]]
             text = read_go(p)
             yield str(p), text, {"go": [text]}
         return
-    for f, rec in iter_jsonl_inputs(corpus):
+    for f, rec in read_records(corpus):
         seg = segments(rec)
-        go = [rec["context"].get("before", ""), rec["solution"]["code"]]
-        desc = [rec["problem"]["description"], rec["problem"].get("details", "")]
-        yield f"{f}:{rec.get('id', '?')}", "".join(seg.values()), {"go": go, "plan": [seg["plan"]],
-                                                                     "description": desc}
+        go, desc = [rec.context.before, rec.code], [rec.problem.description, rec.problem.details]
+        yield f"{f}:{rec.id}", "".join(seg.values()), {"go": go, "plan": [seg["plan"]], "description": desc}
 
 
 def _first_diff(a: str, b: str) -> dict[str, Any]:
