@@ -93,3 +93,17 @@ def test_of_takes_a_record_or_a_dict():
     rec = Record(id="r", problem=Problem(description="d"))
     assert Record.of(rec) is rec
     assert Record.of(rec.to_dict()) == rec
+
+
+def test_read_records_names_the_file_and_line_of_a_bad_one(tmp_path):
+    from gocoder.record import read_records
+
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "a.jsonl").write_text(lines[0] + '{"id": "x", "problem": {"description": 1}}\n')
+    (tmp_path / "b.jsonl").write_text("".join(lines[1:]))
+    with pytest.raises(GocoderError) as e:
+        list(read_records(tmp_path))
+    assert str(e.value) == f"{tmp_path / 'a.jsonl'}:2: record x: field 'problem.description' must be a string, got 1"
+    (tmp_path / "a.jsonl").write_text(lines[0])
+    got = [(f.name, r.id) for f, r in read_records(tmp_path)]
+    assert got == [("a.jsonl", "0abb618eaf2002c3"), *(("b.jsonl", json.loads(ln)["id"]) for ln in lines[1:])]
