@@ -57,7 +57,7 @@ class _Check:
         v = d[key]
         nullable = type(None) in types
         kinds = tuple(t for t in types if t is not type(None))
-        typed = isinstance(v, kinds) and (bool in kinds or not isinstance(v, bool))  # True is an int
+        typed = isinstance(v, kinds) and (bool in kinds or not isinstance(v, bool))  # True: an int
         if not (typed or (v is None and nullable)):
             want = " or ".join(_WANT[t] for t in kinds) + (" or null" if nullable else "")
             raise self.fail(f"field {where!r} must be {want}, got {v!r:.40}")
@@ -265,8 +265,9 @@ class Record(_Node):
     sha: str | None = None
     bug_kind: str | None = None  # synth records: the mutation planted
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("id", "split", "source", "repo", "pr_number", "sha",
-                                         "problem", "context", "plan", "solution", "bug_kind", "refine")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "id", "split", "source", "repo", "pr_number", "sha", "problem", "context", "plan",
+        "solution", "bug_kind", "refine")  # annotate writes them in this order
     ABSENT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"plan", "solution", "refine"})
 
     def _shown(self, key: str, value: Any) -> bool:
@@ -316,8 +317,8 @@ class Record(_Node):
 
 
 def read_records(path: str | Path) -> Iterator[tuple[Path, Record]]:
-    """The hierarchical records of a .jsonl file or of every .jsonl file in a folder (sorted), each with
-    its file; a bad one is a GocoderError naming its file, line and field."""
+    """The hierarchical records of a .jsonl file or of every .jsonl file in a folder (sorted), each
+    with its file; a bad one is a GocoderError naming its file, line and field."""
     for f in jsonl_inputs(path):
         for lineno, d in read_jsonl_numbered(f):
             yield f, Record.from_dict(d, where=f"{f}:{lineno}")

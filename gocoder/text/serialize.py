@@ -137,7 +137,7 @@ def serialized_fields(rec: Record | Mapping[str, Any]) -> dict[str, Any]:
     r = Record.of(rec)
     segments(r)  # the same checks, and the same errors, as serialize
     assert r.solution is not None  # segments checked it
-    steps = [{"intent": s.intent, "target": "{}:{}".format(*_target(r, i, s.target)) if s.target else "",
+    steps = [{"intent": s.intent, "target": ":".join(_target(r, i, s.target)) if s.target else "",
               "description": s.description} for i, s in enumerate(r.steps)]
     out: dict[str, Any] = {
         "problem": {"description": r.problem.description, "details": r.problem.details},
@@ -154,9 +154,9 @@ def serialized_fields(rec: Record | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _prompt(r: Record) -> str:
-    """The prompt segment: the problem, the context (context.related, declarations retrieved from the
-    repository by gocoder/inference/retrieve.py, as <FILE> blocks before the file being changed) and,
-    when r has a refine block, that block."""
+    """The prompt segment: the problem, the context (context.related, declarations retrieved by
+    gocoder/inference/retrieve.py, as <FILE> blocks before the file being changed) and, when r has a
+    refine block, that block."""
     out = (f"<PROBLEM>{_line(r.problem.description)}\n{escape(r.problem.details)}</PROBLEM><CONTEXT>"
            + "".join(f"<FILE>{_line(x.file)}\n{escape(x.code)}</FILE>" for x in r.context.related)
            + f"<FILE>{_line(r.context.file)}\n{escape(r.context.before)}</FILE></CONTEXT>")
