@@ -1,5 +1,7 @@
 """The `gocoder` command line: the only module that imports Typer.
 
+Over ~400 lines on purpose: one thin wrapper per command, all of them here.
+
 Each subcommand is a thin wrapper: parse options, build the config, call one library function,
 render the result. Results go to stdout, progress and logs to stderr. Exit 0 success, 1 a negative
 verdict (code that does not parse), 2 usage or input error (a GocoderError, one line).
@@ -18,6 +20,7 @@ from rich.console import Console
 
 from gocoder import GocoderError, __version__
 from gocoder.config import Config, load_config, to_dict, to_toml
+from gocoder.eval.benchmarks import HARNESSES
 
 app = typer.Typer(
     name="gocoder",
@@ -447,6 +450,66 @@ def shards_cmd(
     print(json.dumps(counts) if as_json else f"{sum(counts.values())} examples in {dest} ({counts})")
 
 
+@app.command("relate")
+def relate_cmd(
+    input: Annotated[
+        Path, typer.Option("--input", "-i", help="Hierarchical records: a .jsonl file or a folder of them.")
+    ] = Path("data/hierarchical"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output: a .jsonl file, or a folder of files named as the input's.")
+    ] = Path("data/hierarchical-related"),
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Source tree the records' context.file paths are relative to "
+                                  "(default: the Go distribution's GOROOT/src).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="Declarations retrieved a record, kept best first while they fit.")] = 8,
+    max_len: Annotated[
+        int | None, typer.Option("--max-len", help="Context of the model to train (default: model.max_seq_len).")
+    ] = None,
+    tokenizer: Annotated[
+        Path | None, typer.Option("--tokenizer", help="Tokenizer that measures the budget (default: train.tokenizer).")
+    ] = None,
+    decontaminate: Annotated[
+        list[Path] | None,
+        typer.Option("--decontaminate", help="Blocklist or benchmark .jsonl whose code is never a neighbour; "
+                     "repeatable."),
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add retrieved declarations of each record's own package (context.related) as inference adds them.
+
+    The answer's own declarations are never among them, and the prompt stays within what inference fills
+    (generate.max_new_tokens left of --max-len) with the whole example uncut. A rerun resumes.
+
+    Example: gocoder relate -i data/hierarchical -o data/hierarchical-related --k 8 -c configs/go-26m.toml
+    """
+    from gocoder.progress import Progress
+    from gocoder.text.tokenizer import Tokenizer
+    from gocoder.training.related import relate
+
+    cfg = _config(config, set_)
+    if root is None:
+        from gocoder.eval.synthfix import goroot_src
+
+        root = goroot_src()
+    tok = Tokenizer.load(tokenizer or cfg.train.tokenizer)
+    drop, key = _decontamination(decontaminate)
+    with Progress(console=err) as bar:
+        task = bar.add_task("relate", total=None)
+        res = relate(input, out, root, tok, k=k, max_len=max_len or cfg.model.max_seq_len,
+                     max_new=cfg.generate.max_new_tokens, drop=drop, drop_key=key,
+                     progress=lambda done, total: bar.update(task, completed=done, total=total))
+    d = res.to_dict()
+    if as_json:
+        print(json.dumps(d))
+        return
+    print(f"{res.records} records written to {out} ({res.resumed} done before): {res.related} with neighbours, "
+          f"{d['neighbours_mean']} a record ({d['neighbours_mean_related']} a related one); no source "
+          f"{res.no_source}, over budget {res.over_budget}, other split key {res.other_key}; {res.seconds} s")
+
+
 corpus_app = typer.Typer(help="Build the pretraining corpus of whole Go files and tokenize it.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 
@@ -765,6 +828,23 @@ def generate_cmd(
     raise typer.Exit(0 if res.syntax_ok and res.type_ok is not False else 1)
 
 
+def _decontamination(lists: list[Path] | None):
+    """(drop, key) for retrieval's index: drop(text) is True for code whose hashes are on one of the lists
+    (blocklists or benchmark .jsonl files), key names the lists; (None, "") without lists."""
+    if not lists:
+        return None, ""
+    import hashlib
+
+    from gocoder.collect.decontam import code_hashes, load_blocklist
+
+    block = set().union(*(load_blocklist(p) for p in lists))
+
+    def drop(text: str) -> bool:
+        return bool(code_hashes(text) & block)
+
+    return drop, hashlib.sha256("\n".join(sorted(block)).encode()).hexdigest()[:16]
+
+
 def _index_progress():
     """A progress callback for indexing a repository: a line on stderr every 256 files read."""
     return lambda done, total: err.print(f"index: {done}/{total} files read", highlight=False, markup=False)
@@ -960,18 +1040,7 @@ def index_cmd(
     """
     from gocoder.inference.retrieve import build_index
 
-    drop, key = None, ""
-    if decontaminate:
-        import hashlib
-
-        from gocoder.collect.decontam import code_hashes, load_blocklist
-
-        block = set().union(*(load_blocklist(p) for p in decontaminate))
-        key = hashlib.sha256("\n".join(sorted(block)).encode()).hexdigest()[:16]
-
-        def drop(text: str) -> bool:
-            return bool(code_hashes(text) & block)
-
+    drop, key = _decontamination(decontaminate)
     idx, st = build_index(path, out, progress=_index_progress(), drop=drop, drop_key=key)
     hits = idx.search(query, k=k) if query else []
     if as_json:
@@ -1043,11 +1112,14 @@ def prbench_run_cmd(
           f"edit similarity {res['edit_similarity']}, exact {res['exact']}")
 
 
+_FIXABLE = ", ".join(n for n, h in HARNESSES.items() if "fix" in h.tasks)  # formats with a fix task
+
+
 @app.command("bench")
 def bench_cmd(
     file: Annotated[Path, typer.Option("--file", "-f", help="Benchmark JSONL (e.g. ../shared/bench/mbxp_go.jsonl).")],
-    fmt: Annotated[str, typer.Option("--format", help="mbxp, multipl-e, humaneval-x or humanevalpack.")],
-    task: Annotated[str, typer.Option("--task", help="synthesize, or fix (humanevalpack).")] = "synthesize",
+    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(HARNESSES)}.")],
+    task: Annotated[str, typer.Option("--task", help=f"synthesize, or fix ({_FIXABLE}).")] = "synthesize",
     mode: Annotated[
         str | None, typer.Option("--mode", help="record (plan, then code) or complete (continue the prompt file).")
     ] = None,

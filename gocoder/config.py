@@ -1,5 +1,8 @@
 """Config: small frozen dataclasses, fed by an optional TOML file and `--set a.b=v` overrides.
 
+Over ~400 lines on purpose: every section and the one loader that checks them, so the whole
+configuration surface (what `gocoder config show` prints) reads in one file.
+
 Each pipeline stage owns one section. The defaults are a working tiny run. An unknown key or a
 value of the wrong type is a GocoderError naming the key (nanoGPT's configurator, torchtitan's
 JobConfig); so is a value out of its range (RULES, next to the sections) or sections that disagree

@@ -236,37 +236,3 @@ def make_record(
         "merged_at": merged_at, "title": title, "body": body, "files_changed": files,
     }
 
-
-# ------------------------------------------------------------------------------- Go source text
-
-def body_open(fn: str) -> int:
-    """Index just after the `{` that opens a function's body (braces of interface{} / struct{} types skipped)."""
-    depth, i = 0, 0
-    while i < len(fn):
-        c = fn[i]
-        if c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif c in "\"`":  # a string (struct tag) in the signature
-            i = fn.find(c, i + 1)
-            if i < 0:
-                return -1
-        elif c == "{":
-            if re.search(r"\b(interface|struct)\s*$", fn[:i]):
-                i = skip_balanced(fn, i)
-                continue
-            if depth == 0:
-                return i + 1
-        i += 1
-    return -1
-
-
-def skip_balanced(s: str, i: int, pair: str = "{}") -> int:
-    """Index just after the bracket that closes the one opening at s[i] (pair: "{}" or "()")."""
-    depth = 0
-    for j in range(i, len(s)):
-        depth += {pair[0]: 1, pair[1]: -1}.get(s[j], 0)
-        if depth == 0:
-            return j + 1
-    return len(s)

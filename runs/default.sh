@@ -18,6 +18,7 @@
 #   runs/default.sh ship RUN # export the run $WORK/RUN (gpt, recursive, a continued run) as int8 to models/default
 #                            # (the card stays)
 #
+# The shipped model's recipe, these subcommands in order with its settings: runs/default-model.sh.
 # A GPU machine reached by small transfers gets the corpus in parts: runs/stage-corpus.sh pack/tokenize.
 # WORK (default work/default) holds everything; each stage resumes or redoes cleanly when rerun.
 set -euo pipefail
@@ -109,10 +110,15 @@ train() {
   CUDA_VISIBLE_DEVICES=0 $GOCODER train "${common[@]}" --set model.type=gpt --set "train.out=\"$WORK/gpt\"" \
     --set "train.steps=$(( gpt_records + fsteps ))" --set "train.stages.0.until_step=$GPT_FILES" \
     --set "train.stages.1.until_step=$gpt_records" > "$WORK/gpt.log" 2>&1 &
+  local gpt=$!
   CUDA_VISIBLE_DEVICES=1 $GOCODER train "${common[@]}" --set "train.out=\"$WORK/recursive\"" \
     --set "train.steps=$(( rec_records + REC_FUNCS ))" --set "train.stages.0.until_step=$REC_FILES" \
     --set "train.stages.1.until_step=$rec_records" > "$WORK/recursive.log" 2>&1 &
-  wait
+  local rec=$! rc=0
+  # a plain `wait` returns 0 whatever the runs did: a recipe step would then pass on a failed run
+  wait "$gpt" || { rc=$?; echo "error: the GPT run failed (exit $rc): $WORK/gpt.log" >&2; }
+  wait "$rec" || { rc=$?; echo "error: the recursive run failed (exit $rc): $WORK/recursive.log" >&2; }
+  return "$rc"
 }
 
 # a continued run (`continue`): its own optimizer, warm-up and schedule, from the weights it starts with
@@ -148,9 +154,9 @@ ship() {
   step "models/default from $WORK/$m (int8)"
   rm -rf models/.default.tmp
   $GOCODER export "$WORK/$m" -o models/.default.tmp --quantize int8
-  # the model card is written by hand from the run's numbers: it stays
-  for f in MODEL_CARD.md training-losses.png; do
-    if [ -f "models/default/$f" ]; then cp "models/default/$f" models/.default.tmp/; fi
+  # the model card is written by hand from the run's numbers: it stays, with its plots
+  for f in models/default/MODEL_CARD.md models/default/*.png; do
+    if [ -f "$f" ]; then cp "$f" models/.default.tmp/; fi
   done
   rm -rf models/default
   mv models/.default.tmp models/default

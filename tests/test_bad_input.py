@@ -88,6 +88,12 @@ tok-eval-tokenizer-corrupt | tokenizer eval --corpus {records} -t {corrupt_tok} 
 tok-eval-tokenizer-folder | tokenizer eval --corpus {records} -t {dir} | {dir}/gocoder.model: cannot read tokenizer
 tok-eval-corpus-malformed | tokenizer eval --corpus {bad} -t {tok} | {bad}:1: malformed JSON
 tok-eval-tokenizer-empty | tokenizer eval --corpus {records} -t {empty_tok} | {empty_tok}/gocoder.model: empty SentencePiece model
+relate-input-missing | relate -i {missing} -o {out}/r --root {godir} --tokenizer {tok} | {missing}: no such file
+relate-input-malformed | relate -i {bad} -o {out}/r.jsonl --root {godir} --tokenizer {tok} | {bad}:1: malformed JSON
+relate-not-hierarchical | relate -i {records} -o {out}/r.jsonl --root {godir} --tokenizer {tok} | {records}:1: not a hierarchical record
+relate-root-missing | relate -i {records} -o {out}/r.jsonl --root {missing} --tokenizer {tok} | {missing}: not a folder to index
+relate-k-0 | relate -i {records} -o {out}/r.jsonl --root {godir} --k 0 --tokenizer {tok} | --k 0
+relate-out-a-folder | relate -i {records} -o {dir} --root {godir} --tokenizer {tok} | {dir}: is a folder
 shards-tokenizer-empty | shards -i {records} -o {out}/sh --set train.tokenizer='{empty_tok}' | {empty_tok}/gocoder.model: empty SentencePiece model
 
 shards-tokenizer-missing | shards -i {records} -o {out}/sh --set train.tokenizer='{missing}' | {missing}: cannot read tokenizer

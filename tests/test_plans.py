@@ -229,6 +229,10 @@ def test_calls_added_and_removed_and_signatures() -> None:
                     "calls r.Header.Get, strings.TrimSpace, net.SplitHostPort"}  # fmt: skip
     (gone,) = plan_steps("x", "", diff("mw/realip.go", after, before), "FIX")
     assert gone["description"].endswith("no longer calls r.Header.Get, strings.TrimSpace, net.SplitHostPort")
+    # a signature with a type's braces is whole (it was cut at `interface{`)
+    added = "package a\n\nfunc F(x interface{}) error {\n\treturn nil\n}\n"
+    (new,) = plan_steps("add", "", diff("a.go", "package a\n", added), "ADD")
+    assert new["description"].endswith("new func F(x interface{}) error")
 
 
 def test_the_plans_intent_is_in_its_steps() -> None:

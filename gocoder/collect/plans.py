@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gocoder.text.gosource import COMMENT, LITERAL
+
 INTENTS = ("FIX", "ADD", "REFACTOR", "OPTIMIZE", "UPDATE", "REMOVE", "PRESERVE")
 
 # Conventional-commit types (conventionalcommits.org, Angular's list, and common extras).
@@ -143,11 +145,11 @@ class DeclChange:
     pos: int  # byte offset in after (in before when removed): steps follow the file's order
 
 
-_TOKEN = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|//[^\n]*|/\*.*?\*/|\w+|\S', re.S)
+_TOKEN = re.compile(f"{LITERAL}|{COMMENT}|\\w+|\\S", re.S)
 
 
 _WORDS = re.compile(r"\w+|\W+")
-_STR_OR_COMMENT = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|//[^\n]*|/\*.*?\*/', re.S)
+_STR_OR_COMMENT = re.compile(f"{LITERAL}|{COMMENT}", re.S)
 
 
 # A space next to punctuation separates nothing. Two literal-replacement passes rather than one

@@ -15,12 +15,13 @@ import re
 
 from gocoder.collect.plans import DeclChange, code_key, strip_prefix
 from gocoder.record import Record
+from gocoder.text.gosource import LITERAL, body_open
 
 _NOISE = re.compile(r"<!--[\s\S]*?-->|^[ \t]*#+ .*$|^[ \t]*[-*] \[[ xX]\].*$|^(Signed-off-by|Co-authored-by):.*$", re.M)
-_LITERAL = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'')
+_LITERAL = re.compile(LITERAL)
 _CALL = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\(")
 _IDENT = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")  # qualified: `http.StatusOK`
-_EDIT_TOKEN = re.compile(r'`[^`]*`|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|\w+|[^\w\s"\'`]+')
+_EDIT_TOKEN = re.compile(f"{LITERAL}|\\w+|[^\\w\\s\"'`]+")
 # Words that every Go declaration has: naming them says nothing about this change.
 _GO_WORDS = set("break case chan const continue default defer else fallthrough for func go goto if import "
                 "interface map package range return select struct switch type var nil true false iota "
@@ -76,8 +77,12 @@ def _listed(names: list[str]) -> str:
 def _signature(text: str) -> str:
     """The first line of a declaration without its body: `func (s *Server) Close() error`."""
     line = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("//")), "")
-    line = line.split("{")[0].strip() if line.lstrip().startswith(("func", "type")) else line.strip()
-    return line[:120]
+    if line.lstrip().startswith("func"):
+        at = body_open(line.lstrip())  # past an interface{} or struct{} in the signature
+        line = line.lstrip()[: at - 1] if at > 0 else line
+    elif line.lstrip().startswith("type"):
+        line = line.split("{")[0]
+    return line.strip()[:120]
 
 
 def _joined(tokens: list[str]) -> str:

@@ -24,7 +24,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 
 from gocoder import GocoderError
 from gocoder.config import BenchConfig, GenerateConfig
-from gocoder.eval.benchmarks import Problem, completion_from_code, last_func, load_problems, problem_record
+from gocoder.eval.benchmarks import (
+    Answer,
+    Problem,
+    completion_from_code,
+    last_func,
+    load_problems,
+    problem_record,
+)
 from gocoder.inference.engine import Sampling
 from gocoder.inference.incremental import close_function
 from gocoder.progress import Progress
@@ -34,20 +41,6 @@ if TYPE_CHECKING:  # the loader and the loop: imported where a checkpoint is loa
     from gocoder.inference.generate import Generator
 
 _OPEN_BRACE = re.compile(r"[ \t]*\{\s*\Z")  # the signature's open brace and what follows it
-
-
-
-class Answer(str):
-    """An answer as the harness scores it, with `raw`: the answer as the model wrote it, before the harness
-    closed it (complete mode closes a function the token budget cut, gocoder/inference/incremental.py close_function).
-    bench's summary reports both parse rates: "parsed" (as scored) and "parsed_raw" (as written)."""
-
-    raw: str
-
-    def __new__(cls, text: str, raw: str) -> Answer:
-        obj = super().__new__(cls, text)
-        obj.raw = raw
-        return obj
 
 
 def batch_seed(seed: int, batch: Sequence[Problem]) -> int:
@@ -106,12 +99,12 @@ def _complete(gen: Generator, problems: list[Problem], heads: list[str], heal: s
         out = head + gen.tok.decode([t for t in c.tokens if t != eos])
         end = out.find("\n}", len(head))
         out = out[: end + 2] + "\n" if end >= 0 else out
-        m = last_func(p.prompt)
+        f = last_func(p.prompt)
         # cut by the budget, or broken before its end: closed at its last line between statements that
         # leaves it parsing (an answer that parses stays as it is)
         # cut by the budget, or broken before its end: closed at its last line between statements that
         # leaves it parsing (an answer that parses stays as it is); the raw answer is kept for "parsed_raw"
-        codes.append(Answer(close_function(out[m.start():]), out[m.start():]) if m else out[len(p.prompt):])
+        codes.append(Answer(close_function(out[f.start:]), out[f.start:]) if f else out[len(p.prompt):])
     return [codes[i * n : (i + 1) * n] for i in range(len(problems))]
 
 

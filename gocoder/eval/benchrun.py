@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import secrets
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,10 +30,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from gocoder import GocoderError
 from gocoder.check.sandbox import Limits, SandboxResult, run_go
 from gocoder.config import BenchConfig, GenerateConfig
-from gocoder.eval.answers import Answer, answer_codes, batch_seed, complete_codes, generate_codes  # noqa: F401
-from gocoder.eval.benchmarks import Problem, load_problems, problem_record, zero_completion
-from gocoder.eval.benchmarks import completion_from_code as _completion_of
+from gocoder.eval.answers import answer_codes, batch_seed, complete_codes, generate_codes  # noqa: F401
+from gocoder.eval.benchmarks import (
+    Answer,
+    Problem,
+    completion_from_code,
+    load_problems,
+    problem_record,
+    zero_completion,
+)
 from gocoder.eval.checks import GO_POS, feedback, mbxp_checks
+from gocoder.eval.figures import mean_pass_at_k, pass_at_k, summarize  # noqa: F401 (here too)
 from gocoder.fsio import atomic_write
 from gocoder.inference.engine import Sampling
 from gocoder.progress import Progress
@@ -47,29 +53,6 @@ OUTPUT_KEEP = 2000  # characters of failing output kept per sample in results.js
 NO_CHECK = "gocoder: no pass"  # how a run that exited 0 without running its checks says why it failed
 NO_TESTS = "testing: warning: no tests to run"  # Go's test binary, which then exits 0
 _PASS = re.compile(r"^PASS$", re.M)  # the test binary's last word when every test it ran passed
-
-
-
-def completion_from_code(problem: Problem, code: str) -> str:
-    """benchmarks.completion_from_code, keeping an Answer's raw answer beside it (as a completion too)."""
-    comp = _completion_of(problem, code)
-    raw = getattr(code, "raw", None)
-    return Answer(comp, _completion_of(problem, raw)) if raw is not None and raw != code else comp
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Chen et al. 2021's unbiased estimator 1 - C(n-c, k) / C(n, k), as a stable product."""
-    if not 0 <= c <= n or k < 1 or k > n:
-        raise ValueError(f"pass@{k} needs 0 <= c <= n and 1 <= k <= n, got n={n} c={c}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
-
-
-def mean_pass_at_k(counts: Sequence[tuple[int, int]], ks: Sequence[int]) -> dict[str, float]:
-    """pass@k averaged over problems, for each k that every problem has enough samples for."""
-    return {f"pass@{k}": round(sum(pass_at_k(n, c, k) for n, c in counts) / len(counts), 6)
-            for k in ks if counts and all(n >= k for n, _ in counts)}  # fmt: skip
 
 
 def read_completions(path: str | Path) -> dict[str, list[str]]:
@@ -135,7 +118,7 @@ def excluded_why(problem: Problem, limits: Limits) -> str:
     which builds everywhere a right answer would, built by the compiler (typecheck_first plays no part).
     A build error inside the test's own lines is then the harness's, never an answer's: an answer that leaves
     out a package the test needs (HumanEval-X imports math for the test only if the answer uses it) fails."""
-    if problem.format == "synth-fix":  # its build (gocoder/eval/synthfix.py) ran the tests on the original
+    if problem.harness.test_builds:  # synth-fix: its build (gocoder/eval/synthfix.py) ran the tests
         return ""
     comp = problem.reference or zero_completion(problem)
     (_, src), = problem.program(comp).items()
@@ -331,39 +314,6 @@ def _given_row(p: Problem, comps: list[str], limits: Limits, tc: bool, loop: boo
     if loop:
         row["loop"] = _filter_job(p, comps, limits, 0.0, tc)
     return row
-
-
-def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, str], seconds: float,
-              ran: int) -> dict[str, Any]:  # fmt: skip
-    """The summary: one section per figure (given, greedy, sampled, loop), each with its budget."""
-    out: dict[str, Any] = {"problems": len(rows) + len(excluded), "scored": len(rows)}
-    for key in ("given", "greedy", "sampled", "loop"):
-        secs = [r[key] for r in rows if key in r]
-        if not secs:
-            continue
-        sec: dict[str, Any] = {
-            "pass@k": mean_pass_at_k([(s["n"], s["c"]) for s in secs], (1,) if key in ("greedy", "loop") else cfg.ks),
-            "samples": sum(s["n"] for s in secs), "passed": sum(s["c"] for s in secs),
-            # as scored (a cut answer closed by the harness), and as the model wrote it
-            "parsed": sum(bool(x.get("parses")) for s in secs for x in s["samples"]),
-            "parsed_raw": sum(bool(x.get("parses_raw", x.get("parses"))) for s in secs for x in s["samples"]),
-            "status_counts": dict(sorted(Counter(x["status"] for s in secs for x in s["samples"]).items())),
-        }  # fmt: skip
-        if key in ("greedy", "sampled"):  # one round, no feedback
-            sec.update(candidates_per_problem=1 if key == "greedy" else cfg.samples, rounds=1)
-        if key == "sampled":
-            sec.update(n=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
-        if key == "loop":
-            sec.update(candidates_mean=round(sum(s["candidates"] for s in secs) / len(secs), 3),
-                       rounds_max=cfg.refine_iters, rounds_mean=round(sum(s["rounds"] for s in secs) / len(secs), 3),
-                       seconds_per_problem=round(sum(s["seconds"] for s in secs) / len(secs), 3),
-                       visible_passed=sum(bool(s["visible_passed"]) for s in secs))  # fmt: skip
-        elif key != "given" and all("gen_s" in s for s in secs):  # greedy with the loop: its first round
-            sec["gen_seconds_per_problem"] = round(sum(s["gen_s"] for s in secs) / len(secs), 3)
-        out[key] = sec
-    out.update(excluded=[{"id": i, "reason": why} for i, why in sorted(excluded.items())], seconds=round(seconds, 2),
-               seconds_per_problem=round(seconds / ran, 3) if ran else None)  # fmt: skip
-    return out
 
 
 def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesize", checkpoint: str | None = None,

@@ -7,7 +7,6 @@ The split rule (docs/BENCHMARKS.md): MBXP's `func main` is a run of checks, each
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -59,11 +58,9 @@ def feedback(problem: Any, completion: str, res: SandboxResult) -> str:
     if res.passed:
         return ""
     panic = next((ln for ln in out.splitlines() if ln.startswith(("panic:", "--- FAIL", "fatal error:"))), "")
-    if panic.startswith("panic: ") and problem.format == "mbxp":  # deepCompare panics with its message
-        msg = json.dumps(panic.removeprefix("panic: ").removesuffix(" [recovered]").strip())
-        check = next((c for c in mbxp_checks(problem.test)[1] if msg in c), None)
-        if check is not None:
-            return f"check failed: {panic}\n{check.strip()}"
+    check = problem.harness.failed_check(problem, panic) if panic.startswith("panic: ") else None
+    if check is not None:  # MBXP's deepCompare panics with its message
+        return f"check failed: {panic}\n{check.strip()}"
     frame = next((m for m in GO_POS.finditer(out) if m.group(1) in files), None)  # a test's message or a frame
     where = f"\nat {at(frame)}" if frame else ""
     return f"{res.status}: {panic or out.strip()[:OUTPUT_KEEP]}{where}"[:OUTPUT_KEEP]

@@ -28,9 +28,9 @@ from gocoder import GocoderError
 from gocoder.check.sandbox import Limits, go_version, run_go
 from gocoder.records import read_jsonl_numbered
 from gocoder.splits import record_split
+from gocoder.text.gosource import funcs
 
 PREFIX = "GOROOT/src/"
-_FUNC_NAME = re.compile(r"^func\s+(?:\([^)]*\)\s*)?(\w+)", re.M)
 
 
 def goroot_src() -> Path:
@@ -112,9 +112,9 @@ def build(synth: Path, out: Path, *, shares: tuple[float, float, float] = (0.9, 
             res = run_go({**files, Path(f["path"]).name: buggy}, mode="test", limits=limits)
             if res.status != "fail":
                 return None  # the tests miss the bug (or it does not build: gocheck let a type error by)
-            m = _FUNC_NAME.search(f["after"])
+            fn = funcs(f["after"])
             return {"task_id": f"{pkg}/{Path(f['path']).name}:{r['id']}", "package": pkg, "path": Path(f["path"]).name,
-                    "func": m.group(1) if m else "", "title": r["title"], "body": r["body"],
+                    "func": fn[0].name if fn else "", "title": r["title"], "body": r["body"],
                     "bug_kind": r.get("bug_kind", ""), "buggy": buggy, "go_version": go_version()}  # fmt: skip
 
         with ThreadPoolExecutor(max(1, workers)) as pool:  # at most 3x the quota is tried, in file order

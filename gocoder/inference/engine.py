@@ -1,5 +1,9 @@
 """The token-level generation engine: sampling, batches of prompts and samples, streaming, the controller.
 
+Over ~400 lines on purpose: one Engine with its two loops side by side, generate (any model;
+ended rows leave the batch) and decode (a GPT through a static cache and a CUDA graph), held to
+the same answers by tests/test_decode.py.
+
 It works on token ids only (the Go check lives in gocoder/inference/generate.py's outer loop), after nanochat's
 engine.py: prefill each prompt once, copy its cache to its samples, then one forward step per token
 (the caches and steps of both model families are in gocoder/inference/kvcache.py). Rows that end leave the batch.

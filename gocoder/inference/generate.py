@@ -39,7 +39,7 @@ from gocoder.inference.engine import Sampling
 from gocoder.inference.incremental import Watcher
 from gocoder.model.model import DONE
 from gocoder.record import Context, Problem, Record
-from gocoder.text.serialize import cut_points, format_diagnostic, prompt
+from gocoder.text.serialize import cut_points, format_diagnostic, prompt, prompt_budget
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default"
 WHEEL_MODEL = Path(__file__).resolve().parents[1] / "_models" / "default"
@@ -130,7 +130,7 @@ class Generator:
 
     def prompt_keep(self, max_new: int) -> int:
         """Prompt tokens kept when max_new positions are left for the answer (the rest is cut)."""
-        return max(8, self.max_len - min(max_new, self.max_len // 2))
+        return prompt_budget(self.max_len, max_new)
 
     def prompt_ids(self, rec: Record, max_new: int) -> list[int]:
         """Token ids of the prompt, cut as the shards cut one (gocoder/training/data.py Shard.example: its middle

@@ -20,6 +20,8 @@ from typing import Any
 import tree_sitter as ts
 import tree_sitter_go as tsg
 
+from gocoder.text.gosource import line_depths
+
 GO = ts.Language(tsg.language())
 _DECLS = frozenset({"function_declaration", "method_declaration", "type_declaration", "var_declaration",
                     "const_declaration", "import_declaration", "package_clause"})
@@ -101,39 +103,6 @@ class Watcher:
         return err is not None
 
 
-def _depths(src: str) -> list[tuple[int, int]]:
-    """(brace depth, paren + bracket depth) at the end of each line of Go source, or (-1, -1) where the
-    line ends inside a raw string or a block comment (a quoted string or rune cannot span lines)."""
-    out, brace, paren, i, n = [], 0, 0, 0, len(src)
-    while i < n:
-        c = src[i]
-        if c == "\n":
-            out.append((brace, paren))
-        elif c in "\"'":
-            j = i + 1
-            while j < n and src[j] not in (c, "\n"):
-                j += 2 if src[j] == "\\" else 1
-            i = j  # at the closing quote (or the newline that ends a broken literal: counted next)
-            if j < n and src[j] == "\n":
-                continue
-        elif c == "`" or src.startswith("/*", i):
-            end = src.find("`" if c == "`" else "*/", i + 1 if c == "`" else i + 2)
-            end = n if end < 0 else end + (1 if c == "`" else 2)
-            out += [(-1, -1)] * src.count("\n", i, end)
-            i = end
-            continue
-        elif src.startswith("//", i):
-            i = src.find("\n", i)
-            i = n if i < 0 else i
-            continue
-        elif c in "{}":
-            brace += 1 if c == "{" else -1
-        elif c in "([)]":
-            paren += 1 if c in "([" else -1
-        i += 1
-    return out
-
-
 def close_function(code: str, tries: int = 64) -> str:
     """A function that does not parse (cut by a token budget, or broken before its end) closed at the
     last line where its body is between statements: the longest such line prefix with "}" added that
@@ -147,7 +116,7 @@ def close_function(code: str, tries: int = 64) -> str:
     if parses(code):
         return code
     lines = code.splitlines(keepends=True)
-    ends = [i for i, d in enumerate(_depths(code)) if d == (1, 0)]
+    ends = [i for i, d in enumerate(line_depths(code)) if d == (1, 0)]
     for i in reversed(ends[-tries:]):
         cand = "".join(lines[: i + 1]).rstrip("\n") + "\n}\n"
         if parses(cand):

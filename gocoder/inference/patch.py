@@ -22,18 +22,10 @@ from typing import Any
 
 from gocoder import GocoderError
 from gocoder.check.sandbox import Limits, SandboxResult, run_go
+from gocoder.text.gosource import funcs, imports
 
-_IMPORT_BLOCK = re.compile(r"^import\s*\((.*?)^\)", re.M | re.S)
-_IMPORT_ONE = re.compile(r'^import\s+((?:\w+\s+)?"[^"]+")', re.M)
-_TEST_FUNC = re.compile(r"^func (Test\w*)\(\w+ \*testing\.T\)", re.M)
+_TESTING_T = re.compile(r"\(\s*\w+\s+\*testing\.T\s*\)")  # a test's parameters, from their "("
 _FAILED = re.compile(r"^\s*--- FAIL: (Test\w*)", re.M)
-
-
-def _imports(src: str) -> list[str]:
-    """The import specs of a file (`"fmt"`, `str "strings"`), in order."""
-    specs = [s.strip() for m in _IMPORT_BLOCK.finditer(src) for s in m.group(1).splitlines()]
-    specs += [m.group(1) for m in _IMPORT_ONE.finditer(src)]
-    return [s for s in specs if s and not s.startswith("//")]
 
 
 def apply_code(src: str, code: str) -> str:
@@ -60,7 +52,8 @@ def apply_code(src: str, code: str) -> str:
     for start, end, text in sorted(edits, reverse=True):
         raw = raw[:start] + text + raw[end:]
     out = raw.decode().rstrip("\n") + "\n" + "".join("\n" + t.decode() + "\n" for t in tail)
-    missing = [s for s in _imports(code) if s not in _imports(src)]
+    have = {(i.alias, i.path) for i in imports(src)}
+    missing = [i.spec() for i in imports(code) if (i.alias, i.path) not in have]
     specs = "".join(f"\t{s}\n" for s in missing)
     block = re.search(r"^import \(\n", out, re.M)
     if missing and block:  # into the file's import block, where gofmt sorts them
@@ -127,7 +120,8 @@ class PackageTests:
             raise GocoderError(f"--tests {tests}: not the package of --context {context} (its folder)")
         self.name = context.name
         self.files = {p.name: p.read_text(encoding="utf-8") for p in sorted(pkg.glob("*.go"))}
-        self.tests = sorted({t for n, s in self.files.items() if n.endswith("_test.go") for t in _TEST_FUNC.findall(s)})
+        self.tests = sorted({f.name for n, s in self.files.items() if n.endswith("_test.go") for f in funcs(s)
+                             if f.name.startswith("Test") and not f.recv and _TESTING_T.match(s, f.params)})
         if not self.tests:
             raise GocoderError(f"--tests {tests}: no Test functions in the package's _test.go files")
         self.limits = limits or Limits(wall_s=60.0, cpu_s=60)

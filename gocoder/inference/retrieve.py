@@ -34,6 +34,7 @@ from typing import Any
 
 from gocoder import GocoderError
 from gocoder.record import Record, Related
+from gocoder.text.gosource import body_open
 
 INDEX_VERSION = 1
 K1, B = 1.2, 0.75
@@ -65,8 +66,8 @@ def terms(text: str) -> list[str]:
 def signature(text: str, kind: str) -> str:
     """A declaration's head: a func up to its body's brace, anything else its first SIGNATURE_BYTES."""
     if kind in ("func", "method"):
-        brace = text.find("{\n")
-        return text[: brace if 0 <= brace < SIGNATURE_BYTES else SIGNATURE_BYTES]
+        at = body_open(text)  # just after the body's brace
+        return text[: at - 1 if 0 < at <= SIGNATURE_BYTES else SIGNATURE_BYTES]
     return text[:SIGNATURE_BYTES]
 
 

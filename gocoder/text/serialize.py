@@ -224,6 +224,13 @@ def prompt(rec: Record | Mapping[str, Any]) -> str:
     return _prompt(Record.of(rec))
 
 
+def prompt_budget(max_len: int, max_new: int) -> int:
+    """Prompt tokens kept when max_new of a context of max_len positions are left for the answer (half
+    the context at most): what inference fits a prompt to, and retrieval at training and inference alike
+    fills a prompt up to (gocoder/inference/generate.py Generator.prompt_keep, gocoder/training/related.py)."""
+    return max(8, max_len - min(max_new, max_len // 2))
+
+
 def cut_points(n: int, keep: int) -> tuple[int, int]:
     """(head, tail): a prompt of n tokens cut to keep is prompt[:head] + prompt[tail:]. Its middle goes:
     the problem at the head and the refine block at the tail stay (the head gets keep // 2, at least one

@@ -14,6 +14,12 @@ The loop is a state plus a step, as HRM's and TRM's are (`TrainState`, `train_st
 host value (losses, grad norm and FLOPs stay on the device until the log interval, when one `.tolist()`
 reads them), so a compiled model settles into one graph per batch shape; batches are built ahead on a
 thread (`Prefetcher`), pinned, and copied without blocking; the EMA is one fused `_foreach_lerp_`.
+`train()` is a short loop over a `Run`, whose methods are the rest: setup and resume, logging,
+evaluation, the curriculum's stages, checkpoints, the wall-time budget and the stop signals.
+
+NOTE(gocoder): ~800 lines, over the house's ~400, because everything here serves the one loop and is
+read with it (the state, the step, the prefetcher, the evaluation it logs, the run); golf.py, the
+benchmarks and the tests import its pieces from here.
 
 A checkpoint (gocoder/model/checkpoint.py) holds the weights, the EMA weights, config.json and state.pt
 (optimizer, scheduler, RNG, data position, curriculum stage). Resuming from it on CPU with a fixed seed
@@ -411,215 +417,332 @@ def init_weights(path: str, model: dict[str, Any], tokenizer_hash: str) -> dict[
     return {k: v.float() for k, v in weights.items()}
 
 
-def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None, progress: bool = False) -> dict:
+def train(cfg: Config, *, resume: bool = False, stop_after: int | None = None,
+          progress: bool = False) -> dict:
     """Train cfg.model on the curriculum's data (each stage's `data`, else cfg.train.data), writing
     checkpoints and metrics.jsonl to cfg.train.out; resume continues from its latest checkpoint.
-    stop_after ends this run after that many optimizer steps (a time-boxed job), checkpointing first.
-    A SIGTERM (a scheduler's notice, `kill`) ends the run after the step under way, checkpointed; the last
-    metrics then carry signal="SIGTERM". Returns the last metrics."""
+    stop_after ends this run after that many optimizer steps (a time-boxed job), checkpointing
+    first. A SIGTERM (a scheduler's notice, `kill`) ends the run after the step under way,
+    checkpointed; the last metrics then carry signal="SIGTERM". Returns the last metrics."""
     if stop_after is not None and stop_after < 1:  # 0 would train nothing and say nothing
         raise GocoderError(f"--stop-after {stop_after}: expected 1 or more optimizer steps")
-    t = cfg.train
-    rank, world, local = _setup_dist(t)
-    device = train_device(t.device)
-    if device.type == "cuda":
-        device = torch.device("cuda", local if world > 1 else (device.index or 0))
-        torch.cuda.set_device(device)  # NCCL and the CUDA RNG state act on the current device
-    out = Path(t.out)
-    from gocoder.text.tokenizer import Tokenizer
+    with Run(cfg, resume=resume, stop_after=stop_after, progress=progress) as run:
+        while run.wants_step():
+            run.step()
+            run.maybe_log()
+            run.maybe_eval()  # a stage that ends on a validation metric moves on here
+            run.maybe_next_stage()  # and one that ends at a step, here
+            run.maybe_checkpoint()
+            run.show()
+            if run.stopping:
+                break  # a time limit or a SIGTERM: finish() checkpoints what was learned
+        run.finish()
+    return run.result()
 
-    tok = Tokenizer.load(t.tokenizer)
-    mcfg = cfg.model
-    shards = [open_shard(s.data or t.data, "train", mcfg.max_seq_len) for s in t.stages]
-    valids = [open_shard(s.data or t.data, "valid", mcfg.max_seq_len)
-              if (Path(s.data or t.data) / "valid").is_dir() else None for s in t.stages]
-    valids = [v if v is not None and len(v) else None for v in valids]  # an empty split validates nothing
-    meta0 = shards[0].meta
-    for s, sh in zip(t.stages, shards, strict=True):
-        if tok.hash != sh.meta["tokenizer_hash"]:
-            raise GocoderError(f"{s.data or t.data}/meta.json: tokenized by another tokenizer than {t.tokenizer}")
-    if mcfg.vocab_size == 0:
-        mcfg = dataclasses.replace(mcfg, vocab_size=int(meta0["vocab_size"]))
-    if mcfg.n_verdict != meta0["n_verdict"]:
-        raise GocoderError(f"model.n_verdict={mcfg.n_verdict} but the shards carry {meta0['n_verdict']}")
-    cfg = dataclasses.replace(cfg, model=mcfg)
 
-    def stage_rows(i: int) -> np.ndarray:
-        s = t.stages[i]
-        rows = shards[i].eligible(s.max_plan_steps, s.max_tokens)
-        if len(rows) < t.batch_size * world:
-            raise GocoderError(f"train.stages[{i}] ({s.name}) admits {len(rows)} examples: too few for a batch")
+class Run:
+    """One `gocoder train` run, the pieces of train()'s loop: the model and its TrainState, each
+    stage's data, the cadences (log, eval, checkpoint, stage), the clocks of a wall-time budget and
+    the stop signals.
+
+    Built, a run has read and checked its data, built the model and optimizers and loaded the
+    checkpoint it resumes, and has written nothing. Entered (`with`), it holds the run folder's
+    lock, the metrics log, the batch feed, the progress bar and a SIGTERM handler, which leaving
+    gives back in reverse order, after a last checkpoint when Ctrl-C ended the loop."""
+
+    # ------------------------------------------------------------------------- setup
+
+    def __init__(self, cfg: Config, *, resume: bool, stop_after: int | None, progress: bool):
+        from gocoder.text.tokenizer import Tokenizer
+
+        t = self.t = cfg.train
+        self.stop_after, self.progress = stop_after, progress
+        self.rank, self.world, local = _setup_dist(t)
+        self.device = train_device(t.device)
+        if self.device.type == "cuda":
+            index = local if self.world > 1 else (self.device.index or 0)
+            self.device = torch.device("cuda", index)
+            torch.cuda.set_device(self.device)  # NCCL and the CUDA RNG state act on the current one
+        self.out = Path(t.out)
+        self.tok = Tokenizer.load(t.tokenizer)
+        self.cfg = cfg = self._open_data(cfg)  # with model.vocab_size read off the shards
+        self.mcfg = mcfg = cfg.model
+        data_hash = self.shards[0].meta["tokenizer_hash"]
+        torch.manual_seed(t.seed)
+        self.model = model = GocoderModel(mcfg)
+        if t.init and not resume:
+            model.load_state_dict(init_weights(t.init, to_dict(mcfg), data_hash))
+        ema = None
+        if t.ema_decay > 0:
+            ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+        opts = build_optimizers(model, t, self.device)
+        # a time schedule reads the run's training seconds (this run's clock plus a resumed run's
+        # total): elapsed(); __enter__ and the first step set the clock
+        self.clock_start, self.clock_done = time.perf_counter(), 0.0
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_at(s, t, self.elapsed()))
+                  for o in opts]
+        # the stacks model.loop repeats, once train.loop_start is reached
+        self.stacks = [m for m in model.modules() if getattr(m, "loop", ())]
+        self.state = TrainState(model, opts, scheds, ema)
+        self.meta = {"config": to_dict(cfg), "model": to_dict(mcfg), "tokenizer_hash": data_hash,
+                     "git_sha": _git_sha(), "params": count_params(model)}
+        if resume:
+            self._resume()
+        self.wrapped = prepare_model(model, t, self.device)
+        if self.state.ema is not None:
+            self.state.ema = {k: v.to(self.device) for k, v in self.state.ema.items()}
+        self.peak = peak_flops(self.device)
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
+                         else contextlib.nullcontext())
+        self.qat_from = math.ceil(t.qat_start * t.steps) if t.qat_bits else None  # QAT's first step
+        self.qat_on = bool(t.qat_bits)  # as prepare_model left it (on, under QAT only)
+        self.last: dict[str, Any] = {}  # the metrics last logged, and the evaluation since
+        self.term: list[int] = []  # the SIGTERMs received
+        self.stopping = False  # the step just taken is the last: a time limit or a SIGTERM
+
+    def _open_data(self, cfg: Config) -> Config:
+        """Open every stage's train (and valid) split and check them all against the tokenizer and
+        the model before anything is written; cfg with model.vocab_size filled in from the data."""
+        t, mcfg = cfg.train, cfg.model
+        self.shards = [open_shard(s.data or t.data, "train", mcfg.max_seq_len) for s in t.stages]
+        valids = [open_shard(s.data or t.data, "valid", mcfg.max_seq_len)
+                  if (Path(s.data or t.data) / "valid").is_dir() else None for s in t.stages]
+        # an empty split validates nothing
+        self.valids = [v if v is not None and len(v) else None for v in valids]
+        meta0 = self.shards[0].meta
+        for s, sh in zip(t.stages, self.shards, strict=True):
+            if self.tok.hash != sh.meta["tokenizer_hash"]:
+                raise GocoderError(f"{s.data or t.data}/meta.json: tokenized by another tokenizer "
+                                   f"than {t.tokenizer}")
+        if mcfg.vocab_size == 0:
+            mcfg = dataclasses.replace(mcfg, vocab_size=int(meta0["vocab_size"]))
+        if mcfg.n_verdict != meta0["n_verdict"]:
+            raise GocoderError(f"model.n_verdict={mcfg.n_verdict} but the shards carry "
+                               f"{meta0['n_verdict']}")
+        for i in range(len(t.stages)):  # every stage admits a batch
+            self._stage_rows(i)
+        return dataclasses.replace(cfg, model=mcfg)
+
+    def _stage_rows(self, i: int) -> np.ndarray:
+        """The rows of stage i's train split that the stage admits."""
+        s = self.t.stages[i]
+        rows = self.shards[i].eligible(s.max_plan_steps, s.max_tokens)
+        if len(rows) < self.t.batch_size * self.world:
+            raise GocoderError(f"train.stages[{i}] ({s.name}) admits {len(rows)} examples: too few "
+                               "for a batch")
         return rows
 
-    for i in range(len(t.stages)):  # every stage's data is checked before anything is written
-        stage_rows(i)
-    torch.manual_seed(t.seed)
-    model = GocoderModel(mcfg)
-    if t.init and not resume:
-        model.load_state_dict(init_weights(t.init, to_dict(mcfg), meta0["tokenizer_hash"]))
-    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if t.ema_decay > 0 else None
-    opts = build_optimizers(model, t, device)
-    # a time schedule reads the run's training seconds (this run's clock plus a resumed run's total)
-    clock = {"start": time.perf_counter(), "done": 0.0}
-    elapsed = lambda: clock["done"] + time.perf_counter() - clock["start"]  # noqa: E731
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_at(s, t, elapsed())) for o in opts]
-    stacks = [m for m in model.modules() if getattr(m, "loop", ())]  # model.loop: on from train.loop_start
-    state = TrainState(model, opts, scheds, ema)
-    meta = {"config": to_dict(cfg), "model": to_dict(mcfg), "tokenizer_hash": meta0["tokenizer_hash"],
-            "git_sha": _git_sha(), "params": count_params(model)}
-    if resume:
-        ck_meta, weights, ck_ema, st = load_checkpoint(out)
-        same = _model_keys(ck_meta.get("model")) == _model_keys(meta["model"])
-        if not same or ck_meta.get("tokenizer_hash") != meta["tokenizer_hash"]:
-            raise GocoderError(f"{out}: the checkpoint's model config or tokenizer differs from this run's")
-        model.load_state_dict(weights)
-        if ema is not None and ck_ema is not None:
-            state.ema = {k: v.float() for k, v in ck_ema.items()}
-        state.load_state_dict(st, device)
-    wrapped = prepare_model(model, t, device)
-    if state.ema is not None:
-        state.ema = {k: v.to(device) for k, v in state.ema.items()}
-    # one process writes a run folder: a second one (a resume started twice) fails here, before writing
-    lock = output_lock(out) if rank == 0 else None
-    log = JsonlWriter(out / "metrics.jsonl") if rank == 0 else None
-    peak = peak_flops(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    def _resume(self) -> None:
+        """Weights, EMA, optimizers, schedule, RNG and data position of train.out's checkpoint."""
+        ck_meta, weights, ck_ema, st = load_checkpoint(self.out)
+        same = _model_keys(ck_meta.get("model")) == _model_keys(self.meta["model"])
+        if not same or ck_meta.get("tokenizer_hash") != self.meta["tokenizer_hash"]:
+            raise GocoderError(f"{self.out}: the checkpoint's model config or tokenizer differs "
+                               "from this run's")
+        self.model.load_state_dict(weights)
+        if self.state.ema is not None and ck_ema is not None:
+            self.state.ema = {k: v.float() for k, v in ck_ema.items()}
+        self.state.load_state_dict(st, self.device)
 
-    def feeder() -> Prefetcher:
-        i = state.stage
-        return Prefetcher(shards[i], stage_rows(i), t, mcfg, state.pos, t.seed + i, rank, world, device)
+    def __enter__(self) -> Run:
+        t, rank = self.t, self.rank
+        with contextlib.ExitStack() as held:  # given back in reverse order by __exit__
+            if t.ddp:
+                held.callback(_end_dist)
+            self.log: JsonlWriter | None = None
+            if rank == 0:
+                # one process writes a run folder: a second one (a resume started twice) fails here
+                held.enter_context(output_lock(self.out))
+                self.log = held.enter_context(JsonlWriter(self.out / "metrics.jsonl"))
+            self.feed = self._feeder()
+            held.callback(lambda: self.feed.close())  # the feed of the stage the run ends in
+            self.bar = _progress(self.progress and rank == 0, t.steps, self.state.step)
+            held.callback(self.bar, None, None)
+            self.start_step, self.done_s = self.state.step, self.state.seconds
+            self.loop_t = self.budget_t0 = self.clock_start = time.perf_counter()
+            self.clock_done = self.done_s
+            self._set_looping()
+            self.window: list[torch.Tensor] = []  # per-step device metrics since the last log
+            self.win_tokens, self.win_t, self.first_step_s = 0, time.perf_counter(), None
+            # SIGTERM sets a flag the loop reads between steps, so a checkpoint is never cut in
+            # half. NOTE(gocoder): not under torchrun (world > 1), whose ranks would leave the loop
+            # at different steps and hang.
+            if self.world == 1 and threading.current_thread() is threading.main_thread():
+                prev = signal.signal(signal.SIGTERM, lambda sig, frame: self.term.append(sig))
+                held.callback(signal.signal, signal.SIGTERM, prev)
+            self.held = held.pop_all()
+        return self
 
-    def advance() -> None:  # the next curriculum stage starts its own epochs from the beginning
-        nonlocal feed
-        feed.close()
-        state.stage += 1
-        state.pos = {"epoch": 0, "cursor": 0}
-        feed = feeder()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if kind is not None and issubclass(kind, KeyboardInterrupt):
+                self._fold()  # the totals count every step taken
+                self.save()  # what was learned is kept: resume goes on from here
+        finally:
+            self.held.close()
 
-    def save() -> None:
-        if rank == 0:
-            state.seconds = done_s + time.perf_counter() - loop_t
-            save_checkpoint(out, state.step, model, state.ema, state.state_dict(), meta,
-                            tokenizer=meta["config"]["train"]["tokenizer"])
+    # ------------------------------------------------------------------------- the loop's pieces
 
-    feed = feeder()
-    last: dict[str, Any] = {}
-    bar = _progress(progress and rank == 0, t.steps, state.step)
-    start_step, done_s = state.step, state.seconds
-    loop_t = time.perf_counter()
-    clock.update(start=loop_t, done=done_s)
-    budget_t0 = loop_t
+    def wants_step(self) -> bool:
+        """Steps are left: of train.steps, and of --stop-after."""
+        done, cap = self.state.step, self.stop_after
+        return done < self.t.steps and (cap is None or done - self.start_step < cap)
 
-    def set_looping() -> None:  # a flag torch.compile guards on: one recompile when it turns on
-        on = schedule_progress(state.step, t, elapsed()) >= t.loop_start
-        for st in stacks:
-            st.looping = on
+    def step(self) -> None:
+        """One optimizer step over train.grad_accum micro-batches; its metrics stay on device."""
+        t, st = self.t, self.state
+        self.wrapped.train()
+        if self.stacks and not self.stacks[0].looping:
+            self._set_looping()
+        micro, ntok = [], 0
+        for _ in range(t.grad_accum):
+            mb, n, pos = self.feed.next()
+            micro.append(mb)
+            ntok += n
+        st.pos = pos
+        self._switch_qat()
+        self.window.append(train_step(st, self.wrapped, micro, t, self.autocast))
+        self.win_tokens += ntok * self.world
+        if self.first_step_s is None:  # the first step pays for compiling
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.first_step_s = time.perf_counter() - self.loop_t
+            if t.schedule == "time":  # a wall-time budget counts training, not the first compile
+                self.budget_t0 = self.clock_start = time.perf_counter()
+        # a time-boxed job (a rented GPU) ends here: its last interval is logged and checkpointed.
+        # Read once a step, so a SIGTERM that comes mid-step is logged as well as checkpointed.
+        over = bool(t.time_limit_s) and time.perf_counter() - self.budget_t0 >= t.time_limit_s
+        self.stopping = over or bool(self.term)
 
-    set_looping()
-    window: list[torch.Tensor] = []  # per-step device metrics since the last log
-    win_tokens, win_t, first_step_s = 0, time.perf_counter(), None
-    qat_from = math.ceil(t.qat_start * t.steps) if t.qat_bits else None  # the first step QAT trains
-    qat_on = bool(t.qat_bits)  # as prepare_model left it: fake quantization exists only under QAT
-    # SIGTERM sets a flag the loop reads between steps, so a checkpoint is never cut in half. NOTE(gocoder):
-    # not under torchrun (world > 1), whose ranks would leave the loop at different steps and hang.
-    term: list[int] = []
-    on_term = world == 1 and threading.current_thread() is threading.main_thread()
-    prev_term = signal.signal(signal.SIGTERM, lambda sig, frame: term.append(sig)) if on_term else None
+    def maybe_log(self) -> None:
+        """The interval's metrics, read off the device and written: every train.log_every steps, at
+        the end of the schedule or of --stop-after, and before a stop."""
+        step, t = self.state.step, self.t
+        end = step == t.steps or (self.stop_after and step - self.start_step == self.stop_after)
+        if step % t.log_every and not end and not self.stopping:
+            return
+        self.last = self._fold()
+        if self.log is not None:
+            self.log.write(dict(self.last, id=f"train-{step}"))
+        if self.progress and self.rank == 0 and not _is_tty():
+            print(_log_line(self.last), file=sys.stderr, flush=True)
 
-    def fold() -> dict[str, Any]:
-        """The metrics since the last fold, read from the device at once, added to the state's totals."""
-        nonlocal window, win_tokens, win_t
-        vals = torch.stack(window).tolist() if window else []  # the one host sync of the interval
-        dt = time.perf_counter() - win_t
+    def maybe_eval(self) -> None:
+        """Every train.eval_every steps, validation on the stage's valid split (of the EMA weights,
+        as export will store them); the stage moves on when until_metric is below until_below."""
+        t, st, step = self.t, self.state, self.state.step
+        valid = self.valids[st.stage]
+        if valid is None or not t.eval_every or step % t.eval_every:
+            return
+        move = torch.zeros(1, device=self.device)
+        if self.rank == 0:
+            qat = t if self.qat_on else None
+            judged = _ema_model(self.model, st.ema, self.mcfg, self.device, qat)
+            ev = evaluate(judged, valid, self.cfg, self.device, self.tok)
+            self.last.update(ev)
+            self.log.write(dict(ev, id=f"eval-{step}", step=step))
+            s = t.stages[st.stage]
+            move += bool(s.until_metric) and ev.get(s.until_metric, math.inf) < s.until_below
+        if self.world > 1:  # rank 0 decides, so every rank reads the same stage's data
+            torch.distributed.broadcast(move, 0)
+        if move.item() and st.stage + 1 < len(t.stages):
+            self._advance()
+
+    def maybe_next_stage(self) -> None:
+        """The next stage, once the step reaches the stage's until_step."""
+        s, st = self.t.stages[self.state.stage], self.state
+        if s.until_step and st.step >= s.until_step and st.stage + 1 < len(self.t.stages):
+            self._advance()
+
+    def maybe_checkpoint(self) -> None:
+        """A checkpoint every train.ckpt_every steps and at the end of the schedule."""
+        if self.state.step % self.t.ckpt_every == 0 or self.state.step == self.t.steps:
+            self.save()
+
+    def show(self) -> None:
+        """The progress bar (a TTY only)."""
+        self.bar(self.state.step, self.last)
+
+    def finish(self) -> None:
+        """The last checkpoint, unless the cadence has just written it."""
+        if self.state.step % self.t.ckpt_every and self.state.step != self.t.steps:
+            self.save()
+
+    def result(self) -> dict[str, Any]:
+        """The last metrics; signal="SIGTERM" when a SIGTERM stopped the run."""
+        return dict(self.last, signal="SIGTERM") if self.term else self.last
+
+    def save(self) -> None:
+        """A checkpoint of the state (rank 0 writes it)."""
+        if self.rank == 0:
+            st = self.state
+            st.seconds = self.done_s + time.perf_counter() - self.loop_t
+            save_checkpoint(self.out, st.step, self.model, st.ema, st.state_dict(), self.meta,
+                            tokenizer=self.meta["config"]["train"]["tokenizer"])
+
+    # ------------------------------------------------------------------------- helpers
+
+    def elapsed(self) -> float:
+        """The run's training seconds, which a time schedule (train.schedule = "time") runs over."""
+        return self.clock_done + time.perf_counter() - self.clock_start
+
+    def _feeder(self) -> Prefetcher:
+        i = self.state.stage
+        return Prefetcher(self.shards[i], self._stage_rows(i), self.t, self.mcfg, self.state.pos,
+                          self.t.seed + i, self.rank, self.world, self.device)
+
+    def _advance(self) -> None:
+        """The next curriculum stage, which starts its own epochs from the beginning."""
+        self.feed.close()
+        self.state.stage += 1
+        self.state.pos = {"epoch": 0, "cursor": 0}
+        self.feed = self._feeder()
+
+    def _set_looping(self) -> None:
+        """model.loop on from train.loop_start: a flag torch.compile guards on (one recompile)."""
+        on = schedule_progress(self.state.step, self.t, self.elapsed()) >= self.t.loop_start
+        for s in self.stacks:
+            s.looping = on
+
+    def _switch_qat(self) -> None:
+        """Fake quantization on from train.qat_start (of the steps, or the time): one recompile."""
+        if self.qat_from is None:
+            return
+        t = self.t
+        if t.schedule == "time":
+            want = schedule_progress(self.state.step, t, self.elapsed()) >= t.qat_start
+        else:
+            want = self.state.step >= self.qat_from
+        if want != self.qat_on:
+            self.qat_on = want
+            set_fake_quant(self.model, want)
+
+    def _fold(self) -> dict[str, Any]:
+        """The metrics since the last fold, read off the device at once, added to the totals."""
+        st, world = self.state, self.world
+        # the one host sync of the interval
+        vals = torch.stack(self.window).tolist() if self.window else []
+        dt = time.perf_counter() - self.win_t
         mean = [sum(v[k] for v in vals) / max(len(vals), 1) for k in range(7)]
         flops = sum(v[7] for v in vals) * world
-        state.flops += flops
-        state.tokens += win_tokens
-        m = dict(zip(("plan_loss", "code_loss", "ctrl_loss", "halt_loss", "loss", "halt_segments", "grad_norm"),
-                     mean, strict=True),
-                 step=state.step, lr=scheds[0].get_last_lr()[0], stage=t.stages[state.stage].name,
-                 tokens_per_s=win_tokens / dt, mfu=(flops / world / dt / peak) if peak else None,
-                 flops=state.flops, tokens=state.tokens, train_s=done_s + time.perf_counter() - loop_t,
-                 first_step_s=first_step_s, graphs=_graphs())
-        window, win_tokens, win_t = [], 0, time.perf_counter()
+        st.flops += flops
+        st.tokens += self.win_tokens
+        names = ("plan_loss", "code_loss", "ctrl_loss", "halt_loss", "loss", "halt_segments",
+                 "grad_norm")
+        m = dict(zip(names, mean, strict=True),
+                 step=st.step, lr=st.scheds[0].get_last_lr()[0], stage=self.t.stages[st.stage].name,
+                 tokens_per_s=self.win_tokens / dt,
+                 mfu=(flops / world / dt / self.peak) if self.peak else None,
+                 flops=st.flops, tokens=st.tokens,
+                 train_s=self.done_s + time.perf_counter() - self.loop_t,
+                 first_step_s=self.first_step_s, graphs=_graphs())
+        self.window, self.win_tokens, self.win_t = [], 0, time.perf_counter()
         return m
 
-    try:
-        while state.step < t.steps and (stop_after is None or state.step - start_step < stop_after):
-            wrapped.train()
-            if stacks and not stacks[0].looping:
-                set_looping()
-            micro, ntok = [], 0
-            for _ in range(t.grad_accum):
-                mb, n, pos = feed.next()
-                micro.append(mb)
-                ntok += n
-            state.pos = pos
-            if qat_from is not None:  # once a run: one recompile
-                want = (schedule_progress(state.step, t, elapsed()) >= t.qat_start if t.schedule == "time"
-                        else state.step >= qat_from)
-                if want != qat_on:
-                    qat_on = want
-                    set_fake_quant(model, qat_on)
-            window.append(train_step(state, wrapped, micro, t, autocast))
-            win_tokens += ntok * world
-            if first_step_s is None:  # the first step pays for compiling
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                first_step_s = time.perf_counter() - loop_t
-                if t.schedule == "time":  # a wall-time budget counts training, not the first compile
-                    budget_t0 = time.perf_counter()
-                    clock.update(start=budget_t0)
-            step = state.step
-            # a time-boxed job (a rented GPU) ends here: its last interval is logged and checkpointed below
-            over = bool(t.time_limit_s) and time.perf_counter() - budget_t0 >= t.time_limit_s
-            if (step % t.log_every == 0 or step == t.steps or over or term
-                    or (stop_after and step - start_step == stop_after)):
-                last = fold()
-                if log is not None:
-                    log.write(dict(last, id=f"train-{step}"))
-                if progress and rank == 0 and not _is_tty():
-                    print(_log_line(last), file=sys.stderr, flush=True)
-            valid = valids[state.stage]
-            if valid is not None and t.eval_every and step % t.eval_every == 0:
-                move = torch.zeros(1, device=device)
-                if rank == 0:
-                    ev = evaluate(_ema_model(model, state.ema, mcfg, device, t if qat_on else None),
-                                  valid, cfg, device, tok)
-                    last.update(ev)
-                    log.write(dict(ev, id=f"eval-{step}", step=step))
-                    s = t.stages[state.stage]
-                    move += bool(s.until_metric) and ev.get(s.until_metric, math.inf) < s.until_below
-                if world > 1:  # rank 0 decides, so every rank reads the same stage's data
-                    torch.distributed.broadcast(move, 0)
-                if move.item() and state.stage + 1 < len(t.stages):
-                    advance()
-            s = t.stages[state.stage]
-            if s.until_step and step >= s.until_step and state.stage + 1 < len(t.stages):
-                advance()
-            if step % t.ckpt_every == 0 or step == t.steps:
-                save()
-            bar(step, last)
-            if over or term:
-                break  # the checkpoint below keeps what was learned
-        if state.step % t.ckpt_every and state.step != t.steps:
-            save()
-    except KeyboardInterrupt:
-        fold()  # the totals count every step taken
-        save()  # what was learned is kept: resume goes on from here
-        raise
-    finally:
-        if on_term:
-            signal.signal(signal.SIGTERM, prev_term)
-        feed.close()
-        bar(None, None)
-        if log is not None:
-            log.close()
-        if lock is not None:
-            lock.release()
-        if t.ddp and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    return dict(last, signal="SIGTERM") if term else last
+
+def _end_dist() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _graphs() -> int:
@@ -664,6 +787,9 @@ def _progress(on: bool, total: int, done: int):
     def update(step, m):
         if step is None:
             p.stop()
+            return
+        if "loss" not in m:  # no step logged yet (train.log_every > 1): the count alone
+            p.update(task, completed=step)
             return
         p.update(task, completed=step, info=f"loss {m['loss']:.3f} code {m['code_loss']:.3f} "
                                              f"{m['tokens_per_s']:.0f} tok/s")
