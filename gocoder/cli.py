@@ -1090,11 +1090,15 @@ def prbench_run_cmd(
         bool, typer.Option("--retrieve", help="Put the repository's best-matching declarations into each prompt.")
     ] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N problems of the file.")] = None,
+    tests: Annotated[
+        bool, typer.Option("--tests/--no-tests", help="Run the commit's own Test functions on each answer, in the "
+                           "sandbox, where they pass at the commit (tests_pass).")
+    ] = True,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer the PR benchmark with a model and score it: parses, type-checks, edit similarity, exact; resumes.
+    """Answer the PR benchmark with a model and score it: parses, type-checks, edit similarity, exact, tests pass.
 
     Example: gocoder prbench run -f work/prbench/prbench.jsonl --repos-dir clones --retrieve -o work/prbench/retrieve
     """
@@ -1103,13 +1107,14 @@ def prbench_run_cmd(
     cfg = _config(config, set_, "generate")
     _device(cfg.generate.device, "generate.device")
     res = run_prbench(file, repos_dir, out, generate=cfg.generate, checkpoint=checkpoint, retrieve=retrieve,
-                      limit=limit, log=lambda s: err.print(s, highlight=False, markup=False))
+                      limit=limit, tests=tests, log=lambda s: err.print(s, highlight=False, markup=False))
     if as_json:
         print(json.dumps(res))
         return
     print(f"{res['problems']} problems (retrieve {res['retrieve']}): parses {res['parses']}, type-checks "
           f"{res['typechecks']} of {res['typecheck_problems']} (the real change {res['reference_typechecks']}), "
-          f"edit similarity {res['edit_similarity']}, exact {res['exact']}")
+          f"edit similarity {res['edit_similarity']}, exact {res['exact']}, tests pass {res['tests_pass']} of "
+          f"{res['tests_problems']} (the real change {res['reference_tests_pass']})")
 
 
 _FIXABLE = ", ".join(n for n, h in HARNESSES.items() if "fix" in h.tasks)  # formats with a fix task

@@ -36,6 +36,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,7 @@ from gocoder.check.confine import (
 from gocoder.check.toolchain import cache_dir, find_go
 
 __all__ = ["HOME", "MIN_MEMORY_MB", "STATUSES", "TMPFS_DIRS", "UID_BASE", "UID_SLOTS", "WORK", "Limits",
-           "SandboxResult", "cache_dir", "isolation", "run_go"]  # fmt: skip
+           "SandboxResult", "cache_dir", "isolation", "run_go", "run_package_tests"]  # fmt: skip
 
 STATUSES = ("ok", "fail", "build_error", "timeout", "cpu_limit", "memory_limit", "output_limit", "killed")
 TESTIFY_DIR = Path(__file__).resolve().parent / "gotestify"  # our assert-compatible testify subset
@@ -133,25 +134,60 @@ def run_go(files: dict[str, str], *, mode: str = "run", limits: Limits = Limits(
         ok, build_out, build_s = _build(src, binary, tmp, mode, limits)
         if not ok:
             return SandboxResult("build_error", build_output=build_out, build_s=build_s)
-        if how == "none" or os.geteuid() != 0:
-            res = _run(binary, tmp, limits, how, uid=None)
-        else:
-            with Slot() as uid:
-                kill_uid(uid)  # leftovers of a crashed earlier run on this slot
-                try:
-                    res = _run(binary, tmp, limits, how, uid=uid)
-                finally:
-                    if kill_uid(uid):
-                        res.notes.append(f"processes of uid {uid} survived SIGKILL")
-        if why:
-            res.notes.append(why)
-        res.build_output, res.build_s = build_out, build_s
-        return res
+        return _run_built(binary, tmp, limits, how, why, build_out, build_s)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build(src: Path, binary: Path, tmp: Path, mode: str, limits: Limits) -> tuple[bool, str, float]:
+def run_package_tests(module: Path, pkg: str, *, args: Sequence[str] = (),
+                      limits: Limits = Limits()) -> SandboxResult:  # noqa: B008 (frozen)
+    """`go test -c` of the package module/pkg ("." for the module's root package) as the caller, offline,
+    then its test binary run locked down as run_go runs one, with args (e.g. "-test.run=^TestX$"); it
+    starts in an empty private folder, so tests that read files beside their package fail. module is a
+    folder the caller owns: the go tool may write its go.mod and go.sum.
+
+    Example: run_package_tests(Path("/tmp/copy-of-module"), "pool").status in ("ok", "fail", "build_error")
+    """
+    if limits.memory_mb < MIN_MEMORY_MB:
+        raise GocoderError(f"memory_mb={limits.memory_mb}: Go's runtime needs {MIN_MEMORY_MB} MB of address space")
+    how, why = isolation() if limits.isolate else ("none", "")
+    if how is None:
+        raise GocoderError(f"sandbox: refusing to run untrusted code: {why}")
+    tmp = Path(tempfile.mkdtemp(prefix="gocoder-sb-"))
+    try:
+        os.chmod(tmp, 0o711)
+        binary = tmp / "bin" / "prog"
+        binary.parent.mkdir(mode=0o711)
+        target = "." if pkg in ("", ".") else f"./{pkg}"
+        ok, build_out, build_s = _build(module, binary, tmp, "test", limits, target=target)
+        if not ok:
+            return SandboxResult("build_error", build_output=build_out, build_s=build_s)
+        return _run_built(binary, tmp, limits, how, why, build_out, build_s, tuple(args))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run_built(binary: Path, tmp: Path, limits: Limits, how: str, why: str, build_out: str,
+               build_s: float, args: tuple[str, ...] = ()) -> SandboxResult:
+    """Run a built binary (with args) the way `how` isolates it, as a pool uid where root."""
+    if how == "none" or os.geteuid() != 0:
+        res = _run(binary, tmp, limits, how, uid=None, args=args)
+    else:
+        with Slot() as uid:
+            kill_uid(uid)  # leftovers of a crashed earlier run on this slot
+            try:
+                res = _run(binary, tmp, limits, how, uid=uid, args=args)
+            finally:
+                if kill_uid(uid):
+                    res.notes.append(f"processes of uid {uid} survived SIGKILL")
+    if why:
+        res.notes.append(why)
+    res.build_output, res.build_s = build_out, build_s
+    return res
+
+
+def _build(src: Path, binary: Path, tmp: Path, mode: str, limits: Limits,
+           target: str = ".") -> tuple[bool, str, float]:
     go, env = find_go()
     gopath = tmp / "gopath"
     keep = ("PATH", "GOROOT", "LANG")
@@ -160,8 +196,8 @@ def _build(src: Path, binary: Path, tmp: Path, mode: str, limits: Limits) -> tup
                GOCACHE=str(cache_dir() / "gobuild"), GOPROXY="off", GOFLAGS="-mod=mod", GOTOOLCHAIN="local",
                CGO_ENABLED="0", GOWORK="off", GOTELEMETRY="off", GOSUMDB="off")  # fmt: skip
     # -vet=off: the harnesses judge behaviour; a vet finding is not a wrong answer.
-    cmd = ([go, "build", "-o", str(binary), "."] if mode == "run"
-           else [go, "test", "-c", "-vet=off", "-o", str(binary), "."])  # fmt: skip
+    cmd = ([go, "build", "-o", str(binary), target] if mode == "run"
+           else [go, "test", "-c", "-vet=off", "-o", str(binary), target])  # fmt: skip
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, cwd=src, env=env, capture_output=True, timeout=limits.build_s,
@@ -175,7 +211,8 @@ def _build(src: Path, binary: Path, tmp: Path, mode: str, limits: Limits) -> tup
     return ok, out[: limits.output_bytes], time.monotonic() - t0
 
 
-def _run(binary: Path, tmp: Path, limits: Limits, how: str, uid: int | None) -> SandboxResult:
+def _run(binary: Path, tmp: Path, limits: Limits, how: str, uid: int | None,
+         args: tuple[str, ...] = ()) -> SandboxResult:
     notes: list[str] = []
     rl = [(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1)),
           (resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2),
@@ -204,6 +241,7 @@ def _run(binary: Path, tmp: Path, limits: Limits, how: str, uid: int | None) -> 
         work.mkdir(mode=0o700)
         env.update(HOME=str(work), TMPDIR=str(work))
         argv, pass_fds = [str(binary)], ()
+    argv = argv + list(args)
     t0 = time.monotonic()
     try:
         proc = subprocess.Popen(argv, cwd=tmp / "run" if how == "none" else "/", env=env, stdin=subprocess.DEVNULL,

@@ -14,8 +14,11 @@ Scores (docs/PRBENCH.md), each a mean over the problems:
   at the parent commit type-checks as it is (`baseline_typechecks`), and the real change's rate beside it;
 - edit_similarity: 1 - Levenshtein distance / the longer length, between the gofmt'ed answer and the
   gofmt'ed real declarations (CodeXGLUE's and RepoBench's edit similarity, on characters);
-- exact: the two are equal after gofmt.
-The repository's own tests are not run (NOT done: docs/PRBENCH.md says why).
+- exact: the two are equal after gofmt;
+- tests_pass: where the commit added or changed Test functions in the changed file's package and those
+  tests pass at the commit (run offline in the sandbox, gocoder/check/sandbox.py), they pass with the
+  answer put into the file at the parent instead (over those `tests_problems`), the real declarations'
+  rate, put in the same way, beside it.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from gocoder import GocoderError
+from gocoder.check.confine import Limits
 from gocoder.record import Context, Problem, Record
 from gocoder.records import read_jsonl_numbered
 
@@ -43,6 +49,9 @@ _CHORE = re.compile(r"^(bump|release|v?\d+\.\d+|update (go\.mod|deps|dependencie
                     r"merge|revert|ci[:\s]|docs?[:\s]|typo|readme)", re.I)
 MAX_ANSWER_BYTES = 2000  # the shipped model writes 256 tokens an answer (~900 bytes); twice that at most
 MAX_FILE_BYTES = 30_000
+# a package's test binary: the limits `gocoder generate --tests` runs a package's tests under, with room
+# for the threads of a concurrency library's tests
+TEST_LIMITS = Limits(wall_s=60.0, cpu_s=60, procs=256)
 
 
 # ------------------------------------------------------------------------------------------- build
@@ -200,6 +209,97 @@ def typechecks(tree: Path, path: str, text: str) -> bool:
     return "error" not in resp and not resp.get("file_errors")
 
 
+_TEST_FUNC = re.compile(r"^func (Test\w*)\(.*?^}", re.M | re.S)  # a gofmt'ed file's top-level Test functions
+
+
+def changed_tests(repo: Path, p: dict[str, Any]) -> list[str]:
+    """The Test functions the commit added or changed in the _test.go files of the changed file's folder."""
+    names = _git(repo, "diff-tree", "-r", "--no-commit-id", "--name-only", p["parent"], p["sha"]).splitlines()
+    folder = Path(p["path"]).parent
+    out = set()
+    for name in names:
+        if not name.endswith("_test.go") or Path(name).parent != folder:
+            continue
+        funcs = [{m.group(1): m.group(0) for m in _TEST_FUNC.finditer(_show(repo, sha, name))}
+                 for sha in (p["parent"], p["sha"])]
+        out |= {t for t, body in funcs[1].items() if funcs[0].get(t) != body}
+    return sorted(out)
+
+
+def _show(repo: Path, sha: str, path: str) -> str:
+    """The file at sha ("" where it does not exist)."""
+    r = subprocess.run(["git", "--git-dir", str(_git_dir(repo)), "show", f"{sha}:{path}"], capture_output=True)
+    return r.stdout.decode("utf-8", errors="replace") if r.returncode == 0 else ""
+
+
+def run_tests(tree: Path, path: str, text: str, tests: Sequence[str], module_path: str = "",
+              limits: Limits = TEST_LIMITS) -> str:
+    """The sandbox status ("ok", "fail", "build_error", "timeout", ...) of the Test functions tests of
+    tree/path's package with text as that file, on a copy of its module: its go.mod cut to the module and
+    go lines (the rule admits only repositories whose code needs no module), plus our offline testify where
+    a test imports it. A tree without go.mod (before modules) is given one naming module_path; "no-go-mod"
+    where that is empty too."""
+    from gocoder.check.sandbox import TESTIFY_DIR, run_package_tests
+
+    root = module_root(tree, path)
+    gomod = (root / "go.mod").read_text(encoding="utf-8", errors="replace") if (root / "go.mod").exists() else ""
+    module = m.group(1) if (m := re.search(r"^module\s+\"?([^\s\"]+)", gomod, re.M)) else module_path
+    if not module:
+        return "no-go-mod"
+    go = re.search(r"^go\s+(\S+)", gomod, re.M)
+    tmp = Path(tempfile.mkdtemp(prefix="gocoder-prtest-"))
+    try:
+        mod = tmp / "m"
+        shutil.copytree(root, mod, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        (mod / "go.sum").unlink(missing_ok=True)
+        rel = (tree / path).relative_to(root)
+        (mod / rel).write_text(text, encoding="utf-8")
+        lines = [f"module {module}", "", f"go {go.group(1) if go else '1.16'}", ""]
+        if any("github.com/stretchr/testify" in f.read_text(encoding="utf-8", errors="replace")
+               for f in mod.rglob("*_test.go")):
+            lines += ["require github.com/stretchr/testify v1.8.4", "",
+                      f"replace github.com/stretchr/testify => {TESTIFY_DIR}", ""]
+        (mod / "go.mod").write_text("\n".join(lines))
+        args = [f"-test.run=^({'|'.join(tests)})$"]
+        return run_package_tests(mod, rel.parent.as_posix(), args=args, limits=limits).status
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def head_module(repo: Path) -> str:
+    """The module path of the clone's HEAD go.mod without its major-version suffix: the import path a
+    commit from before go.mod was written used ("" where HEAD has no go.mod)."""
+    m = re.search(r"^module\s+\"?([^\s\"]+)", _show(repo, "HEAD", "go.mod"), re.M)
+    return re.sub(r"/v\d+$", "", m.group(1)) if m else ""
+
+
+def score_tests(p: dict[str, Any], code: str, repo: Path, trees: Path) -> dict[str, Any]:
+    """The tests score of one answer (docs/PRBENCH.md). `tests` says whether they apply: "ok", or why not
+    ("no-test-change": the commit changed no Test function of the package; "at-commit-STATUS": those Test
+    functions do not pass at the commit, run as below). Where they apply: whether they pass with the answer
+    put into the file at the parent (`tests_pass`), with the real declarations put in the same way
+    (`reference_tests_pass`), and whether they fail with the file at the parent (`tests_fail_before`)."""
+    from gocoder.inference.patch import put_in
+
+    tests = changed_tests(repo, p)
+    if not tests:
+        return {"tests": "no-test-change"}
+    child, module = tree_at(repo, p["sha"], trees), head_module(repo)
+    status = run_tests(child, p["path"], p["after"], tests, module)
+    if status != "ok":
+        return {"tests": f"at-commit-{status}", "test_funcs": tests}
+
+    def passes(answer: str | None) -> bool:
+        try:
+            text = put_in(p["before"], answer, p["path"]) if answer is not None else p["before"]
+        except GocoderError:
+            return False
+        return run_tests(child, p["path"], text, tests, module) == "ok"
+
+    return {"tests": "ok", "test_funcs": tests, "tests_pass": passes(code),
+            "reference_tests_pass": passes(p["answer"]), "tests_fail_before": not passes(None)}
+
+
 def _gofmt(code: str) -> str | None:
     from gocoder.inference.patch import gofmt
 
@@ -228,11 +328,12 @@ def score(p: dict[str, Any], code: str, tree: Path) -> dict[str, Any]:
 
 
 def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkpoint: str | None = None,
-                retrieve: bool = False, limit: int | None = None,
+                retrieve: bool = False, limit: int | None = None, tests: bool = True,
                 log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Answer each problem of file with the model (one greedy candidate, the loop's first answer, imports
     fixed as generate hands it over), with or without retrieval from the repository at the parent commit,
-    and score it; rows go to out/results.jsonl (a rerun resumes), the means to out/summary.json."""
+    and score it (with the repository's tests unless tests is False); rows go to out/results.jsonl (a rerun
+    resumes), the means to out/summary.json."""
     from gocoder.check.validate import fix_imports
     from gocoder.inference.generate import Generator, sampling_from, solve
     from gocoder.inference.retrieve import build_index
@@ -263,13 +364,16 @@ def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkp
                 base[key] = typechecks(tree, p["path"], p["before"])
             row = {**score(p, code, tree), "baseline_typechecks": base[key],
                    "reference_typechecks": base[key] and typechecks(tree, p["path"], p["after"]),
-                   "related": len(rec.context.related), "gen_s": round(time.perf_counter() - t, 2),
-                   "code": code}
+                   "related": len(rec.context.related), "gen_s": round(time.perf_counter() - t, 2)}
+            if tests:
+                row.update(score_tests(p, code, repo, trees / p["repo"]))
+            row["code"] = code
             f.write(json.dumps(row) + "\n")
             f.flush()
             done[p["id"]] = row
             log(f"prbench: {i + 1}/{len(problems)} {p['id']}: parses={row['parses']} "
-                f"typechecks={row['typechecks']} sim={row['edit_similarity']}")
+                f"typechecks={row['typechecks']} sim={row['edit_similarity']} tests={row.get('tests', 'not run')}"
+                f"{' pass=' + str(row['tests_pass']) if 'tests_pass' in row else ''}")
     rows = [done[p["id"]] for p in problems if p["id"] in done]
     summary = summarize(rows, retrieve, time.perf_counter() - t0)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -277,9 +381,11 @@ def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkp
 
 
 def summarize(rows: list[dict[str, Any]], retrieve: bool, seconds: float) -> dict[str, Any]:
-    """Means over the problems; the type-check rates over those whose package type-checks at the parent."""
+    """Means over the problems; the type-check rates over those whose package type-checks at the parent,
+    the tests rates over those whose tests apply (row "tests" == "ok")."""
     n = len(rows)
     tc = [r for r in rows if r["baseline_typechecks"]]
+    tp = [r for r in rows if r.get("tests") == "ok"]
 
     def mean(xs: list[float]) -> float | None:
         return round(sum(xs) / len(xs), 4) if xs else None
@@ -289,5 +395,8 @@ def summarize(rows: list[dict[str, Any]], retrieve: bool, seconds: float) -> dic
             "typechecks": mean([r["typechecks"] for r in tc]), "typecheck_problems": len(tc),
             "reference_typechecks": mean([r["reference_typechecks"] for r in tc]),
             "edit_similarity": mean([r["edit_similarity"] for r in rows]), "exact": mean([r["exact"] for r in rows]),
-            "related_mean": mean([r["related"] for r in rows]), "seconds": round(seconds, 1),
-            "tests": "not run (docs/PRBENCH.md)"}
+            "tests_pass": mean([r["tests_pass"] for r in tp]), "tests_problems": len(tp),
+            "reference_tests_pass": mean([r["reference_tests_pass"] for r in tp]),
+            "tests_fail_before": mean([r["tests_fail_before"] for r in tp]),
+            "tests_skipped": dict(Counter(r.get("tests", "not-run") for r in rows if r.get("tests") != "ok")),
+            "related_mean": mean([r["related"] for r in rows]), "seconds": round(seconds, 1)}
