@@ -173,3 +173,24 @@ def test_index_cli_embeds_with_the_method_and_reports_it(repo, tmp_path, monkeyp
     assert r.exit_code == 0 and json.loads(r.stdout)["embedded"] == 0
     r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--method", "dense"])
     assert r.exit_code == 2 or isinstance(r.exception, GocoderError)
+
+
+def test_generate_ranks_the_repository_as_the_retrieve_config_says(repo, monkeypatch, one_torch_thread):
+    import gocoder.inference.generate as g
+    from gocoder.config import GenerateConfig
+    from gocoder.inference.retrieve import with_related
+
+    class Gen(FakeGen):
+        def with_related(self, rec, index, max_new, exclude=()):
+            return with_related(rec, index, lambda r: True, k=1, exclude=exclude)
+
+    seen = {}
+    monkeypatch.setenv("GOCODER_CACHE", str(repo / ".cache-test"))
+    monkeypatch.setattr(g.Generator, "load", classmethod(lambda cls, *a, **k: Gen(tiny_model())))
+    monkeypatch.setattr(g, "solve", lambda gen, rec, **k: seen.setdefault("rec", rec) and g.Result(
+        "", [], 1, False, None, None, False, []))
+    ask = "Qqq zzz"  # no term of any declaration: BM25 finds nothing, the embeddings rank everything
+    g.generate_for_pr(GenerateConfig(), ask, repo / "ds" / "stack.go", repo=repo)
+    assert "related" not in seen.pop("rec")["context"]
+    g.generate_for_pr(GenerateConfig(), ask, repo / "ds" / "stack.go", repo=repo, retrieval=RetrieveConfig("embed"))
+    assert [r["file"] for r in seen.pop("rec")["context"]["related"]] == ["conf/parse.go"]
