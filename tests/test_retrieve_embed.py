@@ -133,17 +133,18 @@ def test_a_rerun_embeds_only_the_changed_file_and_another_model_embeds_all(repo,
     assert st.reread == ["conf/more.go"] and "vecs" in json.loads(out.read_text())["files"]["ds/stack.go"]
     _, st = build_index(repo, out, embedder=emb)
     assert st.reread == [] and st.embedded == ["conf/more.go"]
-    other = Counting(model, ByteTok(), pooling="embedding")
+    other = Counting(model, ByteTok(), pooling="hidden")
     _, st = build_index(repo, out, embedder=other)
     assert st.reread == [] and len(st.embedded) == 3 and other.texts == 5
 
 
 def test_the_retrieve_config_picks_the_ranking(repo, tmp_path, one_torch_thread):
     gen = FakeGen(tiny_model())
-    cfg = load_config(None, ['retrieve.method="hybrid"', 'retrieve.pooling="embedding"']).retrieve
+    cfg = load_config(None, ['retrieve.method="embed"', 'retrieve.pooling="hidden"']).retrieve
     idx = open_index(repo / "ds", retrieve=cfg, gen=gen)  # a folder: indexed and embedded
-    assert idx.method == "hybrid" and idx.embedder.pooling == "embedding" and len(idx.vectors()) == 2
-    bm25 = open_index(repo, retrieve=load_config().retrieve, gen=gen)
+    assert idx.method == "embed" and idx.embedder.pooling == "hidden" and len(idx.vectors()) == 2
+    assert (load_config().retrieve.method, load_config().retrieve.pooling) == ("hybrid", "embedding")  # measured
+    bm25 = open_index(repo, retrieve=load_config(None, ['retrieve.method="bm25"']).retrieve, gen=gen)
     assert bm25.method == "bm25" and bm25.embedder is None
     with pytest.raises(GocoderError, match="has no model to embed"):
         bm25.search("stack", method="embed")

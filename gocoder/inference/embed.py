@@ -26,7 +26,7 @@ class Embedder:
     prefill computes them: gocoder/inference/kvcache.py), "embedding" the input token embeddings; both
     over the text's first max_tokens tokens, L2-normalized. No training: the model as it generates."""
 
-    def __init__(self, model: Any, tok: Any, pooling: str = "hidden", max_tokens: int = EMBED_TOKENS,
+    def __init__(self, model: Any, tok: Any, pooling: str = "embedding", max_tokens: int = EMBED_TOKENS,
                  batch: int = 32):
         if pooling not in POOLINGS:
             raise GocoderError(f"retrieve.pooling {pooling!r}: one of {', '.join(POOLINGS)}")
@@ -36,7 +36,7 @@ class Embedder:
         self.key = hashlib.sha256(w.tobytes() + f"{pooling}:{max_tokens}".encode()).hexdigest()[:16]
 
     @classmethod
-    def of(cls, gen: Any, pooling: str = "hidden", max_tokens: int = EMBED_TOKENS) -> Embedder:
+    def of(cls, gen: Any, pooling: str = "embedding", max_tokens: int = EMBED_TOKENS) -> Embedder:
         """The embedder of a loaded Generator: the model that answers is the one that ranks."""
         return cls(gen.model, gen.tok, pooling, max_tokens)
 
