@@ -14,10 +14,11 @@ each file's path, size and mtime: a rerun re-reads only the files that changed, 
 
 The model's own embeddings are the other ranking (`[retrieve] method = "embed"`, or "hybrid": reciprocal
 rank fusion of the two, Cormack et al. 2009): each declaration's doc comment and signature, and the
-query, are read by the model (`Embedder`: its final hidden states or its token embeddings, mean-pooled,
-L2-normalized) and ranked by cosine. The vectors are stored with each file's entry (float16), so they
-follow the same per-file update: a changed file's declarations are parsed and embedded again, the
-others' are kept; an index embedded by another model or pooling is embedded again whole.
+query, are read by the model (gocoder/inference/embed.py: its final hidden states or its token
+embeddings, mean-pooled, L2-normalized) and ranked by cosine. The vectors are stored with each file's
+entry (float16), so they follow the same per-file update: a changed file's declarations are parsed and
+embedded again, the others' are kept; an index embedded by another model or pooling is embedded again
+whole.
 BENCHMARKS.md (PR benchmark, retrieval recall) measures the rankings against each other.
 
 The retrieved declarations enter the record as `context.related` ([{file, code}]), which
