@@ -792,8 +792,9 @@ def generate_cmd(
     """
     from gocoder.inference.generate import generate_for_pr
 
-    gcfg = _config(config, set_, "generate", samples=samples, search=search, max_iters=max_iters,
-                   temperature=temperature, seed=seed, device=device, typecheck=typecheck or None).generate
+    cfg = _config(config, set_, "generate", samples=samples, search=search, max_iters=max_iters,
+                  temperature=temperature, seed=seed, device=device, typecheck=typecheck or None)
+    gcfg = cfg.generate
     _device(gcfg.device, "--device")
     if repo is not None and not repo.is_dir():
         raise GocoderError(f"--repo {repo}: not a folder")
@@ -803,11 +804,12 @@ def generate_cmd(
         repo = repo_root(context if context is not None else Path.cwd())
     repo = None if no_repo else repo
     if context is not None:
-        _generate_change(gcfg, pr_desc, context, tests, checkpoint, write, as_json, repo)
+        _generate_change(gcfg, pr_desc, context, tests, checkpoint, write, as_json, repo, cfg.retrieve)
         return
     if tests is not None or write:
         raise GocoderError("--tests and --write need --context FILE (the file the change is made in)")
-    res = generate_for_pr(gcfg, pr_desc, context, checkpoint, repo=repo, progress=_index_progress())
+    res = generate_for_pr(gcfg, pr_desc, context, checkpoint, repo=repo, progress=_index_progress(),
+                          retrieval=cfg.retrieve)
     if as_json:
         print(json.dumps({k: getattr(res, k) for k in ("code", "plan", "iterations", "syntax_ok", "type_ok",
                                                        "passed", "first_try_ok", "trace")}))
@@ -845,16 +847,17 @@ def _decontamination(lists: list[Path] | None):
     return drop, hashlib.sha256("\n".join(sorted(block)).encode()).hexdigest()[:16]
 
 
-def _index_progress():
-    """A progress callback for indexing a repository: a line on stderr every 256 files read."""
-    return lambda done, total: err.print(f"index: {done}/{total} files read", highlight=False, markup=False)
+def _index_progress(what: str = "read"):
+    """A progress callback for indexing a repository: a line on stderr every chunk of files read (embedded)."""
+    return lambda done, total: err.print(f"index: {done}/{total} files {what}", highlight=False, markup=False)
 
 
 def _generate_change(cfg, pr_desc: str, context: Path, tests: Path | None, checkpoint, write: bool,
-                     as_json: bool, repo: Path | None = None) -> None:
+                     as_json: bool, repo: Path | None = None, retrieval: Any = None) -> None:
     from gocoder.inference.patch import generate_change
 
-    ch = generate_change(cfg, pr_desc, context, tests, checkpoint, repo=repo, progress=_index_progress())
+    ch = generate_change(cfg, pr_desc, context, tests, checkpoint, repo=repo, progress=_index_progress(),
+                         retrieval=retrieval)
     v = ch.tests
     ok = ch.result.syntax_ok and not ch.error and (v is None or v.status == "ok")
     if as_json:
@@ -1027,29 +1030,49 @@ def index_cmd(
     ] = None,
     query: Annotated[str | None, typer.Option("--query", "-q", help="Also print the best matches for TEXT.")] = None,
     k: Annotated[int, typer.Option("--k", help="Matches printed with --query.")] = 5,
+    method: Annotated[
+        str | None, typer.Option("--method", help="Ranking: bm25, embed (the model's own vectors, stored in the "
+                                 "index) or hybrid (both fused); default retrieve.method.")
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="Model that embeds with --method embed or hybrid (default: "
+                                 "the shipped model; it must be the model that generates).")
+    ] = None,
     decontaminate: Annotated[
         list[Path] | None,
         typer.Option("--decontaminate", help="Blocklist or benchmark .jsonl whose code stays out of the index; "
                      "repeatable, all apply at once."),
     ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Index a folder's top-level Go declarations for retrieval (BM25); a rerun re-reads only changed files.
+    """Index a folder's top-level Go declarations for retrieval (BM25, or the model's embeddings); a rerun
+    re-reads (and re-embeds) only changed files.
 
-    Example: gocoder index . --query "parse a duration from a config string"
+    Example: gocoder index . --query "parse a duration from a config string" --method hybrid
     """
-    from gocoder.inference.retrieve import build_index
+    from gocoder.inference.retrieve import build_index, embedder_for
 
+    rcfg = _config(config, set_, "retrieve", method=method).retrieve
     drop, key = _decontamination(decontaminate)
-    idx, st = build_index(path, out, progress=_index_progress(), drop=drop, drop_key=key)
+    gen = None
+    if rcfg.method != "bm25":
+        from gocoder.inference.generate import Generator
+
+        gen = Generator.load(checkpoint)
+    emb = embedder_for(rcfg, gen)
+    idx, st = build_index(path, out, progress=_index_progress(), drop=drop, drop_key=key, embedder=emb,
+                          method=rcfg.method, embed_progress=_index_progress("embedded"))
     hits = idx.search(query, k=k) if query else []
     if as_json:
-        print(json.dumps({"index": st.path, "files": st.files, "decls": st.decls, "reread": len(st.reread),
-                          "removed": len(st.removed), "seconds": st.seconds,
+        print(json.dumps({"index": st.path, "method": rcfg.method, "files": st.files, "decls": st.decls,
+                          "reread": len(st.reread), "embedded": len(st.embedded), "removed": len(st.removed),
+                          "seconds": st.seconds, "embed_seconds": st.embed_seconds,
                           "hits": [h.__dict__ for h in hits]}))
         return
     print(f"{st.path}: {st.decls} declarations in {st.files} files ({len(st.reread)} read, "
-          f"{len(st.removed)} removed) in {st.seconds} s")
+          f"{len(st.embedded)} embedded, {len(st.removed)} removed) in {st.seconds} s")
     for h in hits:
         print(f"{h.score:8.3f}  {h.path}  {h.kind} {h.name}")
 
@@ -1107,7 +1130,8 @@ def prbench_run_cmd(
     cfg = _config(config, set_, "generate")
     _device(cfg.generate.device, "generate.device")
     res = run_prbench(file, repos_dir, out, generate=cfg.generate, checkpoint=checkpoint, retrieve=retrieve,
-                      limit=limit, tests=tests, log=lambda s: err.print(s, highlight=False, markup=False))
+                      limit=limit, tests=tests, log=lambda s: err.print(s, highlight=False, markup=False),
+                      retrieval=cfg.retrieve)
     if as_json:
         print(json.dumps(res))
         return
@@ -1193,7 +1217,7 @@ def bench_cmd(
               f"({res['generate_seconds']} s generating, {res['seconds']} s in all)")
         return
     res = bench(cfg.bench, file, fmt, task=task, checkpoint=checkpoint, completions=completions, limit=limit,
-                out=out, generate=cfg.generate, console=err, retrieve=retrieve)
+                out=out, generate=cfg.generate, console=err, retrieve=retrieve, retrieval=cfg.retrieve)
     if as_json:
         print(json.dumps(res))
         return

@@ -263,6 +263,19 @@ class GenerateConfig:
 
 
 @dataclass(frozen=True)
+class RetrieveConfig:
+    """How `gocoder index`, `generate --repo`, `bench --retrieve` and `prbench run --retrieve` rank a
+    repository's declarations (gocoder/inference/retrieve.py)."""
+
+    # bm25: terms of names, doc comments, signatures; embed: cosine of the model's own vectors; hybrid: both,
+    # fused by rank. On the PR benchmark hybrid with token embeddings put a needed declaration first in 8 of 45
+    # problems, bm25 in 3, the final hidden states alone in 0 (BENCHMARKS.md, retrieval recall)
+    method: typing.Literal["bm25", "embed", "hybrid"] = "hybrid"
+    pooling: typing.Literal["hidden", "embedding"] = "embedding"  # final hidden states or token embeddings
+    max_tokens: int = 128  # embed: tokens of a declaration (doc comment + signature) or query the model reads
+
+
+@dataclass(frozen=True)
 class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
@@ -275,6 +288,7 @@ class Config:
     splits: SplitsConfig = field(default_factory=SplitsConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
 
 
 # The allowed range of each field, checked where a section is built (a file, --set, or a library caller
@@ -342,6 +356,7 @@ RULES: dict[type, dict[str, tuple[typing.Callable[[Any], bool], str]]] = {
                      "max_new_tokens": _ge(1), "temperature": _ge(0), "top_p": _within(0, 1, lo_open=True),
                      "top_k": _ge(0), "seed": _ge(0), "no_repeat_ngram": _ge(0),
                      "max_plan_tokens": _ge(0), "device": _CPU_DEVICE},
+    RetrieveConfig: {"max_tokens": _ge(1)},
 }  # fmt: skip
 
 

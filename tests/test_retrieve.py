@@ -102,7 +102,8 @@ def test_related_declarations_round_trip_and_fill_only_the_budget(repo, tmp_path
 
 def test_index_cli(repo, tmp_path_factory):
     out = tmp_path_factory.mktemp("cache") / "idx.json"
-    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--query", "stack push", "--json"])
+    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--method", "bm25", "--query", "stack push",
+                                 "--json"])
     assert r.exit_code == 0, r.output
     got = json.loads(r.stdout)
     assert got["files"] == 2 and got["reread"] == 2 and got["hits"][0]["path"] == "ds/stack.go"
@@ -173,11 +174,12 @@ def test_index_leaves_out_what_a_decontamination_list_names_and_rebuilds_when_th
     block = tmp_path / "block.txt"
     block.write_text("\n".join(sorted(code_hashes(PARSE))) + "\n")
     out = tmp_path / "idx.json"
-    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--decontaminate", str(block), "--json"])
+    bm25 = ["--method", "bm25"]
+    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), *bm25, "--decontaminate", str(block), "--json"])
     assert r.exit_code == 0, r.output
     idx = open_index(out)
     assert json.loads(r.stdout)["decls"] == 2 and [h.name for h in idx.search("duration")] == []
-    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--json"])  # no list: all read again
+    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), *bm25, "--json"])  # no list: all read again
     assert json.loads(r.stdout)["reread"] == 2 and open_index(out).search("duration")[0].name == "ParseDuration"
 
 

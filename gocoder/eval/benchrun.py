@@ -319,10 +319,11 @@ def _given_row(p: Problem, comps: list[str], limits: Limits, tc: bool, loop: boo
 def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesize", checkpoint: str | None = None,
           completions: str | Path | None = None, limit: int | None = None, out: str | Path | None = None,
           generate: GenerateConfig, console: Console | None = None,
-          retrieve: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
+          retrieve: str | Path | None = None, retrieval: Any = None) -> dict[str, Any]:  # fmt: skip
     """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator (on generate.device,
     generate.max_new_tokens an answer), score them. retrieve: a folder or index file (gocoder/inference/retrieve.py)
-    whose declarations best matching each problem go into its prompt (mode record)."""
+    whose declarations best matching each problem go into its prompt (mode record), ranked as retrieval (a
+    RetrieveConfig; None: bm25) says."""
     for name, bad in (("--samples", cfg.samples < 1), ("--batch-size", cfg.batch_size < 1),
                       ("--refine-iters", cfg.refine_iters < 0)):  # fmt: skip
         if bad:
@@ -345,19 +346,19 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
     if retrieve is not None:
         if gen is None or cfg.mode != "record":
             raise GocoderError("--retrieve needs a model's answers in mode record (not --completions or complete)")
-        problems = with_retrieved(problems, gen, retrieve, generate.max_new_tokens, task)
+        problems = with_retrieved(problems, gen, retrieve, generate.max_new_tokens, task, retrieval)
     limits = Limits(wall_s=cfg.wall_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb, build_s=cfg.build_s)
     return run_benchmark(problems, cfg, out=out or cfg.out, task=task, completions=comps, generator=gen,
                          limits=limits, console=console, generate=generate)  # fmt: skip
 
 
-def with_retrieved(problems: list[Problem], gen: Generator, where: str | Path, max_new: int,
-                   task: str) -> list[Problem]:
+def with_retrieved(problems: list[Problem], gen: Generator, where: str | Path, max_new: int, task: str,
+                   retrieval: Any = None) -> list[Problem]:
     """Each problem with the declarations of the index at where that best match it, as many as its
     prompt holds uncut (gocoder/inference/retrieve.py, Generator.with_related)."""
     from gocoder.inference.retrieve import open_index
 
-    idx = open_index(where)
+    idx = open_index(where, retrieve=retrieval, gen=gen)
     out = []
     for p in problems:
         rel = gen.with_related(problem_record(p, task), idx, max_new).context.related

@@ -329,17 +329,19 @@ def score(p: dict[str, Any], code: str, tree: Path) -> dict[str, Any]:
 
 def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkpoint: str | None = None,
                 retrieve: bool = False, limit: int | None = None, tests: bool = True,
-                log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                log: Callable[[str], None] = lambda s: None, retrieval: Any = None) -> dict[str, Any]:
     """Answer each problem of file with the model (one greedy candidate, the loop's first answer, imports
     fixed as generate hands it over), with or without retrieval from the repository at the parent commit,
     and score it (with the repository's tests unless tests is False); rows go to out/results.jsonl (a rerun
-    resumes), the means to out/summary.json."""
+    resumes), the means to out/summary.json. retrieval: how the repository's declarations are ranked (a
+    RetrieveConfig; None: bm25)."""
     from gocoder.check.validate import fix_imports
     from gocoder.inference.generate import Generator, sampling_from, solve
-    from gocoder.inference.retrieve import build_index
+    from gocoder.inference.retrieve import build_index, embedder_for
 
     problems = [rec for _, rec in read_jsonl_numbered(file)][:limit]
     gen = Generator.load(checkpoint, device=generate.device)
+    emb = embedder_for(retrieval, gen) if retrieve else None
     out.mkdir(parents=True, exist_ok=True)
     res_path = out / "results.jsonl"
     done = {json.loads(ln)["id"]: json.loads(ln) for ln in res_path.open()} if res_path.exists() else {}
@@ -354,7 +356,8 @@ def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkp
             rec = Record(id=p["id"], problem=Problem(description=p["description"], details=p["details"]),
                          context=Context(file=Path(p["path"]).name, before=p["before"]))
             if retrieve:
-                idx, _ = build_index(tree, trees / p["repo"] / f"{p['parent']}.index.json")
+                idx, _ = build_index(tree, trees / p["repo"] / f"{p['parent']}.index.json", embedder=emb,
+                                     method=retrieval.method if retrieval is not None else None)
                 rec = gen.with_related(rec, idx, generate.max_new_tokens, exclude=(p["path"],))
             t = time.perf_counter()
             res = solve(gen, rec, samples=1, max_iters=1, sampling=sampling_from(generate, 1))

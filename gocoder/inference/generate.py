@@ -332,10 +332,12 @@ def sampling_from(cfg: Any, samples: int = 1, search: str = "best-of") -> Sampli
 
 def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
                     checkpoint: str | Path | None = None, tests: Callable[[str], TestResult] | None = None,
-                    repo: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> Result:
+                    repo: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
+                    retrieval: Any = None) -> Result:
     """`gocoder generate`: a record from a PR description (and the file it changes), solved by the loop.
     repo: a folder whose declarations (gocoder/inference/retrieve.py, indexed or brought up to date first) that best
-    match the description go into the prompt beside the file, within the context budget."""
+    match the description go into the prompt beside the file, within the context budget, ranked as retrieval (a
+    RetrieveConfig; None: bm25) says."""
     if not pr_desc.strip():
         raise GocoderError("--pr-desc is empty: say what the change must do, e.g. --pr-desc 'Add a Max function'")
     before = ""
@@ -354,7 +356,7 @@ def generate_for_pr(cfg: Any, pr_desc: str, context: str | Path | None = None,
     if repo is not None:
         from gocoder.inference.retrieve import open_index
 
-        idx = open_index(repo, progress=progress)
+        idx = open_index(repo, progress=progress, retrieve=retrieval, gen=gen)
         own = Path(context).resolve() if context else None
         root = idx.root.resolve()
         skip = (own.relative_to(root).as_posix(),) if own and own.is_relative_to(root) else ()

@@ -168,7 +168,7 @@ class Change:
 
 def generate_change(cfg: Any, pr_desc: str, context: Path, tests: Path | None = None,
                     checkpoint: str | Path | None = None, repo: Path | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> Change:  # fmt: skip
+                    progress: Callable[[int, int], None] | None = None, retrieval: Any = None) -> Change:  # fmt: skip
     """`gocoder generate --context FILE [--tests PATH]`: the loop's answer as a change to FILE."""
     from gocoder.inference.generate import generate_for_pr
 
@@ -178,7 +178,8 @@ def generate_change(cfg: Any, pr_desc: str, context: Path, tests: Path | None = 
         raise GocoderError(f"{context}: cannot read the context file: {getattr(e, 'strerror', None) or e}") from None
     pkg = PackageTests(context, tests) if tests is not None else None
     judge = tests_callback(before, pkg, str(context)) if pkg is not None else None
-    res = generate_for_pr(cfg, pr_desc, context, checkpoint, tests=judge, repo=repo, progress=progress)
+    res = generate_for_pr(cfg, pr_desc, context, checkpoint, tests=judge, repo=repo, progress=progress,
+                          retrieval=retrieval)
     try:
         after = put_in(before, res.code, str(context))
     except GocoderError as e:
