@@ -192,6 +192,6 @@ def test_generate_ranks_the_repository_as_the_retrieve_config_says(repo, monkeyp
         "", [], 1, False, None, None, False, []))
     ask = "Qqq zzz"  # no term of any declaration: BM25 finds nothing, the embeddings rank everything
     g.generate_for_pr(GenerateConfig(), ask, repo / "ds" / "stack.go", repo=repo)
-    assert "related" not in seen.pop("rec")["context"]
+    assert not seen.pop("rec").context.related
     g.generate_for_pr(GenerateConfig(), ask, repo / "ds" / "stack.go", repo=repo, retrieval=RetrieveConfig("embed"))
-    assert [r["file"] for r in seen.pop("rec")["context"]["related"]] == ["conf/parse.go"]
+    assert [r.file for r in seen.pop("rec").context.related] == ["conf/parse.go"]
