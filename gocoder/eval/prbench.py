@@ -181,10 +181,19 @@ def tree_at(repo: Path, sha: str, dest: Path) -> Path:
     if not d.exists():
         data = subprocess.run(["git", "--git-dir", str(_git_dir(repo)), "archive", "--format=tar", sha],
                               capture_output=True, check=True).stdout
-        tmp = d.with_suffix(".tmp")
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(tmp, filter="data")
-        tmp.rename(d)
+        # a folder of this process's own, renamed into place: two runs sharing dest (plain and --retrieve
+        # side by side) never see a half-written tree, and the loser of the rename race keeps the winner's
+        dest.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{sha}.", dir=dest))
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                tar.extractall(tmp, filter="data")
+            tmp.rename(d)
+        except OSError:
+            if not d.is_dir():
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return d
 
 
