@@ -1,29 +1,31 @@
 """Retrieval of a repository's declarations as context: a BM25 index over top-level Go declarations.
 
-A small model copies well from context and recalls poorly (RepoCoder, Zhang et al. 2023; ReACC, Lu et
-al. 2022: retrieved repository code raises completion accuracy at every model size), so `gocoder
-generate --repo PATH` puts the declarations of PATH that best match the PR description into the prompt
-beside the file being changed, and `gocoder bench --retrieve INDEX` does the same for benchmark prompts.
+A small model copies well from context and recalls poorly (RepoCoder, Zhang et al. 2023;
+ReACC, Lu et al. 2022: retrieved repository code raises completion accuracy at every model
+size), so `gocoder generate --repo PATH` puts the declarations of PATH that best match the PR
+description into the prompt beside the file being changed, and `gocoder bench --retrieve
+INDEX` does the same for benchmark prompts.
 
 The index (`gocoder index PATH`) holds one document per top-level declaration as gocheck lists them
-(gocoder/check/validate.py: kind, name, receiver, byte span, doc comment): its terms are the identifiers of its
-name, doc comment and signature, split at camelCase and snake_case boundaries and lowercased, beside the
-whole identifier (`ReadAll` gives readall, read, all). BM25 (Robertson and Zaragoza 2009; k1 = 1.2,
-b = 0.75) ranks them for a query. The index is a JSON file in the cache (~/.cache/gocoder/index), keyed by
-each file's path, size and mtime: a rerun re-reads only the files that changed, appeared or went away.
+(gocoder/check/validate.py: kind, name, receiver, byte span, doc comment): its terms are the
+identifiers of its name, doc comment and signature, split at camelCase and snake_case boundaries and
+lowercased, beside the whole identifier (`ReadAll` gives readall, read, all). BM25 (Robertson and
+Zaragoza 2009; k1 = 1.2, b = 0.75) ranks them for a query. The index is a JSON file in the cache
+(~/.cache/gocoder/index), keyed by each file's path, size and mtime: a rerun re-reads only the files
+that changed, appeared or went away.
 
-The model's own embeddings are the other ranking (`[retrieve] method = "embed"`, or "hybrid": reciprocal
-rank fusion of the two, Cormack et al. 2009): each declaration's doc comment and signature, and the
-query, are read by the model (gocoder/inference/embed.py: its final hidden states or its token
-embeddings, mean-pooled, L2-normalized) and ranked by cosine. The vectors are stored with each file's
-entry (float16), so they follow the same per-file update: a changed file's declarations are parsed and
-embedded again, the others' are kept; an index embedded by another model or pooling is embedded again
-whole.
+The model's own embeddings are the other ranking (`[retrieve] method = "embed"`, or "hybrid":
+reciprocal rank fusion of the two, Cormack et al. 2009): each declaration's doc comment and
+signature, and the query, are read by the model (gocoder/inference/embed.py: its final hidden states
+or its token embeddings, mean-pooled, L2-normalized) and ranked by cosine. The vectors are stored
+with each file's entry (float16), so they follow the same per-file update: a changed file's
+declarations are parsed and embedded again, the others' are kept; an index embedded by another model
+or pooling is embedded again whole.
 BENCHMARKS.md (PR benchmark, retrieval recall) measures the rankings against each other.
 
 The retrieved declarations enter the record as `context.related` ([{file, code}]), which
-gocoder/text/serialize.py writes as `<FILE>` blocks before the target file: the text a model would be trained
-on with neighbours is the text it is prompted with (STYLE.md 17).
+gocoder/text/serialize.py writes as `<FILE>` blocks before the target file: the text a model would
+be trained on with neighbours is the text it is prompted with (STYLE.md 17).
 """
 
 from __future__ import annotations
@@ -52,20 +54,23 @@ from gocoder.text.gosource import body_open
 INDEX_VERSION = 1
 K1, B = 1.2, 0.75
 SKIP_DIRS = {"vendor", "testdata", "node_modules", ".git", ".gocoder"}
-SIGNATURE_BYTES = 400  # of a func: its head up to the body's brace; of a type, var or const: its start
+# of a func: its head up to the body's brace; of a type, var or const: its start
+SIGNATURE_BYTES = 400
 METHODS = ("bm25", "embed", "hybrid")
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 # words a description is made of that name no declaration: left out of queries and documents alike
-STOP = frozenset("a an and are as at be by for from if in into is it its of on or that the this to with "
-                 "add fix use make when which func return var const type".split())
+STOP = frozenset(
+    "a an and are as at be by for from if in into is it its of on or that the this to with "
+    "add fix use make when which func return var const type".split()
+)
 
 
 def split_ident(name: str) -> list[str]:
-    """An identifier's index terms: its parts at camelCase, digit and snake_case boundaries, lowercased,
-    and the whole identifier when it has several parts (`parseHTTPResponse` gives parse, http, response,
-    parsehttpresponse)."""
+    """An identifier's index terms: its parts at camelCase, digit and snake_case boundaries,
+    lowercased, and the whole identifier when it has several parts (`parseHTTPResponse` gives
+    parse, http, response, parsehttpresponse)."""
     parts = [p.lower() for chunk in name.split("_") for p in _CAMEL.findall(chunk)]
     whole = name.lower().strip("_")
     if len(parts) > 1 and whole:
@@ -79,7 +84,8 @@ def terms(text: str) -> list[str]:
 
 
 def signature(text: str, kind: str) -> str:
-    """A declaration's head: a func up to its body's brace, anything else its first SIGNATURE_BYTES."""
+    """A declaration's head: a func up to its body's brace, anything
+    else its first SIGNATURE_BYTES."""
     if kind in ("func", "method"):
         at = body_open(text)  # just after the body's brace
         return text[: at - 1 if 0 < at <= SIGNATURE_BYTES else SIGNATURE_BYTES]
@@ -103,9 +109,10 @@ class Hit:
     score: float
 
     def code(self, root: Path, whole: bool = True) -> str:
-        """The declaration as Go text with its doc comment; whole=False: its signature only, for one too long
-        for the prompt (a func without its body, which Go's grammar allows: the model copies what it reads,
-        and an elided `{ ... }` came back verbatim in 4 of 40 MBXP answers)."""
+        """The declaration as Go text with its doc comment; whole=False: its signature
+        only, for one too long for the prompt (a func without its body, which Go's
+        grammar allows: the model copies what it reads, and an elided `{ ... }` came back
+        verbatim in 4 of 40 MBXP answers)."""
         raw = (root / self.path).read_bytes()[self.start : self.end].decode("utf-8", "replace")
         if not whole:
             raw = signature(raw, self.kind).rstrip()
@@ -114,12 +121,13 @@ class Hit:
 
 @dataclass
 class Index:
-    """Declarations of the Go files under root, ranked for a query by BM25, by the model's embeddings
-    (embedder: an Embedder, whose vectors the files carry) or by both fused (method: METHODS)."""
+    """Declarations of the Go files under root, ranked for a query by BM25, by the
+    model's embeddings (embedder: an Embedder, whose vectors the files carry) or
+    by both fused (method: METHODS)."""
 
     root: Path
-    # relative path -> {mtime_ns, size, decls: [[kind, name, recv, start, end, doc, terms]], vecs?: base64
-    # of float16 [len(decls), dim]}
+    # relative path -> {mtime_ns, size, decls: [[kind, name, recv, start, end, doc, terms]], vecs?:
+    # base64 of float16 [len(decls), dim]}
     files: dict[str, dict[str, Any]]
     method: str = "bm25"
     embedder: Any = None
@@ -148,9 +156,11 @@ class Index:
     def __len__(self) -> int:
         return len(self._docs)
 
-    def search(self, query: str, k: int = 10, exclude: Iterable[str] = (), method: str | None = None) -> list[Hit]:
-        """The k declarations ranked best for query (by method, default the index's own), best first;
-        none from the files in exclude."""
+    def search(
+        self, query: str, k: int = 10, exclude: Iterable[str] = (), method: str | None = None
+    ) -> list[Hit]:
+        """The k declarations ranked best for query (by method, default the index's own), best
+        first; none from the files in exclude."""
         method = method or self.method
         if method == "bm25":
             ranked = self.bm25(query)
@@ -171,7 +181,8 @@ class Index:
         return out
 
     def bm25(self, query: str) -> list[tuple[int, float]]:
-        """(declaration number, BM25 score) of every declaration sharing a term with query, best first."""
+        """(declaration number, BM25 score) of every declaration sharing
+        a term with query, best first."""
         if len(self._len) != len(self._docs):
             self._postings()
         n = len(self._docs)
@@ -187,22 +198,33 @@ class Index:
         return sorted(scores.items(), key=lambda x: (-x[1], x[0]))
 
     def vectors(self) -> np.ndarray:
-        """The declarations' vectors [len(self), dim] (float32, unit length), as the files carry them."""
+        """The declarations' vectors [len(self), dim] (float32, unit
+        length), as the files carry them."""
         if self._vecs is None:
-            missing = [p for p in sorted(self.files) if self.files[p]["decls"] and "vecs" not in self.files[p]]
+            missing = [
+                p
+                for p in sorted(self.files)
+                if self.files[p]["decls"] and "vecs" not in self.files[p]
+            ]
             if missing:
-                raise GocoderError(f"{self.root}: {len(missing)} files of the index have no embeddings "
-                                   f"(first {missing[0]}): index it with retrieve.method embed or hybrid")
+                raise GocoderError(
+                    f"{self.root}: {len(missing)} files of the index have no embeddings "
+                    f"(first {missing[0]}): index it with retrieve.method embed or hybrid"
+                )
             parts = [unpack(self.files[p]["vecs"], len(self.files[p]["decls"]))
                      for p in sorted(self.files) if self.files[p]["decls"]]
-            self._vecs = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 1), np.float32)
+            self._vecs = (
+                np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 1), np.float32)
+            )
         return self._vecs
 
     def cosine(self, query: str) -> list[tuple[int, float]]:
         """(declaration number, cosine with the query's vector) of every declaration, best first."""
         if self.embedder is None:
-            raise GocoderError(f"retrieve.method {self.method}: the index of {self.root} has no model to embed "
-                               "the query with")
+            raise GocoderError(
+                f"retrieve.method {self.method}: the index of {self.root} has no model to embed "
+                "the query with"
+            )
         vecs = self.vectors()
         if not len(vecs):
             return []
@@ -212,7 +234,8 @@ class Index:
 
 
 def fuse(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: each item's sum of 1 / (RRF_K + rank) over the rankings, best first."""
+    """Reciprocal rank fusion: each item's sum of 1 / (RRF_K + rank)
+    over the rankings, best first."""
     score: dict[int, float] = defaultdict(float)
     for ranked in rankings:
         for r, (i, _) in enumerate(ranked):
@@ -231,7 +254,8 @@ def unpack(text: str, n: int) -> np.ndarray:
     return flat.reshape(n, -1) if n else flat.reshape(0, 1)
 
 
-# ---------------------------------------------------------------------------------- the model's vectors
+# ---------------------------------------------------------------------------------- the model's
+# vectors
 
 def embed_text(kind: str, doc: str, code: str) -> str:
     """What the model reads of a declaration: its doc comment and its signature, as Go text."""
@@ -244,14 +268,16 @@ class IndexStats:
     decls: int = 0
     reread: list[str] = field(default_factory=list)  # files (re)read this run: new or changed
     removed: list[str] = field(default_factory=list)  # files gone since the last run
-    embedded: list[str] = field(default_factory=list)  # files whose declarations were embedded this run
+    # files whose declarations were embedded this run
+    embedded: list[str] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0  # of seconds: embedding
     path: str = ""  # the index file
 
 
 def index_path(root: Path) -> Path:
-    """Where the index of root is cached: one JSON file per absolute root under the gocoder cache."""
+    """Where the index of root is cached: one JSON file per
+    absolute root under the gocoder cache."""
     from gocoder.check.toolchain import cache_dir
 
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
@@ -259,7 +285,8 @@ def index_path(root: Path) -> Path:
 
 
 def go_files(root: Path) -> dict[str, os.stat_result]:
-    """Relative path -> stat of each .go file under root, tests, vendor/, testdata/ and dot folders left out."""
+    """Relative path -> stat of each .go file under root, tests, vendor/,
+    testdata/ and dot folders left out."""
     out = {}
     for dirpath, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
@@ -273,13 +300,17 @@ def go_files(root: Path) -> dict[str, os.stat_result]:
     return out
 
 
-def _decls_of(srcs: list[bytes], drop: Callable[[str], bool] | None = None) -> list[list[list[Any]]]:
-    """Each file's declarations as index rows: [kind, name, recv, start, end, doc, terms]; drop(text) True
-    leaves a declaration out."""
+def _decls_of(
+    srcs: list[bytes], drop: Callable[[str], bool] | None = None
+) -> list[list[list[Any]]]:
+    """Each file's declarations as index rows: [kind, name, recv, start, end, doc, terms];
+    drop(text) True leaves a declaration out."""
     from gocoder.check.validate import get_checker
 
     out = []
-    for src, res in zip(srcs, get_checker().check_many(srcs, kind="file", docs=True, gofmt=False), strict=True):
+    for src, res in zip(
+        srcs, get_checker().check_many(srcs, kind="file", docs=True, gofmt=False), strict=True
+    ):
         rows = []
         for d in res.decls:
             text = src[d.start : d.end].decode("utf-8", "replace")
@@ -291,25 +322,35 @@ def _decls_of(srcs: list[bytes], drop: Callable[[str], bool] | None = None) -> l
     return out
 
 
-def build_index(root: str | Path, out: str | Path | None = None,
-                progress: Callable[[int, int], None] | None = None, chunk: int = 256,
-                save_every_s: float = 30.0, drop: Callable[[str], bool] | None = None,
-                drop_key: str = "", embedder: Embedder | None = None, method: str | None = None,
-                embed_progress: Callable[[int, int], None] | None = None) -> tuple[Index, IndexStats]:
-    """Index the Go files under root, re-reading only those whose size or mtime changed since the cached
-    index (out, default index_path(root)) was written; the index is saved every save_every_s seconds and
-    at the end, so an interrupted run keeps most of what it read. drop(text) True leaves a declaration
-    out (a decontamination list: the CLI's --decontaminate); drop_key names it, and an index cached
-    under another key is rebuilt whole. embedder: also embed the declarations of every file that has no
-    vectors yet (new, changed, or all of them when the index was embedded by another model or pooling).
-    method: the Index's ranking (default: embed with an embedder, else bm25)."""
+def build_index(
+    root: str | Path,
+    out: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    chunk: int = 256,
+    save_every_s: float = 30.0,
+    drop: Callable[[str], bool] | None = None,
+    drop_key: str = "",
+    embedder: Embedder | None = None,
+    method: str | None = None,
+    embed_progress: Callable[[int, int], None] | None = None,
+) -> tuple[Index, IndexStats]:
+    """Index the Go files under root, re-reading only those whose size or mtime changed since the
+    cached index (out, default index_path(root)) was written; the index is saved every
+    save_every_s seconds and at the end, so an interrupted run keeps most of what it read.
+    drop(text) True leaves a declaration out (a decontamination list: the CLI's --decontaminate);
+    drop_key names it, and an index cached under another key is rebuilt whole. embedder: also
+    embed the declarations of every file that has no vectors yet (new, changed, or all of them
+    when the index was embedded by another model or pooling). method: the Index's ranking
+    (default: embed with an embedder, else bm25)."""
     root = Path(root)
     if not root.is_dir():
         raise GocoderError(f"{root}: not a folder to index")
     method = method or ("embed" if embedder is not None else "bm25")
     if method not in METHODS or (method != "bm25" and embedder is None):
-        raise GocoderError(f"retrieve.method {method!r}: one of {', '.join(METHODS)}; embed and hybrid need the "
-                           "model to embed with")
+        raise GocoderError(
+            f"retrieve.method {method!r}: one of {', '.join(METHODS)}; embed and hybrid need the "
+            "model to embed with"
+        )
     t0 = time.perf_counter()
     dest = Path(out) if out is not None else index_path(root)
     data = _read(dest) if dest.exists() else {}
@@ -317,8 +358,11 @@ def build_index(root: str | Path, out: str | Path | None = None,
     old = _files_of(data, dest, root, drop_key, embed_key) if data else {}
     now = go_files(root)
     stats = IndexStats(path=str(dest), removed=sorted(set(old) - set(now)))
-    files = {p: old[p] for p in now if p in old and (old[p]["mtime_ns"], old[p]["size"]) == (now[p].st_mtime_ns,
-                                                                                            now[p].st_size)}
+    files = {
+        p: old[p]
+        for p in now
+        if p in old and (old[p]["mtime_ns"], old[p]["size"]) == (now[p].st_mtime_ns, now[p].st_size)
+    }
     todo = sorted(set(now) - set(files))
     saved = time.monotonic()
     for i in range(0, len(todo), chunk):
@@ -326,7 +370,8 @@ def build_index(root: str | Path, out: str | Path | None = None,
         for p, rows in zip(part, _decls_of([_source(root, p) for p in part], drop), strict=True):
             files[p] = {"mtime_ns": now[p].st_mtime_ns, "size": now[p].st_size, "decls": rows}
         stats.reread += part
-        if time.monotonic() - saved > save_every_s:  # a whole save of the Go tree's index takes ~1 s
+        # a whole save of the Go tree's index takes ~1 s
+        if time.monotonic() - saved > save_every_s:
             _save(dest, root, files, drop_key, embed_key)
             saved = time.monotonic()
         if progress is not None:
@@ -340,7 +385,10 @@ def build_index(root: str | Path, out: str | Path | None = None,
             for p in part:
                 src = _source(root, p)
                 rows = files[p]["decls"]
-                texts += [embed_text(d[0], d[5], src[d[3] : d[4]].decode("utf-8", "replace")) for d in rows]
+                texts += [
+                    embed_text(d[0], d[5], src[d[3] : d[4]].decode("utf-8", "replace"))
+                    for d in rows
+                ]
                 counts.append(len(rows))
             vecs = embedder.embed(texts)
             for p, a, n in zip(part, np.cumsum([0, *counts[:-1]]), counts, strict=True):
@@ -355,7 +403,11 @@ def build_index(root: str | Path, out: str | Path | None = None,
     if todo or stats.removed or stats.embedded or not dest.exists():
         _save(dest, root, files, drop_key, embed_key)
     idx = Index(root, files, method=method, embedder=embedder)
-    stats.files, stats.decls, stats.seconds = len(files), len(idx), round(time.perf_counter() - t0, 2)
+    stats.files, stats.decls, stats.seconds = (
+        len(files),
+        len(idx),
+        round(time.perf_counter() - t0, 2),
+    )
     return idx, stats
 
 
@@ -366,11 +418,22 @@ def _source(root: Path, p: str) -> bytes:
         raise GocoderError(f"{root / p}: cannot read: {e.strerror}") from None
 
 
-def _save(dest: Path, root: Path, files: dict[str, Any], drop_key: str = "", embed_key: str = "") -> None:
+def _save(
+    dest: Path, root: Path, files: dict[str, Any], drop_key: str = "", embed_key: str = ""
+) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"version": INDEX_VERSION, "root": str(root.resolve()), "drop_key": drop_key,
-                               "embed_key": embed_key, "files": files}))
+    tmp.write_text(
+        json.dumps(
+            {
+                "version": INDEX_VERSION,
+                "root": str(root.resolve()),
+                "drop_key": drop_key,
+                "embed_key": embed_key,
+                "files": files,
+            }
+        )
+    )
     os.replace(tmp, dest)
 
 
@@ -391,22 +454,24 @@ def _files_of(data: dict[str, Any], path: Path, root: Path | None, drop_key: str
     if drop_key is not None and data.get("drop_key", "") != drop_key:
         return {}
     files = data["files"]
-    if embed_key is not None and data.get("embed_key", "") != embed_key:  # another model's vectors: dropped
+    # another model's vectors: dropped
+    if embed_key is not None and data.get("embed_key", "") != embed_key:
         files = {p: {k: v for k, v in f.items() if k != "vecs"} for p, f in files.items()}
     return files
 
 
 def load_files(path: Path, root: Path | None = None, drop_key: str | None = None,
                embed_key: str | None = None) -> dict[str, Any]:
-    """The files of a saved index (of root, when given: an index of another folder is an error; {} when
-    drop_key is given and is not the index's: its declarations were filtered by another list; without
-    their vectors when embed_key is given and is not the index's: another model embedded them)."""
+    """The files of a saved index (of root, when given: an index of another folder is an
+    error; {} when drop_key is given and is not the index's: its declarations were
+    filtered by another list; without their vectors when embed_key is given and is not the
+    index's: another model embedded them)."""
     return _files_of(_read(path), path, root, drop_key, embed_key)
 
 
 def embedder_for(retrieve: Any, gen: Any = None) -> Embedder | None:
-    """The Embedder a [retrieve] config (gocoder/config.py RetrieveConfig; None: the default, bm25) ranks
-    with: none for bm25, else gen's (the Generator that answers ranks too)."""
+    """The Embedder a [retrieve] config (gocoder/config.py RetrieveConfig; None: the default,
+    bm25) ranks with: none for bm25, else gen's (the Generator that answers ranks too)."""
     if retrieve is None or retrieve.method == "bm25":
         return None
     if gen is None:
@@ -430,15 +495,20 @@ def open_index(where: str | Path, progress: Callable[[int, int], None] | None = 
     if not data.get("root"):
         raise GocoderError(f"{p}: not a gocoder index (no root)")
     if emb is not None and data.get("embed_key", "") != emb.key:
-        raise GocoderError(f"{p}: not embedded by this model and pooling (retrieve.method {method} needs its "
-                           f"vectors): rerun gocoder index {data['root']} --out {p} --method {method}")
-    return Index(Path(data["root"]), _files_of(data, p, None, None, None), method=method, embedder=emb)
+        raise GocoderError(
+            f"{p}: not embedded by this model and pooling (retrieve.method {method} needs its "
+            f"vectors): rerun gocoder index {data['root']} --out {p} --method {method}"
+        )
+    return Index(
+        Path(data["root"]), _files_of(data, p, None, None, None), method=method, embedder=emb
+    )
 
 
 def with_related(rec: Record, idx: Index, fits: Callable[[Record], bool], *,
                  query: str | None = None, k: int = 8, exclude: Iterable[str] = ()) -> Record:
-    """rec with context.related: the best of idx's k hits for its problem that fit, in rank order; a hit
-    too long is tried as its signature. fits(rec) says whether a record's prompt is within the budget."""
+    """rec with context.related: the best of idx's k hits for its problem that fit, in
+    rank order; a hit too long is tried as its signature. fits(rec) says whether a
+    record's prompt is within the budget."""
     q = query if query is not None else f"{rec.problem.description}\n{rec.problem.details}"
     related: tuple[Related, ...] = ()
     for h in idx.search(q, k=k, exclude=exclude):

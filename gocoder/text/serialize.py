@@ -5,13 +5,13 @@ tag escaped, L(x) is a one-line field: backslash and newline C-escaped, then T):
 
     text     = prompt plan code validate
     prompt   = "<PROBLEM>" L(description) "\\n" T(details) "</PROBLEM>"
-               "<CONTEXT>" { related } "<FILE>" L(file) "\\n" T(before) "</FILE>" "</CONTEXT>" [refine]
-    related  = "<FILE>" L(file) "\\n" T(code) "</FILE>"      (context.related: retrieved declarations)
-    refine   = "<REFINE>" "<CODE>" T(previous code) "</CODE>"
+               "<CONTEXT>" { related } "<FILE>" L(file) "\\n" T(before)
+               "</FILE>" "</CONTEXT>" [refine]
+    related  = "<FILE>" L(file) "\\n" T(code) "</FILE>"      (context.related: retrieved
+    declarations) refine   = "<REFINE>" "<CODE>" T(previous code) "</CODE>"
                "<VALIDATE>" verdicts T(first diagnostic) "</VALIDATE>"
-    plan     = "<PLAN>" { "<STEP>" "<INTENT:I>" ["<TARGET:k>" L(name) "\\n"] T(description) } "</PLAN>"
-    code     = "<CODE>" T(code) "</CODE>"
-    validate = "<VALIDATE>" verdicts "</VALIDATE>"
+    plan     = "<PLAN>" { "<STEP>" "<INTENT:I>" ["<TARGET:k>" L(name) "\\n"] T(description) }
+    "</PLAN>" code     = "<CODE>" T(code) "</CODE>" validate = "<VALIDATE>" verdicts "</VALIDATE>"
     verdicts = ["<SYNTAX_OK>" | "<SYNTAX_ERR>"] ["<TEST_PASS>" | "<TEST_FAIL>"]   (absent = null)
 
 Escaping rule: a tag is "<" + BODY (e.g. "</CODE>" has BODY "/CODE>"). In field text every
@@ -67,7 +67,9 @@ def load_vocab(path: str | Path = SPECIAL_TOKENS) -> Vocab:
         # One "<" at the start and one ">" at the end: then no BODY is a prefix of another and
         # matches never overlap, which the escaping rule relies on.
         if not (isinstance(t, str) and re.fullmatch(r"<[^<>\\\s]+>", t)):
-            raise GocoderError(f"{path}: special token {t!r} must look like <NAME> (no spaces, <, > or \\)")
+            raise GocoderError(
+                f"{path}: special token {t!r} must look like <NAME> (no spaces, <, > or \\)"
+            )
     if len(set(symbols)) != len(symbols):
         raise GocoderError(f"{path}: duplicate special tokens")
     missing = [t for t in _GRAMMAR if t not in symbols]
@@ -105,7 +107,9 @@ def _unline(raw: str, where: int) -> str:
             return "\n"
         if m.group(1) == "\\":
             return "\\"
-        raise GocoderError(f"serialized text, char {where}: bad escape {m.group(0)!r} in a one-line field")
+        raise GocoderError(
+            f"serialized text, char {where}: bad escape {m.group(0)!r} in a one-line field"
+        )
 
     text = unescape(raw)
     return re.sub(r"\\(.|$)", one, text) if "\\" in text else text
@@ -157,9 +161,11 @@ def _prompt(r: Record) -> str:
     """The prompt segment: the problem, the context (context.related, declarations retrieved by
     gocoder/inference/retrieve.py, as <FILE> blocks before the file being changed) and, when r has a
     refine block, that block."""
-    out = (f"<PROBLEM>{_line(r.problem.description)}\n{escape(r.problem.details)}</PROBLEM><CONTEXT>"
-           + "".join(f"<FILE>{_line(x.file)}\n{escape(x.code)}</FILE>" for x in r.context.related)
-           + f"<FILE>{_line(r.context.file)}\n{escape(r.context.before)}</FILE></CONTEXT>")
+    out = (
+        f"<PROBLEM>{_line(r.problem.description)}\n{escape(r.problem.details)}</PROBLEM><CONTEXT>"
+        + "".join(f"<FILE>{_line(x.file)}\n{escape(x.code)}</FILE>" for x in r.context.related)
+        + f"<FILE>{_line(r.context.file)}\n{escape(r.context.before)}</FILE></CONTEXT>"
+    )
     if r.refine is not None:
         out += (f"<REFINE><CODE>{escape(r.refine.code)}</CODE>"
                 f"{_validation(r.refine.validation, r.refine.diagnostic)}")
@@ -170,7 +176,8 @@ def segments(rec: Record | Mapping[str, Any], solution: bool = True) -> dict[str
     """{prompt, plan, code, validate}: their concatenation in this order is serialize(rec).
 
     prompt holds the problem, the context and, when rec has a `refine` field, the refine block.
-    With solution=False code and validate are "" (a generation prefix: the model writes `<CODE>` next).
+    With solution=False code and validate are "" (a generation prefix:
+    the model writes `<CODE>` next).
     """
     r = Record.of(rec)
     if r.plan is None:
@@ -201,9 +208,9 @@ def serialize(rec: Record | Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------ the contract between training and inference
-# The shards (gocoder/training/data.py) and the generation loop (gocoder/inference/generate.py) both build their repair
-# records, diagnostics and prompts here, so the text a model is trained on is the text it is prompted
-# with (tests/test_serialize.py pins it on gocheck's real verdicts).
+# The shards (gocoder/training/data.py) and the generation loop (gocoder/inference/generate.py) both
+# build their repair records, diagnostics and prompts here, so the text a model is trained on is the
+# text it is prompted with (tests/test_serialize.py pins it on gocheck's real verdicts).
 
 def format_diagnostic(d: Any) -> str:
     """'line:col: msg' for a gocheck Diagnostic (or anything with line/col/msg); a str as is."""
@@ -212,29 +219,31 @@ def format_diagnostic(d: Any) -> str:
 
 def repair_record(rec: Record | Mapping[str, Any], code: str, diagnostic: Any = "", *,
                   syntax: bool | None = False, tests: bool | None = None) -> Record:
-    """rec with a refine block: the previous code and its first diagnostic only (the ones after it are
-    mostly cascades of the first), with the verdicts gocheck and the tests gave it."""
+    """rec with a refine block: the previous code and its first diagnostic only (the ones after
+    it are mostly cascades of the first), with the verdicts gocheck and the tests gave it."""
     refine = Refine(code=code, diagnostic=format_diagnostic(diagnostic),
                     validation=Validation(syntax=syntax, tests=tests))
     return dataclasses.replace(Record.of(rec), refine=refine)
 
 
 def prompt(rec: Record | Mapping[str, Any]) -> str:
-    """The prompt region of rec (with its refine block, if any): what the model writes a plan after."""
+    """The prompt region of rec (with its refine block, if any): what
+    the model writes a plan after."""
     return _prompt(Record.of(rec))
 
 
 def prompt_budget(max_len: int, max_new: int) -> int:
-    """Prompt tokens kept when max_new of a context of max_len positions are left for the answer (half
-    the context at most): what inference fits a prompt to, and retrieval at training and inference alike
-    fills a prompt up to (gocoder/inference/generate.py Generator.prompt_keep, gocoder/training/related.py)."""
+    """Prompt tokens kept when max_new of a context of max_len positions are left for the
+    answer (half the context at most): what inference fits a prompt to, and retrieval at
+    training and inference alike fills a prompt up to (gocoder/inference/generate.py
+    Generator.prompt_keep, gocoder/training/related.py)."""
     return max(8, max_len - min(max_new, max_len // 2))
 
 
 def cut_points(n: int, keep: int) -> tuple[int, int]:
-    """(head, tail): a prompt of n tokens cut to keep is prompt[:head] + prompt[tail:]. Its middle goes:
-    the problem at the head and the refine block at the tail stay (the head gets keep // 2, at least one
-    token when keep > 0). Uncut: (n, n)."""
+    """(head, tail): a prompt of n tokens cut to keep is prompt[:head] + prompt[tail:]. Its
+    middle goes: the problem at the head and the refine block at the tail stay (the head gets
+    keep // 2, at least one token when keep > 0). Uncut: (n, n)."""
     if n <= keep:
         return n, n
     head = min(keep, max(1, keep // 2))
@@ -290,7 +299,8 @@ class _Reader:
 
 
 def parse(text: str) -> dict[str, Any]:
-    """Serialized text -> the record's serialized fields: parse(serialize(r)) == serialized_fields(r).
+    """Serialized text -> the record's serialized fields:
+    parse(serialize(r)) == serialized_fields(r).
 
     Strict: text that does not follow the grammar is a GocoderError naming the character offset.
     """
