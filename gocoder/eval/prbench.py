@@ -226,8 +226,9 @@ def tree_at(repo: Path, sha: str, dest: Path) -> Path:
             capture_output=True,
             check=True,
         ).stdout
-        # a folder of this process's own, renamed into place: two runs sharing dest (plain and --retrieve
-        # side by side) never see a half-written tree, and the loser of the rename race keeps the winner's
+        # a folder of this process's own, renamed into place: two runs sharing dest (plain
+        # and --retrieve side by side) never see a half-written tree, and the loser of the
+        # rename race keeps the winner's
         dest.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{sha}.", dir=dest))
         try:
