@@ -1583,7 +1583,7 @@ def prbench_build_cmd(
 
     Example: gocoder prbench build --repo clones/deque --repo clones/pond --out work/prbench/prbench.jsonl
     """
-    from gocoder.eval.prbench import build_prbench
+    from gocoder.eval.prmine import build_prbench
 
     res = build_prbench(
         repo, out, per_repo, log=lambda s: err.print(s, highlight=False, markup=False)

@@ -1,11 +1,10 @@
-"""`gocoder prbench`: a benchmark of real changes, mined from local git clones the model never saw.
+"""`gocoder prbench run`: answer a benchmark of real changes with the model, and score the answers.
 
 What `gocoder generate --pr-desc` is for, measured: a problem is one commit (or merged PR) of a
-repository, mined by gocoder's own collect (gocoder/collect/gitlog.py) and annotate
-(gocoder/collect/annotate.py) code: the description is the commit's title and body, the context the
-file it changes at the parent commit, and the answer the top-level declarations the change added or
-modified there. docs/PRBENCH.md names the repositories, the rule that picked them and the problems,
-and the one command that rebuilds the set.
+local git clone the model never saw, mined by gocoder/eval/prmine.py (`gocoder prbench build`): its
+description, the file it changes at the parent commit, and the declarations the change added or
+modified there. Each is answered as generate answers (with or without the repository's retrieved
+declarations) and scored against the real change, at the parent commit's tree.
 
 Scores (docs/PRBENCH.md), each a mean over the problems:
 - parses: the answer is Go declarations gocheck parses;
@@ -25,7 +24,6 @@ Scores (docs/PRBENCH.md), each a mean over the problems:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -43,159 +41,14 @@ import numpy as np
 
 from gocoder import GocoderError
 from gocoder.check.confine import Limits
+from gocoder.eval.prmine import build_prbench, git, git_dir, show  # noqa: F401 (re-exported)
 from gocoder.record import Context, Problem, Record
 from gocoder.records import read_jsonl_numbered
 
-# Titles that name no change a description could ask for: releases, dependency and tooling chores.
-_CHORE = re.compile(
-    r"^(bump|release|v?\d+\.\d+|update (go\.mod|deps|dependencies|ci|readme)|go mod|gofmt|lint|"
-    r"merge|revert|ci[:\s]|docs?[:\s]|typo|readme)",
-    re.I,
-)
-# the shipped model writes 256 tokens an answer (~900 bytes); twice that at most
-MAX_ANSWER_BYTES = 2000
-MAX_FILE_BYTES = 30_000
 # a package's test binary: the limits `gocoder generate --tests` runs a package's tests under, with
 # room for the threads of a concurrency library's tests
 TEST_LIMITS = Limits(wall_s=60.0, cpu_s=60, procs=256)
 
-
-# ------------------------------------------------------------------------------------------- build
-
-def _git(repo: Path, *args: str) -> str:
-    p = subprocess.run(
-        ["git", "--git-dir", str(_git_dir(repo)), *args], capture_output=True, text=True
-    )
-    if p.returncode != 0:
-        raise GocoderError(f"{repo}: git {' '.join(args[:2])}: {p.stderr.strip().splitlines()[:1]}")
-    return p.stdout
-
-
-def _git_dir(repo: Path) -> Path:
-    return repo / ".git" if (repo / ".git").exists() else repo
-
-
-def eligible(hrec: Record, raw: dict[str, Any]) -> str:
-    """Why a mined change is not a problem ("" when it is): see
-    docs/PRBENCH.md, the selection rule."""
-    title = hrec.problem.description
-    go = [f for f in raw["files_changed"] if f["path"].endswith(".go")]
-    src = [f for f in go if not f["path"].endswith("_test.go")]
-    if _CHORE.match(title) or len(title.split()) < 3:
-        return "chore-or-short-title"
-    if len(src) != 1 or src[0]["status"] != "modified":
-        return "not-one-modified-file"  # the answer must go into one existing file
-    if src[0]["path"] != hrec.context.file or "/vendor/" in f"/{src[0]['path']}":
-        return "context-elsewhere"
-    code = hrec.code
-    if (
-        not code.strip()
-        or len(code.encode()) > MAX_ANSWER_BYTES
-        or len(src[0]["before"]) > MAX_FILE_BYTES
-    ):
-        return "too-long"
-    if hrec.solution is None or not hrec.solution.validation.syntax:
-        return "after-does-not-parse"
-    return ""
-
-
-def mine(repo: Path, label: str) -> tuple[list[dict[str, Any]], Counter[str]]:
-    """Every eligible change of a clone's first-parent history (merges,
-    squash merges and plain commits)."""
-    from gocoder.check.validate import get_checker
-    from gocoder.collect.annotate import build, check_batch
-    from gocoder.collect.gitlog import GitSource
-    from gocoder.config import CollectConfig
-
-    src, why = GitSource(repo, CollectConfig(), all_commits=True), Counter()
-    out = []
-    try:
-        for sha, payload in src.units(why):
-            if payload is None:
-                continue
-            raws, skips = src.work(payload)
-            why.update(skips)
-            for raw in raws:
-                # the answer is the change to the package's code: its
-                # tests' changes are left out of it
-                raw = {
-                    **raw,
-                    "files_changed": [
-                        f for f in raw["files_changed"] if not f["path"].endswith("_test.go")
-                    ],
-                }
-                if not raw["files_changed"]:
-                    why["tests-only"] += 1
-                    continue
-                recs, reason = build(raw, check_batch([raw], get_checker())[0], (1.0, 0.0, 0.0))
-                if reason or len(recs) != 1:
-                    why[reason or "split"] += 1
-                    continue
-                if r := eligible(recs[0], raw):
-                    why[r] += 1
-                    continue
-                h = recs[0]
-                parent = payload[0].parents[0] if payload[0].parents else ""
-                if not parent:
-                    why["root-commit"] += 1
-                    continue
-                after = next(
-                    f["after"] for f in raw["files_changed"] if f["path"] == h.context.file
-                )
-                out.append(
-                    {
-                        "id": f"{label}@{sha[:12]}",
-                        "repo": label,
-                        "sha": sha,
-                        "parent": parent,
-                        "path": h.context.file,
-                        "description": h.problem.description,
-                        "details": h.problem.details,
-                        "before": h.context.before,
-                        "answer": h.code,
-                        "after": after,
-                    }
-                )
-    finally:
-        src.close()
-    return out, why
-
-
-def build_prbench(repos: Sequence[Path], out: Path, per_repo: int = 40,
-                  log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """Mine each clone (labelled by its folder name), keep at most per_repo problems of each
-    (the first by a hash of their id: a fixed pick that does not depend on the other
-    repositories), and write them, in the order of that hash, to out with a manifest (out +
-    .manifest.json: each clone's HEAD and the counts)."""
-    if len(repos) < 1:
-        raise GocoderError("prbench build: name at least one clone (--repo DIR, repeated)")
-    problems, manifest = [], {"repos": {}, "per_repo": per_repo}
-    for repo in repos:
-        if not _git_dir(repo).exists():
-            raise GocoderError(f"--repo {repo}: not a git clone")
-        label = repo.resolve().name.removesuffix(".git")
-        got, why = mine(repo, label)
-        got.sort(key=lambda p: hashlib.sha256(p["id"].encode()).hexdigest())
-        kept = got[:per_repo]
-        problems += kept
-        manifest["repos"][label] = {
-            "head": _git(repo, "rev-parse", "HEAD").strip(),
-            "eligible": len(got),
-            "kept": len(kept),
-            "skipped": dict(why),
-        }
-        log(f"{label}: {len(got)} eligible, {len(kept)} kept; skipped {dict(why)}")
-    # one order across repositories, by the same hash: --limit N takes a sample of every one
-    problems.sort(key=lambda p: hashlib.sha256(p["id"].encode()).hexdigest())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(p) + "\n" for p in problems))
-    Path(f"{out}.manifest.json").write_text(
-        json.dumps({**manifest, "problems": len(problems)}, indent=1) + "\n"
-    )
-    return {"problems": len(problems), **manifest}
-
-
-# --------------------------------------------------------------------------------------------- run
 
 def edit_similarity(a: str, b: str) -> float:
     """1 - Levenshtein(a, b) / max(len): 1.0 for equal texts. Row by row in numpy: a
@@ -222,7 +75,7 @@ def tree_at(repo: Path, sha: str, dest: Path) -> Path:
     d = dest / sha
     if not d.exists():
         data = subprocess.run(
-            ["git", "--git-dir", str(_git_dir(repo)), "archive", "--format=tar", sha],
+            ["git", "--git-dir", str(git_dir(repo)), "archive", "--format=tar", sha],
             capture_output=True,
             check=True,
         ).stdout
@@ -281,7 +134,7 @@ _TEST_FUNC = re.compile(r"^func (Test\w*)\(.*?^}", re.M | re.S)
 def changed_tests(repo: Path, p: dict[str, Any]) -> list[str]:
     """The Test functions the commit added or changed in the _test.go
     files of the changed file's folder."""
-    names = _git(
+    names = git(
         repo, "diff-tree", "-r", "--no-commit-id", "--name-only", p["parent"], p["sha"]
     ).splitlines()
     folder = Path(p["path"]).parent
@@ -289,18 +142,10 @@ def changed_tests(repo: Path, p: dict[str, Any]) -> list[str]:
     for name in names:
         if not name.endswith("_test.go") or Path(name).parent != folder:
             continue
-        funcs = [{m.group(1): m.group(0) for m in _TEST_FUNC.finditer(_show(repo, sha, name))}
+        funcs = [{m.group(1): m.group(0) for m in _TEST_FUNC.finditer(show(repo, sha, name))}
                  for sha in (p["parent"], p["sha"])]
         out |= {t for t, body in funcs[1].items() if funcs[0].get(t) != body}
     return sorted(out)
-
-
-def _show(repo: Path, sha: str, path: str) -> str:
-    """The file at sha ("" where it does not exist)."""
-    r = subprocess.run(
-        ["git", "--git-dir", str(_git_dir(repo)), "show", f"{sha}:{path}"], capture_output=True
-    )
-    return r.stdout.decode("utf-8", errors="replace") if r.returncode == 0 else ""
 
 
 def run_tests(tree: Path, path: str, text: str, tests: Sequence[str], module_path: str = "",
@@ -346,7 +191,7 @@ def run_tests(tree: Path, path: str, text: str, tests: Sequence[str], module_pat
 def head_module(repo: Path) -> str:
     """The module path of the clone's HEAD go.mod without its major-version suffix: the import
     path a commit from before go.mod was written used ("" where HEAD has no go.mod)."""
-    m = re.search(r"^module\s+\"?([^\s\"]+)", _show(repo, "HEAD", "go.mod"), re.M)
+    m = re.search(r"^module\s+\"?([^\s\"]+)", show(repo, "HEAD", "go.mod"), re.M)
     return re.sub(r"/v\d+$", "", m.group(1)) if m else ""
 
 
