@@ -301,7 +301,7 @@ class GenerateConfig:
 @dataclass(frozen=True)
 class RetrieveConfig:
     """How `gocoder index`, `generate --repo`, `bench --retrieve` and `prbench run --retrieve`
-    rank a repository's declarations (gocoder/inference/retrieve.py)."""
+    rank a repository's declarations (gocoder/inference/ranking.py)."""
 
     # bm25: terms of names, doc comments, signatures; embed: cosine of the model's own vectors;
     # hybrid: both, fused by rank. On the PR benchmark hybrid with token embeddings put a needed

@@ -1,5 +1,5 @@
 """Texts as vectors from a gocoder model's own weights, for retrieval
-(gocoder/inference/retrieve.py).
+(gocoder/inference/ranking.py).
 
 No model trained for retrieval: the model that writes the answer reads the declarations and the
 query, and its states, mean-pooled, are the vectors (the simplest of sentence embeddings; SGPT,

@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
-from gocoder.inference.retrieve import Hit, Index, build_index, with_related
+from gocoder.inference.ranking import Hit, Index
+from gocoder.inference.retrieve import build_index, with_related
 from gocoder.record import Record
 from gocoder.records import JsonlWriter, read_jsonl_numbered
 from gocoder.splits import record_keys
