@@ -58,7 +58,7 @@ class BenchConfig:
     cpu_s: int = 10
     memory_mb: int = 2048  # address space; Go's runtime alone reserves ~650 MB
     build_s: float = 120.0  # per build
-    # a program go/types rejects is a build error without a build (benchrun.score)
+    # a program go/types rejects is a build error without a build (scoring.score)
     typecheck_first: bool = True
     # the answer's program gets goimports' standard-library fix (imports added
     # and removed) before it is built

@@ -65,7 +65,7 @@ class Problem:
     path: str = ""
     details: str = ""
     # the benchmark's own solution (the body after the prompt), where it ships one (HumanEval-X,
-    # HumanEvalPack): whether the problem's test compiles is decided with it (benchrun.excluded_why)
+    # HumanEvalPack): whether the problem's test compiles is decided with it (scoring.excluded_why)
     reference: str = ""
     # bench.fix_imports: the answer's file gets goimports' standard-library fix before it
     # is built, so an answer right but for an unused or missing import is scored on its
@@ -127,7 +127,7 @@ class Harness(abc.ABC):
     file: ClassVar[str] = "main_test.go"  # the answer's file in the program
     tasks: ClassVar[tuple[str, ...]] = ("synthesize",)  # what --task may ask of its problems
     # whether building the benchmark file showed every problem's test
-    # compiles (benchrun.excluded_why)
+    # compiles (scoring.excluded_why)
     test_builds: ClassVar[bool] = False
 
     @abc.abstractmethod

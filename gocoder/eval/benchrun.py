@@ -9,15 +9,14 @@ Three figures, side by side and never mixed, each with its budget (docs/BENCHMAR
 Model answers are generated in batches by the engine (many prompts per call: a GPU with
 `--device cuda`); the loop runs problem by problem, and its first round is the greedy
 answer (never generated twice).
-Rows append to OUT/results.jsonl as they finish, so a rerun skips problems already done.
+Each answer is run in the sandbox and judged by gocoder/eval/scoring.py. Rows append to
+OUT/results.jsonl as they finish, so a rerun skips problems already done.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from gocoder import GocoderError
-from gocoder.check.sandbox import Limits, SandboxResult, run_go
+from gocoder.check.sandbox import Limits
 from gocoder.config import BenchConfig, GenerateConfig
 from gocoder.eval.answers import (  # noqa: F401
     answer_codes,
@@ -37,16 +36,17 @@ from gocoder.eval.answers import (  # noqa: F401
     complete_codes,
     generate_codes,
 )
-from gocoder.eval.benchmarks import (
-    Answer,
-    Problem,
-    completion_from_code,
-    load_problems,
-    problem_record,
-    zero_completion,
-)
-from gocoder.eval.checks import GO_POS, feedback, mbxp_checks
+from gocoder.eval.benchmarks import Problem, completion_from_code, load_problems, problem_record
+from gocoder.eval.checks import feedback
 from gocoder.eval.figures import mean_pass_at_k, pass_at_k, summarize  # noqa: F401 (here too)
+from gocoder.eval.scoring import (  # noqa: F401 (NO_CHECK, parses: re-exported)
+    NO_CHECK,
+    OUTPUT_KEEP,
+    excluded_why,
+    parses,
+    score,
+    scored,
+)
 from gocoder.fsio import atomic_write
 from gocoder.inference.engine import Sampling
 from gocoder.progress import Progress
@@ -54,12 +54,6 @@ from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 
 if TYPE_CHECKING:  # the loader and the loop: imported where a checkpoint is loaded
     from gocoder.inference.generate import Generator
-
-OUTPUT_KEEP = 2000  # characters of failing output kept per sample in results.jsonl
-# how a run that exited 0 without running its checks says why it failed
-NO_CHECK = "gocoder: no pass"
-NO_TESTS = "testing: warning: no tests to run"  # Go's test binary, which then exits 0
-_PASS = re.compile(r"^PASS$", re.M)  # the test binary's last word when every test it ran passed
 
 
 def read_completions(path: str | Path) -> dict[str, list[str]]:
@@ -72,132 +66,6 @@ def read_completions(path: str | Path) -> dict[str, list[str]]:
             raise GocoderError(f"{path}:{lineno}: expected task_id and completion (strings)")
         out[rec["task_id"]].append(text)
     return dict(out)
-
-
-def score(
-    problem: Problem, completion: str, limits: Limits, typecheck_first: bool = False
-) -> SandboxResult:
-    """Run the harness's program for one completion. typecheck_first: a one-file program that
-    gocheck's parser or go/types rejects is a build error without a build (the compiler's errors are
-    go/types': on 9,280 sampled MBXP answers go/types rejected 8,085 of the 8,086 that failed to
-    build and none that built, in 16 s where the builds took 27 minutes; BENCHMARKS.md), its first
-    errors as the build output. go/types resolves the standard library only: a program with an
-    import it cannot resolve (HumanEval-X's testify, which the sandbox's go.mod maps to
-    gocoder/check/gotestify) goes to the build, which resolves it.
-    A program passes only if its checks ran (`checks_ran`): exit 0 alone is not a pass."""
-    prog = problem.program(completion)
-    if typecheck_first and len(prog) == 1:
-        from gocoder.check.validate import check
-
-        (name, src), = prog.items()
-        r = check(src, typecheck=True, gofmt=False, decls=False)
-        errs = (
-            sorted(r.errors or r.type_errors, key=lambda d: (d.line, d.col))[:10]
-            if not r.error
-            else ()
-        )
-        if errs and not any("could not import" in d.msg for d in r.type_errors):
-            out = "".join(f"./{name}:{d.line}:{d.col}: {d.msg}\n" for d in errs)
-            return SandboxResult(status="build_error", build_output=f"# go/types (gocheck)\n{out}")
-    if problem.mode == "run":
-        if not _check_count(problem.test):
-            return SandboxResult(
-                status="fail", stderr=f"{NO_CHECK}: its main calls no deepCompare\n"
-            )
-        # a mark printed after main's last check: a program that exits 0 before it (os.Exit in the
-        # answer) ran no check to the end; a fresh random mark each run, so no answer can print it
-        mark = f"gocoder-checks-done-{secrets.token_hex(8)}"
-        (name, src), = prog.items()
-        end = src.rstrip().rindex("}")
-        prog = {name: f"{src[:end]}\tprintln({json.dumps(mark)})\n{src[end:]}"}
-        res = run_go(prog, mode="run", limits=limits)
-        if res.passed and mark not in res.stderr:
-            res.status, res.stderr = (
-                "fail",
-                res.stderr + f"{NO_CHECK}: it exited before main's checks ended\n",
-            )
-        res.stderr = res.stderr.replace(mark + "\n", "")
-        return res
-    res = run_go(prog, mode=problem.mode, limits=limits)
-    if res.passed and (NO_TESTS in res.stdout + res.stderr or not _PASS.search(res.stdout)):
-        res.status, res.stderr = (
-            "fail",
-            res.stderr + f"{NO_CHECK}: the test binary ran no test to its end\n",
-        )
-    return res
-
-
-def _check_count(test: str) -> int:
-    """How many checks an MBXP test's main runs (0 when it has no main to run them)."""
-    try:
-        return len(mbxp_checks(test)[1])
-    except (ValueError, GocoderError):
-        return 0
-
-
-def excluded_why(problem: Problem, limits: Limits) -> str:
-    """Why the problem's test never compiles ("" when it does), decided from the problem alone,
-    once: its reference solution where the benchmark ships one (HumanEval-X, HumanEvalPack), else a
-    zero-value body, which builds everywhere a right answer would, built by the compiler
-    (typecheck_first plays no part).
-    A build error inside the test's own lines is then the harness's, never an answer's: an
-    answer that leaves out a package the test needs (HumanEval-X imports math for the test
-    only if the answer uses it) fails."""
-    if problem.harness.test_builds:  # synth-fix: its build (gocoder/eval/synthfix.py) ran the tests
-        return ""
-    comp = problem.reference or zero_completion(problem)
-    (_, src), = problem.program(comp).items()
-    res = score(problem, comp, limits, False)
-    if res.status != "build_error":
-        return ""
-    first_test_line = (
-        src[: src.rindex(problem.test)].count("\n") + 1 if problem.test in src else 1 << 30
-    )
-    m = GO_POS.search(res.build_output)
-    if m and int(m.group(2)) >= first_test_line:
-        return f"its test never compiles ({m.group(1)}:{m.group(2)}: {m.group(4).strip()})"
-    return ""
-
-
-def parses(problem: Problem, completion: str) -> bool:
-    """Whether the program of a completion parses (go/parser through gocheck): the floor under
-    every answer, apart from whether it builds or passes."""
-    from gocoder.check.validate import check
-
-    return all(check(src, typecheck=False, gofmt=False, decls=False).ok
-               for name, src in problem.program(completion).items() if name.endswith(".go"))
-
-
-def _scored(
-    problem: Problem, comps: list[str], limits: Limits, typecheck_first: bool
-) -> dict[str, Any]:
-    """Each completion's verdict; equal completions are run once (a small model repeats
-    itself often, and n = 100 samples of 928 problems is 92,800 programs to build), and what
-    go/types rejects is not built."""
-    seen: dict[str, dict[str, Any]] = {}
-    for comp in comps:
-        if comp in seen:
-            continue
-        res = score(problem, comp, limits, typecheck_first)
-        ok = parses(problem, comp)
-        row = {
-            "status": res.status,
-            "parses": ok,
-            "wall_s": round(res.wall_s, 3),
-            "build_s": round(res.build_s, 3),
-            "parses_raw": parses(problem, comp.raw) if isinstance(comp, Answer) else ok,
-        }
-        if not res.passed:
-            out = res.build_output if res.status == "build_error" else res.stderr + res.stdout
-            row["output"] = out[-OUTPUT_KEEP:]
-        seen[comp] = row
-    rows = [seen[c] for c in comps]
-    return {
-        "n": len(rows),
-        "c": sum(r["status"] == "ok" for r in rows),
-        "samples": rows,
-        "completions": comps,
-    }
 
 
 def _visible_runner(problem: Problem, limits: Limits, tc: bool) -> Callable[[str], Any] | None:
@@ -228,7 +96,7 @@ def _loop_job(problem: Problem, gen: Generator, cfg: BenchConfig, task: str, lim
     r = solve(gen, problem_record(problem, task), max_iters=cfg.refine_iters, tests=tests,
               sampling=base)  # greedy rounds (base is greedy): the first is the greedy answer
     seconds = time.monotonic() - t0
-    row = _scored(problem, [completion_from_code(problem, r.code)], limits, cfg.typecheck_first)
+    row = scored(problem, [completion_from_code(problem, r.code)], limits, cfg.typecheck_first)
     row.update(candidates=r.candidates, rounds=r.iterations, seconds=round(seconds, 3),
                visible_passed=r.passed,
                feedback=[t["verdict"]["diagnostic"][:OUTPUT_KEEP] for t in r.trace])  # fmt: skip
@@ -253,7 +121,7 @@ def _filter_job(
         if score(vis, comp, limits, tc).passed:
             pick, passed = comp, True
             break
-    row = _scored(p, [pick], limits, tc)
+    row = scored(p, [pick], limits, tc)
     row.update(candidates=len(comps), rounds=1, seconds=round(time.monotonic() - t0 + t_gen, 3),
                visible_passed=passed, visible_runs=len(tried))  # fmt: skip
     return row
@@ -289,15 +157,15 @@ def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Generator, task: st
                 completion_from_code(p, c) for c in greedy[i] + (sampled[i] if sampled else [])
             ]
             row["loop"] = _filter_job(p, comps, limits, (t_greedy + t_sampled) / len(batch), tc)
-            row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits, tc)
+            row["greedy"] = scored(p, [completion_from_code(p, c) for c in greedy[i]], limits, tc)
         elif cfg.refine_iters > 0:
             first, row["loop"] = _loop_job(p, gen, cfg, task, limits, base)
-            row["greedy"] = _scored(p, [completion_from_code(p, first)], limits, tc)
+            row["greedy"] = scored(p, [completion_from_code(p, first)], limits, tc)
         else:
-            row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits, tc)
+            row["greedy"] = scored(p, [completion_from_code(p, c) for c in greedy[i]], limits, tc)
             row["greedy"]["gen_s"] = round(t_greedy / len(batch), 3)
         if sampled is not None:
-            row["sampled"] = _scored(
+            row["sampled"] = scored(
                 p, [completion_from_code(p, c) for c in sampled[i]], limits, tc
             )
             row["sampled"]["gen_s"] = round(t_sampled / len(batch), 3)
@@ -399,7 +267,7 @@ def _given_row(
     """A completions file's answers, scored; with loop, also the one answer that filtering
     them by the visible checks submits, in the file's order (put the greedy answer first: it
     is submitted when none passes)."""
-    row = {"id": p.id, "format": p.format, "given": _scored(p, comps, limits, tc)}
+    row = {"id": p.id, "format": p.format, "given": scored(p, comps, limits, tc)}
     if loop:
         row["loop"] = _filter_job(p, comps, limits, 0.0, tc)
     return row
