@@ -1,5 +1,9 @@
 """Generation: the Generator (a checkpoint, its tokenizer and the engine) and the refinement loop.
 
+Over ~400 lines on purpose: a round's prompt, its decoding (`decode_output`) and its verdict
+(`judge`) are what `Generator.sample` does, and the loop (`step`, `solve`, `generate_for_pr`) only
+orders rounds, so the two read together; the loop's state is gocoder/inference/candidates.py's.
+
 One round: the model writes `<PLAN>...</PLAN><CODE>...</CODE>` from the prompt (problem + context),
 gocheck judges the code (syntax; go/types with typecheck), tests run when given, and the refinement
 controller (`Engine.decide` on the validator's verdict features) says continue / refine / done. On

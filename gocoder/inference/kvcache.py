@@ -1,5 +1,10 @@
 """KV caches and one-token forward steps of both model families, for gocoder/inference/engine.py.
 
+Over ~400 lines on purpose: the engine's two caches, `Core` (either family; rows leave the batch)
+and `StaticGPT` (a GPT's fixed-shape cache, for CUDA graphs), each replay the model's own Block
+in its order of operations with the same attention step, and are read against each other and the
+full forward (tests/test_engine.py, tests/test_decode.py).
+
 - `type = "gpt"`: one causal stack, one K/V cache per layer.
 - `type = "recursive"`: the model is a fixed chain of stack passes (per segment, per H cycle:
   l_cycles generator passes, then one planner pass; gocoder/model/model.py `_recur`). Past the

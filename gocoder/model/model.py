@@ -1,9 +1,11 @@
 """The gocoder model: a planner (H, slow) and a generator (L, fast)
 refined in cycles, and a flat GPT.
 
+Over ~400 lines on purpose: the model is one file read top to bottom (STYLE.md 3), variants are
+its config fields, never near-copied files.
+
 Read top to bottom: the batch layout, the blocks, the planner and generator stacks, the refinement
 controller, the recursion with deep supervision and per-sample halting, then the GPT baseline.
-Over ~400 lines on purpose: the model is one file read top to bottom (STYLE.md 3: under ~600).
 
 Ideas and where they come from:
 - HRM (arXiv 2506.21734): two modules at two speeds, H cycles of L steps, input injection by

@@ -1,6 +1,10 @@
 """Training data: hierarchical records -> tokenized shards on disk
 (memory-mapped) -> padded batches.
 
+Over ~400 lines on purpose: the shards' one writer (`build_shards`) and their reader (`Shard`)
+share COLUMNS and `cut_example`, and the pretraining reader (`TokenShard`) answers Shard's calls
+for the one batch order, so the format is written and read in one file.
+
 Each record gives one clean example and, per draft, two refinement examples (docs/FORMATS.md,
 "Training shards"). The drafts: per rollout one planted syntax error, operator misuse
 or partial solution, and the target declaration as it was before the change (for

@@ -1,5 +1,9 @@
 """`gocoder train`: the joint multi-task loop over tokenized shards, with exact resume.
 
+Over ~400 lines on purpose: everything here serves the one loop and is read with it (the state,
+the step, the prefetcher, the evaluation it logs, the run); golf.py, the benchmarks and the tests
+import its pieces from here.
+
 Loss = w_plan * plan + w_code * code + w_ctrl * controller + w_halt * halting (each a masked mean
 over the examples still active in a segment, then a mean over segments: gocoder/model/model.py).
 AdamW (fused on CUDA), or Muon on the hidden matrices with AdamW on the rest (`train.optimizer`),
@@ -18,10 +22,6 @@ batches are built ahead on a thread (`Prefetcher`), pinned, and copied without b
 EMA is one fused `_foreach_lerp_`.
 `train()` is a short loop over a `Run`, whose methods are the rest: setup and resume, logging,
 evaluation, the curriculum's stages, checkpoints, the wall-time budget and the stop signals.
-
-NOTE(gocoder): ~800 lines, over the house's ~400, because everything here serves the one loop and is
-read with it (the state, the step, the prefetcher, the evaluation it logs, the run); golf.py, the
-benchmarks and the tests import its pieces from here.
 
 A checkpoint (gocoder/model/checkpoint.py) holds the weights, the EMA weights, config.json and
 state.pt (optimizer, scheduler, RNG, data position, curriculum stage). Resuming from it on CPU with
