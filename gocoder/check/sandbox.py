@@ -127,6 +127,31 @@ def _go_mod(files: dict[str, str]) -> str:
     return mod
 
 
+def _confinement(limits: Limits) -> tuple[str, str]:
+    """How a run under limits is confined (isolation()'s answer; "none" with limits.isolate off):
+    limits Go's runtime cannot start under, or a machine that confines nothing, are refused."""
+    if limits.memory_mb < MIN_MEMORY_MB:
+        raise GocoderError(
+            f"memory_mb={limits.memory_mb}: Go's runtime needs {MIN_MEMORY_MB} MB of address space"
+        )
+    how, why = isolation() if limits.isolate else ("none", "")
+    if how is None:
+        raise GocoderError(f"sandbox: refusing to run untrusted code: {why}")
+    return how, why
+
+
+def _private_dir() -> Path:
+    """A fresh folder for one build and run (the caller removes it): the run's uid may pass
+    through it to its binary, never list or read the rest."""
+    tmp = Path(tempfile.mkdtemp(prefix="gocoder-sb-"))
+    try:
+        os.chmod(tmp, 0o711)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
 # B008: Limits is frozen, so the shared default is safe
 def run_go(
     files: dict[str, str], *, mode: str = "run", limits: Limits = Limits()  # noqa: B008
@@ -138,17 +163,9 @@ def run_go(
     """
     if mode not in ("run", "test"):
         raise ValueError(f"mode {mode!r}: expected run or test")
-    if limits.memory_mb < MIN_MEMORY_MB:
-        raise GocoderError(
-            f"memory_mb={limits.memory_mb}: Go's runtime needs {MIN_MEMORY_MB} MB of address space"
-        )
-    how, why = isolation() if limits.isolate else ("none", "")
-    if how is None:
-        raise GocoderError(f"sandbox: refusing to run untrusted code: {why}")
-    tmp = Path(tempfile.mkdtemp(prefix="gocoder-sb-"))
+    how, why = _confinement(limits)
+    tmp = _private_dir()
     try:
-        # the run's uid may pass through to its binary, never list or read the rest
-        os.chmod(tmp, 0o711)
         src = tmp / "src"
         src.mkdir(mode=0o700)
         for name, text in {"go.mod": _go_mod(files), **files}.items():
@@ -176,16 +193,9 @@ def run_package_tests(module: Path, pkg: str, *, args: Sequence[str] = (),
     Example:
     run_package_tests(Path("/tmp/copy-of-module"), "pool").status in ("ok", "fail", "build_error")
     """
-    if limits.memory_mb < MIN_MEMORY_MB:
-        raise GocoderError(
-            f"memory_mb={limits.memory_mb}: Go's runtime needs {MIN_MEMORY_MB} MB of address space"
-        )
-    how, why = isolation() if limits.isolate else ("none", "")
-    if how is None:
-        raise GocoderError(f"sandbox: refusing to run untrusted code: {why}")
-    tmp = Path(tempfile.mkdtemp(prefix="gocoder-sb-"))
+    how, why = _confinement(limits)
+    tmp = _private_dir()
     try:
-        os.chmod(tmp, 0o711)
         binary = tmp / "bin" / "prog"
         binary.parent.mkdir(mode=0o711)
         target = "." if pkg in ("", ".") else f"./{pkg}"
