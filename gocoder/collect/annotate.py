@@ -33,7 +33,7 @@ from gocoder.collect.steps import plan_bytes, plan_steps
 from gocoder.config import AnnotateConfig, ValidateConfig
 from gocoder.progress import Progress
 from gocoder.record import Context, Plan, Problem, Record, Solution, Step, Validation
-from gocoder.records import read_jsonl_numbered
+from gocoder.records import jsonl_inputs, read_jsonl_numbered
 from gocoder.splits import SPLITS, parse_shares, record_split
 
 _KEYWORD = {"var": "var", "const": "const", "func": "func", "method": "func"}
@@ -220,17 +220,6 @@ class AnnotateResult:
                 "warnings": self.warnings}  # fmt: skip
 
 
-def _inputs(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
-        if not files:
-            raise GocoderError(f"{path}: no .jsonl files")
-        return files
-    if not path.exists():
-        raise GocoderError(f"{path}: no such file or folder")
-    return [path]
-
-
 def _count_lines(path: Path) -> int:
     """Lines of a JSONL file, for the progress bar (blank lines counted too: close enough)."""
     n = last = 0
@@ -255,7 +244,7 @@ def annotate(
     from gocoder.records import JsonlWriter
 
     shares = parse_shares(shares)
-    files = _inputs(Path(input))
+    files = jsonl_inputs(input)
     out_dir = Path(out_dir or cfg.out_dir)
     res = AnnotateResult(out_dir=out_dir)
     console = console or Console(stderr=True, soft_wrap=True)
