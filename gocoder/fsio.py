@@ -112,7 +112,8 @@ def _rmdirs(created: list[Path]) -> None:
             return
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """fsync a file, or a folder (its entries: a rename in it), by path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -129,7 +130,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_file(tmp, data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        _fsync(path.parent)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise write_error(e, path) from None
@@ -142,17 +143,13 @@ def replace_dir(tmp: Path, final: Path) -> None:
     neither: the old one is in .NAME.old)."""
     for f in tmp.rglob("*"):
         if f.is_file():
-            fd = os.open(f, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(f)
     old = final.with_name(f".{final.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
-    _fsync_dir(final.parent)
+    _fsync(final.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
