@@ -156,17 +156,9 @@ def _examples(rec: Record, rollouts: int, checker: Any, rng: random.Random) -> l
     keep = {"syntax": lambda r: not r.ok, "wrong": lambda r: r.ok, "partial": lambda r: True}
     drafts = [(d, CONTINUE if kind == "partial" else REFINE, r)
               for (d, kind), r in zip(drafts, results[1:], strict=True) if keep[kind](r)]
-    seg = segments(rec)
-    out = [
-        dict(
-            seg,
-            code_loss=1,
-            ctrl=DONE,
-            steps=steps,
-            kind=0,
-            verdict=verdict_features(code, results[0]),
-        )
-    ]
+    # the clean example and every repair answer with the right code: its loss, DONE, its verdict
+    right = dict(code_loss=1, ctrl=DONE, steps=steps, verdict=verdict_features(code, results[0]))
+    out = [dict(segments(rec), **right, kind=0)]
     for d, lab, r in drafts:
         judge = segments(
             dataclasses.replace(rec, solution=Solution(code=d, validation=Validation(syntax=r.ok)))
@@ -177,16 +169,7 @@ def _examples(rec: Record, rollouts: int, checker: Any, rng: random.Random) -> l
             dict(judge, code_loss=0, ctrl=lab, steps=steps, kind=1, verdict=verdict_features(d, r))
         )
         rep = segments(repair_record(rec, d, r.errors[0] if r.errors else "", syntax=r.ok))
-        out.append(
-            dict(
-                rep,
-                code_loss=1,
-                ctrl=DONE,
-                steps=steps,
-                kind=2,
-                verdict=verdict_features(code, results[0]),
-            )
-        )
+        out.append(dict(rep, **right, kind=2))
     return out
 
 
