@@ -1024,6 +1024,11 @@ def export_cmd(
           else f"{dest}: model.safetensors {size / 1e6:.1f} MB")
 
 
+# what `gocoder generate --json` prints of the loop's Result, with or without --context's change
+_RESULT_KEYS = ("code", "plan", "iterations", "syntax_ok", "type_ok", "passed", "first_try_ok",
+                "trace")
+
+
 @app.command("generate")
 def generate_cmd(
     pr_desc: Annotated[
@@ -1121,23 +1126,7 @@ def generate_cmd(
     res = generate_for_pr(gcfg, pr_desc, context, checkpoint, repo=repo, progress=_index_progress(),
                           retrieval=cfg.retrieve)
     if as_json:
-        print(
-            json.dumps(
-                {
-                    k: getattr(res, k)
-                    for k in (
-                        "code",
-                        "plan",
-                        "iterations",
-                        "syntax_ok",
-                        "type_ok",
-                        "passed",
-                        "first_try_ok",
-                        "trace",
-                    )
-                }
-            )
-        )
+        print(json.dumps({k: getattr(res, k) for k in _RESULT_KEYS}))
     else:
         for s in res.plan:
             err.print(
@@ -1207,20 +1196,10 @@ def _generate_change(cfg, pr_desc: str, context: Path, tests: Path | None, check
     v = ch.tests
     ok = ch.result.syntax_ok and not ch.error and (v is None or v.status == "ok")
     if as_json:
-        keys = (
-            "code",
-            "plan",
-            "iterations",
-            "syntax_ok",
-            "type_ok",
-            "passed",
-            "first_try_ok",
-            "trace",
-        )
         print(
             json.dumps(
                 {
-                    **{k: getattr(ch.result, k) for k in keys},
+                    **{k: getattr(ch.result, k) for k in _RESULT_KEYS},
                     "diff": ch.diff,
                     "error": ch.error,
                     "tests": None if v is None else v.__dict__,
