@@ -8,6 +8,7 @@ import pytest
 from conftest import RepoBuilder
 
 from gocoder.check import sandbox
+from gocoder.eval import prbench
 from gocoder.eval.prbench import (
     build_prbench,
     changed_tests,
@@ -103,3 +104,11 @@ def test_summary_rates_tests_over_the_problems_they_apply_to():
     assert s["tests_fail_before"] == 0.5
     assert s["tests_skipped"] == {"no-test-change": 1, "at-commit-fail": 1, "not-run": 1}
     assert summarize(rows[2:], False, 1.0)["tests_pass"] is None
+
+
+def test_a_one_line_test_function_is_its_own():
+    """gofmt keeps `func TestA(t *testing.T) { run(t) }` on one line: a change to the Test after it is that
+    Test's, not TestA's (a `^func ...^}` regex read them as one, up to the next line-leading brace)."""
+    src = HEAD + "func TestA(t *testing.T) { run(t) }\n\n" + T_ADD + "\nfunc (s suite) TestM(t *testing.T) {}\n"
+    got = prbench._test_funcs(src)
+    assert got == {"TestA": "func TestA(t *testing.T) { run(t) }", "TestAdd": T_ADD.rstrip("\n")}

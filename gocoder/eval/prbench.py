@@ -44,10 +44,12 @@ from gocoder.check.confine import Limits
 from gocoder.eval.prmine import build_prbench, git, git_dir, show  # noqa: F401 (re-exported)
 from gocoder.record import Context, Problem, Record
 from gocoder.records import read_jsonl_numbered
+from gocoder.text.gosource import func_body, funcs
 
 # a package's test binary: the limits `gocoder generate --tests` runs a package's tests under, with
 # room for the threads of a concurrency library's tests
 TEST_LIMITS = Limits(wall_s=60.0, cpu_s=60, procs=256)
+_MODULE = re.compile(r"^module\s+\"?([^\s\"]+)", re.M)  # go.mod's module path
 
 
 def edit_similarity(a: str, b: str) -> float:
@@ -127,8 +129,15 @@ def typechecks(tree: Path, path: str, text: str) -> bool:
     return "error" not in resp and not resp.get("file_errors")
 
 
-# a gofmt'ed file's top-level Test functions
-_TEST_FUNC = re.compile(r"^func (Test\w*)\(.*?^}", re.M | re.S)
+def _test_funcs(src: str) -> dict[str, str]:
+    """A _test.go file's top-level Test functions: name -> its text (to the end of src where
+    its body never closes)."""
+    out = {}
+    for f in funcs(src):
+        if not f.recv and f.name.startswith("Test"):
+            end = func_body(src, f)[1]
+            out[f.name] = src[f.start : end if end >= 0 else len(src)]
+    return out
 
 
 def changed_tests(repo: Path, p: dict[str, Any]) -> list[str]:
@@ -142,9 +151,8 @@ def changed_tests(repo: Path, p: dict[str, Any]) -> list[str]:
     for name in names:
         if not name.endswith("_test.go") or Path(name).parent != folder:
             continue
-        funcs = [{m.group(1): m.group(0) for m in _TEST_FUNC.finditer(show(repo, sha, name))}
-                 for sha in (p["parent"], p["sha"])]
-        out |= {t for t, body in funcs[1].items() if funcs[0].get(t) != body}
+        before, after = (_test_funcs(show(repo, sha, name)) for sha in (p["parent"], p["sha"]))
+        out |= {t for t, body in after.items() if before.get(t) != body}
     return sorted(out)
 
 
@@ -164,7 +172,7 @@ def run_tests(tree: Path, path: str, text: str, tests: Sequence[str], module_pat
         else ""
     )
     module = (
-        m.group(1) if (m := re.search(r"^module\s+\"?([^\s\"]+)", gomod, re.M)) else module_path
+        m.group(1) if (m := _MODULE.search(gomod)) else module_path
     )
     if not module:
         return "no-go-mod"
@@ -191,7 +199,7 @@ def run_tests(tree: Path, path: str, text: str, tests: Sequence[str], module_pat
 def head_module(repo: Path) -> str:
     """The module path of the clone's HEAD go.mod without its major-version suffix: the import
     path a commit from before go.mod was written used ("" where HEAD has no go.mod)."""
-    m = re.search(r"^module\s+\"?([^\s\"]+)", show(repo, "HEAD", "go.mod"), re.M)
+    m = _MODULE.search(show(repo, "HEAD", "go.mod"))
     return re.sub(r"/v\d+$", "", m.group(1)) if m else ""
 
 
