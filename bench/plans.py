@@ -50,6 +50,7 @@ from gocoder.collect.plans import PREFIX_INTENT, PREFIX_RE
 from gocoder.collect.runner import collect
 from gocoder.collect.steps import plan_bytes
 from gocoder.config import load_config
+from gocoder.record import Record
 from gocoder.records import JsonlWriter, read_jsonl
 
 _NO_BEHAVIOUR = ("UPDATE", "REFACTOR", "REMOVE", "PRESERVE")
@@ -180,7 +181,7 @@ def plan_quality(written: list[dict]) -> dict:
                                                              for s in steps) / max(len(steps), 1), 4),
             "intent_not_in_steps": f"{lost}/{len(plans)}", "duplicate_target_plans": f"{dup}/{len(plans)}",
             "max_steps": max((len(p["plan"]["steps"]) for p in plans.values()), default=0),
-            "max_plan_bytes": max((plan_bytes(p) for p in plans.values()), default=0)}  # fmt: skip
+            "max_plan_bytes": max((plan_bytes(Record.from_dict(p)) for p in plans.values()), default=0)}  # fmt: skip
 
 
 def main() -> None:

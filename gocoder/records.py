@@ -1,11 +1,13 @@
-"""JSONL records: reading with errors that name the file and line, and appending that survives a kill.
+"""JSONL records: reading with errors that name the file and line, and
+appending that survives a kill.
 
 A raw PR record (data/raw/*.jsonl):
     id, source, repo, pr_number, sha, merged_at, title, body,
     files_changed: [{path, status (added|modified|deleted|renamed), before, after}]
 A hierarchical record (data/hierarchical/*.jsonl): see docs/FORMATS.md.
 The helpers every collect source shares (which paths and files to skip, the record's shape) sit
-here, below the sources and the engine that runs them (gocoder/collect/runner.py), so neither imports the other.
+here, below the sources and the engine that runs them
+(gocoder/collect/runner.py), so neither imports the other.
 """
 
 from __future__ import annotations
@@ -47,24 +49,32 @@ def read_jsonl_numbered(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]
             except UnicodeDecodeError:
                 raise GocoderError(f"{path}:{lineno}: not UTF-8") from None
             except json.JSONDecodeError as e:
-                raise GocoderError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})") from None
+                raise GocoderError(
+                    f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})"
+                ) from None
             if not isinstance(rec, dict):
-                raise GocoderError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+                raise GocoderError(
+                    f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}"
+                )
             yield lineno, rec
 
 
-def iter_jsonl_inputs(path: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Records of a .jsonl file, or of every .jsonl file in a folder (sorted), with their file."""
+def jsonl_inputs(path: str | Path) -> list[Path]:
+    """A .jsonl file, or every .jsonl file in a folder (sorted); none is an error."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
         if not files:
             raise GocoderError(f"{path}: no .jsonl files")
-    elif path.exists():
-        files = [path]
-    else:
-        raise GocoderError(f"{path}: no such file or folder")
-    for f in files:
+        return files
+    if path.exists():
+        return [path]
+    raise GocoderError(f"{path}: no such file or folder")
+
+
+def iter_jsonl_inputs(path: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Records of a .jsonl file, or of every .jsonl file in a folder (sorted), with their file."""
+    for f in jsonl_inputs(path):
         for rec in read_jsonl(f):
             yield f, rec
 
@@ -104,19 +114,24 @@ class JsonlWriter:
 
     def _read(self) -> None:
         if self.path.exists():
-            if self._lock is None and self._torn():  # a killed writer's tail, unless one is writing right now:
-                with output_lock(self.path):        # the lock tells them apart (a live one holds it)
+            # a killed writer's tail, unless one is writing right now:
+            if self._lock is None and self._torn():
+                # the lock tells them apart (a live one holds it)
+                with output_lock(self.path):
                     self._repair_tail()
             else:
                 self._repair_tail()
             for lineno, rec in read_jsonl_numbered(self.path):
                 if self.key not in rec:
-                    raise GocoderError(f"{self.path}:{lineno}: record without {self.key!r}; not a file this writes")
+                    raise GocoderError(
+                        f"{self.path}:{lineno}: record without {self.key!r}; not a file this writes"
+                    )
                 self.seen.add(rec[self.key])
 
     def _open(self) -> None:
-        """At the first write: lock the file (fsio.output_lock: a second writer fails in one line, records are
-        never interleaved), re-read it if another process appended since it was opened, then open it."""
+        """At the first write: lock the file (fsio.output_lock: a second writer fails in
+        one line, records are never interleaved), re-read it if another process appended
+        since it was opened, then open it."""
         self._lock = output_lock(self.path)
         try:
             if (self.path.stat().st_size if self.path.exists() else 0) != self._size:
@@ -212,7 +227,8 @@ def decode_go(data: bytes, max_bytes: int) -> tuple[str | None, str | None]:
         return None, "oversized"
     if b"\0" in data:
         return None, "binary"
-    if b"// Code generated " in data and _GENERATED.search(data):  # the substring test is ~50x faster
+    # the substring test is ~50x faster
+    if b"// Code generated " in data and _GENERATED.search(data):
         return None, "generated"
     try:
         return data.decode("utf-8"), None

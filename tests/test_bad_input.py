@@ -23,7 +23,7 @@ MODEL = REPO / "models" / "default"  # the shipped model: a real checkpoint and 
 TOK = MODEL / "tokenizer.model"
 MBXP = REPO / "tests" / "data" / "bench" / "mbxp.jsonl"
 GO = "package a\n\nfunc A() int { return 1 }\n"
-RECORD = {"id": "r1", "problem": "p", "repo": "o/n"}
+RECORD = {"id": "r1", "problem": {"description": "p"}, "repo": "o/n"}  # a valid record: each case breaks one other input
 
 # name | argv ({placeholders}: the inputs fixture) | what the one error line must say (the file or option at fault)
 def _table(text: str) -> dict[str, tuple[str, str]]:

@@ -14,8 +14,8 @@ import pytest
 import gocoder.eval.synthfix as synthfix
 from gocoder.check.sandbox import Limits, go_version
 from gocoder.config import BenchConfig
-from gocoder.eval.benchmarks import FORMATS, load_problems
-from gocoder.eval.benchrun import NO_CHECK, Answer, excluded_why, run_benchmark, score, summarize
+from gocoder.eval.benchmarks import FORMATS, Answer, load_problems
+from gocoder.eval.benchrun import NO_CHECK, excluded_why, run_benchmark, score, summarize
 
 pytestmark = pytest.mark.slow  # ~40 builds: about 30 s on two busy cores
 FIX = Path(__file__).parent / "data" / "bench" / "formats"

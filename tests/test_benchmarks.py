@@ -87,13 +87,13 @@ def test_completion_from_code_takes_the_body_and_helpers():
 def test_problem_record_serializes_for_both_tasks():
     p = load_problems(DATA / "humanevalpack.jsonl", "humanevalpack", task="fix")[0]
     rec = problem_record(p, "fix")
-    assert rec["context"]["before"].endswith("if x < hi {\n        return hi\n    }\n    return x\n}\n")
+    assert rec.context.before.endswith("if x < hi {\n        return hi\n    }\n    return x\n}\n")
     assert "<PROBLEM>Fix bugs in Clamp." in segments(rec, solution=False)["prompt"]
     q = load_problems(DATA / "mbxp.jsonl", "mbxp")[0]
     rec = problem_record(q)
-    assert rec["problem"]["description"] == "Write a function to triple a number."
-    assert rec["problem"]["details"] == "Signature: func triple (n int) int"
-    assert "func triple" not in rec["context"]["before"]
+    assert rec.problem.description == "Write a function to triple a number."
+    assert rec.problem.details == "Signature: func triple (n int) int"
+    assert "func triple" not in rec.context.before
     with pytest.raises(GocoderError, match="needs a buggy solution"):
         problem_record(q, "fix")
 

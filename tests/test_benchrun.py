@@ -12,6 +12,7 @@ import pytest
 
 import gocoder.eval.answers as answers
 import gocoder.eval.benchrun as benchrun
+import gocoder.eval.scoring as scoring
 from gocoder import GocoderError
 from gocoder.check.sandbox import Limits
 from gocoder.config import BenchConfig, GenerateConfig
@@ -83,14 +84,14 @@ def test_what_go_types_rejects_is_a_build_error_without_a_build(monkeypatch):
     bad = completion_from_code(p, "func triple(n int) int {\n\treturn n, n\n}\n")
     built = score(p, bad, LIM)  # the compiler's verdict
     runs = []
-    monkeypatch.setattr(benchrun, "run_go", lambda *a, **k: runs.append(a) or built)
+    monkeypatch.setattr(scoring, "run_go", lambda *a, **k: runs.append(a) or built)
     fast = score(p, bad, LIM, typecheck_first=True)
     assert runs == [] and fast.status == built.status == "build_error"
     assert fast.build_output.startswith("# go/types") and "too many return values" in fast.build_output
     assert feedback(p, bad, fast) == feedback(p, bad, built)  # a repair round reads the same first error
     score(p, completion_from_code(p, RIGHT), LIM, typecheck_first=True)  # type-checks: built and run
     assert len(runs) == 1
-    row = benchrun._scored(p, [bad, bad], LIM, False)  # off: built (once for equal answers)
+    row = scoring.scored(p, [bad, bad], LIM, False)  # off: built (once for equal answers)
     assert len(runs) == 2 and row["n"] == 2
 
 

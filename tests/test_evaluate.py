@@ -45,8 +45,8 @@ def test_shape_ignores_names_and_sees_operators():
 
 def test_evaluate_metrics_by_hand_and_resume(tmp_path):
     data = tmp_path / "test.jsonl"
-    r2 = dict(rec(1), plan={"steps": [{"intent": "ADD", "target": "func:Min", "description": ""}]})
-    data.write_text("".join(json.dumps(r) + "\n" for r in (rec(0), r2, rec(2))))
+    r2 = dict(rec(1).to_dict(), plan={"steps": [{"intent": "ADD", "target": "func:Min", "description": ""}]})
+    data.write_text("".join(json.dumps(r) + "\n" for r in (rec(0).to_dict(), r2, rec(2).to_dict())))
     # record 0: the exact code on the first try; record 1: broken twice, then done said on broken code
     # (premature), record 2 is beyond --limit
     gen = FakeGen([cand(GOOD + "\n", True), cand(BAD, False, done=0.9), cand(BAD, False, done=0.9)])
@@ -65,7 +65,7 @@ def test_evaluate_metrics_by_hand_and_resume(tmp_path):
     assert s["ast_similarity"] == pytest.approx((1 + sim) / 2) and sim < 1
     # rerun: nothing is redone (the fake generator has no candidates left), the summary is the same
     assert evaluate(FakeGen([]), data, out, limit=2, solve_kw={"max_iters": 2}) == s
-    with pytest.raises(GocoderError, match="lacks an id"):
+    with pytest.raises(GocoderError, match=r"bad.jsonl:1: record \?: missing field 'id'"):
         (tmp_path / "bad.jsonl").write_text('{"problem": {}}\n')
         evaluate(gen, tmp_path / "bad.jsonl", tmp_path / "o.jsonl")
 
@@ -74,7 +74,7 @@ def test_no_records_is_an_error_not_a_zero_score(tmp_path):
     (tmp_path / "valid.jsonl").write_text("")  # what annotate leaves for a split no repository fell into
     with pytest.raises(GocoderError, match=r"valid.jsonl: no records to evaluate: an empty file"):
         evaluate(FakeGen([]), tmp_path / "valid.jsonl", tmp_path / "rows.jsonl")
-    (tmp_path / "test.jsonl").write_text(json.dumps(rec(0)) + "\n")
+    (tmp_path / "test.jsonl").write_text(json.dumps(rec(0).to_dict()) + "\n")
     with pytest.raises(GocoderError, match="no records to evaluate: --limit 0"):
         evaluate(FakeGen([]), tmp_path / "test.jsonl", tmp_path / "rows.jsonl", limit=0)
     assert not (tmp_path / "rows.jsonl").exists()
@@ -112,7 +112,7 @@ def test_eval_cli_against_and_promote(ckpt, tmp_path):
     from gocoder.cli import app
 
     data = tmp_path / "test.jsonl"
-    data.write_text("".join(json.dumps(rec(i)) + "\n" for i in range(2)))  # --limit 1 in the arena
+    data.write_text("".join(json.dumps(rec(i).to_dict()) + "\n" for i in range(2)))  # --limit 1 in the arena
     args = ["eval", "--checkpoint", str(ckpt), "--data", str(data), "--max-iters", "1", "--out",
             str(tmp_path / "rows.jsonl"), "--json"]
     r = CliRunner().invoke(app, args)

@@ -26,6 +26,7 @@ from gocoder.inference.generate import (
     step,
 )
 from gocoder.inference.search import Tree, reward
+from gocoder.record import Record
 from gocoder.text.serialize import escape
 
 GOOD = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n"
@@ -35,11 +36,12 @@ BAD = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t\n\treturn b\n}\n
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def rec(i: int = 0) -> dict:
-    return {"id": f"g{i}", "problem": {"description": "Add Max", "details": "Max returns the larger of two ints."},
-            "context": {"file": "util.go", "before": "package util\n"},
-            "plan": {"steps": [{"intent": "ADD", "target": "func:Max", "description": "returns the larger"}]},
-            "solution": {"code": GOOD, "validation": {"syntax": True, "tests": None}}}
+def rec(i: int = 0) -> Record:
+    return Record.from_dict({
+        "id": f"g{i}", "problem": {"description": "Add Max", "details": "Max returns the larger of two ints."},
+        "context": {"file": "util.go", "before": "package util\n"},
+        "plan": {"steps": [{"intent": "ADD", "target": "func:Max", "description": "returns the larger"}]},
+        "solution": {"code": GOOD, "validation": {"syntax": True, "tests": None}}})
 
 
 @pytest.fixture()
@@ -119,7 +121,7 @@ def test_loop_on_tiny_checkpoint(ckpt):
     best = state.candidates[state.best]
     assert best.syntax_ok == any(c.syntax_ok for c in state.candidates)  # the answer parses if any did
     assert all(c.decision is not None and abs(sum(c.decision.probs) - 1) < 1e-4 for c in state.candidates)
-    res = solve(gen, rec(), max_iters=2)
+    res = solve(gen, rec().to_dict(), max_iters=2)  # a record's JSON goes through Record.from_dict
     # the answer is the candidate of lowest energy (the first of equals), not merely one of those tried
     assert res.iterations <= 2 and res.code == min(res.trace, key=lambda t: t["energy"])["code"]
 
@@ -172,11 +174,11 @@ def test_premature_done_is_overridden_and_max_iters_respected():
     res = solve(gen, rec(), max_iters=3)
     assert res.iterations == 3 and len(gen.asked) == 3 and res.premature == 3 and not res.syntax_ok
     assert all(t["decision"] == "done" and t["premature"] for t in res.trace)
-    assert "refine" in gen.asked[1] and gen.asked[1]["refine"]["code"] == BAD
+    assert gen.asked[1].refine is not None and gen.asked[1].refine.code == BAD
     # done on code that parses but fails its tests is overridden too: the failing output is the feedback
     gen = FakeGen([cand(GOOD, True, done=0.9, tests=TestResult(False, "check failed: case 0"))] * 3)
     res = solve(gen, rec(), max_iters=3, tests=lambda c: TestResult(False, ""))
-    assert res.iterations == 3 and res.premature == 3 and gen.asked[1]["refine"]["code"] == GOOD
+    assert res.iterations == 3 and res.premature == 3 and gen.asked[1].refine.code == GOOD
 
 
 def test_final_answer_is_the_best_candidate_seen():
@@ -202,7 +204,7 @@ def test_done_on_type_errors_is_overridden():
     typed = dataclasses.replace(cand(GOOD, True, done=0.9), type_ok=False, errors=1, diagnostic="2:9: undefined: x")
     gen = FakeGen([typed] * 3)
     res = solve(gen, rec(), max_iters=3, typecheck=True)
-    assert res.iterations == 3 and res.type_ok is False and gen.asked[1]["refine"]["diagnostic"] == "2:9: undefined: x"
+    assert res.iterations == 3 and res.type_ok is False and gen.asked[1].refine.diagnostic == "2:9: undefined: x"
 
 
 def test_state_round_trips_and_continues(tmp_path):
@@ -244,7 +246,7 @@ def test_tree_search_expands_the_best_node_and_stops():
     gen = FakeGen(roots + [cand(GOOD, True)])
     res = solve(gen, rec(), samples=2, max_iters=3, search="tree", budget=10, ucb_c=0.1)
     assert res.syntax_ok and res.candidates == 3  # stopped at the first passing candidate
-    assert gen.asked[1]["refine"]["code"] == roots[1].code and res.trace[2]["parent"] == 1
+    assert gen.asked[1].refine.code == roots[1].code and res.trace[2]["parent"] == 1
     gen = FakeGen([cand(BAD, False)] * 20)
     res = solve(gen, rec(), samples=2, max_iters=3, search="tree", budget=5)
     assert res.candidates == 5 and len(gen.asked) == 4 and not res.syntax_ok  # the budget stops it

@@ -53,7 +53,7 @@ def test_diff_applies_with_git_apply(tmp_path):
 
 
 def fake_loop(code, calls=None, repos=None):
-    def run(cfg, pr_desc, context=None, checkpoint=None, tests=None, repo=None, progress=None):
+    def run(cfg, pr_desc, context=None, checkpoint=None, tests=None, repo=None, progress=None, retrieval=None):
         if repos is not None:
             repos.append(repo)
         if calls is not None:

@@ -75,7 +75,7 @@ def test_run_resumes_and_summarizes(clone, tmp_path, monkeypatch):
 
     monkeypatch.setattr(g.Generator, "load", classmethod(lambda cls, *a, **k: Fake()))
     monkeypatch.setattr(g, "solve", lambda gen, rec, **k: g.Result(
-        next(answers) if "Neg" in rec["problem"]["description"] else "func Mul(a, b int) int {\n\treturn a * b\n}\n",
+        next(answers) if "Neg" in rec.problem.description else "func Mul(a, b int) int {\n\treturn a * b\n}\n",
         [], 1, True, None, None, True, []))
     s = run_prbench(tmp_path / "pr.jsonl", clone.parent, tmp_path / "run", generate=GenerateConfig(), limit=1)
     assert s["problems"] == 1 and s["typecheck_problems"] == 1 and s["reference_typechecks"] == 1.0

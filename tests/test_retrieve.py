@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from gocoder import GocoderError
 from gocoder.cli import app
 from gocoder.inference.retrieve import build_index, open_index, signature, split_ident, terms, with_related
+from gocoder.record import Record
 from gocoder.text.serialize import parse, prompt, serialize, serialized_fields
 
 PARSE = '''package conf
@@ -82,24 +83,27 @@ def test_a_rerun_rereads_only_the_changed_file(repo, tmp_path_factory):
 
 def test_related_declarations_round_trip_and_fill_only_the_budget(repo, tmp_path_factory):
     idx, _ = build_index(repo, tmp_path_factory.mktemp("cache") / "idx.json")
-    rec = {"id": "r", "problem": {"description": "Parse a timeout duration", "details": ""},
-           "context": {"file": "main.go", "before": "package main\n"}, "plan": {"steps": []},
-           "solution": {"code": "func f() {}\n", "validation": {"syntax": True, "tests": None}}}
+    d = {"id": "r", "problem": {"description": "Parse a timeout duration", "details": ""},
+         "context": {"file": "main.go", "before": "package main\n"}, "plan": {"steps": []},
+         "solution": {"code": "func f() {}\n", "validation": {"syntax": True, "tests": None}}}
+    rec = Record.from_dict(d)
     full = with_related(rec, idx, lambda r: True)
-    assert [r["file"] for r in full["context"]["related"]] == ["conf/parse.go"]
+    assert [r.file for r in full.context.related] == ["conf/parse.go"]
+    assert full.to_dict()["context"]["related"][0]["file"] == "conf/parse.go" and "related" not in d["context"]
     text = prompt(full)
     assert text.index("<FILE>conf/parse.go\n// ParseDuration") < text.index("<FILE>main.go\n")
     assert parse(serialize(full)) == serialized_fields(full) and "related" not in serialized_fields(rec)["context"]
     short = with_related(rec, idx, lambda r: len(prompt(r)) < len(prompt(rec)) + 180)  # only the signature fits
-    assert short["context"]["related"][0]["code"].endswith("(time.Duration, error)")
+    assert short.context.related[0].code.endswith("(time.Duration, error)")
     assert with_related(rec, idx, lambda r: False) is rec
     with pytest.raises(GocoderError, match="context.related"):
-        serialize({**rec, "context": {**rec["context"], "related": ["x"]}})
+        serialize({**d, "context": {**d["context"], "related": ["x"]}})
 
 
 def test_index_cli(repo, tmp_path_factory):
     out = tmp_path_factory.mktemp("cache") / "idx.json"
-    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--query", "stack push", "--json"])
+    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--method", "bm25", "--query", "stack push",
+                                 "--json"])
     assert r.exit_code == 0, r.output
     got = json.loads(r.stdout)
     assert got["files"] == 2 and got["reread"] == 2 and got["hits"][0]["path"] == "ds/stack.go"
@@ -140,14 +144,14 @@ def test_generate_with_repo_prompts_with_related_declarations_but_not_its_own_fi
     monkeypatch.setattr(g, "solve", lambda gen, rec, **k: seen.setdefault("rec", rec) and g.Result(
         "", [], 1, False, None, None, False, []))
     g.generate_for_pr(GenerateConfig(), "Push an int onto the stack", repo / "ds" / "stack.go", repo=repo)
-    assert seen["rec"]["context"].get("related") is None  # the only match is the file itself
+    assert seen["rec"].context.related == ()  # the only match is the file itself
     seen.clear()
     g.generate_for_pr(GenerateConfig(), "Parse the duration of a config value", repo / "ds" / "stack.go", repo=repo)
-    assert [r["file"] for r in seen["rec"]["context"]["related"]] == ["conf/parse.go"]
+    assert [r.file for r in seen["rec"].context.related] == ["conf/parse.go"]
     seen.clear()
     monkeypatch.setattr(g.Generator, "load", classmethod(lambda cls, *a, **k: _FakeGen(20)))  # no room
     g.generate_for_pr(GenerateConfig(), "Parse the duration of a config value", repo / "ds" / "stack.go", repo=repo)
-    assert "related" not in seen["rec"]["context"]
+    assert "related" not in seen["rec"].to_dict()["context"]
 
 
 def test_bench_retrieve_puts_related_code_into_problem_records(repo, tmp_path_factory):
@@ -160,8 +164,8 @@ def test_bench_retrieve_puts_related_code_into_problem_records(repo, tmp_path_fa
     build_index(repo, idx_file)
     (q,) = with_retrieved([p], _FakeGen(400), idx_file, 256, "synthesize")
     assert q.related and q.related[0][0] == "conf/parse.go"
-    assert problem_record(q)["context"]["related"][0]["code"].startswith("// ParseDuration reads")
-    assert "related" not in problem_record(p)["context"]
+    assert problem_record(q).context.related[0].code.startswith("// ParseDuration reads")
+    assert "related" not in problem_record(p).to_dict()["context"]
 
 
 def test_index_leaves_out_what_a_decontamination_list_names_and_rebuilds_when_the_list_changes(repo, tmp_path):
@@ -170,11 +174,12 @@ def test_index_leaves_out_what_a_decontamination_list_names_and_rebuilds_when_th
     block = tmp_path / "block.txt"
     block.write_text("\n".join(sorted(code_hashes(PARSE))) + "\n")
     out = tmp_path / "idx.json"
-    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--decontaminate", str(block), "--json"])
+    bm25 = ["--method", "bm25"]
+    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), *bm25, "--decontaminate", str(block), "--json"])
     assert r.exit_code == 0, r.output
     idx = open_index(out)
     assert json.loads(r.stdout)["decls"] == 2 and [h.name for h in idx.search("duration")] == []
-    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), "--json"])  # no list: all read again
+    r = CliRunner().invoke(app, ["index", str(repo), "--out", str(out), *bm25, "--json"])  # no list: all read again
     assert json.loads(r.stdout)["reread"] == 2 and open_index(out).search("duration")[0].name == "ParseDuration"
 
 

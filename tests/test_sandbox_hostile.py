@@ -1,4 +1,4 @@
-"""Hostile Go programs through the sandbox, exactly as `gocoder bench` runs a completion (benchrun.score).
+"""Hostile Go programs through the sandbox, exactly as `gocoder bench` runs a completion (scoring.score).
 
 Each program returns to main's check only if its attack worked, so a pass (status "ok") is an escape. After every run
 nothing may be left: no process of a pool uid, no file in the host's /tmp, /var/tmp, /dev/shm or

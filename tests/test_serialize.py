@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tokfixtures import tiny_records
 
 from gocoder import GocoderError
+from gocoder.record import Record
 from gocoder.text.serialize import (
     SPECIAL_TOKENS,
     cut_points,
@@ -126,7 +127,8 @@ def test_training_writes_the_prompt_inference_sends_for_a_draft():
     from gocoder.training.data import _examples
 
     good = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n"
-    rec = record(code=good, syntax=True, steps=[{"intent": "ADD", "target": "func:Max", "description": "max"}])
+    rec = Record.from_dict(record(code=good, syntax=True,
+                                  steps=[{"intent": "ADD", "target": "func:Max", "description": "max"}]))
     rows = _examples(rec, 12, get_checker(), random.Random(3))
     repairs = [r for r in rows if r["kind"] == 2]
     syntax_errors = 0

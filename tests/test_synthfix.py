@@ -46,8 +46,8 @@ def test_build_keeps_bugs_the_tests_catch_and_bench_scores_them(tmp_path, monkey
     (p,) = load_problems(out, "synth-fix")
     assert p.entry_point == "Sum" and "t -= x" in p.prompt and p.visible() == p
     rec = problem_record(p)
-    assert rec["context"] == {"file": "sum.go", "before": p.prompt}
-    assert rec["problem"]["description"] == "Fix wrong operator in Sum"
+    assert rec.to_dict()["context"] == {"file": "sum.go", "before": p.prompt}
+    assert rec.problem.description == "Fix wrong operator in Sum"
     lim = Limits(wall_s=30.0)
     fixed = completion_from_code(p, "func Sum(xs []int) int {\n\tt := 0\n\tfor _, x := range xs { t += x }; return t }")
     assert "// Sum adds the numbers." in fixed and score(p, fixed, lim).passed

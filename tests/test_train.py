@@ -17,6 +17,7 @@ from gocoder import GocoderError
 from gocoder.config import ShardsConfig, load_config
 from gocoder.model.checkpoint import export_model, load_checkpoint, load_model
 from gocoder.model.model import CONTINUE, DONE, REFINE
+from gocoder.record import Record
 from gocoder.training.data import (
     Shard,
     before_draft,
@@ -63,10 +64,11 @@ def test_before_draft_is_the_old_declaration():
     from gocoder.check.validate import get_checker
 
     before = "package p\n\ntype T struct{}\n\n// Get gets.\nfunc (t T) Get(a int) int {\n\treturn a + 1 // é\n}\n"
-    rec = {"plan": {"steps": [{"intent": "FIX", "target": "method:T.Get"}]}, "context": {"before": before}}
-    assert before_draft(rec, get_checker()) == "func (t T) Get(a int) int {\n\treturn a + 1 // é\n}"
+    rec = {"id": "r", "problem": {"description": "d"}, "context": {"before": before},
+           "plan": {"steps": [{"intent": "FIX", "target": "method:T.Get"}]}}
+    assert before_draft(Record.from_dict(rec), get_checker()) == "func (t T) Get(a int) int {\n\treturn a + 1 // é\n}"
     rec["plan"]["steps"][0]["target"] = "func:Missing"
-    assert before_draft(rec, get_checker()) is None
+    assert before_draft(Record.from_dict(rec), get_checker()) is None
 
 
 def test_shards_hold_clean_judge_and_repair_rows(corpus):

@@ -50,13 +50,20 @@ def walk(paths: Iterable[str | Path], all_dirs: bool = False) -> Iterator[Path]:
         elif p.is_dir():
             found = 0
             for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if all_dirs or not (d in SKIP_DIRS or d.startswith(".")))
+                dirs[:] = sorted(
+                    d for d in dirs if all_dirs or not (d in SKIP_DIRS or d.startswith("."))
+                )
                 for f in sorted(files):
                     if f.endswith(".go"):
                         found += 1
                         yield Path(root) / f
-            if not found:  # a typo'd or empty folder would otherwise pass as "0 files checked, 0 findings"
-                skipped = "" if all_dirs else " (vendor/, testdata/ and hidden folders skipped; --all walks them)"
+            # a typo'd or empty folder would otherwise pass as "0 files checked, 0 findings"
+            if not found:
+                skipped = (
+                    ""
+                    if all_dirs
+                    else " (vendor/, testdata/ and hidden folders skipped; --all walks them)"
+                )
                 raise GocoderError(f"{p}: no .go files{skipped}")
         else:
             raise GocoderError(f"{p}: no such file or folder")
@@ -84,11 +91,13 @@ def check_paths(
             srcs.append(f.read_bytes())
         except OSError as e:
             raise GocoderError(f"{f}: cannot read: {e.strerror}") from None
-    # only what the report prints: declaration lists (on by default for the data pipeline) cost ~1.5x
+    # only what the report prints: declaration lists (on by default
+    # for the data pipeline) cost ~1.5x
     results = checker.check_many(srcs, kind=kind, gofmt=gofmt, decls=False)
     cwd, folders = Path.cwd().resolve(), {}
     packages: dict[tuple[str, str], list[tuple[str, bytes]]] = defaultdict(list)
-    fragments: list[tuple[str, bytes]] = []  # --kind auto: code without a package clause, checked alone
+    # --kind auto: code without a package clause, checked alone
+    fragments: list[tuple[str, bytes]] = []
     for f, src, r in zip(files, srcs, results, strict=True):
         name = _display(f, cwd, folders)
         report.files.append(name)
@@ -104,14 +113,20 @@ def check_paths(
         elif typecheck and r.ok:
             fragments.append((name, src))
     if fragments:
-        frag_results = checker.check_many([s for _, s in fragments], kind=kind, gofmt=False, decls=False,
-                                          typecheck=True)
+        frag_results = checker.check_many(
+            [s for _, s in fragments], kind=kind, gofmt=False, decls=False, typecheck=True
+        )
         for (name, _), r in zip(fragments, frag_results, strict=True):
-            report.findings += [Finding(name, e.line, e.col, "typecheck", e.msg) for e in r.type_errors]
+            report.findings += [
+                Finding(name, e.line, e.col, "typecheck", e.msg) for e in r.type_errors
+            ]
     for (folder, _pkg), members in sorted(packages.items()):
         resp = checker.request(
-            {"op": "typecheck_package", "files": [{"name": n, "src": s.decode()} for n, s in members],
-             "dir": module_root(Path(folder))},
+            {
+                "op": "typecheck_package",
+                "files": [{"name": n, "src": s.decode()} for n, s in members],
+                "dir": module_root(Path(folder)),
+            },
             timeout_s=checker.cfg.typecheck_timeout_s,
         )
         if resp.get("error"):
@@ -123,8 +138,9 @@ def check_paths(
 
 
 def module_root(folder: Path) -> str:
-    """The folder of the go.mod that holds folder ("" when none does): a package's imports resolve from its
-    own module, wherever `gocoder check` runs (from elsewhere, chi's own packages were 135 false findings)."""
+    """The folder of the go.mod that holds folder ("" when none does): a package's imports
+    resolve from its own module, wherever `gocoder check` runs (from elsewhere, chi's own
+    packages were 135 false findings)."""
     for d in (folder.resolve(), *folder.resolve().parents):
         if (d / "go.mod").is_file():
             return str(d)
@@ -141,8 +157,9 @@ def _first_per_line(errors, limit: int = 10):
 
 
 def _display(p: Path, cwd: Path, folders: dict[Path, Path]) -> str:
-    """The path as a user reads it: relative to the (resolved) working folder cwd when under it. Each
-    folder is resolved once, in folders (a resolve per file was 116,000 lstat calls on GOROOT/src)."""
+    """The path as a user reads it: relative to the (resolved) working folder cwd
+    when under it. Each folder is resolved once, in folders (a resolve per file was
+    116,000 lstat calls on GOROOT/src)."""
     real = folders.get(p.parent)
     if real is None:
         real = folders[p.parent] = p.parent.resolve()
@@ -157,7 +174,8 @@ def render(report: Report, fmt: Format) -> str:
         return "".join(f"{f.path}:{f.line}:{f.col}: {f.msg}\n" for f in report.findings)
     if fmt == "github":
         return "".join(
-            f"::error file={_gh_prop(f.path)},line={f.line},col={f.col},title=gocoder {f.rule}::{_gh_msg(f.msg)}\n"
+            f"::error file={_gh_prop(f.path)},line={f.line},col={f.col},title=gocoder "
+            f"{f.rule}::{_gh_msg(f.msg)}\n"
             for f in report.findings
         )
     if fmt == "json":
@@ -198,7 +216,8 @@ def _sarif(report: Report) -> dict:
             "message": {"text": f.msg},
             "locations": [{"physicalLocation": {
                 "artifactLocation": {"uri": f.path},
-                "region": {"startLine": f.line, "startColumn": _char_col(report.sources.get(f.path, b""), f)},
+                "region": {"startLine": f.line,
+                           "startColumn": _char_col(report.sources.get(f.path, b""), f)},
             }}],
         })  # fmt: skip
     driver = {
@@ -209,7 +228,9 @@ def _sarif(report: Report) -> dict:
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{"tool": {"driver": driver}, "columnKind": "unicodeCodePoints", "results": results}],
+        "runs": [
+            {"tool": {"driver": driver}, "columnKind": "unicodeCodePoints", "results": results}
+        ],
     }
 
 

@@ -1,26 +1,28 @@
 """Run untrusted Go: build as the caller (the compiler is trusted), run the binary locked down.
 
-A run is a fresh module in a temporary folder (go.mod `module sandbox`, GOPROXY=off, GOTOOLCHAIN=local,
-CGO_ENABLED=0, GOPATH inside the folder; the build cache is shared under gocoder's cache dir because
-only the go tool writes it). `go build` (mode "run") or `go test -c` (mode "test") makes a static
-binary, built outside the sandbox as the caller; only that binary runs inside, and it needs nothing
-from the host but its own file. It runs:
+A run is a fresh module in a temporary folder (go.mod `module sandbox`, GOPROXY=off,
+GOTOOLCHAIN=local, CGO_ENABLED=0, GOPATH inside the folder; the build cache is shared under
+gocoder's cache dir because only the go tool writes it). `go build` (mode "run") or `go test -c`
+(mode "test") makes a static binary, built outside the sandbox as the caller; only that binary runs
+inside, and it needs nothing from the host but its own file. It runs:
 - with rlimits: CPU seconds, address space, file size, open files, no core files, processes;
 - as root: as an unprivileged uid from a per-run pool (61000 + slot, claimed with a file lock), so
-  RLIMIT_NPROC bites and nothing of the caller's is writable; at the end every process of that uid is
-  killed by a forked child that takes the uid and sends kill(-1, SIGKILL);
+  RLIMIT_NPROC bites and nothing of the caller's is writable; at the end every process of that uid
+  is killed by a forked child that takes the uid and sends kill(-1, SIGKILL);
 - in a new IPC namespace whose shared-memory limits (shmmax, shmall) are set to tmpfs_mb, so SysV
   segments are capped while the program runs and vanish with it;
-- isolation "bwrap" (bubblewrap, root or not: a user namespace): new user, PID, network, UTS and mount
-  namespaces; the root is read-only (/usr and /proc, /proc/sys read-only; a fresh /dev); private,
-  size-limited tmpfs on /tmp (the working folder and HOME), /var/tmp, /dev/shm and /run/lock are all it
-  can write; when the program ends, its PID namespace ends and takes every process it started along;
-- isolation "root" (no bubblewrap, root): the same done in-process (network, IPC and mount namespaces,
-  the tmpfs mounts over the host's folders, seen by this run only), without a PID namespace: the kill
-  of the pool uid ends what the program started;
+- isolation "bwrap" (bubblewrap, root or not: a user namespace): new user, PID, network, UTS
+  and mount namespaces; the root is read-only (/usr and /proc, /proc/sys read-only; a fresh
+  /dev); private, size-limited tmpfs on /tmp (the working folder and HOME), /var/tmp, /dev/shm
+  and /run/lock are all it can write; when the program ends, its PID namespace ends and takes
+  every process it started along;
+- isolation "root" (no bubblewrap, root): the same done in-process (network, IPC and mount
+  namespaces, the tmpfs mounts over the host's folders, seen by this run only), without a PID
+  namespace: the kill of the pool uid ends what the program started;
 - where the cgroup v2 memory controller is delegated to gocoder's cgroup, in a child cgroup whose
   memory.max counts the heap, shared memory and tmpfs pages together.
-With neither bubblewrap nor root, run_go refuses (Limits.isolate=False runs bare, for debugging only).
+With neither bubblewrap nor root, run_go refuses (Limits.isolate=False
+runs bare, for debugging only).
 The confinement itself (namespaces, mounts, uid pool, cgroup) is gocoder/check/confine.py.
 Output is read up to a byte limit, past which the run is killed and reported as output_limit.
 """
@@ -36,6 +38,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,12 +62,23 @@ from gocoder.check.confine import (
 )
 from gocoder.check.toolchain import cache_dir, find_go
 
-__all__ = ["HOME", "MIN_MEMORY_MB", "STATUSES", "TMPFS_DIRS", "UID_BASE", "UID_SLOTS", "WORK", "Limits",
-           "SandboxResult", "cache_dir", "isolation", "run_go"]  # fmt: skip
+__all__ = ["HOME", "MIN_MEMORY_MB", "STATUSES", "TMPFS_DIRS", "UID_BASE", "UID_SLOTS", "WORK",
+           "Limits", "SandboxResult", "cache_dir", "isolation", "run_go",
+           "run_package_tests"]  # fmt: skip
 
-STATUSES = ("ok", "fail", "build_error", "timeout", "cpu_limit", "memory_limit", "output_limit", "killed")
+STATUSES = (
+    "ok",
+    "fail",
+    "build_error",
+    "timeout",
+    "cpu_limit",
+    "memory_limit",
+    "output_limit",
+    "killed",
+)
 TESTIFY_DIR = Path(__file__).resolve().parent / "gotestify"  # our assert-compatible testify subset
-_OOM_MARKS = ("out of memory", "failed to reserve", "cannot allocate memory")  # Go runtime's fatal errors
+# Go runtime's fatal errors
+_OOM_MARKS = ("out of memory", "failed to reserve", "cannot allocate memory")
 
 
 @dataclass
@@ -80,7 +94,8 @@ class SandboxResult:
     build_s: float = 0.0
     uid_dropped: bool = False
     netns: bool = False
-    isolation: str = "none"  # "bwrap", "root" (in-process namespaces) or "none" (Limits.isolate=False)
+    # "bwrap", "root" (in-process namespaces) or "none" (Limits.isolate=False)
+    isolation: str = "none"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -90,7 +105,9 @@ class SandboxResult:
 
 def go_version() -> str:
     go, env = find_go()
-    out = subprocess.run([go, "env", "GOVERSION"], env=env, capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(
+        [go, "env", "GOVERSION"], env=env, capture_output=True, text=True
+    ).stdout.strip()
     return out.removeprefix("go").split("-")[0].split(" ")[0] or "1.22"
 
 
@@ -103,25 +120,52 @@ def _go_mod(files: dict[str, str]) -> str:
     mod = f"module sandbox\n\ngo {_GO_VERSION[0]}\n"
     if any("github.com/stretchr/testify" in src for src in files.values()):
         # HumanEval-X / HumanEvalPack tests import testify: resolve it to our offline module.
-        mod += f"\nrequire github.com/stretchr/testify v1.8.4\n\nreplace github.com/stretchr/testify => {TESTIFY_DIR}\n"
+        mod += (
+            "\nrequire github.com/stretchr/testify v1.8.4\n\nreplace "
+            f"github.com/stretchr/testify => {TESTIFY_DIR}\n"
+        )
     return mod
 
 
-def run_go(files: dict[str, str], *, mode: str = "run", limits: Limits = Limits()) -> SandboxResult:  # noqa: B008 (frozen)
-    """Build files (name -> source) as one package, then run it ("run") or its tests ("test") locked down.
+def _confinement(limits: Limits) -> tuple[str, str]:
+    """How a run under limits is confined (isolation()'s answer; "none" with limits.isolate off):
+    limits Go's runtime cannot start under, or a machine that confines nothing, are refused."""
+    if limits.memory_mb < MIN_MEMORY_MB:
+        raise GocoderError(
+            f"memory_mb={limits.memory_mb}: Go's runtime needs {MIN_MEMORY_MB} MB of address space"
+        )
+    how, why = isolation() if limits.isolate else ("none", "")
+    if how is None:
+        raise GocoderError(f"sandbox: refusing to run untrusted code: {why}")
+    return how, why
+
+
+def _private_dir() -> Path:
+    """A fresh folder for one build and run (the caller removes it): the run's uid may pass
+    through it to its binary, never list or read the rest."""
+    tmp = Path(tempfile.mkdtemp(prefix="gocoder-sb-"))
+    try:
+        os.chmod(tmp, 0o711)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+# B008: Limits is frozen, so the shared default is safe
+def run_go(
+    files: dict[str, str], *, mode: str = "run", limits: Limits = Limits()  # noqa: B008
+) -> SandboxResult:
+    """Build files (name -> source) as one package, then run it ("run") or
+    its tests ("test") locked down.
 
     Example: run_go({"main.go": "package main\\nfunc main() {}\\n"}).status == "ok"
     """
     if mode not in ("run", "test"):
         raise ValueError(f"mode {mode!r}: expected run or test")
-    if limits.memory_mb < MIN_MEMORY_MB:
-        raise GocoderError(f"memory_mb={limits.memory_mb}: Go's runtime needs {MIN_MEMORY_MB} MB of address space")
-    how, why = isolation() if limits.isolate else ("none", "")
-    if how is None:
-        raise GocoderError(f"sandbox: refusing to run untrusted code: {why}")
-    tmp = Path(tempfile.mkdtemp(prefix="gocoder-sb-"))
+    how, why = _confinement(limits)
+    tmp = _private_dir()
     try:
-        os.chmod(tmp, 0o711)  # the run's uid may pass through to its binary, never list or read the rest
         src = tmp / "src"
         src.mkdir(mode=0o700)
         for name, text in {"go.mod": _go_mod(files), **files}.items():
@@ -133,35 +177,68 @@ def run_go(files: dict[str, str], *, mode: str = "run", limits: Limits = Limits(
         ok, build_out, build_s = _build(src, binary, tmp, mode, limits)
         if not ok:
             return SandboxResult("build_error", build_output=build_out, build_s=build_s)
-        if how == "none" or os.geteuid() != 0:
-            res = _run(binary, tmp, limits, how, uid=None)
-        else:
-            with Slot() as uid:
-                kill_uid(uid)  # leftovers of a crashed earlier run on this slot
-                try:
-                    res = _run(binary, tmp, limits, how, uid=uid)
-                finally:
-                    if kill_uid(uid):
-                        res.notes.append(f"processes of uid {uid} survived SIGKILL")
-        if why:
-            res.notes.append(why)
-        res.build_output, res.build_s = build_out, build_s
-        return res
+        return _run_built(binary, tmp, limits, how, why, build_out, build_s)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build(src: Path, binary: Path, tmp: Path, mode: str, limits: Limits) -> tuple[bool, str, float]:
+def run_package_tests(module: Path, pkg: str, *, args: Sequence[str] = (),
+                      limits: Limits = Limits()) -> SandboxResult:  # noqa: B008 (frozen)
+    """`go test -c` of the package module/pkg ("." for the module's root package) as
+    the caller, offline, then its test binary run locked down as run_go runs one, with
+    args (e.g. "-test.run=^TestX$"); it starts in an empty private folder, so tests
+    that read files beside their package fail. module is a folder the caller owns: the
+    go tool may write its go.mod and go.sum.
+
+    Example:
+    run_package_tests(Path("/tmp/copy-of-module"), "pool").status in ("ok", "fail", "build_error")
+    """
+    how, why = _confinement(limits)
+    tmp = _private_dir()
+    try:
+        binary = tmp / "bin" / "prog"
+        binary.parent.mkdir(mode=0o711)
+        target = "." if pkg in ("", ".") else f"./{pkg}"
+        ok, build_out, build_s = _build(module, binary, tmp, "test", limits, target=target)
+        if not ok:
+            return SandboxResult("build_error", build_output=build_out, build_s=build_s)
+        return _run_built(binary, tmp, limits, how, why, build_out, build_s, tuple(args))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run_built(binary: Path, tmp: Path, limits: Limits, how: str, why: str, build_out: str,
+               build_s: float, args: tuple[str, ...] = ()) -> SandboxResult:
+    """Run a built binary (with args) the way `how` isolates it, as a pool uid where root."""
+    if how == "none" or os.geteuid() != 0:
+        res = _run(binary, tmp, limits, how, uid=None, args=args)
+    else:
+        with Slot() as uid:
+            kill_uid(uid)  # leftovers of a crashed earlier run on this slot
+            try:
+                res = _run(binary, tmp, limits, how, uid=uid, args=args)
+            finally:
+                if kill_uid(uid):
+                    res.notes.append(f"processes of uid {uid} survived SIGKILL")
+    if why:
+        res.notes.append(why)
+    res.build_output, res.build_s = build_out, build_s
+    return res
+
+
+def _build(src: Path, binary: Path, tmp: Path, mode: str, limits: Limits,
+           target: str = ".") -> tuple[bool, str, float]:
     go, env = find_go()
     gopath = tmp / "gopath"
     keep = ("PATH", "GOROOT", "LANG")
     env = {k: v for k, v in env.items() if k in keep}
-    env.update(HOME=str(tmp / "buildhome"), GOPATH=str(gopath), GOMODCACHE=str(gopath / "pkg" / "mod"),
-               GOCACHE=str(cache_dir() / "gobuild"), GOPROXY="off", GOFLAGS="-mod=mod", GOTOOLCHAIN="local",
-               CGO_ENABLED="0", GOWORK="off", GOTELEMETRY="off", GOSUMDB="off")  # fmt: skip
+    env.update(HOME=str(tmp / "buildhome"), GOPATH=str(gopath),
+               GOMODCACHE=str(gopath / "pkg" / "mod"), GOCACHE=str(cache_dir() / "gobuild"),
+               GOPROXY="off", GOFLAGS="-mod=mod", GOTOOLCHAIN="local", CGO_ENABLED="0",
+               GOWORK="off", GOTELEMETRY="off", GOSUMDB="off")  # fmt: skip
     # -vet=off: the harnesses judge behaviour; a vet finding is not a wrong answer.
-    cmd = ([go, "build", "-o", str(binary), "."] if mode == "run"
-           else [go, "test", "-c", "-vet=off", "-o", str(binary), "."])  # fmt: skip
+    cmd = ([go, "build", "-o", str(binary), target] if mode == "run"
+           else [go, "test", "-c", "-vet=off", "-o", str(binary), target])  # fmt: skip
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, cwd=src, env=env, capture_output=True, timeout=limits.build_s,
@@ -175,7 +252,8 @@ def _build(src: Path, binary: Path, tmp: Path, mode: str, limits: Limits) -> tup
     return ok, out[: limits.output_bytes], time.monotonic() - t0
 
 
-def _run(binary: Path, tmp: Path, limits: Limits, how: str, uid: int | None) -> SandboxResult:
+def _run(binary: Path, tmp: Path, limits: Limits, how: str, uid: int | None,
+         args: tuple[str, ...] = ()) -> SandboxResult:
     notes: list[str] = []
     rl = [(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1)),
           (resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2),
@@ -184,19 +262,25 @@ def _run(binary: Path, tmp: Path, limits: Limits, how: str, uid: int | None) -> 
           (resource.RLIMIT_CORE, (0, 0))]  # fmt: skip
     if uid is not None:
         rl.append((resource.RLIMIT_NPROC, (limits.procs,) * 2))
-    elif how == "bwrap":  # as the caller: its own processes count too, so the cap is on top of those
+    elif how == "bwrap":
+        # as the caller: its own processes count too, so the cap is on top of those
         n = len(pids_of(os.getuid())) + limits.procs
         rl.append((resource.RLIMIT_NPROC, (n, n)))
     else:
-        notes.append("not isolated (Limits.isolate=False): network, files and processes are the caller's")
+        notes.append(
+            "not isolated (Limits.isolate=False): network, files and processes are the caller's"
+        )
     cgroup = memory_cgroup(limits) if how != "none" and os.geteuid() == 0 else None
     if how != "none" and cgroup is None:
-        notes.append("no cgroup v2 memory controller: shared memory is capped by tmpfs sizes and shmall only")
+        notes.append(
+            "no cgroup v2 memory controller: shared memory is capped by tmpfs sizes and shmall only"
+        )
     env = {"PATH": "/usr/bin:/bin", "HOME": HOME, "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
     if how == "bwrap":
         argv, pass_fds = bwrap_argv(shutil.which("bwrap") or "bwrap", binary, limits), ()
     elif how == "root":
-        # The binary's folder is under /tmp, which the tmpfs hides: exec it through an fd opened before.
+        # The binary's folder is under /tmp, which the tmpfs hides: exec
+        # it through an fd opened before.
         fd = os.open(binary, os.O_RDONLY)
         argv, pass_fds = [f"/proc/self/fd/{fd}"], (fd,)
     else:
@@ -204,10 +288,12 @@ def _run(binary: Path, tmp: Path, limits: Limits, how: str, uid: int | None) -> 
         work.mkdir(mode=0o700)
         env.update(HOME=str(work), TMPDIR=str(work))
         argv, pass_fds = [str(binary)], ()
+    argv = argv + list(args)
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(argv, cwd=tmp / "run" if how == "none" else "/", env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds,
+        proc = subprocess.Popen(argv, cwd=tmp / "run" if how == "none" else "/", env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, pass_fds=pass_fds,
                                 preexec_fn=functools.partial(enter, how, uid, limits, rl, cgroup),
                                 start_new_session=True)  # fmt: skip
     finally:
@@ -235,7 +321,8 @@ def _run(binary: Path, tmp: Path, limits: Limits, how: str, uid: int | None) -> 
     else:
         status = "killed" if sig is not None else "fail"
     return SandboxResult(status, None if sig else code, sig, stdout, stderr, wall_s=wall, cpu_s=cpu,
-                         uid_dropped=uid is not None, netns=how != "none", isolation=how, notes=notes)  # fmt: skip
+                         uid_dropped=uid is not None, netns=how != "none", isolation=how,
+                         notes=notes)  # fmt: skip
 
 
 def _kill_group(pid: int) -> None:
@@ -246,7 +333,8 @@ def _kill_group(pid: int) -> None:
 
 
 def _collect(proc: subprocess.Popen, uid: int | None, limits: Limits, t0: float):
-    """Read stdout/stderr until the process is reaped and the pipes close; enforce wall and output limits."""
+    """Read stdout/stderr until the process is reaped and the pipes close;
+    enforce wall and output limits."""
     sel = selectors.DefaultSelector()
     bufs = [bytearray(), bytearray()]
     for i, f in enumerate((proc.stdout, proc.stderr)):
@@ -258,7 +346,8 @@ def _collect(proc: subprocess.Popen, uid: int | None, limits: Limits, t0: float)
             pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 waited = (st, ru)
-                # Whatever the binary started may still hold the pipes: the group and the uid go now.
+                # Whatever the binary started may still hold the
+                # pipes: the group and the uid go now.
                 _kill_group(proc.pid)
                 if uid is not None:
                     kill_uid(uid)

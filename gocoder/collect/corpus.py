@@ -1,24 +1,26 @@
-"""`gocoder corpus`: whole Go files from the Go distribution and Debian, filtered, deduplicated, in parts.
+"""`gocoder corpus`: whole Go files from the Go distribution and Debian,
+filtered, deduplicated, in parts.
 
 Three steps, each resumable:
-1. fetch: Debian .debs into CACHE/debs (gocoder/collect/gosources.py); a rerun fetches only what is missing.
+1. fetch: Debian .debs into CACHE/debs (gocoder/collect/gosources.py); a
+   rerun fetches only what is missing.
 2. scan, one package at a time (in parallel): read its Go files, drop vendored copies, testdata/,
    files over 300 KB, binary, minified and generated files and any file holding a blocklisted
-   function (gocoder/collect/decontam.py's hashes, all blocklists at once), and compute a MinHash of each
-   kept file. The result lands in CACHE/scan-KEY/PKG.jsonl.gz and, last, PKG.json (its counts): a
-   package with a PKG.json is done and a rerun skips it (KEY hashes the filters and blocklists).
+   function (gocoder/collect/decontam.py's hashes, all blocklists at once), and compute a MinHash of
+   each kept file. The result lands in CACHE/scan-KEY/PKG.jsonl.gz and, last, PKG.json (its counts):
+   a package with a PKG.json is done and a rerun skips it (KEY hashes the filters and blocklists).
 3. write, over all scanned packages in a fixed order (the Go distribution first, then Debian's by
    name; files by path): drop exact duplicates (sha256 of the text) and near duplicates (MinHash-LSH
    from `datasketch` on 5-token shingles, Jaccard >= 0.85, as BigCode's near-dedup), the first copy
    wins; then write OUT/text/part-NNNNN.jsonl.xz parts of at most 24 MiB and OUT/summary.json.
    This step is cheap beside the others and is redone whole, into a temporary folder.
 
-The split is by Go package, gocoder/splits.py's, as annotate's records and the fix benchmark are: a file's
-key is its folder under the source's root (GOROOT/src's `go/scanner`, a Debian package's import path under
-/usr/share/gocode/src), placed on the shares of `splits.shares`; each record says "train", "valid" or
-"test" (held-out = valid + test), and summary.json records the shares. A Go package is never in two splits,
-and a package held out of the records is held out of the corpus too (issue 26: the whole Go distribution
-was once one key, which hashed into train).
+The split is by Go package, gocoder/splits.py's, as annotate's records and the fix benchmark are: a
+file's key is its folder under the source's root (GOROOT/src's `go/scanner`, a Debian package's
+import path under /usr/share/gocode/src), placed on the shares of `splits.shares`; each record says
+"train", "valid" or "test" (held-out = valid + test), and summary.json records the shares. A Go
+package is never in two splits, and a package held out of the records is held out of the corpus too
+(issue 26: the whole Go distribution was once one key, which hashed into train).
 """
 
 from __future__ import annotations
@@ -50,24 +52,28 @@ from gocoder.splits import SPLITS, file_key, parse_shares, split_of
 
 MAX_BYTES = 300 * 1024
 MAX_LINE, MAX_MEAN_LINE = 1000, 100  # minified or data: no hand-written Go looks like this
-MIN_PRINTABLE = 0.98  # share of bytes that are not control characters (tab and newlines count as text)
+# share of bytes that are not control characters (tab and newlines count as text)
+MIN_PRINTABLE = 0.98
 NUM_PERM, THRESHOLD, SHINGLE = 128, 0.85, 5
 SCHEME = "affine32"  # datasketch 2's unbiased 32-bit scheme; our shingle hashes are 32-bit
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13)) + b"\x7f"
 _WORD = re.compile(r"\w+|[^\w\s]")
-# Summary order: the filters as a file meets them, so "before/after each filter" reads top to bottom.
+# Summary order: the filters as a file meets them, so "before/after
+# each filter" reads top to bottom.
 REASONS = ("vendored", "testdata", "oversized", "binary", "not-utf8", "generated", "minified",
            "contaminated", "duplicate", "near-duplicate")
 Progress = Callable[[str, int, int], None]
 
 
 def datasketch():
-    """datasketch, an optional dependency (the `corpus` extra, README "Corpus"): imported only by a build."""
+    """datasketch, an optional dependency (the `corpus` extra, README
+    "Corpus"): imported only by a build."""
     return need("datasketch", "gocoder corpus (its near-dedup)")
 
 
 def classify(rel: str, data: bytes) -> tuple[str | None, str | None]:
-    """(text, None) for a Go file to keep, (None, reason) to drop it, (None, None) if it is not Go."""
+    """(text, None) for a Go file to keep, (None, reason) to drop
+    it, (None, None) if it is not Go."""
     reason = skip_path(rel)
     if reason:
         return None, None if reason == "non-go" else reason
@@ -91,7 +97,8 @@ class Sketcher:
 
     @staticmethod
     def shingles(text: str) -> np.ndarray:
-        """32-bit hashes of every 5-token window; a function of the text alone, so equal in every process."""
+        """32-bit hashes of every 5-token window; a function of the text
+        alone, so equal in every process."""
         toks = np.fromiter(map(zlib.crc32, map(str.encode, _WORD.findall(text))), dtype=np.uint64)
         if len(toks) < SHINGLE:
             toks = np.pad(toks, (0, SHINGLE - len(toks)))
@@ -101,7 +108,9 @@ class Sketcher:
         return np.unique(h >> np.uint64(32) ^ (h & np.uint64(0xFFFFFFFF)))
 
     def signature(self, text: str) -> str:
-        m = self.ds.MinHash(num_perm=NUM_PERM, seed=1, hashfunc=int, permutations=self.perms, scheme=SCHEME)
+        m = self.ds.MinHash(
+            num_perm=NUM_PERM, seed=1, hashfunc=int, permutations=self.perms, scheme=SCHEME
+        )
         sh = self.shingles(text)
         for i in range(0, len(sh), 20_000):  # chunks keep the (shingles x perms) matrix small
             m.update_batch(sh[i:i + 20_000].tolist())
@@ -122,9 +131,13 @@ def scan_package(name: str) -> str:
     dropped_bytes: Counter[str] = Counter()
     kept = [0, 0]
     tmp = scan_dir / f"{name}.jsonl.gz.tmp"
-    with _W["source"].open(name) as (root, license), gzip.open(tmp, "wt", compresslevel=1, encoding="utf-8") as f:
+    with (
+        _W["source"].open(name) as (root, license),
+        gzip.open(tmp, "wt", compresslevel=1, encoding="utf-8") as f,
+    ):
         for rel, path in walk(root):
-            if path.is_symlink():  # a copy of a file met elsewhere, or a path into the host's own /usr
+            # a copy of a file met elsewhere, or a path into the host's own /usr
+            if path.is_symlink():
                 continue
             try:
                 data = path.read_bytes()
@@ -140,12 +153,16 @@ def scan_package(name: str) -> str:
                 continue
             kept[0] += 1
             kept[1] += len(data)
-            f.write(json.dumps({"path": rel, "text": text, "sig": _W["sketcher"].signature(text)}) + "\n")
+            f.write(
+                json.dumps({"path": rel, "text": text, "sig": _W["sketcher"].signature(text)})
+                + "\n"
+            )
     tmp.replace(scan_dir / f"{name}.jsonl.gz")
     stats = {"package": name, "license": license, "kept": kept,
              "dropped": {r: [dropped[r], dropped_bytes[r]] for r in dropped}}
     (scan_dir / f"{name}.json.tmp").write_text(json.dumps(stats))
-    (scan_dir / f"{name}.json.tmp").replace(scan_dir / f"{name}.json")  # last: marks the package done
+    # last: marks the package done
+    (scan_dir / f"{name}.json.tmp").replace(scan_dir / f"{name}.json")
     return name
 
 
@@ -185,10 +202,18 @@ def scan(source: Any, names: list[str], scan_dir: Path, blocklist: set[str], wor
             pool.terminate()
 
 
-def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress: Progress | None = None,
-          tokenizer: Any = None, workers: int = 1, shares: tuple[float, ...] = (0.9, 0.05, 0.05)) -> dict[str, Any]:
-    """Dedup the scanned packages in order and write OUT/text parts and OUT/summary.json; each file's split
-    is its Go package's (gocoder/splits.py)."""
+def write(
+    names: list[str],
+    scan_dir: Path,
+    out: Path,
+    part_bytes: int,
+    progress: Progress | None = None,
+    tokenizer: Any = None,
+    workers: int = 1,
+    shares: tuple[float, ...] = (0.9, 0.05, 0.05),
+) -> dict[str, Any]:
+    """Dedup the scanned packages in order and write OUT/text parts and OUT/summary.json; each
+    file's split is its Go package's (gocoder/splits.py)."""
     ds = datasketch()
     lsh = ds.MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
     seen: set[str] = set()
@@ -229,8 +254,16 @@ def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress
                         continue
                     key = file_key(rec["path"])
                     split = split_of(key, shares)
-                    parts.write({"id": rid, "package": name, "license": stats["license"], "path": rec["path"],
-                                 "split": split, "text": text})
+                    parts.write(
+                        {
+                            "id": rid,
+                            "package": name,
+                            "license": stats["license"],
+                            "path": rec["path"],
+                            "split": split,
+                            "text": text,
+                        }
+                    )
                     splits[split].update(files=1, bytes=size)
                     go_packages[split].add(key)
                     licenses[stats["license"]] += 1
@@ -239,22 +272,33 @@ def write(names: list[str], scan_dir: Path, out: Path, part_bytes: int, progress
             if progress:
                 progress("write", i + 1, len(names))
     replace_dir(tmp, out / "text")  # the last build's text stays whole until this one's is
-    for s in SPLITS:  # Go packages (import paths) with a kept file, not the corpus's Debian packages
+    # Go packages (import paths) with a kept file, not the corpus's Debian packages
+    for s in SPLITS:
         splits[s]["packages"] = len(go_packages[s])
     kept_files = sum(s["files"] for s in splits.values())
     kept_bytes = sum(s["bytes"] for s in splits.values())
     summary = {
-        "seen": {"files": kept_files + sum(files.values()), "bytes": kept_bytes + sum(nbytes.values())},
+        "seen": {
+            "files": kept_files + sum(files.values()),
+            "bytes": kept_bytes + sum(nbytes.values()),
+        },
         "dropped": {r: {"files": files[r], "bytes": nbytes[r]} for r in REASONS if files[r]},
         "kept": {"files": kept_files, "bytes": kept_bytes},
-        "splits": {k: dict(v) for k, v in splits.items()}, "shares": list(shares),
-        "packages": len(names), "parts": parts.count, "licenses": dict(licenses.most_common(10)),
+        "splits": {k: dict(v) for k, v in splits.items()},
+        "shares": list(shares),
+        "packages": len(names),
+        "parts": parts.count,
+        "licenses": dict(licenses.most_common(10)),
     }
     if sample:
         ids = tokenizer.encode_batch(sample)
-        summary["bytes_per_token"] = round(sum(len(t.encode()) for t in sample) / sum(map(len, ids)), 3)
-        summary["est_tokens"] = {"seen": round(summary["seen"]["bytes"] / summary["bytes_per_token"]),
-                                 "kept": round(kept_bytes / summary["bytes_per_token"])}
+        summary["bytes_per_token"] = round(
+            sum(len(t.encode()) for t in sample) / sum(map(len, ids)), 3
+        )
+        summary["est_tokens"] = {
+            "seen": round(summary["seen"]["bytes"] / summary["bytes_per_token"]),
+            "kept": round(kept_bytes / summary["bytes_per_token"]),
+        }
     return summary
 
 
@@ -271,10 +315,23 @@ def build(sources: list[Any], out: Path, cache: Path, blocklists: list[Path], *,
     blocklist: set[str] = set()
     for b in blocklists:
         blocklist |= load_blocklist(b)
-    # The scan cache is only valid for the filters and blocklist that made it: key its folder by them.
-    key = hashlib.sha256(json.dumps([sorted(blocklist), MAX_BYTES, MAX_LINE, MAX_MEAN_LINE, MIN_PRINTABLE,
-                                     NUM_PERM, SHINGLE]).encode()).hexdigest()[:12]
-    # one build per output folder (its default cache included): two would write the same temporary files
+    # The scan cache is only valid for the filters and blocklist that
+    # made it: key its folder by them.
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                sorted(blocklist),
+                MAX_BYTES,
+                MAX_LINE,
+                MAX_MEAN_LINE,
+                MIN_PRINTABLE,
+                NUM_PERM,
+                SHINGLE,
+            ]
+        ).encode()
+    ).hexdigest()[:12]
+    # one build per output folder (its default cache included): two would
+    # write the same temporary files
     with output_lock(out):
         scan_dir = cache / f"scan-{key}"
         names: list[str] = []
@@ -290,9 +347,11 @@ def build(sources: list[Any], out: Path, cache: Path, blocklists: list[Path], *,
             names += own
         names.sort(key=lambda n: (n != GO_PACKAGE, n))
         try:
-            summary = write(names, scan_dir, out, int(part_mib * 2**20), progress, tokenizer, workers,
-                            shares)
-        except BaseException as e:  # a full disk gets its space back; the last build's text stays whole
+            summary = write(
+                names, scan_dir, out, int(part_mib * 2**20), progress, tokenizer, workers, shares
+            )
+        except BaseException as e:
+            # a full disk gets its space back; the last build's text stays whole
             shutil.rmtree(out / "text.tmp", ignore_errors=True)
             if isinstance(e, OSError):
                 raise write_error(e, out / "text") from None

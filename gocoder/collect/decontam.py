@@ -25,9 +25,12 @@ from gocoder import GocoderError
 from gocoder.records import content_hash, read_jsonl
 from gocoder.text.gosource import COMMENT, LITERAL, func_body, funcs, skip_balanced
 
-# Go's tokens without comments and whitespace, literals whole (gocoder/text/gosource.py's lexical layer);
-# a word keeps its dots (`strings.Split` is one token): the blocklists written so far hash that way
-_TOKEN = re.compile(f"(?P<skip>\\s+|{COMMENT})|(?P<str>{LITERAL})|(?P<word>[\\w.]+)|(?P<op>.)", re.S)
+# Go's tokens without comments and whitespace, literals whole
+# (gocoder/text/gosource.py's lexical layer); a word keeps its dots (`strings.Split` is
+# one token): the blocklists written so far hash that way
+_TOKEN = re.compile(
+    f"(?P<skip>\\s+|{COMMENT})|(?P<str>{LITERAL})|(?P<word>[\\w.]+)|(?P<op>.)", re.S
+)
 
 
 def tokens(src: str) -> list[str]:
@@ -36,20 +39,26 @@ def tokens(src: str) -> list[str]:
 
 
 def functions(src: str) -> Iterator[tuple[str, str | None]]:
-    """(normalized header, normalized whole function or None if unterminated) of each top-level func."""
+    """(normalized header, normalized whole function or None if
+    unterminated) of each top-level func."""
     for f in funcs(src):
         at, end = func_body(src, f)
-        if at < 0:  # no body: the header is the signature, to the end of the line its parameters close on
+        # no body: the header is the signature, to the end of the line its parameters close on
+        if at < 0:
             stop = src.find("\n", skip_balanced(src, f.params, "()"))
             yield " ".join(tokens(src[f.start : stop if stop >= 0 else len(src)])), None
             continue
-        yield " ".join(tokens(src[f.start : at - 1])), (" ".join(tokens(src[f.start : end])) if end > 0 else None)
+        yield (
+            " ".join(tokens(src[f.start : at - 1])),
+            (" ".join(tokens(src[f.start : end])) if end > 0 else None),
+        )
 
 
-# The splitter every blocklist so far was written with (../shared/bench/heldout.blocklist included): it cuts
-# a header at the first `{` outside parentheses, so `func F() interface{} {` hashes as `func F ( ) interface`
-# and its "whole function" as that header's `{ }`. Its hashes are kept beside the right ones (a superset
-# only drops more), so that lists written before gocoder/text/gosource.py still match what they named.
+# The splitter every blocklist so far was written with (../shared/bench/heldout.blocklist
+# included): it cuts a header at the first `{` outside parentheses, so `func F() interface{} {`
+# hashes as `func F ( ) interface` and its "whole function" as that header's `{ }`. Its hashes are
+# kept beside the right ones (a superset only drops more), so that lists written before
+# gocoder/text/gosource.py still match what they named.
 _OPEN = {"{": "}", "(": ")", "[": "]"}
 _CLOSE = set(_OPEN.values())
 
@@ -108,7 +117,9 @@ def benchmark_hashes(path: str | Path) -> set[str]:
         pairs = [*functions(prompt + solution), *functions(test)]
         pairs += [*_functions_v1(prompt + solution), *_functions_v1(test)]
         for header, whole in dict.fromkeys(pairs):
-            is_entry = bool(entry) and re.match(rf"func {re.escape(entry)} [(\[]", header) is not None
+            is_entry = (
+                bool(entry) and re.match(rf"func {re.escape(entry)} [(\[]", header) is not None
+            )
             if whole is not None and not (is_entry and not solution):
                 out.add(content_hash("func", whole))
             if is_entry:
@@ -119,7 +130,8 @@ def benchmark_hashes(path: str | Path) -> set[str]:
 
 
 def load_blocklist(path: str | Path) -> set[str]:
-    """A blocklist file (one hex hash a line), or a benchmark .jsonl whose hashes are computed here."""
+    """A blocklist file (one hex hash a line), or a benchmark .jsonl
+    whose hashes are computed here."""
     path = Path(path)
     if path.suffix == ".jsonl":
         return benchmark_hashes(path)
@@ -141,13 +153,16 @@ def load_blocklist(path: str | Path) -> set[str]:
 
 
 def write_blocklist(bench: str | Path, out: str | Path, extra: Iterable[str] = ()) -> int:
-    """Write the blocklist of a benchmark JSONL to out (sorted, one hash a line); returns the count."""
+    """Write the blocklist of a benchmark JSONL to out (sorted, one
+    hash a line); returns the count."""
     hashes = sorted(benchmark_hashes(bench) | set(extra))
     out = Path(out)
     if out.is_dir():
         raise GocoderError(f"{out}: is a folder; -o names the blocklist file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(f"# gocoder blocklist from {Path(bench).name}\n" + "".join(h + "\n" for h in hashes))
+    tmp.write_text(
+        f"# gocoder blocklist from {Path(bench).name}\n" + "".join(h + "\n" for h in hashes)
+    )
     tmp.replace(out)
     return len(hashes)

@@ -1,18 +1,20 @@
-"""`gocoder corpus functions`: the corpus's documented functions that stand alone, one small Go file each.
+"""`gocoder corpus functions`: the corpus's documented functions that stand
+alone, one small Go file each.
 
 A file of the corpus teaches the language; a benchmark problem asks for something narrower: a doc
 comment and a signature, then the body, in a file of its own that imports only the standard library.
 This pass finds that shape inside the corpus: every top-level function with a doc comment (no
-methods, no tests, examples, benchmarks, `main` or `init`; declarations up to `max_bytes`) is written
-as `package main`, the imports of its file that it uses, its doc comment as `//` lines and its
-declaration, and kept only when go/types accepts that file on its own, so it needs nothing from its
-package and no module outside the standard library. Exact copies are kept once.
+methods, no tests, examples, benchmarks, `main` or `init`; declarations up to `max_bytes`) is
+written as `package main`, the imports of its file that it uses, its doc comment as `//` lines and
+its declaration, and kept only when go/types accepts that file on its own, so it needs nothing from
+its package and no module outside the standard library. Exact copies are kept once.
 
-Input and output are text parts (gocoder/collect/textparts.py): OUT/text/part-NNNNN.jsonl.xz holds the
-functions of the input's part-NNNNN, each record keeping its file's package, license, path and split,
-so `gocoder corpus tokenize` turns them into a training stage's tokens and the held-out packages stay
-held out. A part is written whole (to a temporary name, then renamed), so an interrupted run resumes
-at the first part it had not finished. OUT/summary.json counts functions kept and dropped, by reason.
+Input and output are text parts (gocoder/collect/textparts.py): OUT/text/part-NNNNN.jsonl.xz
+holds the functions of the input's part-NNNNN, each record keeping its file's package, license,
+path and split, so `gocoder corpus tokenize` turns them into a training stage's tokens and the
+held-out packages stay held out. A part is written whole (to a temporary name, then renamed), so
+an interrupted run resumes at the first part it had not finished. OUT/summary.json counts
+functions kept and dropped, by reason.
 """
 
 from __future__ import annotations
@@ -33,10 +35,15 @@ from gocoder.text.gosource import Import, imports
 SKIP_NAMES = ("main", "init")
 SKIP_PREFIXES = ("Test", "Benchmark", "Fuzz", "Example")
 def standalone(doc: str, decl: str, file_imports: list[Import]) -> str:
-    """The file a function would be on its own: package main, the imports it names, its doc, itself."""
+    """The file a function would be on its own: package main, the
+    imports it names, its doc, itself."""
     used, seen = [], set()
     for name, path, alias, *_ in file_imports:
-        if name in ("_", ".") or path in seen or not re.search(rf"(?<![\w.]){re.escape(name)}\.", decl):
+        if (
+            name in ("_", ".")
+            or path in seen
+            or not re.search(rf"(?<![\w.]){re.escape(name)}\.", decl)
+        ):
             continue
         seen.add(path)
         used.append(f'\t{alias + " " if alias else ""}"{path}"\n')
@@ -45,7 +52,9 @@ def standalone(doc: str, decl: str, file_imports: list[Import]) -> str:
     return f"{head}{comment}{decl}\n"
 
 
-def _candidates(rec: dict[str, Any], res: Any, max_bytes: int, why: Counter[str]) -> list[tuple[str, str]]:
+def _candidates(
+    rec: dict[str, Any], res: Any, max_bytes: int, why: Counter[str]
+) -> list[tuple[str, str]]:
     """(name, standalone file) for each documented top-level function of one parsed corpus file."""
     if not res.ok:
         why["file does not parse"] += 1
@@ -70,7 +79,8 @@ def _candidates(rec: dict[str, Any], res: Any, max_bytes: int, why: Counter[str]
 
 def extract(text_dir: Path, out: Path, *, max_bytes: int = 2048, batch: int = 256,
             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Write OUT/text/part-*.jsonl.xz and OUT/summary.json from the corpus parts in text_dir (see above)."""
+    """Write OUT/text/part-*.jsonl.xz and OUT/summary.json from the corpus
+    parts in text_dir (see above)."""
     from gocoder.check.validate import get_checker
 
     parts = sorted(Path(text_dir).glob(PART_GLOB))
@@ -84,7 +94,8 @@ def extract(text_dir: Path, out: Path, *, max_bytes: int = 2048, batch: int = 25
     for i, part in enumerate(parts):
         dest = out / "text" / part.name
         if part.name in done["parts"] and dest.exists():
-            for rec in read_parts(dest.parent, [dest]):  # the exact-copy filter spans parts, resumed runs included
+            # the exact-copy filter spans parts, resumed runs included
+            for rec in read_parts(dest.parent, [dest]):
                 seen.add(content_hash(rec["text"]))
             if progress:
                 progress(i + 1, len(parts))
@@ -95,11 +106,18 @@ def extract(text_dir: Path, out: Path, *, max_bytes: int = 2048, batch: int = 25
             recs = list(read_parts(part.parent, [part]))
             for lo in range(0, len(recs), batch):
                 chunk = recs[lo : lo + batch]
-                parsed = checker.check_many([r["text"] for r in chunk], kind="file", docs=True, gofmt=False)
+                parsed = checker.check_many(
+                    [r["text"] for r in chunk], kind="file", docs=True, gofmt=False
+                )
                 cands = [(r, name, src) for r, res in zip(chunk, parsed, strict=True)
                          for name, src in _candidates(r, res, max_bytes, why)]
-                typed = checker.check_many([src for _, _, src in cands], kind="file", typecheck=True,
-                                           gofmt=False, decls=False)
+                typed = checker.check_many(
+                    [src for _, _, src in cands],
+                    kind="file",
+                    typecheck=True,
+                    gofmt=False,
+                    decls=False,
+                )
                 for (r, name, src), res in zip(cands, typed, strict=True):
                     if not (res.ok and res.type_ok):
                         why["needs its package or a module (type errors alone)"] += 1
@@ -110,9 +128,14 @@ def extract(text_dir: Path, out: Path, *, max_bytes: int = 2048, batch: int = 25
                         continue
                     seen.add(h)
                     why[f"kept {r['split']}"] += 1
-                    row = {"id": f"{r.get('id', '?')}#{name}", "package": r.get("package", "?"),
-                           "license": r.get("license", ""), "path": r.get("path", ""), "split": r["split"],
-                           "text": src}
+                    row = {
+                        "id": f"{r.get('id', '?')}#{name}",
+                        "package": r.get("package", "?"),
+                        "license": r.get("license", ""),
+                        "path": r.get("path", ""),
+                        "split": r["split"],
+                        "text": src,
+                    }
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
         tmp.rename(dest)
         done["parts"][part.name] = dict(why)

@@ -1,11 +1,13 @@
-"""`gocoder collect --github OWNER/NAME`: merged PRs from the GitHub REST API, standard library only.
+"""`gocoder collect --github OWNER/NAME`: merged PRs from the GitHub
+REST API, standard library only.
 
 Requests (https://docs.github.com/en/rest):
 - GET /repos/{o}/{n}/pulls?state=closed&sort=created&direction=asc&per_page=100 (Link: rel="next");
   closed PRs with merged_at null were not merged and are skipped;
 - GET /repos/{o}/{n}/pulls/{N}/files?per_page=100 (filename, status, sha, previous_filename);
-- after: GET /repos/{o}/{n}/git/blobs/{sha} (base64); before: GET /repos/{o}/{n}/contents/{path}?ref=
-  {base.sha}, falling back to its blob when the file is over the contents API's 1 MB.
+- after: GET /repos/{o}/{n}/git/blobs/{sha} (base64); before: GET
+  /repos/{o}/{n}/contents/{path}?ref= {base.sha}, falling back to its blob when the file
+  is over the contents API's 1 MB.
   NOTE(gocoder): before is the file at the PR's base.sha, the base branch when the PR was last
   updated; the files list is against the merge base, so rarely a before holds later base changes.
 
@@ -55,7 +57,10 @@ class _SameHostRedirect(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+        if (
+            new is not None
+            and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
+        ):
             new.remove_header("Authorization")
         return new
 
@@ -64,8 +69,13 @@ class GitHubClient:
     """GET with ETag cache, rate-limit waits and retries. Thread-safe (no shared mutable state but
     the cache files, each written atomically)."""
 
-    def __init__(self, cfg: CollectConfig, token: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        cfg: CollectConfig,
+        token: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ):
         self.base = cfg.github_api.rstrip("/")
         self.cache = Path(cfg.github_cache)
         self.cfg, self.sleep, self.clock = cfg, sleep, clock
@@ -117,13 +127,17 @@ class GitHubClient:
                 wait = self._limit_wait(e.code, e.headers, msg, attempt)
                 if wait is None or attempt == self.cfg.github_retries:
                     tries = f" (after {attempt + 1} tries)" if wait is not None else ""
-                    raise HTTPStatusError(f"{_public(url)}: HTTP {e.code} {msg}{tries}", e.code) from None
+                    raise HTTPStatusError(
+                        f"{_public(url)}: HTTP {e.code} {msg}{tries}", e.code
+                    ) from None
                 self._wait(wait, url, e.code)
                 continue
             except (urllib.error.URLError, OSError) as e:
                 if attempt == self.cfg.github_retries:
                     reason = getattr(e, "reason", e)
-                    raise GocoderError(f"{_public(url)}: GitHub API unreachable: {reason}") from None
+                    raise GocoderError(
+                        f"{_public(url)}: GitHub API unreachable: {reason}"
+                    ) from None
                 self._wait(min(2.0**attempt, 30.0), url, None, rate_limit=False)
                 continue
             if etag:
@@ -134,8 +148,12 @@ class GitHubClient:
             try:
                 return json.loads(body), _next(link)
             except json.JSONDecodeError:
-                raise GocoderError(f"{_public(url)}: not JSON (is {self.base} a GitHub API?)") from None
-        raise GocoderError(f"{_public(url)}: still failing after {self.cfg.github_retries + 1} tries")
+                raise GocoderError(
+                    f"{_public(url)}: not JSON (is {self.base} a GitHub API?)"
+                ) from None
+        raise GocoderError(
+            f"{_public(url)}: still failing after {self.cfg.github_retries + 1} tries"
+        )
 
     def pages(self, url: str) -> Iterator[Any]:
         """Every item of a paginated list, following Link rel="next"."""
@@ -147,7 +165,8 @@ class GitHubClient:
             yield from items
 
     def _limit_wait(self, code: int, h: Any, msg: str, attempt: int) -> float | None:
-        """Seconds to wait before retrying an error response, or None if it is not worth retrying."""
+        """Seconds to wait before retrying an error response, or
+        None if it is not worth retrying."""
         if code in (403, 429):
             if h.get("retry-after"):
                 return float(h["retry-after"])
@@ -163,13 +182,17 @@ class GitHubClient:
     def _pace(self, h: Any) -> None:
         """Out of requests: sleep until the window resets, before the next request fails."""
         if h.get("x-ratelimit-remaining") == "0" and h.get("x-ratelimit-reset"):
-            self._wait(max(0.0, float(h["x-ratelimit-reset"]) - self.clock()) + 1.0, self.base, None)
+            self._wait(
+                max(0.0, float(h["x-ratelimit-reset"]) - self.clock()) + 1.0, self.base, None
+            )
 
     def _wait(self, seconds: float, url: str, code: int | None, rate_limit: bool = True) -> None:
         if rate_limit and self.waited + seconds > self.cfg.github_max_wait_s:
             raise GocoderError(
-                f"{_public(url)}: rate limited{f' (HTTP {code})' if code else ''}; the wait of {seconds:.0f}s "
-                f"passes collect.github_max_wait_s={self.cfg.github_max_wait_s:.0f}; rerun later to resume"
+                f"{_public(url)}: rate limited{f' (HTTP {code})' if code else ''}; "
+                f"the wait of {seconds:.0f}s "
+                f"passes collect.github_max_wait_s={self.cfg.github_max_wait_s:.0f}; "
+                "rerun later to resume"
             )
         self.waited += seconds if rate_limit else 0.0
         self.sleep(seconds)
@@ -208,8 +231,10 @@ class GitHubSource:
         url = f"{self.prefix}/pulls?state=closed&sort=created&direction=asc&per_page=100"
         for pr in self.client.pages(url):
             if not isinstance(pr, dict) or not isinstance(pr.get("number"), int):
-                raise GocoderError(f"{self.client.base}{_public(url)}: malformed GitHub API answer: "
-                                   "a pull request without a number")
+                raise GocoderError(
+                    f"{self.client.base}{_public(url)}: malformed GitHub API answer: "
+                    "a pull request without a number"
+                )
             if not pr.get("merged_at"):
                 skips["not-merged"] += 1
                 yield f"pr:{pr['number']}", None
@@ -220,10 +245,15 @@ class GitHubSource:
         try:
             return self._work(pr)
         except (KeyError, TypeError, AttributeError, binascii.Error) as e:
-            # A field missing or of the wrong type in an answer (a proxy, an API change): one line, not a traceback.
+            # A field missing or of the wrong type in an answer (a proxy, an API
+            # change): one line, not a traceback.
             what = f"no field {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
-            raise GocoderError(self.client.redact(f"{self.client.base}{self.prefix}/pulls/{pr['number']}: "
-                                                  f"malformed GitHub API answer ({what})")) from None
+            raise GocoderError(
+                self.client.redact(
+                    f"{self.client.base}{self.prefix}/pulls/{pr['number']}: "
+                    f"malformed GitHub API answer ({what})"
+                )
+            ) from None
 
     def _work(self, pr: dict[str, Any]) -> tuple[list[dict[str, Any]], Counter[str]]:
         skips: Counter[str] = Counter()
@@ -231,7 +261,9 @@ class GitHubSource:
         for f in self.client.pages(f"{self.prefix}/pulls/{pr['number']}/files?per_page=100"):
             status = _STATUS.get(f["status"])
             old_path = f.get("previous_filename") or f["filename"]
-            reason = skip_path(f["filename"]) or (skip_path(old_path) if status == "renamed" else None)
+            reason = skip_path(f["filename"]) or (
+                skip_path(old_path) if status == "renamed" else None
+            )
             if status is None:
                 reason = reason or "unchanged"
             if reason:
@@ -239,17 +271,25 @@ class GitHubSource:
                 continue
             texts = []
             for side in ("before", "after"):
-                if (side == "before" and status == "added") or (side == "after" and status == "deleted"):
+                if (side == "before" and status == "added") or (
+                    side == "after" and status == "deleted"
+                ):
                     texts.append("")
                     continue
                 data = self._before(old_path, pr) if side == "before" else self._blob(f["sha"])
-                text, reason = decode_go(data, self.cfg.max_file_bytes) if data is not None else (None, "missing")
+                text, reason = (
+                    decode_go(data, self.cfg.max_file_bytes)
+                    if data is not None
+                    else (None, "missing")
+                )
                 if reason:
                     skips[reason] += 1
                     break
                 texts.append(text)
             if len(texts) == 2:
-                files.append({"path": f["filename"], "status": status, "before": texts[0], "after": texts[1]})
+                files.append(
+                    {"path": f["filename"], "status": status, "before": texts[0], "after": texts[1]}
+                )
         if not files:
             skips["no-go-change"] += 1
             return [], skips
@@ -265,14 +305,20 @@ class GitHubSource:
     def _before(self, path: str, pr: dict[str, Any]) -> bytes | None:
         ref = (pr.get("base") or {}).get("sha")
         try:
-            item, _ = self.client.get(f"{self.prefix}/contents/{urllib.parse.quote(path)}?ref={ref}")
+            item, _ = self.client.get(
+                f"{self.prefix}/contents/{urllib.parse.quote(path)}?ref={ref}"
+            )
         except HTTPStatusError as e:
             if e.code == 404:
                 return None  # not on the base branch any more (or never was)
             raise
         if not isinstance(item, dict) or item.get("type") != "file":
             return None
-        if item.get("encoding") == "base64" and item.get("content") is not None and item.get("size", 0) < 1 << 20:
+        if (
+            item.get("encoding") == "base64"
+            and item.get("content") is not None
+            and item.get("size", 0) < 1 << 20
+        ):
             return _decode(item)
         return self._blob(item["sha"])  # over 1 MB the contents API leaves content empty
 

@@ -34,7 +34,14 @@ _DEFAULT_MERGE = re.compile(r"^Merge (branch|branches|remote-tracking branch|com
 _SQUASH = re.compile(r"\s*\(#(\d+)\)\s*$")
 _GITLAB_MR = re.compile(r"^See merge request \S+!(\d+)\s*$", re.M)
 _CONFLICTS = re.compile(r"^#? ?Conflicts:\n(?:#?\t.*(?:\n|$))*", re.M)  # old git's merge notes
-_STATUS = {"A": "added", "M": "modified", "T": "modified", "D": "deleted", "R": "renamed", "C": "added"}
+_STATUS = {
+    "A": "added",
+    "M": "modified",
+    "T": "modified",
+    "D": "deleted",
+    "R": "renamed",
+    "C": "added",
+}
 _KEEP_MODES = {"100644", "100755", "000000"}  # regular files (000000: the missing side)
 
 
@@ -58,7 +65,8 @@ class Commit:
 
 
 def open_repo(path: Path) -> tuple[git.Repo, git.Git]:
-    """The repository at path and a git that runs in its git dir, or a one-line GocoderError naming it.
+    """The repository at path and a git that runs in its git dir, or a
+    one-line GocoderError naming it.
 
     Commands run in the git dir itself: that works for clones and bare repositories alike (GitPython
     takes a bare repository without a config file for a work tree's .git)."""
@@ -71,7 +79,9 @@ def open_repo(path: Path) -> tuple[git.Repo, git.Git]:
     except (git.InvalidGitRepositoryError, git.GitCommandError):
         raise GocoderError(f"{path}: not a git repository") from None
     if shallow:
-        raise GocoderError(f"{path}: shallow clone; its merges lack parents (run git fetch --unshallow)")
+        raise GocoderError(
+            f"{path}: shallow clone; its merges lack parents (run git fetch --unshallow)"
+        )
     return repo, g
 
 
@@ -140,11 +150,14 @@ class GitSource:
         if not files:
             skips["no-go-change"] += 1
             return [], skips
-        rec = make_record("git", self.repo, title, body, files, pr_number=pr, sha=c.sha, merged_at=c.date)
+        rec = make_record(
+            "git", self.repo, title, body, files, pr_number=pr, sha=c.sha, merged_at=c.date
+        )
         return [rec], skips
 
     def close(self) -> None:
-        for proc in self._catfiles:  # killed, not waited on: after an error it may still be writing answers
+        # killed, not waited on: after an error it may still be writing answers
+        for proc in self._catfiles:
             proc.proc.kill()
             proc.proc.wait()
         self.repo_obj.close()
@@ -152,11 +165,14 @@ class GitSource:
     # -- reading git
 
     def _catfile(self) -> Any:
-        """This thread's persistent `git cat-file --batch` (one per worker: a pipe is not shared)."""
+        """This thread's persistent `git cat-file --batch` (one per
+        worker: a pipe is not shared)."""
         proc = getattr(self._local, "catfile", None)
         if proc is None:
             g = git.Git(self.repo_obj.git_dir)
-            proc = self._local.catfile = g.cat_file("--batch", as_process=True, istream=subprocess.PIPE)
+            proc = self._local.catfile = g.cat_file(
+                "--batch", as_process=True, istream=subprocess.PIPE
+            )
             self._catfiles.append(proc)
         return proc
 
@@ -172,7 +188,11 @@ class GitSource:
             for sha in chunk:
                 header = proc.stdout.readline().split()
                 if len(header) != 3:  # "<sha> missing": a partial clone or a damaged repository
-                    why = header[-1].decode(errors="replace") if header else "unreadable (git cat-file ended)"
+                    why = (
+                        header[-1].decode(errors="replace")
+                        if header
+                        else "unreadable (git cat-file ended)"
+                    )
                     raise GocoderError(f"{self.path}: git object {sha}: {why}")
                 out.append(proc.stdout.read(int(header[2])))
                 proc.stdout.read(1)  # the newline after each object
@@ -199,14 +219,18 @@ class GitSource:
             proc.stdout.close()
             try:
                 proc.wait()
-            except git.GitCommandError as e:  # e.g. a snapshot missing blobs that rename detection reads
+            except git.GitCommandError as e:
+                # e.g. a snapshot missing blobs that rename detection reads
                 # GitPython wraps git's stderr as "\n  stderr: '...'": keep git's own first line.
-                err = [ln.strip(" '") for ln in str(e.stderr or "").replace("stderr:", "").splitlines()]
+                err = [
+                    ln.strip(" '") for ln in str(e.stderr or "").replace("stderr:", "").splitlines()
+                ]
                 msg = next((ln for ln in err if ln), f"exit status {e.status}")
                 raise GocoderError(f"{self.path}: git log failed: {msg}") from None
 
     def _message(self, c: Commit) -> tuple[str | None, str, int | None]:
-        """(title, body, pr number) of a commit that is a PR, or (None, "", None) for a plain commit."""
+        """(title, body, pr number) of a commit that is a PR, or
+        (None, "", None) for a plain commit."""
         subject, _, body = c.message.strip().partition("\n")
         body = body.strip()
         if len(c.parents) > 1:
@@ -229,8 +253,8 @@ class GitSource:
         return (subject.strip(), body, None) if self.all_commits else (None, "", None)
 
     def _branch_message(self, c: Commit) -> tuple[str, str]:
-        """Title and body from the commits a default merge brought in: the first one's subject as the
-        title, every message (oldest first) as the body."""
+        """Title and body from the commits a default merge brought in: the first one's subject as
+        the title, every message (oldest first) as the body."""
         if self._owner is None:
             self._owner = _merged_commits(self.g, self.head)
         raws = self._blobs(self._owner.get(c.sha, []))  # commit objects, read as blobs are
@@ -291,7 +315,8 @@ def _merged_commits(g: git.Git, head: str) -> dict[str, list[str]]:
 
 
 def _repo_label(repo: git.Repo, path: Path) -> str:
-    """OWNER/NAME when origin is on GitHub (as --github names it), else the clone's absolute path."""
+    """OWNER/NAME when origin is on GitHub (as --github names it),
+    else the clone's absolute path."""
     try:
         url = repo.remotes.origin.url
     except (AttributeError, ValueError):

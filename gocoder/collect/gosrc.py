@@ -33,9 +33,12 @@ def first_sentence(doc: str) -> str:
 
 
 def _tree_label(root: Path) -> str:
-    """GOROOT/src/... inside the Go distribution's own tree (the same on every machine), else the path."""
+    """GOROOT/src/... inside the Go distribution's own tree (the same on
+    every machine), else the path."""
     try:
-        goroot = subprocess.run(["go", "env", "GOROOT"], capture_output=True, text=True, timeout=30).stdout
+        goroot = subprocess.run(
+            ["go", "env", "GOROOT"], capture_output=True, text=True, timeout=30
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         goroot = ""
     src = (Path(goroot.strip()) / "src").resolve() if goroot.strip() else None
@@ -45,8 +48,9 @@ def _tree_label(root: Path) -> str:
 
 
 def with_signature(doc: str, decl: str) -> str:
-    """The body of a documented function's record: its doc, then "Signature: func ..." as the benchmarks'
-    problems state it (gocoder/eval/benchmarks.py problem_record): the model learns to keep a given signature."""
+    """The body of a documented function's record: its doc, then "Signature: func ..." as the
+    benchmarks' problems state it (gocoder/eval/benchmarks.py problem_record): the model
+    learns to keep a given signature."""
     at = body_open(decl)
     sig = " ".join(decl[: at - 1].split()) if at > 0 else ""
     return f"{doc.rstrip()}\n\nSignature: {sig}" if sig else doc
@@ -93,7 +97,8 @@ class GoSrcSource:
                 yield rel, rel
 
     def read(self, rel: str, skips: Counter[str]) -> tuple[bytes, str | None]:
-        """A file's bytes and its text; text None (and the reason counted) when it is no Go to use."""
+        """A file's bytes and its text; text None (and the reason
+        counted) when it is no Go to use."""
         try:
             data = (self.root / rel).read_bytes()
         except OSError:
@@ -124,7 +129,11 @@ class GoSrcSource:
                 continue
             decl = data[d.start : d.end].decode("utf-8")
             files = [{"path": rel, "status": "added", "before": "", "after": decl}]
-            recs.append(make_record("go-src", repo, first_sentence(d.doc), with_signature(d.doc, decl), files))
+            recs.append(
+                make_record(
+                    "go-src", repo, first_sentence(d.doc), with_signature(d.doc, decl), files
+                )
+            )
         return recs, skips
 
     def close(self) -> None:

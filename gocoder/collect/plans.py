@@ -1,7 +1,7 @@
 """Plans of a change: its intent and its targets (a declaration-level diff).
 
-Pure functions over a raw PR record and gocheck's declaration lists; gocoder/collect/annotate.py streams
-records through them. The parts:
+Pure functions over a raw PR record and gocheck's declaration lists; gocoder/collect/annotate.py
+streams records through them. The parts:
 - intent_of: FIX, ADD, REFACTOR, OPTIMIZE, UPDATE or REMOVE from the title and body (conventional
   commit prefixes, the first verb, "fixes #N", bug words) and from the diff (only additions, only
   removals, renames);
@@ -30,30 +30,42 @@ PREFIX_RE = re.compile(r"^\s*([A-Za-z]+)(\([^)]*\))?!?:\s*")
 
 # The first verb of a subject says most (CommitPackFT keeps subjects by their imperative verb).
 VERBS = {
-    "FIX": "fix fixes fixed fixing correct corrects corrected resolve resolves resolved repair prevent "
-           "prevents avoid avoids patch handle handles guard workaround ensure ensures restore restores "
+    "FIX": "fix fixes fixed fixing correct corrects corrected resolve resolves resolved "
+           "repair prevent "
+           "prevents avoid avoids patch handle handles guard workaround ensure "
+           "ensures restore restores "
            "bugfix hotfix recover catch",
-    "ADD": "add adds added adding implement implements implemented introduce introduces support supports "
-           "create creates new allow allows enable enables provide provides expose exposes init initial "
+    "ADD": "add adds added adding implement implements implemented introduce introduces "
+           "support supports "
+           "create creates new allow allows enable enables provide provides expose "
+           "exposes init initial "
            "feat feature generate",
-    "REFACTOR": "refactor refactors refactored rename renames renamed move moves moved extract extracts "
-                "simplify simplifies clean cleanup cleans reorganize restructure rewrite rewrites tidy "
+    "REFACTOR": "refactor refactors refactored rename renames renamed move moves moved extract "
+                "extracts "
+                "simplify simplifies clean cleanup cleans reorganize restructure "
+                "rewrite rewrites tidy "
                 "unify split replace replaces migrate migrates format lint polish decouple",
-    "OPTIMIZE": "optimize optimizes optimise optimized speed speedup accelerate perf reduce reduces "
+    "OPTIMIZE": "optimize optimizes optimise optimized speed speedup accelerate perf reduce "
+                "reduces "
                 "faster cache caches preallocate",
-    "UPDATE": "update updates updated upgrade upgrades bump bumps change changes changed set modify "
+    "UPDATE": "update updates updated upgrade upgrades bump bumps change changes changed set "
+              "modify "
               "tweak adjust improve improves enhance enhances release doc docs document comment "
               "chore upgrade sync",
-    "REMOVE": "remove removes removed delete deletes deleted drop drops dropped revert reverts reverted "
+    "REMOVE": "remove removes removed delete deletes deleted drop drops dropped revert reverts "
+              "reverted "
               "deprecate deprecates strip disable disables unexport",
 }  # fmt: skip
 VERB_INTENT = {w: intent for intent, words in VERBS.items() for w in words.split()}
 # Words anywhere in the subject that outrank a generic verb: a bug, speed, or style.
-FIX_WORDS = re.compile(r"\b(bugs?|panics?|crash(es)?|nil pointer|npe|deadlock|races?|leaks?|incorrect(ly)?|"
+FIX_WORDS = re.compile(r"\b(bugs?|panics?|crash(es)?|nil pointer|npe|deadlock|races?|leaks?|"
+                       r"incorrect(ly)?|"
                        r"wrong|errors?|err|fails?|failed|failure|broken|invalid|issues?|problems?|"
-                       r"exceptions?|overflow|missing|lacks?|misuse|mistakes?|can't|cannot|unexpected|"
+                       r"exceptions?|overflow|missing|lacks?|misuse|mistakes?|can't|cannot|"
+                       r"unexpected|"
                        r"correct(ly)?|properly)\b", re.I)  # fmt: skip
-PERF_WORDS = re.compile(r"\b(optimi[sz](e|es|ed|ing|ation)|performance|prealloc\w*|allocations?|faster|"
+PERF_WORDS = re.compile(r"\b(optimi[sz](e|es|ed|ing|ation)|performance|prealloc\w*|allocations?|"
+                        r"faster|"
                         r"speed up|zero-copy|memory usage)\b", re.I)  # fmt: skip
 STYLE_WORDS = re.compile(r"\b(style|format(ting)?|lint(er)?|golangci-lint|gofmt|goimports|naming|"
                          r"clean ?up|deprecated)\b", re.I)  # fmt: skip
@@ -79,11 +91,17 @@ def text_intent(title: str, body: str = "") -> str | None:
     verb = VERB_INTENT.get(words[0]) if words else None
     if PERF_WORDS.search(subject) and verb not in ("FIX", "REMOVE"):
         return "OPTIMIZE"
-    if FIX_WORDS.search(subject) and (verb in (None, "UPDATE", "REFACTOR") or re.search(r"\bmissing\b", subject)):
+    if FIX_WORDS.search(subject) and (
+        verb in (None, "UPDATE", "REFACTOR") or re.search(r"\bmissing\b", subject)
+    ):
         return "FIX"  # "update x to stop the panic", "add missing check"
     if STYLE_WORDS.search(subject) and verb in (None, "UPDATE"):
         return "REFACTOR"
-    if (TEST_WORDS.search(subject) or VERSION_WORDS.search(subject)) and verb in (None, "ADD", "UPDATE"):
+    if (TEST_WORDS.search(subject) or VERSION_WORDS.search(subject)) and verb in (
+        None,
+        "ADD",
+        "UPDATE",
+    ):
         return "UPDATE"
     if verb is None:  # a verb after a leading noun: "HTTP server support x", "docs update"
         verb = next((VERB_INTENT[w] for w in words[1:4] if w in VERB_INTENT), None)
@@ -123,8 +141,14 @@ def intent_of(title: str, body: str, changes: list[DeclChange], renamed_files: i
         # commonest reason to change code that exists.
         if by_diff:
             return by_diff
-        api = [c for c in changes if c.change == "added" and c.kind in ("func", "method", "type", "struct", "interface")
-               and c.name.split(".")[-1][:1].isupper() and not c.file.endswith("_test.go")]
+        api = [
+            c
+            for c in changes
+            if c.change == "added"
+            and c.kind in ("func", "method", "type", "struct", "interface")
+            and c.name.split(".")[-1][:1].isupper()
+            and not c.file.endswith("_test.go")
+        ]
         return "ADD" if api else "FIX"
     # A generic verb ("update x") over a diff that only adds or only removes: the diff is sharper.
     if by_text == "UPDATE" and by_diff in ("ADD", "REMOVE"):
@@ -230,7 +254,11 @@ def decl_changes(path: str, before: str, after: str, before_decls, after_decls) 
             continue
         btext, text = _text(braw), _text(raw)
         bcode, code = bd.code, d.code  # gocheck's token hashes, when it was asked for them
-        change = "modified" if (bcode != code if bcode and code else _code_differs(btext, text)) else "touched"
+        change = (
+            "modified"
+            if (bcode != code if bcode and code else _code_differs(btext, text))
+            else "touched"
+        )
         out.append(DeclChange(path, d.kind, name, change, btext, text, d.start))
     for key, (d, raw, _) in b.items():
         if key not in a:
@@ -244,7 +272,8 @@ def _renames(changes: list[DeclChange]) -> bool:
     if not removed:
         return False
 
-    def nameless(c: DeclChange, text: str) -> str:  # the code with every word equal to its name dropped
+    # the code with every word equal to its name dropped
+    def nameless(c: DeclChange, text: str) -> str:
         name = c.name.split(".")[-1].split("#")[0]
         return "".join(w for w in _WORDS.findall(code_key(text)) if w != name)
 

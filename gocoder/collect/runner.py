@@ -1,4 +1,5 @@
-"""`gocoder collect`: raw PR records (docs/FORMATS.md) from a git clone, GitHub, or a Go source tree.
+"""`gocoder collect`: raw PR records (docs/FORMATS.md) from a git
+clone, GitHub, or a Go source tree.
 
 Every source is a stream of units (a commit, a PR, a Go file), each keyed, and a `work` function
 that turns one unit into records. The engine here runs `work` on a thread pool (the heavy parts,
@@ -41,7 +42,8 @@ class Source(Protocol):
     def total(self) -> int | None: ...  # units, for the progress bar (None: unknown)
 
     def units(self, skips: Counter[str]) -> Iterator[tuple[str, Any]]:
-        """(key, payload) in a stable order; payload None = nothing to do (reason counted in skips)."""
+        """(key, payload) in a stable order; payload None = nothing
+        to do (reason counted in skips)."""
         ...
 
     def work(self, payload: Any) -> tuple[list[dict[str, Any]], Counter[str]]: ...
@@ -60,8 +62,12 @@ class CollectResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "out": str(self.out), "written": self.written, "duplicates": self.duplicates,
-            "units": self.units, "resumed": self.resumed, "skipped": dict(sorted(self.skipped.items())),
+            "out": str(self.out),
+            "written": self.written,
+            "duplicates": self.duplicates,
+            "units": self.units,
+            "resumed": self.resumed,
+            "skipped": dict(sorted(self.skipped.items())),
         }
 
 
@@ -72,9 +78,15 @@ def slug(text: str) -> str:
 def open_source(cfg: CollectConfig, *, repo: Path | None, github: str | None, go_src: Path | None,
                 all_commits: bool, vcfg: ValidateConfig | None = None) -> Source:
     """The one source named by the options (exactly one of repo, github, go_src)."""
-    given = [n for n, v in (("--repo", repo), ("--github", github), ("--go-src", go_src)) if v is not None]
+    given = [
+        n
+        for n, v in (("--repo", repo), ("--github", github), ("--go-src", go_src))
+        if v is not None
+    ]
     if len(given) != 1:
-        raise GocoderError(f"give exactly one of --repo, --github, --go-src (got {', '.join(given) or 'none'})")
+        raise GocoderError(
+            f"give exactly one of --repo, --github, --go-src (got {', '.join(given) or 'none'})"
+        )
     if repo is not None:
         from gocoder.collect.gitlog import GitSource
 
@@ -89,16 +101,26 @@ def open_source(cfg: CollectConfig, *, repo: Path | None, github: str | None, go
 
 
 def collect(
-    cfg: CollectConfig, *, repo: Path | None = None, github: str | None = None, go_src: Path | None = None,
-    out: Path | None = None, all_commits: bool = False, workers: int | None = None,
-    decontaminate: Path | None = None, console: Console | None = None, vcfg: ValidateConfig | None = None,
+    cfg: CollectConfig,
+    *,
+    repo: Path | None = None,
+    github: str | None = None,
+    go_src: Path | None = None,
+    out: Path | None = None,
+    all_commits: bool = False,
+    workers: int | None = None,
+    decontaminate: Path | None = None,
+    console: Console | None = None,
+    vcfg: ValidateConfig | None = None,
 ) -> CollectResult:
     """Collect raw PR records from one source into out (default data/raw/SOURCE-REPO.jsonl)."""
     blocklist = load_blocklist(decontaminate) if decontaminate else set()
     workers = cfg.workers if workers is None else workers
     if workers < 1:
         raise GocoderError(f"--workers {workers}: must be at least 1")
-    src = open_source(cfg, repo=repo, github=github, go_src=go_src, all_commits=all_commits, vcfg=vcfg)
+    src = open_source(
+        cfg, repo=repo, github=github, go_src=go_src, all_commits=all_commits, vcfg=vcfg
+    )
     try:
         out = Path(out) if out else Path(cfg.out_dir) / f"{src.name}-{slug(src.repo)}.jsonl"
         return run(src, out, workers, blocklist, console or Console(stderr=True, soft_wrap=True))
@@ -106,7 +128,9 @@ def collect(
         src.close()
 
 
-def run(src: Source, out: Path, workers: int, blocklist: set[str], console: Console) -> CollectResult:
+def run(
+    src: Source, out: Path, workers: int, blocklist: set[str], console: Console
+) -> CollectResult:
     """The engine: ordered parallel work, append-only output, resumable by unit key."""
     res = CollectResult(out=out)
     work = _filtered(src.work, blocklist)
@@ -160,7 +184,9 @@ def run(src: Source, out: Path, workers: int, blocklist: set[str], console: Cons
     return res
 
 
-def _filtered(work: Callable[[Any], tuple[list[dict[str, Any]], Counter[str]]], blocklist: set[str]):
+def _filtered(
+    work: Callable[[Any], tuple[list[dict[str, Any]], Counter[str]]], blocklist: set[str]
+):
     if not blocklist:
         return work
 

@@ -12,26 +12,32 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any
 
 from gocoder.collect.plans import DeclChange, code_key, strip_prefix
+from gocoder.record import Record
 from gocoder.text.gosource import LITERAL, body_open
 
-_NOISE = re.compile(r"<!--[\s\S]*?-->|^[ \t]*#+ .*$|^[ \t]*[-*] \[[ xX]\].*$|^(Signed-off-by|Co-authored-by):.*$", re.M)
+_NOISE = re.compile(
+    r"<!--[\s\S]*?-->|^[ \t]*#+ .*$|^[ \t]*[-*] \[[ xX]\].*$|^(Signed-off-by|Co-authored-by):.*$",
+    re.M,
+)
 _LITERAL = re.compile(LITERAL)
 _CALL = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\(")
 _IDENT = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")  # qualified: `http.StatusOK`
 _EDIT_TOKEN = re.compile(f"{LITERAL}|\\w+|[^\\w\\s\"'`]+")
 # Words that every Go declaration has: naming them says nothing about this change.
-_GO_WORDS = set("break case chan const continue default defer else fallthrough for func go goto if import "
-                "interface map package range return select struct switch type var nil true false iota "
-                "string int int8 int16 int32 int64 uint uint8 uint16 uint32 uint64 uintptr byte rune bool "
+_GO_WORDS = set("break case chan const continue default defer else fallthrough for func go goto if "
+                "import "
+                "interface map package range return select struct switch type var "
+                "nil true false iota "
+                "string int int8 int16 int32 int64 uint uint8 uint16 uint32 uint64 "
+                "uintptr byte rune bool "
                 "float32 float64 error any len cap make new append copy delete panic recover close"
                 .split())  # fmt: skip
 MAX_NAMES = 4  # identifiers or calls named per list: the step stays one line
 MAX_DESC = 300  # characters of a description (a body sentence can run long)
-_VERB = {"FIX": "Fix", "ADD": "Add", "REFACTOR": "Refactor", "OPTIMIZE": "Optimize", "UPDATE": "Update",
-         "REMOVE": "Remove", "PRESERVE": "Keep the behaviour of"}  # fmt: skip
+_VERB = {"FIX": "Fix", "ADD": "Add", "REFACTOR": "Refactor", "OPTIMIZE": "Optimize",
+         "UPDATE": "Update", "REMOVE": "Remove", "PRESERVE": "Keep the behaviour of"}  # fmt: skip
 
 
 def sentences(body: str) -> list[str]:
@@ -50,7 +56,11 @@ def clauses(title: str, body: str) -> list[str]:
     """The commit message's clauses: the title (prefix and a trailing "(#123)" dropped), its parts
     ("x, and y"), then the body's sentences."""
     subject = re.sub(r"\s*\(#\d+\)\s*$", "", strip_prefix(title)).strip()
-    parts = [p.strip() for p in re.split(r";\s+|,\s+(?:and\s+)?|\s+and\s+", subject) if len(p.strip()) > 8]
+    parts = [
+        p.strip()
+        for p in re.split(r";\s+|,\s+(?:and\s+)?|\s+and\s+", subject)
+        if len(p.strip()) > 8
+    ]
     return [c for c in [subject, *(parts if len(parts) > 1 else [])] if c] + sentences(body)
 
 
@@ -65,7 +75,8 @@ def _says(clause: str, c: DeclChange) -> bool:
 
 
 def _code(text: str) -> str:
-    """Code without comments, layout or literal contents: what calls and identifiers are read from."""
+    """Code without comments, layout or literal contents: what calls
+    and identifiers are read from."""
     return _LITERAL.sub('""', code_key(text))
 
 
@@ -76,7 +87,9 @@ def _listed(names: list[str]) -> str:
 
 def _signature(text: str) -> str:
     """The first line of a declaration without its body: `func (s *Server) Close() error`."""
-    line = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("//")), "")
+    line = next(
+        (ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("//")), ""
+    )
     if line.lstrip().startswith("func"):
         at = body_open(line.lstrip())  # past an interface{} or struct{} in the signature
         line = line.lstrip()[: at - 1] if at > 0 else line
@@ -91,7 +104,11 @@ def _joined(tokens: list[str]) -> str:
     out = ""
     for t in tokens:
         word = t[:1].isalnum() or t[:1] in "_\"'`"
-        if out and ((word and (out[-1].isalnum() or out[-1] in "_\"'`)}")) or t in _SPACED or out.endswith(_SPACED)):
+        if out and (
+            (word and (out[-1].isalnum() or out[-1] in "_\"'`)}"))
+            or t in _SPACED
+            or out.endswith(_SPACED)
+        ):
             out += " "
         out += t
     return out
@@ -103,7 +120,8 @@ _SPACED = ("=", ":=", "+=", "-=", "==", "!=", "<=", ">=", "&&", "||", "{")
 def _first_edit(before: str, after: str) -> str:
     """The first run of tokens the change replaces, inserts or deletes: `return 1` -> `return 2`."""
     a, b = _EDIT_TOKEN.findall(code_key(before)), _EDIT_TOKEN.findall(code_key(after))
-    if len(a) * len(b) > 4_000_000:  # difflib is quadratic at worst; such a change has names to list
+    # difflib is quadratic at worst; such a change has names to list
+    if len(a) * len(b) > 4_000_000:
         return ""
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         old, new = _joined(a[i1:i2])[:60], _joined(b[j1:j2])[:60]
@@ -124,7 +142,11 @@ def diff_words(c: DeclChange) -> str:
         return f"drops {_signature(c.before)}"
     if c.change == "touched":
         old = {ln.strip() for ln in c.before.splitlines()}
-        new = [ln.strip().lstrip("/ ") for ln in c.after.splitlines() if ln.strip() not in old and "//" in ln]
+        new = [
+            ln.strip().lstrip("/ ")
+            for ln in c.after.splitlines()
+            if ln.strip() not in old and "//" in ln
+        ]
         return f"comment: {new[0][:100]}" if new and new[0] else "doc comment or layout only"
     before, after = _code(c.before), _code(c.after)
     # A method in an interface or a func-typed field is no call: types are told by the names alone.
@@ -165,11 +187,13 @@ def target_of(c: DeclChange) -> str:
     return f"{c.kind}:{c.name.split('#')[0]}@{c.file}"
 
 
-def plan_steps(title: str, body: str, changes: list[DeclChange], overall: str) -> list[dict[str, str]]:
-    """One step per target, in file order, code-changing ones before touched ones. Each step takes the
-    first clause of the message that names it; the title goes to the first code-changing step when it
-    names none. The plan's intent is the intent of at least one step: a feature that only edits
-    existing functions has its first edit be the ADD."""
+def plan_steps(
+    title: str, body: str, changes: list[DeclChange], overall: str
+) -> list[dict[str, str]]:
+    """One step per target, in file order, code-changing ones before touched ones. Each step
+    takes the first clause of the message that names it; the title goes to the first
+    code-changing step when it names none. The plan's intent is the intent of at least one step:
+    a feature that only edits existing functions has its first edit be the ADD."""
     said = clauses(title, body)
     rank = {"modified": 0, "added": 0, "removed": 0, "touched": 1}
     ordered = sorted(changes, key=lambda c: rank[c.change])
@@ -183,14 +207,15 @@ def plan_steps(title: str, body: str, changes: list[DeclChange], overall: str) -
         intent = step_intent(c.change, overall)
         desc = "; ".join(x for x in (clause[:MAX_DESC].rstrip(".") if clause else "", words) if x)
         steps.append({"intent": intent, "target": target_of(c),
-                      "description": desc or f"{_VERB[intent]} {c.kind} {c.name.split('#')[0]}"})  # fmt: skip
+                      "description": desc
+                      or f"{_VERB[intent]} {c.kind} {c.name.split('#')[0]}"})  # fmt: skip
     if steps and overall != "PRESERVE" and all(s["intent"] != overall for s in steps):
         steps[lead]["intent"] = overall
     return steps
 
 
-def plan_bytes(out: dict[str, Any]) -> int:
+def plan_bytes(rec: Record) -> int:
     """UTF-8 bytes of what the model writes for a record: its steps and its solution. The prompt is
     not counted: training cuts its middle to fit (data.cut_example), the plan and code it cannot."""
-    steps = sum(len(s["target"]) + len(s["description"]) + 2 for s in out["plan"]["steps"])
-    return steps + len(out["solution"]["code"].encode("utf-8", "surrogatepass"))
+    steps = sum(len(s.target) + len(s.description) + 2 for s in rec.steps)
+    return steps + len(rec.code.encode("utf-8", "surrogatepass"))

@@ -52,20 +52,34 @@ TITLES: dict[str, tuple[str, ...]] = {
 }
 # Bodies say what goes wrong in general terms and where; the exact edit stays in bug_detail.
 BODIES: dict[str, tuple[str, ...]] = {
-    "operator_misuse": ("An operator in {f} ({path}) is the wrong one, so it computes the wrong result.",
-                        "{f} in {path} mixes up an operator."),
-    "off_by_one": ("A bound or index in {f} ({path}) is off by one.",
-                   "{f} in {path} goes one step too far or stops one step short."),
-    "variable_misuse": ("{f} ({path}) reads or writes one variable where it means another of the same type.",
-                        "In {f} ({path}) a variable is used in place of the right one."),
-    "missing_check": ("{f} ({path}) no longer guards against a nil value or an error before going on.",
-                      "The {check} in {f} ({path}) is missing."),
-    "missing_logic": ("{f} ({path}) skips a step that the original performs.",
-                      "Part of the logic of {f} in {path} has gone missing."),
-    "excess_logic": ("{f} ({path}) does something extra that it should not.",
-                     "{f} in {path} has a superfluous condition or statement."),
-    "value_misuse": ("{f} ({path}) uses a wrong literal value.",
-                     "A constant in {f} ({path}) has the wrong value."),
+    "operator_misuse": (
+        "An operator in {f} ({path}) is the wrong one, so it computes the wrong result.",
+        "{f} in {path} mixes up an operator.",
+    ),
+    "off_by_one": (
+        "A bound or index in {f} ({path}) is off by one.",
+        "{f} in {path} goes one step too far or stops one step short.",
+    ),
+    "variable_misuse": (
+        "{f} ({path}) reads or writes one variable where it means another of the same type.",
+        "In {f} ({path}) a variable is used in place of the right one.",
+    ),
+    "missing_check": (
+        "{f} ({path}) no longer guards against a nil value or an error before going on.",
+        "The {check} in {f} ({path}) is missing.",
+    ),
+    "missing_logic": (
+        "{f} ({path}) skips a step that the original performs.",
+        "Part of the logic of {f} in {path} has gone missing.",
+    ),
+    "excess_logic": (
+        "{f} ({path}) does something extra that it should not.",
+        "{f} in {path} has a superfluous condition or statement.",
+    ),
+    "value_misuse": (
+        "{f} ({path}) uses a wrong literal value.",
+        "A constant in {f} ({path}) has the wrong value.",
+    ),
 }
 
 
@@ -85,7 +99,9 @@ class SynthSource(GoSrcSource):
     def __init__(self, root: Path, cfg: CollectConfig, synth: SynthConfig):
         bad = sorted(set(synth.kinds) - set(BUG_KINDS))
         if bad:
-            raise GocoderError(f"synth.kinds: unknown bug kind {bad[0]!r}; known: {', '.join(BUG_KINDS)}")
+            raise GocoderError(
+                f"synth.kinds: unknown bug kind {bad[0]!r}; known: {', '.join(BUG_KINDS)}"
+            )
         if synth.per_func < 1:
             raise GocoderError(f"--per-func {synth.per_func}: must be at least 1")
         super().__init__(root, cfg)
@@ -106,8 +122,8 @@ class SynthSource(GoSrcSource):
         data, text = self.read(rel, skips)
         if text is None:
             return [], skips
-        req = {"op": "mutate", "src": text, "seed": self.synth.seed, "per_func": self.synth.per_func,
-               "bug_kinds": list(self.synth.kinds)}  # fmt: skip
+        req = {"op": "mutate", "src": text, "seed": self.synth.seed,
+               "per_func": self.synth.per_func, "bug_kinds": list(self.synth.kinds)}  # fmt: skip
         resp = self.checker.request(req, timeout_s=self.synth.timeout_s)
         if resp.get("timed_out"):
             skips["timed-out"] += 1
@@ -119,8 +135,12 @@ class SynthSource(GoSrcSource):
         repo = self.label if pkg == "." else f"{self.label}/{pkg}"
         recs = []
         for m in resp.get("mutants") or ():
-            title, body = describe(m["kind"], m["func"], rel, m["detail"], f"{self.synth.seed}\0{m['before']}")
-            files = [{"path": rel, "status": "modified", "before": m["before"], "after": m["after"]}]
+            title, body = describe(
+                m["kind"], m["func"], rel, m["detail"], f"{self.synth.seed}\0{m['before']}"
+            )
+            files = [
+                {"path": rel, "status": "modified", "before": m["before"], "after": m["after"]}
+            ]
             rec = make_record("synth", repo, title, body, files)
             rec["bug_kind"], rec["bug_detail"] = m["kind"], m["detail"]
             recs.append(rec)
@@ -140,6 +160,8 @@ def synth(
     blocklist = load_blocklist(decontaminate) if decontaminate else set()
     src = SynthSource(Path(go_src), cfg, scfg)
     try:
-        return run(src, Path(out), workers, blocklist, console or Console(stderr=True, soft_wrap=True))
+        return run(
+            src, Path(out), workers, blocklist, console or Console(stderr=True, soft_wrap=True)
+        )
     finally:
         src.close()

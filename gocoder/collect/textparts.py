@@ -5,10 +5,10 @@ preset 6), each at most 24 MiB, one JSON record a line: {"id", "package", "licen
 "split", "text"}. Tokenizing runs there (16 cores, no Go, no datasketch), so this module needs only
 the tokenizer and numpy.
 
-Tokens: per split (the records' own, gocoder/splits.py), OUT/tokens/{train,valid,test}/tokens.bin holds
-the documents back to back, each one's ids followed by the tokenizer's eos id; uint16 if the vocabulary
-fits, else uint32. meta.json says the kind ("pretrain"), tokenizer hash, vocab size, dtype, eos id and
-per-split documents and tokens.
+Tokens: per split (the records' own, gocoder/splits.py), OUT/tokens/{train,valid,test}/tokens.bin
+holds the documents back to back, each one's ids followed by the tokenizer's eos id; uint16 if the
+vocabulary fits, else uint32. meta.json says the kind ("pretrain"), tokenizer hash, vocab size,
+dtype, eos id and per-split documents and tokens.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from gocoder.collect.gosources import package_of
 from gocoder.splits import SPLITS
 
 PART_GLOB = "part-*.jsonl.xz"
-# xz emits LZMA2 chunks of at most 64 KiB compressed, so it holds back less than that (60 KB measured at
-# the end of GOROOT/src/net): a part is closed while its emitted size leaves this much room.
+# xz emits LZMA2 chunks of at most 64 KiB compressed, so it holds back less than
+# that (60 KB measured at the end of GOROOT/src/net): a part is closed while its
+# emitted size leaves this much room.
 SLACK = 1 << 20
 
 
@@ -55,10 +56,13 @@ class PartWriter:
 
     def write(self, rec: dict[str, Any]) -> None:
         if self._chunk is None:
-            self._chunk = open(self.folder / f"chunk-{len(self._jobs):05d}.jsonl", "wb", buffering=0)
+            self._chunk = open(
+                self.folder / f"chunk-{len(self._jobs):05d}.jsonl", "wb", buffering=0
+            )
             self._size = 0
         line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
-        fsio.write_all(self._chunk, line)  # the writers' one way to the disk (a full one is an OSError here)
+        # the writers' one way to the disk (a full one is an OSError here)
+        fsio.write_all(self._chunk, line)
         self._size += len(line)
         if self._size >= self.chunk_bytes:
             self._submit()
@@ -142,15 +146,23 @@ def read_parts(folder: Path, parts: list[Path] | None = None) -> Iterator[dict[s
             raise GocoderError(f"{part}: corrupt or truncated xz: {e}") from None
 
 
-def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes: int = 8 << 20,
-             progress: Callable[[int], None] | None = None, max_package_tokens: int = 0) -> dict[str, Any]:
-    """Encode every part into OUT/{train,valid,test}/tokens.bin and OUT/meta.json (see the module docstring):
-    a file goes to its record's split, so held-out packages never reach train.
+def tokenize(
+    text_dir: Path,
+    tok: Any,
+    out: Path,
+    workers: int = -1,
+    batch_bytes: int = 8 << 20,
+    progress: Callable[[int], None] | None = None,
+    max_package_tokens: int = 0,
+) -> dict[str, Any]:
+    """Encode every part into OUT/{train,valid,test}/tokens.bin and OUT/meta.json (see the module
+    docstring): a file goes to its record's split, so held-out packages never reach train.
 
-    max_package_tokens > 0 caps what one package gives the train split: its files past the cap (in the
-    parts' order, so the cut is the same on every run) are left out and counted in meta.json's "capped".
-    One Debian package (an SDK of generated-looking clients) is 16% of the corpus's tokens; uncapped, the
-    model would spend a sixth of its training on one project's boilerplate."""
+    max_package_tokens > 0 caps what one package gives the train split: its files past the
+    cap (in the parts' order, so the cut is the same on every run) are left out and
+    counted in meta.json's "capped".
+    One Debian package (an SDK of generated-looking clients) is 16% of the corpus's tokens;
+    uncapped, the model would spend a sixth of its training on one project's boilerplate."""
     dtype = np.uint16 if tok.vocab_size <= 65536 else np.uint32
     eos = tok.eos_id
     tmp = out.with_name(out.name + ".tmp")
@@ -166,8 +178,11 @@ def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes
 
     def flush() -> None:
         # One encode_batch call over ~8 MB keeps all cores busy while memory stays flat.
-        for rec, ids in zip(batch, tok.encode_batch([r["text"] for r in batch], threads=workers), strict=True):
-            pkg = package_of(rec.get("package", "?"))  # PKG@SUITE: a package's versions share its cap
+        for rec, ids in zip(
+            batch, tok.encode_batch([r["text"] for r in batch], threads=workers), strict=True
+        ):
+            # PKG@SUITE: a package's versions share its cap
+            pkg = package_of(rec.get("package", "?"))
             if (max_package_tokens and rec["split"] == "train"
                     and sources.get(pkg, Counter())["tokens"] + len(ids) + 1 > max_package_tokens):
                 capped[pkg] += 1
@@ -183,8 +198,10 @@ def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes
         size = 0
         for rec in read_parts(text_dir):
             if rec["split"] not in SPLITS:
-                raise GocoderError(f"{text_dir}: record {rec.get('id')}: split {rec['split']!r} is not one of "
-                                   f"{'/'.join(SPLITS)}")
+                raise GocoderError(
+                    f"{text_dir}: record {rec.get('id')}: split {rec['split']!r} is not one of "
+                    f"{'/'.join(SPLITS)}"
+                )
             batch.append(rec)
             size += len(rec["text"])
             if size >= batch_bytes:
@@ -195,11 +212,17 @@ def tokenize(text_dir: Path, tok: Any, out: Path, workers: int = -1, batch_bytes
     finally:
         for f in files.values():
             f.close()
-    meta = {"kind": "pretrain", "tokenizer_hash": tok.hash, "vocab_size": tok.vocab_size,
-            "dtype": np.dtype(dtype).name, "eos_id": eos,
-            "splits": {s: {"docs": counts[s]["docs"], "tokens": counts[s]["tokens"]} for s in SPLITS},
-            "sources": {k: dict(v) for k, v in sorted(sources.items())},
-            "max_package_tokens": max_package_tokens, "capped": dict(sorted(capped.items()))}
+    meta = {
+        "kind": "pretrain",
+        "tokenizer_hash": tok.hash,
+        "vocab_size": tok.vocab_size,
+        "dtype": np.dtype(dtype).name,
+        "eos_id": eos,
+        "splits": {s: {"docs": counts[s]["docs"], "tokens": counts[s]["tokens"]} for s in SPLITS},
+        "sources": {k: dict(v) for k, v in sorted(sources.items())},
+        "max_package_tokens": max_package_tokens,
+        "capped": dict(sorted(capped.items())),
+    }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     if out.exists():
         shutil.rmtree(out)

@@ -22,14 +22,30 @@ from typing import ClassVar
 
 from gocoder import GocoderError
 from gocoder.eval.checks import mbxp_checks, visible_test
+from gocoder.record import Context, Plan, Record, Related
+from gocoder.record import Problem as Ask  # the record's problem: what the model is asked
 from gocoder.records import read_jsonl_numbered
 from gocoder.text.gosource import Func, body_open, imports, skip_balanced, split_list
 from gocoder.text.gosource import funcs as top_funcs
 
-# Harnesses that never compile whatever the completion (untyped nil, int overflow, a NUL byte): excluded.
-MBXP_EXCLUDED = frozenset(f"MBGP/{n}" for n in (67, 217, 395, 431, 452, 539, 546, 746, 755, 761, 954))
+# Harnesses that never compile whatever the completion (untyped nil, int
+# overflow, a NUL byte): excluded.
+MBXP_EXCLUDED = frozenset(
+    f"MBGP/{n}" for n in (67, 217, 395, 431, 452, 539, 546, 746, 755, 761, 954)
+)
 # The packages the HumanEval-X / HumanEvalPack harnesses import when the completion uses them.
-GO_HELPER_IMPORTS = ("math", "strings", "fmt", "strconv", "time", "bytes", "regexp", "sort", "math/rand", "crypto/md5")
+GO_HELPER_IMPORTS = (
+    "math",
+    "strings",
+    "fmt",
+    "strconv",
+    "time",
+    "bytes",
+    "regexp",
+    "sort",
+    "math/rand",
+    "crypto/md5",
+)
 
 
 @dataclass(frozen=True)
@@ -43,18 +59,20 @@ class Problem:
     setup: str = ""  # HumanEval-X / Pack test_setup: package clause and imports, placed first
     buggy: str = ""  # HumanEvalPack: prompt + buggy_solution (shown by the fix task)
     excluded: str = ""  # why this problem is never scored ("" = scored)
-    # synth-fix (gocoder/eval/synthfix.py): the package's files, the buggy file's name, the bug report's body
+    # synth-fix (gocoder/eval/synthfix.py): the package's files, the buggy
+    # file's name, the bug report's body
     files: tuple[tuple[str, str], ...] = ()
     path: str = ""
     details: str = ""
-    # the benchmark's own solution (the body after the prompt), where it ships one (HumanEval-X, HumanEvalPack):
-    # whether the problem's test compiles is decided with it (benchrun.excluded_why)
+    # the benchmark's own solution (the body after the prompt), where it ships one (HumanEval-X,
+    # HumanEvalPack): whether the problem's test compiles is decided with it (scoring.excluded_why)
     reference: str = ""
-    # bench.fix_imports: the answer's file gets goimports' standard-library fix before it is built, so an
-    # answer right but for an unused or missing import is scored on its code (gocoder/check/validate.py)
+    # bench.fix_imports: the answer's file gets goimports' standard-library fix before it
+    # is built, so an answer right but for an unused or missing import is scored on its
+    # code (gocoder/check/validate.py)
     fix_imports: bool = False
-    # bench --retrieve: declarations retrieved for the problem (gocoder/inference/retrieve.py), as (file, code)
-    # pairs that the record's context.related carries into the prompt
+    # bench --retrieve: declarations retrieved for the problem (gocoder/inference/retrieve.py), as
+    # (file, code) pairs that the record's context.related carries into the prompt
     related: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -73,8 +91,9 @@ class Problem:
         return self.harness.visible(self)
 
     def program(self, completion: str) -> dict[str, str]:
-        """The files of the harness's program for one completion (the body after the prompt's signature),
-        the answer's file with its imports fixed when fix_imports (no other line moves: gofmt is off)."""
+        """The files of the harness's program for one completion (the body after the
+        prompt's signature), the answer's file with its imports fixed when fix_imports (no
+        other line moves: gofmt is off)."""
         files = self.harness.program(self, completion)
         if self.fix_imports:
             from gocoder.check.validate import fix_imports
@@ -107,7 +126,8 @@ class Harness(abc.ABC):
     mode: ClassVar[str] = "test"
     file: ClassVar[str] = "main_test.go"  # the answer's file in the program
     tasks: ClassVar[tuple[str, ...]] = ("synthesize",)  # what --task may ask of its problems
-    # whether building the benchmark file showed every problem's test compiles (benchrun.excluded_why)
+    # whether building the benchmark file showed every problem's test
+    # compiles (scoring.excluded_why)
     test_builds: ClassVar[bool] = False
 
     @abc.abstractmethod
@@ -127,7 +147,7 @@ class Harness(abc.ABC):
         only), so nothing hidden can leak into a repair prompt."""
         return dataclasses.replace(p, test="")
 
-    def record(self, p: Problem, task: str) -> dict:
+    def record(self, p: Problem, task: str) -> Record:
         """The record the model reads (problem_record)."""
         return _function_record(p, task)
 
@@ -148,7 +168,9 @@ class Mbxp(Harness):
 
     def load(self, r: dict, task: str) -> Problem:
         tid = r["task_id"]
-        excluded = "its harness never compiles (shared/bench/README.md)" if tid in MBXP_EXCLUDED else ""
+        excluded = (
+            "its harness never compiles (shared/bench/README.md)" if tid in MBXP_EXCLUDED else ""
+        )
         desc = r.get("description") or _doc_of(r["prompt"])
         return Problem(tid, self.name, r["prompt"], r["entry_point"], desc, r["test"],
                        excluded=excluded, reference=r.get("canonical_solution") or "")
@@ -202,9 +224,9 @@ class HumanEvalX(Harness):
 
 
 class HumanEvalPack(Harness):
-    """HumanEvalPack (bigcode-evaluation-harness, humanevalpack.py): test_setup (minus imports the code
-    already has) + [helper imports] + prompt + completion + "\\n" + test; the `fix` task shows
-    prompt + buggy_solution and asks for the function fixed."""
+    """HumanEvalPack (bigcode-evaluation-harness, humanevalpack.py): test_setup (minus imports
+    the code already has) + [helper imports] + prompt + completion + "\\n" + test; the `fix` task
+    shows prompt + buggy_solution and asks for the function fixed."""
 
     name, tasks = "humanevalpack", ("synthesize", "fix")
 
@@ -250,11 +272,11 @@ class SynthFix(Harness):
     def visible(self, p: Problem) -> Problem:
         return p
 
-    def record(self, p: Problem, task: str) -> dict:
+    def record(self, p: Problem, task: str) -> Record:
         """A bug report and the file it is in, as `gocoder generate --context`."""
-        return {"id": p.id, "split": "test", "source": "bench:synth-fix",
-                "problem": {"description": p.description, "details": p.details},
-                "context": {"file": p.path, "before": p.prompt}, "plan": {"steps": []}}  # fmt: skip
+        return Record(id=p.id, split="test", source="bench:synth-fix",
+                      problem=Ask(description=p.description, details=p.details),
+                      context=Context(file=p.path, before=p.prompt), plan=Plan())
 
     def completion(self, p: Problem, code: str) -> str:
         """The answer put into the buggy file; one that cannot go in leaves the file as it is."""
@@ -282,7 +304,8 @@ def _with_setup(p: Problem, setup: str, completion: str, uses: str) -> str:
 
 
 def _helper_imports(have: str, code: str) -> str:
-    """Imports for helper packages the code uses (`strings.`) outside comments and does not import."""
+    """Imports for helper packages the code uses (`strings.`)
+    outside comments and does not import."""
     lines = [ln for ln in code.splitlines() if not ln.strip().startswith("//")]
     out = ""
     for pkg in GO_HELPER_IMPORTS:
@@ -293,7 +316,8 @@ def _helper_imports(have: str, code: str) -> str:
 
 
 def load_problems(path: str | Path, fmt: str, *, task: str = "synthesize") -> list[Problem]:
-    """Read a benchmark JSONL file of the given format; a record missing a field is an error naming its line."""
+    """Read a benchmark JSONL file of the given format; a record missing a
+    field is an error naming its line."""
     if fmt not in FORMATS:
         raise GocoderError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if task not in ("synthesize", "fix"):
@@ -307,7 +331,9 @@ def load_problems(path: str | Path, fmt: str, *, task: str = "synthesize") -> li
         try:
             p = harness.load(rec, task)
         except KeyError as e:
-            raise GocoderError(f"{path}:{lineno}: not a {fmt} record: missing field {e.args[0]!r}") from None
+            raise GocoderError(
+                f"{path}:{lineno}: not a {fmt} record: missing field {e.args[0]!r}"
+            ) from None
         if p.id in seen:
             raise GocoderError(f"{path}:{lineno}: duplicate problem id {p.id!r}")
         seen.add(p.id)
@@ -342,12 +368,13 @@ def _entry(prompt: str, where: str) -> str:
     return f.name
 
 
-def problem_record(problem: Problem, task: str = "synthesize") -> dict:
-    """The hierarchical record the model reads for a problem (docs/FORMATS.md; no plan or solution)."""
+def problem_record(problem: Problem, task: str = "synthesize") -> Record:
+    """The hierarchical record the model reads for a problem
+    (docs/FORMATS.md; no plan or solution)."""
     return problem.harness.record(problem, task)
 
 
-def _function_record(problem: Problem, task: str) -> dict:
+def _function_record(problem: Problem, task: str) -> Record:
     """A function to write. synthesize: the description, the prompt file head up to the signature as
     context, the signature in the details. fix: "Fix bugs in NAME." with the file holding the buggy
     function as context."""
@@ -357,17 +384,27 @@ def _function_record(problem: Problem, task: str) -> dict:
     first, _, rest = problem.description.strip().partition("\n")
     if task == "fix":
         if not problem.buggy:
-            raise GocoderError(f"{problem.id}: the fix task needs a buggy solution ({problem.format} has none)")
+            raise GocoderError(
+                f"{problem.id}: the fix task needs a buggy solution ({problem.format} has none)"
+            )
         before, details = problem.setup + problem.buggy, ""
     else:
-        before, details = problem.setup + head, (rest + "\n\n" if rest else "") + f"Signature: {signature}"
-    return {
-        "id": problem.id, "split": "test", "source": f"bench:{problem.format}",
-        "problem": {"description": first, "details": details},
-        "context": {"file": problem.harness.file, "before": before,
-                    **({"related": [{"file": f, "code": c} for f, c in problem.related]} if problem.related else {})},
-        "plan": {"steps": []},
-    }  # fmt: skip
+        before, details = (
+            problem.setup + head,
+            (rest + "\n\n" if rest else "") + f"Signature: {signature}",
+        )
+    return Record(
+        id=problem.id,
+        split="test",
+        source=f"bench:{problem.format}",
+        problem=Ask(description=first, details=details),
+        context=Context(
+            file=problem.harness.file,
+            before=before,
+            related=tuple(Related(file=f, code=c) for f, c in problem.related),
+        ),
+        plan=Plan(),
+    )
 
 
 def completion_from_code(problem: Problem, code: str) -> str:
@@ -385,12 +422,12 @@ def _function_completion(problem: Problem, code: str) -> str:
 
     The code is usually the whole entry-point function (maybe with helpers, maybe a whole file): the
     completion is that function's body with its closing brace, then the helper declarations (not
-    `main`, and nothing the prompt or test already declares). Code whose one function is not named as
-    the entry point gives that function's body: the prompt has already written the signature, so the
-    body is what the model answered (small models rarely copy a snake_case name); of several such
-    functions, the one the others serve (no other calls it) answers and the rest are its helpers. Code
-    with only methods or types gives a body that panics, then those declarations. Other code is taken
-    as the body itself, closed with a brace when it parses as statements.
+    `main`, and nothing the prompt or test already declares). Code whose one function is not named
+    as the entry point gives that function's body: the prompt has already written the signature, so
+    the body is what the model answered (small models rarely copy a snake_case name); of several
+    such functions, the one the others serve (no other calls it) answers and the rest are its
+    helpers. Code with only methods or types gives a body that panics, then those declarations.
+    Other code is taken as the body itself, closed with a brace when it parses as statements.
     """
     from gocoder.check.validate import get_checker
 
@@ -403,7 +440,9 @@ def _function_completion(problem: Problem, code: str) -> str:
     if entry is None and res.ok and res.decls and res.kind in ("file", "decls"):
         # only methods or types: nothing answers the signature; the declarations still go after the
         # closed function so that the program builds and the answer is judged wrong, not unbuildable
-        entry_body = '\n\tpanic("gocoder: the answer declares no function for the entry point")\n}\n'
+        entry_body = (
+            '\n\tpanic("gocoder: the answer declares no function for the entry point")\n}\n'
+        )
         return entry_body + "".join("\n" + raw[d.start : d.end].decode() + "\n" for d in res.decls
                                     if not (d.kind == "func" and d.name in taken))  # fmt: skip
     if entry is None:
@@ -421,16 +460,19 @@ def _function_completion(problem: Problem, code: str) -> str:
 
 
 def _root_func(funcs: list, raw: bytes) -> object | None:
-    """The function that answers when none has the entry point's name: the one no other function calls
-    (the others are its helpers), the last such one when several are; None without functions."""
+    """The function that answers when none has the entry point's name: the one no
+    other function calls (the others are its helpers), the last such one when
+    several are; None without functions."""
     texts = {d.name: raw[d.start : d.end].decode() for d in funcs}
-    roots = [d for d in funcs if not any(re.search(rf"\b{re.escape(d.name)}\s*\(", t[max(body_open(t), 0) :])
-                                         for name, t in texts.items() if name != d.name)]  # fmt: skip
+    roots = [d for d in funcs
+             if not any(re.search(rf"\b{re.escape(d.name)}\s*\(", t[max(body_open(t), 0) :])
+                        for name, t in texts.items() if name != d.name)]  # fmt: skip
     return (roots or funcs)[-1] if funcs else None
 
 
 def zero_completion(problem: Problem) -> str:
-    """A trivial completion that returns the zero values of the signature's results (for harness checks)."""
+    """A trivial completion that returns the zero values of the
+    signature's results (for harness checks)."""
     f = last_func(problem.prompt)
     sig = problem.prompt[f.start :] if f else ""
     at = body_open(sig)
@@ -440,13 +482,23 @@ def zero_completion(problem: Problem) -> str:
         results = results[1:-1]
     types = split_list(results)  # (int, map[string]int): two
     decls = "".join(f"\tvar z{i} {t}\n" for i, t in enumerate(types))
-    body = decls + ("\treturn " + ", ".join(f"z{i}" for i in range(len(types))) + "\n" if types else "") + "}\n"
-    # The prompt's imports must be used or the file does not compile; the test uses json and reflect.
+    body = (
+        decls
+        + ("\treturn " + ", ".join(f"z{i}" for i in range(len(types))) + "\n" if types else "")
+        + "}\n"
+    )
+    # The prompt's imports must be used or the file does not compile;
+    # the test uses json and reflect.
     imported = {i.path for i in imports(problem.prompt)}
-    uses = [f"var _ = {ref}\n" for pkg, ref in _IMPORT_REFS.items() if pkg in imported and ref not in problem.test]
+    uses = [
+        f"var _ = {ref}\n"
+        for pkg, ref in _IMPORT_REFS.items()
+        if pkg in imported and ref not in problem.test
+    ]
     return body + ("\n" + "".join(uses) if uses else "")
 
 
 # A symbol of each package that MBXP prompts import, to reference it from a trivial completion.
-_IMPORT_REFS = {"math": "math.Pi", "sort": "sort.Ints", "strings": "strings.Contains", "strconv": "strconv.Itoa",
-                "fmt": "fmt.Sprint", "regexp": "regexp.MustCompile", "bytes": "bytes.Equal"}  # fmt: skip
+_IMPORT_REFS = {"math": "math.Pi", "sort": "sort.Ints", "strings": "strings.Contains",
+                "strconv": "strconv.Itoa", "fmt": "fmt.Sprint", "regexp": "regexp.MustCompile",
+                "bytes": "bytes.Equal"}  # fmt: skip

@@ -4,56 +4,61 @@ Three figures, side by side and never mixed, each with its budget (docs/BENCHMAR
 - greedy: pass@1 without feedback, one greedy answer a problem;
 - sampled: pass@k by the unbiased estimator of Chen et al. (2021), "Evaluating Large Language Models
   Trained on Code", over n >= k answers drawn at a temperature and top-p;
-- loop: pass@1 with the refinement loop, which may run the problem's visible checks only (and reads the
-  compiler's and the checks' output); the one answer it submits is scored on the hidden checks.
-Model answers are generated in batches by the engine (many prompts per call: a GPU with `--device cuda`);
-the loop runs problem by problem, and its first round is the greedy answer (never generated twice).
-Rows append to OUT/results.jsonl as they finish, so a rerun skips problems already done.
+- loop: pass@1 with the refinement loop, which may run the problem's visible checks only (and reads
+  the compiler's and the checks' output); the one answer it submits is scored on the hidden checks.
+Model answers are generated in batches by the engine (many prompts per call: a GPU with
+`--device cuda`); the loop runs problem by problem, and its first round is the greedy
+answer (never generated twice).
+Each answer is run in the sandbox and judged by gocoder/eval/scoring.py. Rows append to
+OUT/results.jsonl as they finish, so a rerun skips problems already done.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from gocoder import GocoderError
-from gocoder.check.sandbox import Limits, SandboxResult, run_go
+from gocoder.check.sandbox import Limits
 from gocoder.config import BenchConfig, GenerateConfig
-from gocoder.eval.answers import answer_codes, batch_seed, complete_codes, generate_codes  # noqa: F401
-from gocoder.eval.benchmarks import (
-    Answer,
-    Problem,
-    completion_from_code,
-    load_problems,
-    problem_record,
-    zero_completion,
+from gocoder.eval.answers import (  # noqa: F401
+    answer_codes,
+    batch_seed,
+    complete_codes,
+    generate_codes,
 )
-from gocoder.eval.checks import GO_POS, feedback, mbxp_checks
+from gocoder.eval.benchmarks import Problem, completion_from_code, load_problems, problem_record
+from gocoder.eval.checks import feedback
 from gocoder.eval.figures import mean_pass_at_k, pass_at_k, summarize  # noqa: F401 (here too)
+from gocoder.eval.scoring import (  # noqa: F401 (NO_CHECK, parses: re-exported)
+    NO_CHECK,
+    OUTPUT_KEEP,
+    excluded_why,
+    parses,
+    score,
+    scored,
+)
 from gocoder.fsio import atomic_write
 from gocoder.inference.engine import Sampling
 from gocoder.progress import Progress
 from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 
-OUTPUT_KEEP = 2000  # characters of failing output kept per sample in results.jsonl
-NO_CHECK = "gocoder: no pass"  # how a run that exited 0 without running its checks says why it failed
-NO_TESTS = "testing: warning: no tests to run"  # Go's test binary, which then exits 0
-_PASS = re.compile(r"^PASS$", re.M)  # the test binary's last word when every test it ran passed
+if TYPE_CHECKING:  # the loader and the loop: imported where a checkpoint is loaded
+    from gocoder.inference.generate import Generator
 
 
 def read_completions(path: str | Path) -> dict[str, list[str]]:
-    """task_id -> completions, in file order; a line without task_id or completion is an error naming it."""
+    """task_id -> completions, in file order; a line without task_id or
+    completion is an error naming it."""
     out: dict[str, list[str]] = defaultdict(list)
     for lineno, rec in read_jsonl_numbered(path):
         text = rec.get("completion", rec.get("generation"))
@@ -63,102 +68,9 @@ def read_completions(path: str | Path) -> dict[str, list[str]]:
     return dict(out)
 
 
-def score(problem: Problem, completion: str, limits: Limits, typecheck_first: bool = False) -> SandboxResult:
-    """Run the harness's program for one completion. typecheck_first: a one-file program that gocheck's
-    parser or go/types rejects is a build error without a build (the compiler's errors are go/types': on
-    9,280 sampled MBXP answers go/types rejected 8,085 of the 8,086 that failed to build and none that
-    built, in 16 s where the builds took 27 minutes; BENCHMARKS.md), its first errors as the build output.
-    go/types resolves the standard library only: a program with an import it cannot resolve (HumanEval-X's
-    testify, which the sandbox's go.mod maps to gocoder/check/gotestify) goes to the build, which resolves it.
-    A program passes only if its checks ran (`checks_ran`): exit 0 alone is not a pass."""
-    prog = problem.program(completion)
-    if typecheck_first and len(prog) == 1:
-        from gocoder.check.validate import check
-
-        (name, src), = prog.items()
-        r = check(src, typecheck=True, gofmt=False, decls=False)
-        errs = sorted(r.errors or r.type_errors, key=lambda d: (d.line, d.col))[:10] if not r.error else ()
-        if errs and not any("could not import" in d.msg for d in r.type_errors):
-            out = "".join(f"./{name}:{d.line}:{d.col}: {d.msg}\n" for d in errs)
-            return SandboxResult(status="build_error", build_output=f"# go/types (gocheck)\n{out}")
-    if problem.mode == "run":
-        if not _check_count(problem.test):
-            return SandboxResult(status="fail", stderr=f"{NO_CHECK}: its main calls no deepCompare\n")
-        # a mark printed after main's last check: a program that exits 0 before it (os.Exit in the answer)
-        # ran no check to the end; a fresh random mark each run, so no answer can print it
-        mark = f"gocoder-checks-done-{secrets.token_hex(8)}"
-        (name, src), = prog.items()
-        end = src.rstrip().rindex("}")
-        prog = {name: f"{src[:end]}\tprintln({json.dumps(mark)})\n{src[end:]}"}
-        res = run_go(prog, mode="run", limits=limits)
-        if res.passed and mark not in res.stderr:
-            res.status, res.stderr = "fail", res.stderr + f"{NO_CHECK}: it exited before main's checks ended\n"
-        res.stderr = res.stderr.replace(mark + "\n", "")
-        return res
-    res = run_go(prog, mode=problem.mode, limits=limits)
-    if res.passed and (NO_TESTS in res.stdout + res.stderr or not _PASS.search(res.stdout)):
-        res.status, res.stderr = "fail", res.stderr + f"{NO_CHECK}: the test binary ran no test to its end\n"
-    return res
-
-
-def _check_count(test: str) -> int:
-    """How many checks an MBXP test's main runs (0 when it has no main to run them)."""
-    try:
-        return len(mbxp_checks(test)[1])
-    except (ValueError, GocoderError):
-        return 0
-
-
-def excluded_why(problem: Problem, limits: Limits) -> str:
-    """Why the problem's test never compiles ("" when it does), decided from the problem alone, once: its
-    reference solution where the benchmark ships one (HumanEval-X, HumanEvalPack), else a zero-value body,
-    which builds everywhere a right answer would, built by the compiler (typecheck_first plays no part).
-    A build error inside the test's own lines is then the harness's, never an answer's: an answer that leaves
-    out a package the test needs (HumanEval-X imports math for the test only if the answer uses it) fails."""
-    if problem.harness.test_builds:  # synth-fix: its build (gocoder/eval/synthfix.py) ran the tests
-        return ""
-    comp = problem.reference or zero_completion(problem)
-    (_, src), = problem.program(comp).items()
-    res = score(problem, comp, limits, False)
-    if res.status != "build_error":
-        return ""
-    first_test_line = src[: src.rindex(problem.test)].count("\n") + 1 if problem.test in src else 1 << 30
-    m = GO_POS.search(res.build_output)
-    if m and int(m.group(2)) >= first_test_line:
-        return f"its test never compiles ({m.group(1)}:{m.group(2)}: {m.group(4).strip()})"
-    return ""
-
-
-def parses(problem: Problem, completion: str) -> bool:
-    """Whether the program of a completion parses (go/parser through gocheck): the floor under every answer,
-    apart from whether it builds or passes."""
-    from gocoder.check.validate import check
-
-    return all(check(src, typecheck=False, gofmt=False, decls=False).ok
-               for name, src in problem.program(completion).items() if name.endswith(".go"))
-
-
-def _scored(problem: Problem, comps: list[str], limits: Limits, typecheck_first: bool) -> dict[str, Any]:
-    """Each completion's verdict; equal completions are run once (a small model repeats itself often, and
-    n = 100 samples of 928 problems is 92,800 programs to build), and what go/types rejects is not built."""
-    seen: dict[str, dict[str, Any]] = {}
-    for comp in comps:
-        if comp in seen:
-            continue
-        res = score(problem, comp, limits, typecheck_first)
-        ok = parses(problem, comp)
-        row = {"status": res.status, "parses": ok, "wall_s": round(res.wall_s, 3), "build_s": round(res.build_s, 3),
-               "parses_raw": parses(problem, comp.raw) if isinstance(comp, Answer) else ok}
-        if not res.passed:
-            out = res.build_output if res.status == "build_error" else res.stderr + res.stdout
-            row["output"] = out[-OUTPUT_KEEP:]
-        seen[comp] = row
-    rows = [seen[c] for c in comps]
-    return {"n": len(rows), "c": sum(r["status"] == "ok" for r in rows), "samples": rows, "completions": comps}
-
-
 def _visible_runner(problem: Problem, limits: Limits, tc: bool) -> Callable[[str], Any] | None:
-    """The loop's test callback: the visible checks' verdict and feedback (None: the format has none)."""
+    """The loop's test callback: the visible checks' verdict and
+    feedback (None: the format has none)."""
     from gocoder.inference.generate import TestResult
 
     vis = problem.visible()
@@ -173,9 +85,10 @@ def _visible_runner(problem: Problem, limits: Limits, tc: bool) -> Callable[[str
     return run
 
 
-def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: Limits,
+def _loop_job(problem: Problem, gen: Generator, cfg: BenchConfig, task: str, limits: Limits,
               base: Sampling) -> tuple[str, dict[str, Any]]:  # fmt: skip
-    """The loop on the visible checks: (its first round's code = the greedy answer, the submitted answer's row)."""
+    """The loop on the visible checks: (its first round's code = the greedy
+    answer, the submitted answer's row)."""
     from gocoder.inference.generate import solve
 
     t0 = time.monotonic()
@@ -183,47 +96,54 @@ def _loop_job(problem: Problem, gen: Any, cfg: BenchConfig, task: str, limits: L
     r = solve(gen, problem_record(problem, task), max_iters=cfg.refine_iters, tests=tests,
               sampling=base)  # greedy rounds (base is greedy): the first is the greedy answer
     seconds = time.monotonic() - t0
-    row = _scored(problem, [completion_from_code(problem, r.code)], limits, cfg.typecheck_first)
-    row.update(candidates=r.candidates, rounds=r.iterations, seconds=round(seconds, 3), visible_passed=r.passed,
+    row = scored(problem, [completion_from_code(problem, r.code)], limits, cfg.typecheck_first)
+    row.update(candidates=r.candidates, rounds=r.iterations, seconds=round(seconds, 3),
+               visible_passed=r.passed,
                feedback=[t["verdict"]["diagnostic"][:OUTPUT_KEEP] for t in r.trace])  # fmt: skip
     return r.trace[0]["code"], row
 
 
-def _filter_job(p: Problem, comps: list[str], limits: Limits, t_gen: float, tc: bool) -> dict[str, Any]:
-    """Complete mode's loop: the candidates (the greedy answer, then the sampled ones; completions, the text
-    after the prompt) run the visible checks in order; the first to pass them is submitted (the greedy answer
-    when none does), scored on the hidden checks. One round, no feedback in a prompt: CodeT-style filtering
-    by the checks a user has."""
+def _filter_job(
+    p: Problem, comps: list[str], limits: Limits, t_gen: float, tc: bool
+) -> dict[str, Any]:
+    """Complete mode's loop: the candidates (the greedy answer, then the sampled ones;
+    completions, the text after the prompt) run the visible checks in order; the first to pass
+    them is submitted (the greedy answer when none does), scored on the hidden checks. One round,
+    no feedback in a prompt: CodeT-style filtering by the checks a user has."""
     t0 = time.monotonic()
     vis = p.visible()
     pick, passed, tried = comps[0], False, set()
-    for comp in comps if vis.test or vis.files else ():  # synth-fix's checks are its package's test files
+    # synth-fix's checks are its package's test files
+    for comp in comps if vis.test or vis.files else ():
         if comp in tried:  # a small model repeats itself: each distinct candidate runs once
             continue
         tried.add(comp)
         if score(vis, comp, limits, tc).passed:
             pick, passed = comp, True
             break
-    row = _scored(p, [pick], limits, tc)
+    row = scored(p, [pick], limits, tc)
     row.update(candidates=len(comps), rounds=1, seconds=round(time.monotonic() - t0 + t_gen, 3),
                visible_passed=passed, visible_runs=len(tried))  # fmt: skip
     return row
 
 
-def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, limits: Limits,
+def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Generator, task: str, limits: Limits,
                 pool: ThreadPoolExecutor, base: Sampling) -> list[dict[str, Any]]:  # fmt: skip
     """Generate a batch's answers (greedy, sampled, loop) and score them, problems in parallel."""
     t0 = time.monotonic()
     greedy: list[list[str]] | None = None
     filtering = cfg.mode == "complete" and cfg.refine_iters > 0
     if cfg.refine_iters == 0 or filtering:
-        greedy = answer_codes(gen, batch, task, 1, dataclasses.replace(base, temperature=0.0, top_p=1.0, top_k=0),
+        greedy = answer_codes(gen, batch, task, 1,
+                              dataclasses.replace(base, temperature=0.0, top_p=1.0, top_k=0),
                               cfg.mode)  # fmt: skip
     t_greedy = time.monotonic() - t0
     sampled, t_sampled = None, 0.0
     if cfg.samples > 1:
         t1 = time.monotonic()
-        s = dataclasses.replace(base, temperature=cfg.temperature, top_p=cfg.top_p, seed=batch_seed(cfg.seed, batch))
+        s = dataclasses.replace(
+            base, temperature=cfg.temperature, top_p=cfg.top_p, seed=batch_seed(cfg.seed, batch)
+        )
         sampled = answer_codes(gen, batch, task, cfg.samples, s, cfg.mode)
         t_sampled = time.monotonic() - t1
 
@@ -233,41 +153,55 @@ def _batch_rows(batch: list[Problem], cfg: BenchConfig, gen: Any, task: str, lim
         p = batch[i]
         row: dict[str, Any] = {"id": p.id, "format": p.format}
         if filtering:
-            comps = [completion_from_code(p, c) for c in greedy[i] + (sampled[i] if sampled else [])]
+            comps = [
+                completion_from_code(p, c) for c in greedy[i] + (sampled[i] if sampled else [])
+            ]
             row["loop"] = _filter_job(p, comps, limits, (t_greedy + t_sampled) / len(batch), tc)
-            row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits, tc)
+            row["greedy"] = scored(p, [completion_from_code(p, c) for c in greedy[i]], limits, tc)
         elif cfg.refine_iters > 0:
             first, row["loop"] = _loop_job(p, gen, cfg, task, limits, base)
-            row["greedy"] = _scored(p, [completion_from_code(p, first)], limits, tc)
+            row["greedy"] = scored(p, [completion_from_code(p, first)], limits, tc)
         else:
-            row["greedy"] = _scored(p, [completion_from_code(p, c) for c in greedy[i]], limits, tc)
+            row["greedy"] = scored(p, [completion_from_code(p, c) for c in greedy[i]], limits, tc)
             row["greedy"]["gen_s"] = round(t_greedy / len(batch), 3)
         if sampled is not None:
-            row["sampled"] = _scored(p, [completion_from_code(p, c) for c in sampled[i]], limits, tc)
+            row["sampled"] = scored(
+                p, [completion_from_code(p, c) for c in sampled[i]], limits, tc
+            )
             row["sampled"]["gen_s"] = round(t_sampled / len(batch), 3)
         return row
 
     return list(pool.map(job, range(len(batch))))
 
 
-def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | Path, task: str = "synthesize",
-                  completions: dict[str, list[str]] | None = None, generator: Any = None,
-                  limits: Limits | None = None, console: Console | None = None,
+def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | Path,
+                  task: str = "synthesize", completions: dict[str, list[str]] | None = None,
+                  generator: Any = None, limits: Limits | None = None,
+                  console: Console | None = None,
                   generate: GenerateConfig | None = None) -> dict[str, Any]:  # fmt: skip
     """Score every problem (resuming from OUT/results.jsonl), then write and return the summary. The
-    answers are sampled with [generate]'s budget and guard (max_new_tokens, no_repeat_ngram); the sampled
-    answers' temperature, top-p and seed are [bench]'s."""
+    answers are sampled with [generate]'s budget and guard (max_new_tokens, no_repeat_ngram); the
+    sampled answers' temperature, top-p and seed are [bench]'s."""
     g = generate or GenerateConfig()
     base = Sampling(max_new_tokens=g.max_new_tokens, no_repeat_ngram=g.no_repeat_ngram,
                     max_plan_tokens=g.max_plan_tokens)
-    if generator is not None and cfg.mode == "complete" and cfg.refine_iters > 0 and cfg.samples < 2:
-        raise GocoderError("--refine-iters in complete mode filters the sampled answers by the visible checks: "
-                           "give --samples N (N >= 2)")
+    if (
+        generator is not None
+        and cfg.mode == "complete"
+        and cfg.refine_iters > 0
+        and cfg.samples < 2
+    ):
+        raise GocoderError(
+            "--refine-iters in complete mode filters the sampled answers by the visible checks: "
+            "give --samples N (N >= 2)"
+        )
     if (completions is None) == (generator is None):
         raise GocoderError("bench: give either completions or a generator")
     limits, out = limits or Limits(), Path(out)
     if out.exists() and not out.is_dir():
-        raise GocoderError(f"{out}: not a folder; --out names the folder for results.jsonl and summary.json")
+        raise GocoderError(
+            f"{out}: not a folder; --out names the folder for results.jsonl and summary.json"
+        )
     excluded = {p.id: p.excluded for p in problems if p.excluded}
     todo = [p for p in problems if not p.excluded and (completions is None or p.id in completions)]
     t0 = time.monotonic()
@@ -281,16 +215,38 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
             step = cfg.batch_size if generator is not None else max(1, cfg.workers) * 4
             for at in range(0, len(pending), step):
                 batch = pending[at : at + step]
-                # once per problem, from the problem alone, before any answer: never from what an answer did
-                why = dict(zip([p.id for p in batch], pool.map(lambda p: excluded_why(p, limits), batch), strict=True))
-                rows = [{"id": p.id, "format": p.format, "excluded": why[p.id]} for p in batch if why[p.id]]
+                # once per problem, from the problem alone, before any
+                # answer: never from what an answer did
+                why = dict(
+                    zip(
+                        [p.id for p in batch],
+                        pool.map(lambda p: excluded_why(p, limits), batch),
+                        strict=True,
+                    )
+                )
+                rows = [
+                    {"id": p.id, "format": p.format, "excluded": why[p.id]}
+                    for p in batch
+                    if why[p.id]
+                ]
                 batch = [p for p in batch if not why[p.id]]
                 if generator is not None and batch:
                     rows += _batch_rows(batch, cfg, generator, task, limits, pool, base)
                 elif batch:
-                    rows += list(pool.map(lambda p: _given_row(p, completions[p.id], limits, cfg.typecheck_first,
-                                                               cfg.refine_iters > 0), batch))
-                for row in rows:  # a batch is written whole: Ctrl-C between batches loses nothing written
+                    rows += list(
+                        pool.map(
+                            lambda p: _given_row(
+                                p,
+                                completions[p.id],
+                                limits,
+                                cfg.typecheck_first,
+                                cfg.refine_iters > 0,
+                            ),
+                            batch,
+                        )
+                    )
+                # a batch is written whole: Ctrl-C between batches loses nothing written
+                for row in rows:
                     writer.write(row)
                 bar.advance(task_id, len(rows))
     # The writer made out/ with its first row; with none (nothing to score) it is made here, last.
@@ -298,39 +254,50 @@ def run_benchmark(problems: Sequence[Problem], cfg: BenchConfig, *, out: str | P
     ids = {p.id for p in todo}
     rows = [r for r in read_jsonl(results) if r["id"] in ids] if results.exists() else []
     excluded.update({r["id"]: r["excluded"] for r in rows if r.get("excluded")})
-    summary = summarize([r for r in rows if not r.get("excluded")], cfg, excluded, time.monotonic() - t0,
-                        len(pending))  # fmt: skip
-    atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")  # whole, or the last one stays
+    summary = summarize([r for r in rows if not r.get("excluded")], cfg, excluded,
+                        time.monotonic() - t0, len(pending))  # fmt: skip
+    # whole, or the last one stays
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def _given_row(p: Problem, comps: list[str], limits: Limits, tc: bool, loop: bool = False) -> dict[str, Any]:
-    """A completions file's answers, scored; with loop, also the one answer that filtering them by the visible
-    checks submits, in the file's order (put the greedy answer first: it is submitted when none passes)."""
-    row = {"id": p.id, "format": p.format, "given": _scored(p, comps, limits, tc)}
+def _given_row(
+    p: Problem, comps: list[str], limits: Limits, tc: bool, loop: bool = False
+) -> dict[str, Any]:
+    """A completions file's answers, scored; with loop, also the one answer that filtering
+    them by the visible checks submits, in the file's order (put the greedy answer first: it
+    is submitted when none passes)."""
+    row = {"id": p.id, "format": p.format, "given": scored(p, comps, limits, tc)}
     if loop:
         row["loop"] = _filter_job(p, comps, limits, 0.0, tc)
     return row
 
 
-def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesize", checkpoint: str | None = None,
-          completions: str | Path | None = None, limit: int | None = None, out: str | Path | None = None,
-          generate: GenerateConfig, console: Console | None = None,
-          retrieve: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
-    """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator (on generate.device,
-    generate.max_new_tokens an answer), score them. retrieve: a folder or index file (gocoder/inference/retrieve.py)
-    whose declarations best matching each problem go into its prompt (mode record)."""
+def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesize",
+          checkpoint: str | None = None, completions: str | Path | None = None,
+          limit: int | None = None, out: str | Path | None = None, generate: GenerateConfig,
+          console: Console | None = None, retrieve: str | Path | None = None,
+          retrieval: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Load a benchmark file, take completions from a JSONL or a checkpoint's Generator (on
+    generate.device, generate.max_new_tokens an answer), score them. retrieve: a folder or index
+    file (gocoder/inference/retrieve.py) whose declarations best matching each problem go into
+    its prompt (mode record), ranked as retrieval (a RetrieveConfig; None: bm25) says."""
     for name, bad in (("--samples", cfg.samples < 1), ("--batch-size", cfg.batch_size < 1),
                       ("--refine-iters", cfg.refine_iters < 0)):  # fmt: skip
         if bad:
             raise GocoderError(f"{name}: must be at least {0 if name == '--refine-iters' else 1}")
-    problems = [dataclasses.replace(p, fix_imports=cfg.fix_imports) for p in load_problems(file, fmt, task=task)]
+    problems = [
+        dataclasses.replace(p, fix_imports=cfg.fix_imports)
+        for p in load_problems(file, fmt, task=task)
+    ]
     comps, gen = None, None
     if completions is not None:
         comps = read_completions(completions)
         unknown = sorted(set(comps) - {p.id for p in problems})
         if unknown:
-            raise GocoderError(f"{completions}: {len(unknown)} task ids not in {file}, e.g. {unknown[0]!r}")
+            raise GocoderError(
+                f"{completions}: {len(unknown)} task ids not in {file}, e.g. {unknown[0]!r}"
+            )
     else:
         from gocoder.inference.generate import Generator
 
@@ -341,21 +308,33 @@ def bench(cfg: BenchConfig, file: str | Path, fmt: str, *, task: str = "synthesi
         problems = problems[:limit]
     if retrieve is not None:
         if gen is None or cfg.mode != "record":
-            raise GocoderError("--retrieve needs a model's answers in mode record (not --completions or complete)")
-        problems = with_retrieved(problems, gen, retrieve, generate.max_new_tokens, task)
-    limits = Limits(wall_s=cfg.wall_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb, build_s=cfg.build_s)
-    return run_benchmark(problems, cfg, out=out or cfg.out, task=task, completions=comps, generator=gen,
-                         limits=limits, console=console, generate=generate)  # fmt: skip
+            raise GocoderError(
+                "--retrieve needs a model's answers in mode record (not --completions or complete)"
+            )
+        problems = with_retrieved(problems, gen, retrieve, generate.max_new_tokens, task, retrieval)
+    limits = Limits(
+        wall_s=cfg.wall_s, cpu_s=cfg.cpu_s, memory_mb=cfg.memory_mb, build_s=cfg.build_s
+    )
+    return run_benchmark(problems, cfg, out=out or cfg.out, task=task, completions=comps,
+                         generator=gen, limits=limits, console=console,
+                         generate=generate)  # fmt: skip
 
 
-def with_retrieved(problems: list[Problem], gen: Any, where: str | Path, max_new: int, task: str) -> list[Problem]:
+def with_retrieved(
+    problems: list[Problem],
+    gen: Generator,
+    where: str | Path,
+    max_new: int,
+    task: str,
+    retrieval: Any = None,
+) -> list[Problem]:
     """Each problem with the declarations of the index at where that best match it, as many as its
     prompt holds uncut (gocoder/inference/retrieve.py, Generator.with_related)."""
     from gocoder.inference.retrieve import open_index
 
-    idx = open_index(where)
+    idx = open_index(where, retrieve=retrieval, gen=gen)
     out = []
     for p in problems:
-        rel = gen.with_related(problem_record(p, task), idx, max_new)["context"].get("related", [])
-        out.append(dataclasses.replace(p, related=tuple((r["file"], r["code"]) for r in rel)))
+        rel = gen.with_related(problem_record(p, task), idx, max_new).context.related
+        out.append(dataclasses.replace(p, related=tuple((r.file, r.code) for r in rel)))
     return out

@@ -1,5 +1,6 @@
-"""A harness's checks and what a run of them says: MBXP's visible and hidden checks, and the feedback a
-repair round reads (a gocoder.eval.benchmarks.Problem's; this module imports none of it, benchmarks imports it).
+"""A harness's checks and what a run of them says: MBXP's visible and hidden checks, and the
+feedback a repair round reads (a gocoder.eval.benchmarks.Problem's; this module imports none
+of it, benchmarks imports it).
 
 The split rule (docs/BENCHMARKS.md): MBXP's `func main` is a run of checks, each ending in a
 `deepCompare(...)` call; the visible checks are the first one, the hidden checks all of them.
@@ -16,12 +17,14 @@ if TYPE_CHECKING:
     from gocoder.check.sandbox import SandboxResult
 
 OUTPUT_KEEP = 2000  # characters of output a feedback keeps at most
-GO_POS = re.compile(r"^\s*\S*?(\w+\.go):(\d+):(?:(\d+):)? ?(.*)$", re.M)  # file.go:line[:col]: message
+# file.go:line[:col]: message
+GO_POS = re.compile(r"^\s*\S*?(\w+\.go):(\d+):(?:(\d+):)? ?(.*)$", re.M)
 
 
 def mbxp_checks(test: str) -> tuple[str, list[str]]:
-    """(the test up to and with `func main() {`, its checks in order): a check is the lines of main up to
-    and with a `deepCompare(` call (MBXP's `actual_N := ...`, `expected_N := ...`, `deepCompare(...)`)."""
+    """(the test up to and with `func main() {`, its checks in order): a check is the
+    lines of main up to and with a `deepCompare(` call (MBXP's `actual_N := ...`,
+    `expected_N := ...`, `deepCompare(...)`)."""
     at = test.index("func main() {") + len("func main() {")
     body = test[at:].rstrip()
     if not body.endswith("}"):
@@ -57,10 +60,13 @@ def feedback(problem: Any, completion: str, res: SandboxResult) -> str:
     out = res.stderr + res.stdout
     if res.passed:
         return ""
-    panic = next((ln for ln in out.splitlines() if ln.startswith(("panic:", "--- FAIL", "fatal error:"))), "")
+    panic = next(
+        (ln for ln in out.splitlines() if ln.startswith(("panic:", "--- FAIL", "fatal error:"))), ""
+    )
     check = problem.harness.failed_check(problem, panic) if panic.startswith("panic: ") else None
     if check is not None:  # MBXP's deepCompare panics with its message
         return f"check failed: {panic}\n{check.strip()}"
-    frame = next((m for m in GO_POS.finditer(out) if m.group(1) in files), None)  # a test's message or a frame
+    # a test's message or a frame
+    frame = next((m for m in GO_POS.finditer(out) if m.group(1) in files), None)
     where = f"\nat {at(frame)}" if frame else ""
     return f"{res.status}: {panic or out.strip()[:OUTPUT_KEEP]}{where}"[:OUTPUT_KEEP]

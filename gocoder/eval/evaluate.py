@@ -1,11 +1,12 @@
 """`gocoder eval`: run the refinement loop on held-out records and measure what it wrote.
 
-Per record (problem and context as the prompt, the record's plan and solution as the reference): exact
-match, AST similarity (1 - the normalized edit distance between gocheck's normalized syntax trees, op
-"ast"), syntax- and type-valid, intent accuracy and target F1 of the generated plan, iterations, a premature
-stop (the controller said done on code that failed), first-try vs final validity. Rows go to a JSONL as
-they are measured, so a killed run resumes where it stopped. An arena (`compare`) runs two checkpoints on
-the same records and counts per-record wins; `promote` copies the winner into a best slot atomically.
+Per record (problem and context as the prompt, the record's plan and solution as the reference):
+exact match, AST similarity (1 - the normalized edit distance between gocheck's normalized syntax
+trees, op "ast"), syntax- and type-valid, intent accuracy and target F1 of the generated plan,
+iterations, a premature stop (the controller said done on code that failed), first-try vs final
+validity. Rows go to a JSONL as they are measured, so a killed run resumes where it stopped. An
+arena (`compare`) runs two checkpoints on the same records and counts per-record wins; `promote`
+copies the winner into a best slot atomically.
 """
 
 from __future__ import annotations
@@ -13,12 +14,26 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gocoder import GocoderError
+from gocoder.record import Record
 
-SUMMARY = ("exact_match", "ast_similarity", "syntax_valid", "type_valid", "intent_accuracy", "target_f1",
-           "iterations", "premature_stop", "first_try_valid", "final_valid")
+if TYPE_CHECKING:  # the loader and the loop: imported where a checkpoint is loaded
+    from gocoder.inference.generate import Generator
+
+SUMMARY = (
+    "exact_match",
+    "ast_similarity",
+    "syntax_valid",
+    "type_valid",
+    "intent_accuracy",
+    "target_f1",
+    "iterations",
+    "premature_stop",
+    "first_try_valid",
+    "final_valid",
+)
 
 
 def edit_similarity(a: list[str], b: list[str]) -> float:
@@ -35,7 +50,8 @@ def edit_similarity(a: list[str], b: list[str]) -> float:
 
 
 def shape(code: str, checker: Any = None) -> list[str]:
-    """gocheck's normalized syntax tree of code (node kinds in pre-order; see go/gocheck/shape.go)."""
+    """gocheck's normalized syntax tree of code (node kinds in
+    pre-order; see go/gocheck/shape.go)."""
     from gocoder.check.validate import _raw, get_checker
 
     resp = (checker or get_checker()).request({"op": "ast", "kind": "auto", "_raw": _raw(code)})
@@ -54,33 +70,52 @@ def _target(t: str) -> str:
 
 
 def plan_scores(pred: list[dict], gold: list[dict]) -> tuple[float, float]:
-    """(intent accuracy, target F1): intents compared step by step over the longer plan; targets as sets
-    (a struct target is a type, as the serializer writes it)."""
+    """(intent accuracy, target F1): intents compared step by step over the longer plan; targets
+    as sets (a struct target is a type, as the serializer writes it)."""
     n = max(len(pred), len(gold))
-    acc = 1.0 if n == 0 else sum(p.get("intent") == g.get("intent") for p, g in zip(pred, gold, strict=False)) / n
+    acc = (
+        1.0
+        if n == 0
+        else sum(p.get("intent") == g.get("intent") for p, g in zip(pred, gold, strict=False)) / n
+    )
     P = {_target(s.get("target", "")) for s in pred} - {""}
     G = {_target(s.get("target", "")) for s in gold} - {""}
     f1 = 1.0 if not P and not G else 2 * len(P & G) / (len(P) + len(G))
     return acc, f1
 
 
-def score(rec: dict[str, Any], res: Any, checker: Any = None) -> dict[str, Any]:
+def score(rec: Record, res: Any, checker: Any = None) -> dict[str, Any]:
     """The measurements of one record's result (a gocoder.inference.generate.Result)."""
-    gold = rec.get("solution", {}).get("code", "")
-    acc, f1 = plan_scores(res.plan, rec.get("plan", {}).get("steps", []))
+    gold = rec.code
+    acc, f1 = plan_scores(res.plan, [s.to_dict() for s in rec.steps])
     # a tree search asks the controller nothing: no premature stop to count
-    premature = any(t.get("premature") for t in res.trace) if any("premature" in t for t in res.trace) else None
-    return {"id": rec.get("id"), "code": res.code, "plan": res.plan,
-            "exact_match": _norm_code(res.code) == _norm_code(gold),
-            "ast_similarity": edit_similarity(shape(res.code, checker), shape(gold, checker)),
-            "syntax_valid": res.syntax_ok, "type_valid": res.type_ok, "intent_accuracy": acc, "target_f1": f1,
-            "iterations": res.iterations, "premature_stop": premature, "first_try_valid": res.first_try_ok,
-            "final_valid": res.syntax_ok and res.type_ok is not False and res.passed is not False,
-            "passed": res.passed, "candidates": res.candidates}
+    premature = (
+        any(t.get("premature") for t in res.trace)
+        if any("premature" in t for t in res.trace)
+        else None
+    )
+    return {
+        "id": rec.id,
+        "code": res.code,
+        "plan": res.plan,
+        "exact_match": _norm_code(res.code) == _norm_code(gold),
+        "ast_similarity": edit_similarity(shape(res.code, checker), shape(gold, checker)),
+        "syntax_valid": res.syntax_ok,
+        "type_valid": res.type_ok,
+        "intent_accuracy": acc,
+        "target_f1": f1,
+        "iterations": res.iterations,
+        "premature_stop": premature,
+        "first_try_valid": res.first_try_ok,
+        "final_valid": res.syntax_ok and res.type_ok is not False and res.passed is not False,
+        "passed": res.passed,
+        "candidates": res.candidates,
+    }
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Means over rows (type_valid over the rows that were type-checked, premature_stop over loop rows)."""
+    """Means over rows (type_valid over the rows that were type-checked,
+    premature_stop over loop rows)."""
     out: dict[str, Any] = {"items": len(rows)}
     for k in SUMMARY:
         vals = [float(r[k]) for r in rows if r.get(k) is not None]
@@ -88,39 +123,41 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def load_records(data: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """The first limit records of data, each with an id and a problem; none is an error."""
-    from gocoder.records import read_jsonl
+def load_records(data: str | Path, limit: int | None = None) -> list[Record]:
+    """The first limit records of data; a bad one is an error naming its line, none is an error."""
+    from gocoder.records import read_jsonl_numbered
 
     recs = []
-    for rec in read_jsonl(data):
+    for lineno, d in read_jsonl_numbered(data):
         if limit is not None and len(recs) >= limit:
             break
-        if "id" not in rec or "problem" not in rec:
-            raise GocoderError(f"{data}: record {len(recs) + 1} lacks an id or a problem")
-        recs.append(rec)
+        recs.append(Record.from_dict(d, where=f"{data}:{lineno}"))
     if not recs:  # a summary of nothing would read as a model that scores 0
-        why = "--limit 0" if limit == 0 else "an empty file (annotate warns when a split gets no repository)"
+        why = (
+            "--limit 0"
+            if limit == 0
+            else "an empty file (annotate warns when a split gets no repository)"
+        )
         raise GocoderError(f"{data}: no records to evaluate: {why}")
     return recs
 
 
-def evaluate(gen: Any, data: str | Path, out: str | Path, *, limit: int | None = None, solve_kw: dict | None = None,
-             progress: Any = None) -> dict[str, Any]:
-    """Run gocoder.inference.generate.solve on each record of data (up to limit) and write one row per record to out
-    (JSONL, resumable: ids already there are not redone). Returns the summary over all rows of out that
-    belong to these records."""
+def evaluate(gen: Generator, data: str | Path, out: str | Path, *, limit: int | None = None,
+             solve_kw: dict | None = None, progress: Any = None) -> dict[str, Any]:
+    """Run gocoder.inference.generate.solve on each record of data (up to limit) and write one
+    row per record to out (JSONL, resumable: ids already there are not redone). Returns the
+    summary over all rows of out that belong to these records."""
     from gocoder.inference.generate import solve
     from gocoder.records import JsonlWriter, read_jsonl
 
     recs = load_records(data, limit)
     with JsonlWriter(out) as w:
         for rec in recs:
-            if rec["id"] not in w.seen:
+            if rec.id not in w.seen:
                 w.write(score(rec, solve(gen, rec, **(solve_kw or {}))))
             if progress is not None:
                 progress(1)
-    ids = {r["id"] for r in recs}
+    ids = {r.id for r in recs}
     rows = [r for r in read_jsonl(out) if r["id"] in ids]
     return dict(summarize(rows), out=str(out))
 
@@ -147,14 +184,15 @@ def compare(a: Path | str, b: Path | str) -> dict[str, Any]:
 
 
 def promote(winner: str | Path, best: str | Path) -> Path:
-    """Copy the checkpoint folder winner to best, atomically: a copy under a temporary name, then renames
-    (the old best is removed only once the new one is in place)."""
+    """Copy the checkpoint folder winner to best, atomically: a copy under a temporary name, then
+    renames (the old best is removed only once the new one is in place)."""
     src, dst = Path(winner), Path(best)
     if not (src / "config.json").is_file():
         raise GocoderError(f"{src}: not a checkpoint folder (no config.json)")
     tmp, old = dst.with_name(f".{dst.name}.tmp"), dst.with_name(f".{dst.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("state.pt"))  # weights, config, tokenizer
+    # weights, config, tokenizer
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("state.pt"))
     shutil.rmtree(old, ignore_errors=True)
     if dst.exists():
         os.replace(dst, old)
@@ -163,33 +201,55 @@ def promote(winner: str | Path, best: str | Path) -> Path:
     return dst
 
 
-def run_eval(cfg: Any, checkpoint: str | Path, data: str | Path, *, out: str | Path | None = None,
-             limit: int | None = None, against: str | Path | None = None, best: str | Path | None = None,
-             margin: float = 0.02, progress: Any = None) -> dict[str, Any]:
-    """`gocoder eval`: evaluate checkpoint on data (cfg: the [generate] section); with against, evaluate it
-    too on the same records and run the arena; with best, copy the winner there when its win rate clears
-    0.5 + margin. Rows go to out (default work/eval/NAME-DATA-SETTINGS.jsonl, one file per settings)."""
+def run_eval(
+    cfg: Any,
+    checkpoint: str | Path,
+    data: str | Path,
+    *,
+    out: str | Path | None = None,
+    limit: int | None = None,
+    against: str | Path | None = None,
+    best: str | Path | None = None,
+    margin: float = 0.02,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """`gocoder eval`: evaluate checkpoint on data (cfg: the [generate] section); with against,
+    evaluate it too on the same records and run the arena; with best, copy the winner there when
+    its win rate clears 0.5 + margin. Rows go to out (default
+    work/eval/NAME-DATA-SETTINGS.jsonl, one file per settings)."""
     from gocoder.inference.generate import Generator, sampling_from
     from gocoder.records import content_hash
 
     if limit is not None and limit < 1:
         raise GocoderError(f"--limit {limit}: must be at least 1")
-    if not 0 <= margin <= 0.5:  # a win rate is in [0, 1]: a margin past 0.5 never promotes, below 0 always
+    # a win rate is in [0, 1]: a margin past 0.5 never promotes, below 0 always
+    if not 0 <= margin <= 0.5:
         raise GocoderError(f"--margin {margin:g}: expected a win-rate margin from 0 to 0.5")
     if best is not None and against is None:
-        raise GocoderError("--promote needs --against: a checkpoint is promoted by winning the arena")
+        raise GocoderError(
+            "--promote needs --against: a checkpoint is promoted by winning the arena"
+        )
 
-    kw = {"samples": cfg.samples, "max_iters": cfg.max_iters, "search": cfg.search, "budget": cfg.budget or None,
-          "typecheck": cfg.typecheck, "sampling": sampling_from(cfg, cfg.samples, cfg.search), "ucb_c": cfg.ucb_c}
+    kw = {
+        "samples": cfg.samples,
+        "max_iters": cfg.max_iters,
+        "search": cfg.search,
+        "budget": cfg.budget or None,
+        "typecheck": cfg.typecheck,
+        "sampling": sampling_from(cfg, cfg.samples, cfg.search),
+        "ucb_c": cfg.ucb_c,
+    }
 
-    def one(gen: Any, dest: str | Path | None) -> dict[str, Any]:
+    def one(gen: Generator, dest: str | Path | None) -> dict[str, Any]:
         if dest is None:
-            tag = content_hash(str(gen.path.resolve()), str(Path(data).resolve()), repr(sorted(kw.items())))[:10]
+            tag = content_hash(
+                str(gen.path.resolve()), str(Path(data).resolve()), repr(sorted(kw.items()))
+            )[:10]
             dest = Path("work/eval") / f"{gen.path.name}-{Path(data).stem}-{tag}.jsonl"
         return evaluate(gen, data, dest, limit=limit, solve_kw=kw, progress=progress)
 
-    # every input is checked before the first model is evaluated: the records (cheap) first, then both
-    # models, so a missing or corrupt --against fails in seconds, not after a whole evaluation
+    # every input is checked before the first model is evaluated: the records (cheap) first, then
+    # both models, so a missing or corrupt --against fails in seconds, not after a whole evaluation
     load_records(data, limit)
     gen_a = Generator.load(checkpoint, device=cfg.device)
     gen_b = Generator.load(against, device=cfg.device) if against is not None else None
@@ -197,7 +257,9 @@ def run_eval(cfg: Any, checkpoint: str | Path, data: str | Path, *, out: str | P
     report: dict[str, Any] = {"checkpoint": str(gen_a.path), "summary": res}
     if gen_b is None:
         return report
-    res_b = one(gen_b, Path(res["out"]).with_name(Path(res["out"]).stem + "-against.jsonl") if out else None)
+    res_b = one(
+        gen_b, Path(res["out"]).with_name(Path(res["out"]).stem + "-against.jsonl") if out else None
+    )
     arena = compare(res["out"], res_b["out"])
     report.update(against=str(gen_b.path), against_summary=res_b, arena=arena, promoted=None)
     rate = arena["win_rate"]

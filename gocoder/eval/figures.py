@@ -30,8 +30,8 @@ def mean_pass_at_k(counts: Sequence[tuple[int, int]], ks: Sequence[int]) -> dict
             for k in ks if counts and all(n >= k for n, _ in counts)}  # fmt: skip
 
 
-def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, str], seconds: float,
-              ran: int) -> dict[str, Any]:  # fmt: skip
+def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, str],
+              seconds: float, ran: int) -> dict[str, Any]:  # fmt: skip
     """The summary: one section per figure (given, greedy, sampled, loop), each with its budget."""
     out: dict[str, Any] = {"problems": len(rows) + len(excluded), "scored": len(rows)}
     for key in ("given", "greedy", "sampled", "loop"):
@@ -39,12 +39,15 @@ def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, 
         if not secs:
             continue
         sec: dict[str, Any] = {
-            "pass@k": mean_pass_at_k([(s["n"], s["c"]) for s in secs], (1,) if key in ("greedy", "loop") else cfg.ks),
+            "pass@k": mean_pass_at_k([(s["n"], s["c"]) for s in secs],
+                                     (1,) if key in ("greedy", "loop") else cfg.ks),
             "samples": sum(s["n"] for s in secs), "passed": sum(s["c"] for s in secs),
             # as scored (a cut answer closed by the harness), and as the model wrote it
             "parsed": sum(bool(x.get("parses")) for s in secs for x in s["samples"]),
-            "parsed_raw": sum(bool(x.get("parses_raw", x.get("parses"))) for s in secs for x in s["samples"]),
-            "status_counts": dict(sorted(Counter(x["status"] for s in secs for x in s["samples"]).items())),
+            "parsed_raw": sum(bool(x.get("parses_raw", x.get("parses")))
+                              for s in secs for x in s["samples"]),
+            "status_counts": dict(sorted(Counter(x["status"] for s in secs
+                                                 for x in s["samples"]).items())),
         }  # fmt: skip
         if key in ("greedy", "sampled"):  # one round, no feedback
             sec.update(candidates_per_problem=1 if key == "greedy" else cfg.samples, rounds=1)
@@ -52,12 +55,15 @@ def summarize(rows: list[dict[str, Any]], cfg: BenchConfig, excluded: dict[str, 
             sec.update(n=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
         if key == "loop":
             sec.update(candidates_mean=round(sum(s["candidates"] for s in secs) / len(secs), 3),
-                       rounds_max=cfg.refine_iters, rounds_mean=round(sum(s["rounds"] for s in secs) / len(secs), 3),
+                       rounds_max=cfg.refine_iters,
+                       rounds_mean=round(sum(s["rounds"] for s in secs) / len(secs), 3),
                        seconds_per_problem=round(sum(s["seconds"] for s in secs) / len(secs), 3),
                        visible_passed=sum(bool(s["visible_passed"]) for s in secs))  # fmt: skip
-        elif key != "given" and all("gen_s" in s for s in secs):  # greedy with the loop: its first round
+        elif key != "given" and all("gen_s" in s for s in secs):
+            # greedy with the loop: its first round
             sec["gen_seconds_per_problem"] = round(sum(s["gen_s"] for s in secs) / len(secs), 3)
         out[key] = sec
-    out.update(excluded=[{"id": i, "reason": why} for i, why in sorted(excluded.items())], seconds=round(seconds, 2),
+    out.update(excluded=[{"id": i, "reason": why} for i, why in sorted(excluded.items())],
+               seconds=round(seconds, 2),
                seconds_per_problem=round(seconds / ran, 3) if ran else None)  # fmt: skip
     return out

@@ -1,31 +1,36 @@
-"""`gocoder prbench`: a benchmark of real changes, mined from local git clones the model never saw.
+"""`gocoder prbench run`: answer a benchmark of real changes with the model, and score the answers.
 
 What `gocoder generate --pr-desc` is for, measured: a problem is one commit (or merged PR) of a
-repository, mined by gocoder's own collect (gocoder/collect/gitlog.py) and annotate (gocoder/collect/annotate.py) code:
-the description is the commit's title and body, the context the file it changes at the parent commit,
-and the answer the top-level declarations the change added or modified there. docs/PRBENCH.md names the
-repositories, the rule that picked them and the problems, and the one command that rebuilds the set.
+local git clone the model never saw, mined by gocoder/eval/prmine.py (`gocoder prbench build`): its
+description, the file it changes at the parent commit, and the declarations the change added or
+modified there. Each is answered as generate answers (with or without the repository's retrieved
+declarations) and scored against the real change, at the parent commit's tree.
 
 Scores (docs/PRBENCH.md), each a mean over the problems:
 - parses: the answer is Go declarations gocheck parses;
-- typechecks: the answer, put into the file (gocoder/inference/patch.py put_in: declarations replaced or appended,
-  imports fixed, gofmt), type-checks with the rest of its package at the parent commit (gocheck's
-  typecheck_package, imports resolved offline from GOROOT and the module); counted only where the package
-  at the parent commit type-checks as it is (`baseline_typechecks`), and the real change's rate beside it;
+- typechecks: the answer, put into the file (gocoder/inference/patch.py put_in: declarations
+  replaced or appended, imports fixed, gofmt), type-checks with the rest of its package at the
+  parent commit (gocheck's typecheck_package, imports resolved offline from GOROOT and the module);
+  counted only where the package at the parent commit type-checks as it is (`baseline_typechecks`),
+  and the real change's rate beside it;
 - edit_similarity: 1 - Levenshtein distance / the longer length, between the gofmt'ed answer and the
   gofmt'ed real declarations (CodeXGLUE's and RepoBench's edit similarity, on characters);
-- exact: the two are equal after gofmt.
-The repository's own tests are not run (NOT done: docs/PRBENCH.md says why).
+- exact: the two are equal after gofmt;
+- tests_pass: where the commit added or changed Test functions in the changed file's package and
+  those tests pass at the commit (run offline in the sandbox, gocoder/check/sandbox.py), they pass
+  with the answer put into the file at the parent instead (over those `tests_problems`), the real
+  declarations' rate, put in the same way, beside it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,126 +40,28 @@ from typing import Any
 import numpy as np
 
 from gocoder import GocoderError
+from gocoder.check.confine import Limits
+from gocoder.eval.prmine import build_prbench, git, git_dir, show  # noqa: F401 (re-exported)
+from gocoder.record import Context, Problem, Record
 from gocoder.records import read_jsonl_numbered
+from gocoder.text.gosource import func_body, funcs
 
-# Titles that name no change a description could ask for: releases, dependency and tooling chores.
-_CHORE = re.compile(r"^(bump|release|v?\d+\.\d+|update (go\.mod|deps|dependencies|ci|readme)|go mod|gofmt|lint|"
-                    r"merge|revert|ci[:\s]|docs?[:\s]|typo|readme)", re.I)
-MAX_ANSWER_BYTES = 2000  # the shipped model writes 256 tokens an answer (~900 bytes); twice that at most
-MAX_FILE_BYTES = 30_000
+# a package's test binary: the limits `gocoder generate --tests` runs a package's tests under, with
+# room for the threads of a concurrency library's tests
+TEST_LIMITS = Limits(wall_s=60.0, cpu_s=60, procs=256)
+_MODULE = re.compile(r"^module\s+\"?([^\s\"]+)", re.M)  # go.mod's module path
 
-
-# ------------------------------------------------------------------------------------------- build
-
-def _git(repo: Path, *args: str) -> str:
-    p = subprocess.run(["git", "--git-dir", str(_git_dir(repo)), *args], capture_output=True, text=True)
-    if p.returncode != 0:
-        raise GocoderError(f"{repo}: git {' '.join(args[:2])}: {p.stderr.strip().splitlines()[:1]}")
-    return p.stdout
-
-
-def _git_dir(repo: Path) -> Path:
-    return repo / ".git" if (repo / ".git").exists() else repo
-
-
-def eligible(hrec: dict[str, Any], raw: dict[str, Any]) -> str:
-    """Why a mined change is not a problem ("" when it is): see docs/PRBENCH.md, the selection rule."""
-    title = hrec["problem"]["description"]
-    go = [f for f in raw["files_changed"] if f["path"].endswith(".go")]
-    src = [f for f in go if not f["path"].endswith("_test.go")]
-    if _CHORE.match(title) or len(title.split()) < 3:
-        return "chore-or-short-title"
-    if len(src) != 1 or src[0]["status"] != "modified":
-        return "not-one-modified-file"  # the answer must go into one existing file
-    if src[0]["path"] != hrec["context"]["file"] or "/vendor/" in f"/{src[0]['path']}":
-        return "context-elsewhere"
-    code = hrec["solution"]["code"]
-    if not code.strip() or len(code.encode()) > MAX_ANSWER_BYTES or len(src[0]["before"]) > MAX_FILE_BYTES:
-        return "too-long"
-    if not hrec["solution"]["validation"]["syntax"]:
-        return "after-does-not-parse"
-    return ""
-
-
-def mine(repo: Path, label: str) -> tuple[list[dict[str, Any]], Counter[str]]:
-    """Every eligible change of a clone's first-parent history (merges, squash merges and plain commits)."""
-    from gocoder.check.validate import get_checker
-    from gocoder.collect.annotate import build, check_batch
-    from gocoder.collect.gitlog import GitSource
-    from gocoder.config import CollectConfig
-
-    src, why = GitSource(repo, CollectConfig(), all_commits=True), Counter()
-    out = []
-    try:
-        for sha, payload in src.units(why):
-            if payload is None:
-                continue
-            raws, skips = src.work(payload)
-            why.update(skips)
-            for raw in raws:
-                # the answer is the change to the package's code: its tests' changes are left out of it
-                raw = {**raw, "files_changed": [f for f in raw["files_changed"] if not f["path"].endswith("_test.go")]}
-                if not raw["files_changed"]:
-                    why["tests-only"] += 1
-                    continue
-                recs, reason = build(raw, check_batch([raw], get_checker())[0], (1.0, 0.0, 0.0))
-                if reason or len(recs) != 1:
-                    why[reason or "split"] += 1
-                    continue
-                if r := eligible(recs[0], raw):
-                    why[r] += 1
-                    continue
-                h = recs[0]
-                parent = payload[0].parents[0] if payload[0].parents else ""
-                if not parent:
-                    why["root-commit"] += 1
-                    continue
-                after = next(f["after"] for f in raw["files_changed"] if f["path"] == h["context"]["file"])
-                out.append({"id": f"{label}@{sha[:12]}", "repo": label, "sha": sha, "parent": parent,
-                            "path": h["context"]["file"], "description": h["problem"]["description"],
-                            "details": h["problem"]["details"], "before": h["context"]["before"],
-                            "answer": h["solution"]["code"], "after": after})
-    finally:
-        src.close()
-    return out, why
-
-
-def build_prbench(repos: Sequence[Path], out: Path, per_repo: int = 40,
-                  log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """Mine each clone (labelled by its folder name), keep at most per_repo problems of each (the first
-    by a hash of their id: a fixed pick that does not depend on the other repositories), and write them,
-    in the order of that hash, to out with a manifest (out + .manifest.json: each clone's HEAD and the
-    counts)."""
-    if len(repos) < 1:
-        raise GocoderError("prbench build: name at least one clone (--repo DIR, repeated)")
-    problems, manifest = [], {"repos": {}, "per_repo": per_repo}
-    for repo in repos:
-        if not _git_dir(repo).exists():
-            raise GocoderError(f"--repo {repo}: not a git clone")
-        label = repo.resolve().name.removesuffix(".git")
-        got, why = mine(repo, label)
-        got.sort(key=lambda p: hashlib.sha256(p["id"].encode()).hexdigest())
-        kept = got[:per_repo]
-        problems += kept
-        manifest["repos"][label] = {"head": _git(repo, "rev-parse", "HEAD").strip(), "eligible": len(got),
-                                    "kept": len(kept), "skipped": dict(why)}
-        log(f"{label}: {len(got)} eligible, {len(kept)} kept; skipped {dict(why)}")
-    # one order across repositories, by the same hash: --limit N takes a sample of every one
-    problems.sort(key=lambda p: hashlib.sha256(p["id"].encode()).hexdigest())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(p) + "\n" for p in problems))
-    Path(f"{out}.manifest.json").write_text(json.dumps({**manifest, "problems": len(problems)}, indent=1) + "\n")
-    return {"problems": len(problems), **manifest}
-
-
-# --------------------------------------------------------------------------------------------- run
 
 def edit_similarity(a: str, b: str) -> float:
-    """1 - Levenshtein(a, b) / max(len): 1.0 for equal texts. Row by row in numpy: a row's insertions are
-    a running minimum (D[j] = min_k<=j (T[k] + j - k)), so each row is a few vector operations."""
+    """1 - Levenshtein(a, b) / max(len): 1.0 for equal texts. Row by row in numpy: a
+    row's insertions are a running minimum (D[j] = min_k<=j (T[k] + j - k)), so each
+    row is a few vector operations."""
     if not a and not b:
         return 1.0
-    x, y = np.frombuffer(a.encode("utf-32-le"), np.uint32), np.frombuffer(b.encode("utf-32-le"), np.uint32)
+    x, y = (
+        np.frombuffer(a.encode("utf-32-le"), np.uint32),
+        np.frombuffer(b.encode("utf-32-le"), np.uint32),
+    )
     idx = np.arange(len(y) + 1)
     prev = idx.copy()
     for i in range(1, len(x) + 1):
@@ -169,12 +76,25 @@ def tree_at(repo: Path, sha: str, dest: Path) -> Path:
     """The files of sha, unpacked (once) under dest/sha."""
     d = dest / sha
     if not d.exists():
-        data = subprocess.run(["git", "--git-dir", str(_git_dir(repo)), "archive", "--format=tar", sha],
-                              capture_output=True, check=True).stdout
-        tmp = d.with_suffix(".tmp")
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(tmp, filter="data")
-        tmp.rename(d)
+        data = subprocess.run(
+            ["git", "--git-dir", str(git_dir(repo)), "archive", "--format=tar", sha],
+            capture_output=True,
+            check=True,
+        ).stdout
+        # a folder of this process's own, renamed into place: two runs sharing dest (plain
+        # and --retrieve side by side) never see a half-written tree, and the loser of the
+        # rename race keeps the winner's
+        dest.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{sha}.", dir=dest))
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                tar.extractall(tmp, filter="data")
+            tmp.rename(d)
+        except OSError:
+            if not d.is_dir():
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return d
 
 
@@ -187,16 +107,128 @@ def module_root(tree: Path, path: str) -> Path:
 
 
 def typechecks(tree: Path, path: str, text: str) -> bool:
-    """Whether the package of tree/path type-checks with text as that file (its _test files left out)."""
+    """Whether the package of tree/path type-checks with text as that
+    file (its _test files left out)."""
     from gocoder.check.validate import get_checker
 
     pkg = (tree / path).parent
-    files = [{"name": p.name, "src": text if p.name == Path(path).name else p.read_text(encoding="utf-8",
-                                                                                         errors="replace")}
-             for p in sorted(pkg.glob("*.go")) if not p.name.endswith("_test.go")]
-    resp = get_checker().request({"op": "typecheck_package", "files": files, "dir": str(module_root(tree, path))},
-                                 timeout_s=120)
+    files = [
+        {
+            "name": p.name,
+            "src": text
+            if p.name == Path(path).name
+            else p.read_text(encoding="utf-8", errors="replace"),
+        }
+        for p in sorted(pkg.glob("*.go"))
+        if not p.name.endswith("_test.go")
+    ]
+    resp = get_checker().request(
+        {"op": "typecheck_package", "files": files, "dir": str(module_root(tree, path))},
+        timeout_s=120,
+    )
     return "error" not in resp and not resp.get("file_errors")
+
+
+def _test_funcs(src: str) -> dict[str, str]:
+    """A _test.go file's top-level Test functions: name -> its text (to the end of src where
+    its body never closes)."""
+    out = {}
+    for f in funcs(src):
+        if not f.recv and f.name.startswith("Test"):
+            end = func_body(src, f)[1]
+            out[f.name] = src[f.start : end if end >= 0 else len(src)]
+    return out
+
+
+def changed_tests(repo: Path, p: dict[str, Any]) -> list[str]:
+    """The Test functions the commit added or changed in the _test.go
+    files of the changed file's folder."""
+    names = git(
+        repo, "diff-tree", "-r", "--no-commit-id", "--name-only", p["parent"], p["sha"]
+    ).splitlines()
+    folder = Path(p["path"]).parent
+    out = set()
+    for name in names:
+        if not name.endswith("_test.go") or Path(name).parent != folder:
+            continue
+        before, after = (_test_funcs(show(repo, sha, name)) for sha in (p["parent"], p["sha"]))
+        out |= {t for t, body in after.items() if before.get(t) != body}
+    return sorted(out)
+
+
+def run_tests(tree: Path, path: str, text: str, tests: Sequence[str], module_path: str = "",
+              limits: Limits = TEST_LIMITS) -> str:
+    """The sandbox status ("ok", "fail", "build_error", "timeout", ...) of the Test functions
+    tests of tree/path's package with text as that file, on a copy of its module: its go.mod cut
+    to the module and go lines (the rule admits only repositories whose code needs no module),
+    plus our offline testify where a test imports it. A tree without go.mod (before modules) is
+    given one naming module_path; "no-go-mod" where that is empty too."""
+    from gocoder.check.sandbox import TESTIFY_DIR, run_package_tests
+
+    root = module_root(tree, path)
+    gomod = (
+        (root / "go.mod").read_text(encoding="utf-8", errors="replace")
+        if (root / "go.mod").exists()
+        else ""
+    )
+    module = (
+        m.group(1) if (m := _MODULE.search(gomod)) else module_path
+    )
+    if not module:
+        return "no-go-mod"
+    go = re.search(r"^go\s+(\S+)", gomod, re.M)
+    tmp = Path(tempfile.mkdtemp(prefix="gocoder-prtest-"))
+    try:
+        mod = tmp / "m"
+        shutil.copytree(root, mod, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        (mod / "go.sum").unlink(missing_ok=True)
+        rel = (tree / path).relative_to(root)
+        (mod / rel).write_text(text, encoding="utf-8")
+        lines = [f"module {module}", "", f"go {go.group(1) if go else '1.16'}", ""]
+        if any("github.com/stretchr/testify" in f.read_text(encoding="utf-8", errors="replace")
+               for f in mod.rglob("*_test.go")):
+            lines += ["require github.com/stretchr/testify v1.8.4", "",
+                      f"replace github.com/stretchr/testify => {TESTIFY_DIR}", ""]
+        (mod / "go.mod").write_text("\n".join(lines))
+        args = [f"-test.run=^({'|'.join(tests)})$"]
+        return run_package_tests(mod, rel.parent.as_posix(), args=args, limits=limits).status
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def head_module(repo: Path) -> str:
+    """The module path of the clone's HEAD go.mod without its major-version suffix: the import
+    path a commit from before go.mod was written used ("" where HEAD has no go.mod)."""
+    m = _MODULE.search(show(repo, "HEAD", "go.mod"))
+    return re.sub(r"/v\d+$", "", m.group(1)) if m else ""
+
+
+def score_tests(p: dict[str, Any], code: str, repo: Path, trees: Path) -> dict[str, Any]:
+    """The tests score of one answer (docs/PRBENCH.md). `tests` says whether they apply: "ok", or
+    why not ("no-test-change": the commit changed no Test function of the package;
+    "at-commit-STATUS": those Test functions do not pass at the commit, run as below). Where they
+    apply: whether they pass with the answer put into the file at the parent (`tests_pass`), with
+    the real declarations put in the same way (`reference_tests_pass`), and whether they fail
+    with the file at the parent (`tests_fail_before`)."""
+    from gocoder.inference.patch import put_in
+
+    tests = changed_tests(repo, p)
+    if not tests:
+        return {"tests": "no-test-change"}
+    child, module = tree_at(repo, p["sha"], trees), head_module(repo)
+    status = run_tests(child, p["path"], p["after"], tests, module)
+    if status != "ok":
+        return {"tests": f"at-commit-{status}", "test_funcs": tests}
+
+    def passes(answer: str | None) -> bool:
+        try:
+            text = put_in(p["before"], answer, p["path"]) if answer is not None else p["before"]
+        except GocoderError:
+            return False
+        return run_tests(child, p["path"], text, tests, module) == "ok"
+
+    return {"tests": "ok", "test_funcs": tests, "tests_pass": passes(code),
+            "reference_tests_pass": passes(p["answer"]), "tests_fail_before": not passes(None)}
 
 
 def _gofmt(code: str) -> str | None:
@@ -216,8 +248,12 @@ def score(p: dict[str, Any], code: str, tree: Path) -> dict[str, Any]:
     r = check(code, kind="auto", gofmt=False)
     parses = bool(r.ok and r.decls)
     mine, ref = _gofmt(code) or code, _gofmt(p["answer"]) or p["answer"]
-    row = {"id": p["id"], "parses": parses, "edit_similarity": round(edit_similarity(mine.strip(), ref.strip()), 4),
-           "exact": _gofmt(code) is not None and mine.strip() == ref.strip()}
+    row = {
+        "id": p["id"],
+        "parses": parses,
+        "edit_similarity": round(edit_similarity(mine.strip(), ref.strip()), 4),
+        "exact": _gofmt(code) is not None and mine.strip() == ref.strip(),
+    }
     try:
         after = put_in(p["before"], code, p["path"]) if parses else None
     except GocoderError:
@@ -226,21 +262,38 @@ def score(p: dict[str, Any], code: str, tree: Path) -> dict[str, Any]:
     return row
 
 
-def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkpoint: str | None = None,
-                retrieve: bool = False, limit: int | None = None,
-                log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """Answer each problem of file with the model (one greedy candidate, the loop's first answer, imports
-    fixed as generate hands it over), with or without retrieval from the repository at the parent commit,
-    and score it; rows go to out/results.jsonl (a rerun resumes), the means to out/summary.json."""
+def run_prbench(
+    file: Path,
+    repos_dir: Path,
+    out: Path,
+    *,
+    generate: Any,
+    checkpoint: str | None = None,
+    retrieve: bool = False,
+    limit: int | None = None,
+    tests: bool = True,
+    log: Callable[[str], None] = lambda s: None,
+    retrieval: Any = None,
+) -> dict[str, Any]:
+    """Answer each problem of file with the model (one greedy candidate, the loop's first answer,
+    imports fixed as generate hands it over), with or without retrieval from the repository at
+    the parent commit, and score it (with the repository's tests unless tests is False); rows go
+    to out/results.jsonl (a rerun resumes), the means to out/summary.json. retrieval: how the
+    repository's declarations are ranked (a RetrieveConfig; None: bm25)."""
     from gocoder.check.validate import fix_imports
     from gocoder.inference.generate import Generator, sampling_from, solve
-    from gocoder.inference.retrieve import build_index
+    from gocoder.inference.retrieve import build_index, embedder_for
 
     problems = [rec for _, rec in read_jsonl_numbered(file)][:limit]
     gen = Generator.load(checkpoint, device=generate.device)
+    emb = embedder_for(retrieval, gen) if retrieve else None
     out.mkdir(parents=True, exist_ok=True)
     res_path = out / "results.jsonl"
-    done = {json.loads(ln)["id"]: json.loads(ln) for ln in res_path.open()} if res_path.exists() else {}
+    done = (
+        {json.loads(ln)["id"]: json.loads(ln) for ln in res_path.open()}
+        if res_path.exists()
+        else {}
+    )
     trees, t0 = out.parent / "trees", time.perf_counter()
     base: dict[str, bool] = {}
     with res_path.open("a") as f:
@@ -249,10 +302,18 @@ def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkp
                 continue
             repo = repos_dir / p["repo"]
             tree = tree_at(repo, p["parent"], trees / p["repo"])
-            rec = {"id": p["id"], "problem": {"description": p["description"], "details": p["details"]},
-                   "context": {"file": Path(p["path"]).name, "before": p["before"]}}
+            rec = Record(
+                id=p["id"],
+                problem=Problem(description=p["description"], details=p["details"]),
+                context=Context(file=Path(p["path"]).name, before=p["before"]),
+            )
             if retrieve:
-                idx, _ = build_index(tree, trees / p["repo"] / f"{p['parent']}.index.json")
+                idx, _ = build_index(
+                    tree,
+                    trees / p["repo"] / f"{p['parent']}.index.json",
+                    embedder=emb,
+                    method=retrieval.method if retrieval is not None else None,
+                )
                 rec = gen.with_related(rec, idx, generate.max_new_tokens, exclude=(p["path"],))
             t = time.perf_counter()
             res = solve(gen, rec, samples=1, max_iters=1, sampling=sampling_from(generate, 1))
@@ -262,13 +323,19 @@ def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkp
                 base[key] = typechecks(tree, p["path"], p["before"])
             row = {**score(p, code, tree), "baseline_typechecks": base[key],
                    "reference_typechecks": base[key] and typechecks(tree, p["path"], p["after"]),
-                   "related": len(rec["context"].get("related", [])), "gen_s": round(time.perf_counter() - t, 2),
-                   "code": code}
+                   "related": len(rec.context.related), "gen_s": round(time.perf_counter() - t, 2)}
+            if tests:
+                row.update(score_tests(p, code, repo, trees / p["repo"]))
+            row["code"] = code
             f.write(json.dumps(row) + "\n")
             f.flush()
             done[p["id"]] = row
-            log(f"prbench: {i + 1}/{len(problems)} {p['id']}: parses={row['parses']} "
-                f"typechecks={row['typechecks']} sim={row['edit_similarity']}")
+            log(
+                f"prbench: {i + 1}/{len(problems)} {p['id']}: parses={row['parses']} "
+                f"typechecks={row['typechecks']} sim={row['edit_similarity']} "
+                f"tests={row.get('tests', 'not run')}"
+                f"{' pass=' + str(row['tests_pass']) if 'tests_pass' in row else ''}"
+            )
     rows = [done[p["id"]] for p in problems if p["id"] in done]
     summary = summarize(rows, retrieve, time.perf_counter() - t0)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -276,17 +343,32 @@ def run_prbench(file: Path, repos_dir: Path, out: Path, *, generate: Any, checkp
 
 
 def summarize(rows: list[dict[str, Any]], retrieve: bool, seconds: float) -> dict[str, Any]:
-    """Means over the problems; the type-check rates over those whose package type-checks at the parent."""
+    """Means over the problems; the type-check rates over those whose package type-checks at the
+    parent, the tests rates over those whose tests apply (row "tests" == "ok")."""
     n = len(rows)
     tc = [r for r in rows if r["baseline_typechecks"]]
+    tp = [r for r in rows if r.get("tests") == "ok"]
 
     def mean(xs: list[float]) -> float | None:
         return round(sum(xs) / len(xs), 4) if xs else None
 
-    return {"problems": n, "retrieve": retrieve, "repos": dict(Counter(r["id"].split("@")[0] for r in rows)),
-            "parses": mean([r["parses"] for r in rows]),
-            "typechecks": mean([r["typechecks"] for r in tc]), "typecheck_problems": len(tc),
-            "reference_typechecks": mean([r["reference_typechecks"] for r in tc]),
-            "edit_similarity": mean([r["edit_similarity"] for r in rows]), "exact": mean([r["exact"] for r in rows]),
-            "related_mean": mean([r["related"] for r in rows]), "seconds": round(seconds, 1),
-            "tests": "not run (docs/PRBENCH.md)"}
+    return {
+        "problems": n,
+        "retrieve": retrieve,
+        "repos": dict(Counter(r["id"].split("@")[0] for r in rows)),
+        "parses": mean([r["parses"] for r in rows]),
+        "typechecks": mean([r["typechecks"] for r in tc]),
+        "typecheck_problems": len(tc),
+        "reference_typechecks": mean([r["reference_typechecks"] for r in tc]),
+        "edit_similarity": mean([r["edit_similarity"] for r in rows]),
+        "exact": mean([r["exact"] for r in rows]),
+        "tests_pass": mean([r["tests_pass"] for r in tp]),
+        "tests_problems": len(tp),
+        "reference_tests_pass": mean([r["reference_tests_pass"] for r in tp]),
+        "tests_fail_before": mean([r["tests_fail_before"] for r in tp]),
+        "tests_skipped": dict(
+            Counter(r.get("tests", "not-run") for r in rows if r.get("tests") != "ok")
+        ),
+        "related_mean": mean([r["related"] for r in rows]),
+        "seconds": round(seconds, 1),
+    }

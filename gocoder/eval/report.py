@@ -1,7 +1,7 @@
 """`gocoder report`: plots and a Markdown summary of a training run, for a person to read.
 
-Reads what `gocoder train` writes into its run folder (metrics.jsonl: `train-N` and `eval-N` rows; the
-newest checkpoint's config.json) and, when there is one, the per-item results of `gocoder eval`
+Reads what `gocoder train` writes into its run folder (metrics.jsonl: `train-N` and `eval-N` rows;
+the newest checkpoint's config.json) and, when there is one, the per-item results of `gocoder eval`
 (a JSONL of `Result`s: iterations, first_try_ok, syntax_ok, trace). Writes PNGs and report.md.
 
 Plots are drawn on matplotlib's Agg canvas without pyplot: no display, no global figure state.
@@ -53,14 +53,22 @@ def read_eval(path: str | Path) -> tuple[list[dict], str | None]:
     missing or holds none (the refinement plot is then skipped, never guessed)."""
     p = Path(path)
     if not p.is_file():
-        return [], f"no eval results at {p}: the valid-rate-by-iteration plot is skipped (run gocoder eval)"
+        return (
+            [],
+            f"no eval results at {p}: the valid-rate-by-iteration plot is skipped "
+            "(run gocoder eval)",
+        )
     items = []
     for r in read_jsonl(p):
         r = r.get("result", r) if isinstance(r.get("result"), dict) else r
         if isinstance(r.get("iterations"), int):
             items.append(r)
     if not items:
-        return [], f"{p}: no per-item results with `iterations`: the valid-rate-by-iteration plot is skipped"
+        return (
+            [],
+            f"{p}: no per-item results with `iterations`: the valid-rate-by-iteration "
+            "plot is skipped",
+        )
     return items, None
 
 
@@ -71,7 +79,8 @@ def _step_valid(step: dict) -> bool | None:
             if isinstance(d.get(k), bool):
                 return d[k]
     v = step.get("verdict")
-    if isinstance(v, list) and v and isinstance(v[0], int | float):  # gocoder.check.validate.verdict_features
+    # gocoder.check.validate.verdict_features
+    if isinstance(v, list) and v and isinstance(v[0], int | float):
         return v[0] > 0.5
     return None
 
@@ -79,8 +88,8 @@ def _step_valid(step: dict) -> bool | None:
 def item_validity(item: dict) -> list[bool]:
     """Validity of an item's code after each iteration 1..iterations: from its trace when every step
     says (a `Result`), else from the first-try and final flags (an eval row: first_try_valid,
-    syntax_valid), the iterations between counting as invalid. Exact when the loop stops at the first
-    code that parses, as it does without tests; with tests, a middle round may have parsed."""
+    syntax_valid), the iterations between counting as invalid. Exact when the loop stops at the
+    first code that parses, as it does without tests; with tests, a middle round may have parsed."""
     n = item["iterations"]
     steps = [s for s in item.get("trace") or [] if isinstance(s, dict)]
     per = [_step_valid(s) for s in steps]
@@ -93,7 +102,8 @@ def item_validity(item: dict) -> list[bool]:
 
 def valid_by_iteration(items: list[dict]) -> list[tuple[int, float, float, int]]:
     """Per iteration k: (k, share of all items with a parsing candidate by iteration k (an item that
-    stopped earlier keeps what it had), share parsing among the items that ran iteration k, items run)."""
+    stopped earlier keeps what it had), share parsing among the items
+    that ran iteration k, items run)."""
     vals = [item_validity(it) for it in items]
     top = max((len(v) for v in vals), default=0)
     out = []
@@ -128,7 +138,8 @@ def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 
 def plot_losses(train: list[dict], evals: list[dict], path: Path) -> None:
-    """One panel per loss (train, and validation where the trainer measures it), and the learning rate."""
+    """One panel per loss (train, and validation where the trainer
+    measures it), and the learning rate."""
     fig, ax = _figure(2, 3, (12, 6.5))
     for a, key in zip(ax.flat, LOSSES, strict=False):
         a.plot(*_series(train, key), label="train", lw=1.2)
@@ -149,24 +160,39 @@ def plot_syntax_valid(evals: list[dict], path: Path) -> None:
     fig, ax = _figure()
     a = ax[0, 0]
     a.plot(*_series(evals, "val_syntax_valid"), "o-", color="tab:purple")
-    a.set(title="validation: greedy samples gocheck accepts", ylabel="syntax-valid rate", ylim=(-0.02, 1.02))
+    a.set(
+        title="validation: greedy samples gocheck accepts",
+        ylabel="syntax-valid rate",
+        ylim=(-0.02, 1.02),
+    )
     _steps_axis(a)
     fig.savefig(path)
 
 
 def plot_halting(train: list[dict], evals: list[dict], path: Path) -> None:
-    """Left: segments run per validation example at the last evaluation that counted them; right: the
-    mean segments over steps (train and validation)."""
+    """Left: segments run per validation example at the last evaluation that counted them; right:
+    the mean segments over steps (train and validation)."""
     fig, ax = _figure(1, 2, (11, 4))
     hists = [r for r in evals if isinstance(r.get("val_segments_hist"), list)]
     a = ax[0, 0]
     if hists:
         h = hists[-1]["val_segments_hist"]  # h[i]: examples that halted after i + 1 segments
         a.bar(range(1, len(h) + 1), h, color="tab:orange")
-        a.set(title=f"halting: segments per example (eval at step {hists[-1]['step']})", xlabel="segments run",
-              ylabel="examples", xticks=range(1, len(h) + 1))
+        a.set(
+            title=f"halting: segments per example (eval at step {hists[-1]['step']})",
+            xlabel="segments run",
+            ylabel="examples",
+            xticks=range(1, len(h) + 1),
+        )
     else:
-        a.text(0.5, 0.5, "no val_segments_hist in metrics", ha="center", va="center", transform=a.transAxes)
+        a.text(
+            0.5,
+            0.5,
+            "no val_segments_hist in metrics",
+            ha="center",
+            va="center",
+            transform=a.transAxes,
+        )
         a.set_axis_off()
     a = ax[0, 1]
     a.plot(*_series(train, "halt_segments"), label="train", lw=1.2)
@@ -186,8 +212,13 @@ def plot_refinement(curve: list[tuple[int, float, float, int]], path: Path) -> N
     ks = [c[0] for c in curve]
     a.plot(ks, [c[1] for c in curve], "o-", label="valid by iteration k (all items)")
     a.plot(ks, [c[2] for c in curve], "s--", label="valid at iteration k (items that ran it)")
-    a.set(title="refinement: syntax-valid rate by iteration", xlabel="iteration (items that ran it)",
-          ylabel="valid rate", ylim=(-0.05, 1.05), xticks=ks)
+    a.set(
+        title="refinement: syntax-valid rate by iteration",
+        xlabel="iteration (items that ran it)",
+        ylabel="valid rate",
+        ylim=(-0.05, 1.05),
+        xticks=ks,
+    )
     a.set_xticklabels([f"{k}\n(n={n})" for k, _, _, n in curve])
     a.grid(alpha=0.3)
     a.legend(fontsize=8)
@@ -228,23 +259,38 @@ def _markdown(run: Path, meta: dict | None, train: list[dict], evals: list[dict]
     mcfg = (meta or {}).get("model", cfg.get("model", {}))
     planned = cfg.get("train", {}).get("steps")
     step = max([r["step"] for r in train + evals])
-    rows = [("run folder", f"`{run}`"),
-            ("model", f"{mcfg.get('type', '?')}, {meta['params']:,} parameters" if meta and "params" in meta
-             else "unknown (no checkpoint in the run folder)"),
-            ("steps", f"{step:,}" + (f" of {planned:,}" if planned else ""))]
+    rows = [
+        ("run folder", f"`{run}`"),
+        (
+            "model",
+            f"{mcfg.get('type', '?')}, {meta['params']:,} parameters"
+            if meta and "params" in meta
+            else "unknown (no checkpoint in the run folder)",
+        ),
+        ("steps", f"{step:,}" + (f" of {planned:,}" if planned else "")),
+    ]
     if isinstance(last.get("tokens"), int | float):
         rows.append(("tokens trained on", f"{int(last['tokens']):,}"))
     if isinstance(last.get("train_s"), int | float):
-        rows.append(("training time", _duration(last["train_s"]) + " (the optimizer loop, evaluations included)"))
+        rows.append(
+            (
+                "training time",
+                _duration(last["train_s"]) + " (the optimizer loop, evaluations included)",
+            )
+        )
     tps = [r["tokens_per_s"] for r in train if isinstance(r.get("tokens_per_s"), int | float)]
     if tps:
-        rows.append(("throughput", f"{sum(tps) / len(tps):,.0f} tokens/s (mean of the logged steps)"))
+        rows.append(
+            ("throughput", f"{sum(tps) / len(tps):,.0f} tokens/s (mean of the logged steps)")
+        )
     if isinstance(last.get("flops"), int | float):
         rows.append(("training FLOPs", f"{last['flops']:.3g}"))
     if meta:
         rows += [("git", f"`{meta.get('git_sha') or '?'}`"),
                  ("tokenizer", f"`{str(meta.get('tokenizer_hash', '?'))[:16]}`")]
-    md = [f"# Run report: {run.name}", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    md = [f"# Run report: {run.name}", "", "| | |", "|---|---|"] + [
+        f"| {k} | {v} |" for k, v in rows
+    ]
     md += ["", "## Final metrics", "", "| metric | value | step |", "|---|---|---|"]
     keys = [*LOSSES, "lr", "grad_norm", "tokens_per_s", "mfu", "halt_segments"]
     md += [f"| {k} | {_fmt(last[k])} | {last['step']} |" for k in keys if k in last]
@@ -253,20 +299,33 @@ def _markdown(run: Path, meta: dict | None, train: list[dict], evals: list[dict]
         md += [f"| {k} | {_fmt(v)} | {ev['step']} |" for k, v in ev.items()
                if k.startswith("val_") and not isinstance(v, list)]
     if curve:
-        md += ["", "## Refinement (gocoder eval)", "", "| iteration | valid by it | valid at it | items run |",
-               "|---|---|---|---|"] + [f"| {k} | {by:.3f} | {at:.3f} | {n} |" for k, by, at, n in curve]
+        md += [
+            "",
+            "## Refinement (gocoder eval)",
+            "",
+            "| iteration | valid by it | valid at it | items run |",
+            "|---|---|---|---|",
+        ] + [f"| {k} | {by:.3f} | {at:.3f} | {n} |" for k, by, at, n in curve]
     md += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in rep.images]
     if rep.notes:
         md += ["", "## Notes", ""] + [f"- {n}" for n in rep.notes]
     if meta:
         shown = {k: cfg[k] for k in ("model", "train") if k in cfg}
         shown["model"] = mcfg
-        md += ["", "## Config (model and train; the full config is in the checkpoint's config.json)", "",
-               "```json", json.dumps(shown, indent=2), "```"]
+        md += [
+            "",
+            "## Config (model and train; the full config is in the checkpoint's config.json)",
+            "",
+            "```json",
+            json.dumps(shown, indent=2),
+            "```",
+        ]
     return "\n".join(md) + "\n"
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None, eval_path: str | Path | None = None) -> Report:
+def build_report(
+    run_dir: str | Path, out: str | Path | None = None, eval_path: str | Path | None = None
+) -> Report:
     """Plots (losses.png, syntax_valid.png, halting.png, refinement.png) and report.md for a run
     folder, into out (default RUN_DIR/report). eval_path defaults to RUN_DIR/eval.jsonl."""
     need("matplotlib", "gocoder report")  # before anything is read or written
@@ -290,10 +349,16 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, eval_path: 
     if any(isinstance(r.get("val_syntax_valid"), int | float) for r in evals):
         draw("syntax_valid.png", plot_syntax_valid, evals)
     elif evals:
-        rep.notes.append("no val_syntax_valid in the eval rows (eval_samples = 0 or no valid split): plot skipped")
+        rep.notes.append(
+            "no val_syntax_valid in the eval rows (eval_samples = 0 or no valid "
+            "split): plot skipped"
+        )
     draw("halting.png", plot_halting, train, evals)
     if not evals:
-        rep.notes.append("no evaluation rows (train.eval_every is 0, above the steps run, or there is no valid split)")
+        rep.notes.append(
+            "no evaluation rows (train.eval_every is 0, above the steps run, or "
+            "there is no valid split)"
+        )
     elif not any("val_segments_hist" in r for r in evals):
         rep.notes.append("no val_segments_hist in the eval rows (a run from before it was logged)")
     items, note = read_eval(eval_path if eval_path is not None else run / "eval.jsonl")

@@ -1,5 +1,6 @@
-"""A candidate, its energy and the loop's state: the base both the refinement loop (gocoder/inference/generate.py)
-and the tree search (gocoder/inference/search.py) stand on, so that neither imports the other's module back.
+"""A candidate, its energy and the loop's state: the base both the refinement loop
+(gocoder/inference/generate.py) and the tree search (gocoder/inference/search.py) stand on, so that
+neither imports the other's module back.
 
 A candidate is one generated plan + code with gocheck's verdict, the tests' verdict when tests were
 given, and the controller's decision; energy orders candidates by those measurements.
@@ -8,11 +9,13 @@ given, and the controller's decision; energy orders candidates by those measurem
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from gocoder.inference.engine import Decision
+from gocoder.inference.engine import Decision, Sampling
 from gocoder.model.model import DONE
+from gocoder.record import Record
 from gocoder.text.serialize import repair_record
 
 
@@ -40,7 +43,11 @@ class Candidate:
     @property
     def passed(self) -> bool:
         """Parses, type-checks when asked, and passes the tests when given."""
-        return self.syntax_ok and self.type_ok is not False and (self.tests is None or self.tests.passed)
+        return (
+            self.syntax_ok
+            and self.type_ok is not False
+            and (self.tests is None or self.tests.passed)
+        )
 
     @property
     def done_prob(self) -> float:
@@ -62,10 +69,12 @@ class Candidate:
 
 
 def energy(c: Candidate) -> float:
-    """The validator's verdict as one number, lower is better: passing 0 < failing tests 1 < type errors 2
-    (+1 with failing tests) < syntax errors 4 + errors/10 < no code at all 6; minus half the controller's done
-    probability, which orders candidates inside a class and never across one."""
-    if not c.code.strip():  # an empty answer is never better than code with errors: those can be repaired
+    """The validator's verdict as one number, lower is better: passing 0 < failing
+    tests 1 < type errors 2 (+1 with failing tests) < syntax errors 4 + errors/10 < no
+    code at all 6; minus half the controller's done probability, which orders
+    candidates inside a class and never across one."""
+    # an empty answer is never better than code with errors: those can be repaired
+    if not c.code.strip():
         return 6.0 - 0.5 * c.done_prob
     e = 0.0 if c.syntax_ok else 4.0 + min(c.errors, 10) / 10
     e += 2.0 if c.syntax_ok and c.type_ok is False else 0.0
@@ -75,21 +84,38 @@ def energy(c: Candidate) -> float:
 
 @dataclass
 class LoopState:
-    rec: dict[str, Any]
+    rec: Record
     iteration: int = 0
     candidates: list[Candidate] = field(default_factory=list)
     best: int | None = None  # index into candidates
     current: int | None = None  # the candidate the next round repairs (the last round's best)
     trace: list[dict] = field(default_factory=list)
-    done: bool = False  # the code passed, or the controller said done on code that parses, type-checks and passes
+    # the code passed, or the controller said done on code that parses, type-checks and passes
+    done: bool = False
     premature: int = 0  # "done" said on code that does not parse or fails its tests, overridden
 
 
-def init_state(rec: dict[str, Any]) -> LoopState:
+class Sampler(Protocol):
+    """What the loop and the tree search ask of a Generator (gocoder/inference/generate.py), which
+    imports them: n candidates for a record, each checked, tested and judged."""
+
+    def sample(
+        self,
+        rec: Record,
+        n: int = 1,
+        sampling: Sampling | None = None,
+        *,
+        typecheck: bool = False,
+        tests: Callable[[str], TestResult] | None = None,
+    ) -> list[Candidate]: ...
+
+
+def init_state(rec: Record) -> LoopState:
     return LoopState(rec=rec)
 
 
-def refine_record(rec: dict[str, Any], prev: Candidate) -> dict[str, Any]:
-    """rec with the previous code and its first diagnostic as the refine block (the shards' repair rows)."""
+def refine_record(rec: Record, prev: Candidate) -> Record:
+    """rec with the previous code and its first diagnostic as the refine
+    block (the shards' repair rows)."""
     return repair_record(rec, prev.code, prev.diagnostic, syntax=prev.syntax_ok,
                          tests=None if prev.tests is None else prev.tests.passed)

@@ -1,14 +1,20 @@
 """KV caches and one-token forward steps of both model families, for gocoder/inference/engine.py.
 
+Over ~400 lines on purpose: the engine's two caches, `Core` (either family; rows leave the batch)
+and `StaticGPT` (a GPT's fixed-shape cache, for CUDA graphs), each replay the model's own Block
+in its order of operations with the same attention step, and are read against each other and the
+full forward (tests/test_engine.py, tests/test_decode.py).
+
 - `type = "gpt"`: one causal stack, one K/V cache per layer.
-- `type = "recursive"`: the model is a fixed chain of stack passes (per segment, per H cycle: l_cycles
-  generator passes, then one planner pass; gocoder/model/model.py `_recur`). Past the prompt every pass is causal
-  per position, so each pass and layer gets its own self-attention cache, and each planner state that the
-  generator cross-attends (the planner's output before each cycle) a cache of its cross-attention K/V.
-  A new token runs every pass at its own position only. Generator rope positions count from `<CODE>`,
-  the planner's are absolute; rows still writing the plan skip the generator passes.
-The blocks reuse the model's own modules (gocoder.model.model.Block's order of operations), so training code
-stays as it is; tests/test_engine.py checks the steps against the full forward.
+- `type = "recursive"`: the model is a fixed chain of stack passes (per segment, per H cycle:
+  l_cycles generator passes, then one planner pass; gocoder/model/model.py `_recur`). Past the
+  prompt every pass is causal per position, so each pass and layer gets its own self-attention
+  cache, and each planner state that the generator cross-attends (the planner's output before each
+  cycle) a cache of its cross-attention K/V.
+  A new token runs every pass at its own position only. Generator rope positions count from
+  `<CODE>`, the planner's are absolute; rows still writing the plan skip the generator passes.
+The blocks reuse the model's own modules (gocoder.model.model.Block's order of operations), so
+training code stays as it is; tests/test_engine.py checks the steps against the full forward.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from gocoder.model.model import GocoderModel, gpt_layers_for, looped_layers
 
 @dataclass
 class _At:
-    """Where one pass writes and reads its caches: per-row positions of a subset of the batch rows."""
+    """Where one pass writes and reads its caches: per-row positions
+    of a subset of the batch rows."""
 
     rows: Tensor  # [b] batch rows
     sub: bool  # rows is a strict subset (reads gather, else they slice)
@@ -41,7 +48,8 @@ class _At:
 
 
 def _store(kv: tuple[Tensor, Tensor], k: Tensor, v: Tensor, at: _At) -> tuple[Tensor, Tensor]:
-    """Write k, v [b, h, q, hd] into the cache [B, h, cap, hd] and return the keys the queries read."""
+    """Write k, v [b, h, q, hd] into the cache [B, h, cap, hd] and
+    return the keys the queries read."""
     kc, vc = kv
     if at.pos is None:
         kc[:, :, : k.shape[2]], vc[:, :, : k.shape[2]] = k, v
@@ -64,26 +72,32 @@ def _heads(x: Tensor, h: int) -> Tensor:
     return x.view(x.shape[0], x.shape[1], h, -1).transpose(1, 2)  # [b, q, d] -> [b, h, q, hd]
 
 
-def _attend(attn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool = False) -> Tensor:
+def _attend(
+    attn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool = False
+) -> Tensor:
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # [b, h, q, hd]
     return attn.o(y.transpose(1, 2).flatten(2))
 
 
 def _block(blk, w_qkv: Tensor, x: Tensor, kv, at: _At, xkv=None, xat: _At | None = None) -> Tensor:
-    """gocoder.model.model.Block.forward with cached keys and values (same modules, same order of operations;
-    w_qkv: the attention's q and kv weights in one matrix, one matmul instead of two)."""
+    """gocoder.model.model.Block.forward with cached keys and values (same modules,
+    same order of operations; w_qkv: the attention's q and kv weights in one
+    matrix, one matmul instead of two)."""
     a, (b, n, _) = blk.attn, x.shape
-    qkv = F.linear(blk.n1(x), w_qkv).view(b, n, 3, a.h, -1).permute(2, 0, 3, 1, 4)  # [3, b, h, n, hd]
+    # [3, b, h, n, hd]
+    qkv = F.linear(blk.n1(x), w_qkv).view(b, n, 3, a.h, -1).permute(2, 0, 3, 1, 4)
     (q, k), v = a.rotate(qkv[:2], at.rope), qkv[2]  # q and k (QK-norm and) rotated in one call
     x = x + _attend(a, q, *_store(kv, k, v, at), at.mask, at.causal)
     if blk.xattn is not None:  # cross-attention over the planner states cached by Core._memory
-        x = x + _attend(blk.xattn, _heads(blk.xattn.q(blk.nx(x)), blk.xattn.h), *_read(xkv, xat), xat.mask)
+        x = x + _attend(
+            blk.xattn, _heads(blk.xattn.q(blk.nx(x)), blk.xattn.h), *_read(xkv, xat), xat.mask
+        )
     return x + blk.mlp(blk.n2(x))
 
 
 def _keys(pos: Tensor) -> tuple[int, Tensor | None]:
-    """Keys to read and the mask [b, 1, 1, n] of queries at positions pos [b] (keys <= own position);
-    no mask when every row sits at the same position (SDPA runs faster without one)."""
+    """Keys to read and the mask [b, 1, 1, n] of queries at positions pos [b] (keys <= own
+    position); no mask when every row sits at the same position (SDPA runs faster without one)."""
     lo, hi = (int(v) for v in pos.aminmax())
     if lo == hi:
         return hi + 1, None
@@ -91,15 +105,17 @@ def _keys(pos: Tensor) -> tuple[int, Tensor | None]:
 
 
 class Core:
-    """The caches and forward steps of one GocoderModel; rows of the batch are the dim 0 of every tensor
-    in `self.t`, so that rows leave the batch (`keep`) or copy to samples (`start`) in one place."""
+    """The caches and forward steps of one GocoderModel; rows of the batch are the dim 0
+    of every tensor in `self.t`, so that rows leave the batch (`keep`) or copy to
+    samples (`start`) in one place."""
 
     def __init__(self, model: GocoderModel, device: torch.device, segments: int):
         self.m, self.dev, cfg = model, device, model.cfg
         self.max_seq_len, self.vocab_size, self.d = cfg.max_seq_len, cfg.vocab_size, cfg.d_model
         self.n_verdict = cfg.n_verdict
         self.gpt = cfg.type == "gpt"
-        self.passes = segments * cfg.h_cycles  # planner passes (and planner states the generator reads)
+        # planner passes (and planner states the generator reads)
+        self.passes = segments * cfg.h_cycles
         self.t: dict[str, Any] = {}
         self.dtype = torch.bfloat16 if device.type == "cuda" else next(model.parameters()).dtype
 
@@ -110,25 +126,35 @@ class Core:
         self.t[name] = (torch.zeros(shape, dtype=self.dtype, device=self.dev),
                         torch.zeros(shape, dtype=self.dtype, device=self.dev))
 
-    def _stack(self, stack, x: Tensor, name: str, at: _At, mem: int | None = None, xat: _At | None = None) -> Tensor:
-        # a looped block (model.loop) runs twice: its own self-attention cache each visit j, one cross-attention
-        # memory per block i
+    def _stack(
+        self, stack, x: Tensor, name: str, at: _At, mem: int | None = None, xat: _At | None = None
+    ) -> Tensor:
+        # a looped block (model.loop) runs twice: its own self-attention cache each visit j, one
+        # cross-attention memory per block i
         for j, i in enumerate(stack.order()):
             blk = stack.blocks[i]
-            x = _block(blk, self.qkv[blk], x, self.t[f"{name}.{j}"], at, self.t.get(f"x{mem}.{i}"), xat)
+            x = _block(
+                blk, self.qkv[blk], x, self.t[f"{name}.{j}"], at, self.t.get(f"x{mem}.{i}"), xat
+            )
         return stack.norm(x)
 
     def _memory(self, i: int, zH: Tensor, at: _At) -> None:
-        """Cache the generator's cross-attention K/V of the planner state zH [b, q, d] (the i-th one)."""
+        """Cache the generator's cross-attention K/V of the planner
+        state zH [b, q, d] (the i-th one)."""
         for li, blk in enumerate(self.m.generator.blocks):
-            k, v = blk.xattn.kv(zH).view(zH.shape[0], zH.shape[1], 2, blk.xattn.h, -1).permute(2, 0, 3, 1, 4)
+            k, v = (
+                blk.xattn.kv(zH)
+                .view(zH.shape[0], zH.shape[1], 2, blk.xattn.h, -1)
+                .permute(2, 0, 3, 1, 4)
+            )
             _store(self.t[f"x{i}.{li}"], k, v, at)
 
     def start(self, tokens: Tensor, lens: Tensor, samples: int, cap: int) -> Tensor:
-        """Prefill prompts tokens [N, P] (right-padded, lengths lens) once, copy each to its samples;
-        returns the logits [N * samples, V] of the first new token."""
+        """Prefill prompts tokens [N, P] (right-padded, lengths lens) once, copy each to its
+        samples; returns the logits [N * samples, V] of the first new token."""
         m, (N, P), self.t = self.m, tokens.shape, {}
-        # fused per call, not once: the model's weights may have changed since the last one (training)
+        # fused per call, not once: the model's weights may have
+        # changed since the last one (training)
         self.qkv = {blk: torch.cat([blk.attn.q.weight, blk.attn.kv.weight]) for blk in m.modules()
                     if hasattr(blk, "attn")}
         ccap = max(1, cap - int(lens.min()))  # code positions a row can reach
@@ -137,7 +163,9 @@ class Core:
         if self.gpt:  # right padding never shows to a causal query of the prompt
             for j in range(len(m.gpt.order())):
                 self._alloc(f"gpt.{j}", N, cap)
-            z = self._stack(m.gpt, x, "gpt", _At(torch.arange(N), False, None, P, None, rope, causal=True))
+            z = self._stack(
+                m.gpt, x, "gpt", _At(torch.arange(N), False, None, P, None, rope, causal=True)
+            )
         else:
             cfg = m.cfg
             for p in range(self.passes):
@@ -149,15 +177,20 @@ class Core:
                     for s in range(cfg.l_cycles):
                         self._alloc(f"g{p * cfg.l_cycles + s}.{j}", N, ccap)
             # the planner is bidirectional over the prompt: every prompt query sees the whole prompt
-            mask = (torch.arange(P, device=self.dev)[None] < lens[:, None])[:, None, None]  # [N, 1, 1, P]
+            # [N, 1, 1, P]
+            mask = (torch.arange(P, device=self.dev)[None] < lens[:, None])[:, None, None]
             at = _At(torch.arange(N), False, None, P, mask, rope)
             z = m.h_init.expand(N, P, -1)
-            for p in range(self.passes):  # no code in the prompt: no generator pass, no injection of z_L
+            # no code in the prompt: no generator pass, no injection of z_L
+            for p in range(self.passes):
                 self._memory(p, z, at)
                 z = self._stack(m.planner, z + x, f"p{p}", at)
-        self.t |= {"plan_sum": torch.zeros(N, self.d, device=self.dev), "plan_n": torch.zeros(N, device=self.dev),
-                   "code": torch.zeros(N, ccap, self.d, device=self.dev),
-                   "code_n": torch.zeros(N, dtype=torch.long, device=self.dev)}
+        self.t |= {
+            "plan_sum": torch.zeros(N, self.d, device=self.dev),
+            "plan_n": torch.zeros(N, device=self.dev),
+            "code": torch.zeros(N, ccap, self.d, device=self.dev),
+            "code_n": torch.zeros(N, dtype=torch.long, device=self.dev),
+        }
         if samples > 1:
             self.keep(torch.arange(N, device=self.dev).repeat_interleave(samples))
         last = z[torch.arange(N, device=self.dev), lens - 1]  # [N, d]
@@ -194,7 +227,9 @@ class Core:
             if nc:  # z_L gets z_L + z_H + x, then z_H gets z_L injected where there is code
                 zHc = zH[crow] if sub else zH
                 for s in range(cfg.l_cycles):
-                    zL = self._stack(m.generator, zL + zHc + xc, f"g{p * cfg.l_cycles + s}", atL, p, xat)
+                    zL = self._stack(
+                        m.generator, zL + zHc + xc, f"g{p * cfg.l_cycles + s}", atL, p, xat
+                    )
                 inj = torch.zeros_like(zH).index_copy(0, crow, zL.to(zH.dtype)) if sub else zL
             zH = self._stack(m.planner, zH + inj + x, f"p{p}", at)
         z = zH[:, 0].clone()
@@ -204,8 +239,8 @@ class Core:
         return m.logits(z if len(want) == b else z[want]).float()
 
     def _record(self, zH: Tensor, zL: Tensor, code: Tensor, crow: Tensor) -> None:
-        """Keep what the controller reads: the sum of the final planner states over the plan positions,
-        and the final generator states (the GPT's states) at the code positions."""
+        """Keep what the controller reads: the sum of the final planner states over the plan
+        positions, and the final generator states (the GPT's states) at the code positions."""
         plan = (code < 0).float()
         self.t["plan_sum"] += zH.float() * plan[:, None]
         self.t["plan_n"] += plan
@@ -214,8 +249,12 @@ class Core:
             self.t["code_n"][crow] += 1
 
     def keep(self, rows: Tensor) -> None:
-        self.t = {k: tuple(x.index_select(0, rows) for x in v) if isinstance(v, tuple) else v.index_select(0, rows)
-                  for k, v in self.t.items()}
+        self.t = {
+            k: tuple(x.index_select(0, rows) for x in v)
+            if isinstance(v, tuple)
+            else v.index_select(0, rows)
+            for k, v in self.t.items()
+        }
 
     def states(self, rows: list[int]) -> list[dict[str, Tensor]]:
         # copies (on the CPU too), not views: a view would keep the whole batch's buffer alive
@@ -223,8 +262,11 @@ class Core:
         return [{"pooled": (t["plan_sum"][r] / t["plan_n"][r].clamp(min=1)).to("cpu", copy=True),
                  "code": t["code"][r, : int(t["code_n"][r])].to("cpu", copy=True)} for r in rows]
 
-    def decide(self, states: list[dict[str, Tensor]], verdict: Tensor) -> tuple[Tensor, Tensor | None]:
-        """The model's controller (as in GocoderModel._heads) on kept states: ctrl [N, 3], halt logits."""
+    def decide(
+        self, states: list[dict[str, Tensor]], verdict: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """The model's controller (as in GocoderModel._heads) on kept
+        states: ctrl [N, 3], halt logits."""
         C = max(1, max(len(s["code"]) for s in states))
         steps = torch.zeros(len(states), C, self.d)
         for i, s in enumerate(states):
@@ -239,26 +281,36 @@ class Core:
 
 
 class StaticGPT:
-    """A GPT's KV cache of fixed shape and a one-token step whose shapes never change, so that the step
-    can be captured once in a CUDA graph and replayed for every token (on the CPU it runs eagerly).
+    """A GPT's KV cache of fixed shape and a one-token step whose shapes never
+    change, so that the step can be captured once in a CUDA graph and replayed for
+    every token (on the CPU it runs eagerly).
 
-    Rows are left-padded (row r's first pad[r] slots are padding): every row writes its next key at the
-    same slot t, a device tensor, and reads the same number of keys; its rope position is t - pad[r]
-    and its mask hides the padding. Cache: per layer K and V [rows, heads, length, head_dim]. The step
-    reads the keys up to a bucket of `BUCKET` slots past t (one graph per bucket): a fixed length would
-    read the whole cache at every token. NOTE(gocoder): after the static-cache decoders of gpt-fast
-    (PyTorch, 2023) and vLLM's CUDA-graph decode; the blocks are gocoder.model.model.Block's own modules.
+    Rows are left-padded (row r's first pad[r] slots are padding): every row writes its next key at
+    the same slot t, a device tensor, and reads the same number of keys; its rope position is t -
+    pad[r] and its mask hides the padding. Cache: per layer K and V [rows, heads, length, head_dim].
+    The step reads the keys up to a bucket of `BUCKET` slots past t (one graph per bucket): a fixed
+    length would read the whole cache at every token. NOTE(gocoder): after the static-cache decoders
+    of gpt-fast (PyTorch, 2023) and vLLM's CUDA-graph decode; the blocks are
+    gocoder.model.model.Block's own modules.
     """
 
     BUCKET = 64
 
-    def __init__(self, model: GocoderModel, device: torch.device, rows: int, prompt_len: int, length: int,
-                 graphs: bool):
+    def __init__(
+        self,
+        model: GocoderModel,
+        device: torch.device,
+        rows: int,
+        prompt_len: int,
+        length: int,
+        graphs: bool,
+    ):
         m, cfg = model, model.cfg
         self.m, self.dev, self.B, self.P, self.L = m, device, rows, prompt_len, length
         self.h, self.hd, self.T = cfg.n_heads, cfg.d_model // cfg.n_heads, cfg.max_seq_len
         self.dtype = torch.bfloat16 if device.type == "cuda" else next(m.parameters()).dtype
-        self.blocks = [m.gpt.blocks[i] for i in m.gpt.order()]  # a looped block (model.loop) twice: a cache each
+        # a looped block (model.loop) twice: a cache each
+        self.blocks = [m.gpt.blocks[i] for i in m.gpt.order()]
         with torch.no_grad():
             self.qkv = [torch.cat([b.attn.q.weight, b.attn.kv.weight]) for b in self.blocks]
         shape = (rows, self.h, length, self.hd)
@@ -266,7 +318,8 @@ class StaticGPT:
         self.k = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.blocks]
         self.v = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.blocks]
         self.cos, self.sin = m._rope(self.T, device)
-        # the step's inputs, written in place between replays: the ids fed, the slot they go to, the padding
+        # the step's inputs, written in place between replays: the ids fed,
+        # the slot they go to, the padding
         self.tok = torch.zeros(rows, dtype=torch.long, device=device)
         self.slot = torch.zeros(1, dtype=torch.long, device=device)
         self.pad = torch.zeros(rows, dtype=torch.long, device=device)
@@ -279,34 +332,43 @@ class StaticGPT:
     @staticmethod
     def row_bytes(cfg: Any, length: int, elt: int) -> int:
         """Device bytes one row needs: its K and V in every layer, and the step's and the sampler's
-        [vocab] rows (logits, top-p's sort and order, the n-gram ban, the noise: ~10 float copies)."""
+        [vocab] rows (logits, top-p's sort and order, the n-gram
+        ban, the noise: ~10 float copies)."""
         layers = (cfg.gpt_layers or gpt_layers_for(cfg)) + looped_layers(cfg)
         return 2 * layers * length * cfg.d_model * elt + 10 * 4 * cfg.vocab_size + 16 * length
 
     def _mode(self) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())
-        if self.dev.type == "cuda":  # no weight cache: a graph must not keep casts made during its capture
+        # no weight cache: a graph must not keep casts made during its capture
+        if self.dev.type == "cuda":
             stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False))
         return stack
 
     def prefill(self, tokens: Tensor, pad: Tensor, samples: int) -> Tensor:
-        """Prompts tokens [N, P] (left-padded, pad [N] slots of padding each) into the cache, each copied
-        to its `samples` rows (N * samples = rows); returns the first new token's logits [rows, V]."""
+        """Prompts tokens [N, P] (left-padded, pad [N] slots of padding each) into the
+        cache, each copied to its `samples` rows (N * samples = rows); returns the
+        first new token's logits [rows, V]."""
         m, (N, P) = self.m, tokens.shape
         with self._mode():
-            for w, b in zip(self.qkv, self.blocks, strict=True):  # in place (graphs read it): weights may have
-                torch.cat([b.attn.q.weight, b.attn.kv.weight], out=w)  # changed since the cache was made
+            # in place (graphs read it): weights may have
+            for w, b in zip(self.qkv, self.blocks, strict=True):
+                # changed since the cache was made
+                torch.cat([b.attn.q.weight, b.attn.kv.weight], out=w)
             ar = torch.arange(P, device=self.dev)
             pos = (ar[None] - pad[:, None]).clamp(min=0)  # [N, P] rope positions
             rope = (self.cos[pos][:, None], self.sin[pos][:, None])  # [N, 1, P, hd/2]
-            # causal, padding hidden; a padding query sees itself, so that no softmax runs over nothing
-            # (a NaN there would reach the padding's cached values, and 0 * NaN is NaN)
+            # causal, padding hidden; a padding query sees itself, so that no softmax runs over
+            # nothing (a NaN there would reach the padding's cached values, and 0 * NaN is NaN)
             mask = (ar[None, :] <= ar[:, None])[None] & (ar[None, None, :] >= pad[:, None, None])
             mask = (mask | torch.eye(P, dtype=torch.bool, device=self.dev))[:, None]  # [N, 1, P, P]
             x = m.embed(tokens) * math.sqrt(m.cfg.d_model)  # [N, P, d]
             for i, blk in enumerate(self.blocks):
-                qkv = F.linear(blk.n1(x), self.qkv[i]).view(N, P, 3, self.h, -1).permute(2, 0, 3, 1, 4)
+                qkv = (
+                    F.linear(blk.n1(x), self.qkv[i])
+                    .view(N, P, 3, self.h, -1)
+                    .permute(2, 0, 3, 1, 4)
+                )
                 (q, k), v = blk.attn.rotate(qkv[:2], rope), qkv[2]  # [N, h, P, hd] each
                 self.k[i][:, :, :P] = k.repeat_interleave(samples, 0)
                 self.v[i][:, :, :P] = v.repeat_interleave(samples, 0)
@@ -324,7 +386,8 @@ class StaticGPT:
         pos = (self.slot - self.pad).clamp(0, self.T - 1)  # [B] rope positions
         rope = (self.cos[pos][:, None, None], self.sin[pos][:, None, None])  # [B, 1, 1, hd/2]
         ar = self.ar[:n]
-        mask = ((ar[None] >= self.pad[:, None]) & (ar[None] <= self.slot))[:, None, None]  # [B, 1, 1, n]
+        # [B, 1, 1, n]
+        mask = ((ar[None] >= self.pad[:, None]) & (ar[None] <= self.slot))[:, None, None]
         x = m.embed(self.tok)[:, None] * math.sqrt(m.cfg.d_model)  # [B, 1, d]
         for i, blk in enumerate(self.blocks):
             qkv = F.linear(blk.n1(x), self.qkv[i]).view(B, 1, 3, self.h, -1).permute(2, 0, 3, 1, 4)
@@ -336,8 +399,8 @@ class StaticGPT:
         return m.logits(m.gpt.norm(x[:, 0])).float()
 
     def step(self, tok: Tensor) -> Tensor:
-        """Feed tok [rows] at the next slot; the next logits [rows, V] (a graph's output buffer on CUDA:
-        read it before the next step)."""
+        """Feed tok [rows] at the next slot; the next logits [rows, V] (a graph's output buffer
+        on CUDA: read it before the next step)."""
         if self.t >= self.L:
             raise GocoderError(f"static cache: slot {self.t} past its length {self.L}")
         n = min(self.L, -(-(self.t + 1) // self.BUCKET) * self.BUCKET)  # keys read: t's bucket
@@ -355,8 +418,9 @@ class StaticGPT:
         return out
 
     def _capture(self, n: int) -> tuple[Any, Tensor]:
-        """A CUDA graph of _forward(n). The warm-up runs write the very keys the replay writes (the step
-        is a function of its inputs), so capturing in the middle of a decode changes nothing."""
+        """A CUDA graph of _forward(n). The warm-up runs write the very keys the
+        replay writes (the step is a function of its inputs), so capturing in the
+        middle of a decode changes nothing."""
         side = torch.cuda.Stream(self.dev)
         side.wait_stream(torch.cuda.current_stream(self.dev))
         with torch.cuda.stream(side):
@@ -370,6 +434,8 @@ class StaticGPT:
             with torch.cuda.graph(g, pool=self._pool):
                 out = self._forward(n)
         except Exception as e:  # loud: a silent eager fallback would hide a 4x slower decode
-            raise GocoderError(f"capturing the decode step in a CUDA graph failed ({type(e).__name__}: {e}); "
-                               "GOCODER_CUDA_GRAPHS=0 runs it eagerly") from e
+            raise GocoderError(
+                f"capturing the decode step in a CUDA graph failed ({type(e).__name__}: {e}); "
+                "GOCODER_CUDA_GRAPHS=0 runs it eagerly"
+            ) from e
         return g, out

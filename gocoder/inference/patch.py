@@ -1,11 +1,13 @@
-"""A model's code as a change to a Go file: put in, gofmt'd, judged by the package's tests, shown as a diff.
+"""A model's code as a change to a Go file: put in, gofmt'd, judged by the
+package's tests, shown as a diff.
 
-`gocoder generate --context FILE` writes code for a PR description; this module makes that code a change
-to FILE: each top-level declaration of the code replaces the file's declaration of the same name (and
-receiver) or is appended, imports the code adds go into the file, the standard library's imports are
-fixed as goimports fixes them (gocoder/check/validate.py fix_imports), and gofmt lays the result out. With
-`--tests PATH` the package's tests run in the sandbox (gocoder/check/sandbox.py) on each candidate: the loop
-reads the first compiler error or the failing tests' output, and the verdict names the tests that pass.
+`gocoder generate --context FILE` writes code for a PR description; this module makes that code a
+change to FILE: each top-level declaration of the code replaces the file's declaration of the same
+name (and receiver) or is appended, imports the code adds go into the file, the standard library's
+imports are fixed as goimports fixes them (gocoder/check/validate.py fix_imports), and gofmt lays
+the result out. With `--tests PATH` the package's tests run in the sandbox
+(gocoder/check/sandbox.py) on each candidate: the loop reads the first compiler error or the failing
+tests' output, and the verdict names the tests that pass.
 The diff has git's a/ b/ headers, so `git apply` takes it.
 """
 
@@ -29,7 +31,8 @@ _FAILED = re.compile(r"^\s*--- FAIL: (Test\w*)", re.M)
 
 
 def apply_code(src: str, code: str) -> str:
-    """src with code's declarations put in: same kind of name replaced in place, new ones appended."""
+    """src with code's declarations put in: same kind of name
+    replaced in place, new ones appended."""
     from gocoder.check.validate import get_checker
 
     chk = get_checker()
@@ -70,7 +73,9 @@ def _gofmt() -> str:
     from gocoder.check.toolchain import find_go
 
     go, env = find_go()
-    root = subprocess.run([go, "env", "GOROOT"], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    root = subprocess.run(
+        [go, "env", "GOROOT"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     exe = Path(root) / "bin" / "gofmt"
     if not exe.is_file():
         raise GocoderError(f"{exe}: no gofmt next to the Go toolchain")
@@ -78,8 +83,8 @@ def _gofmt() -> str:
 
 
 def put_in(before: str, code: str, name: str = "the file") -> str:
-    """The file before with code's declarations put in, its standard-library imports fixed as goimports
-    would (one the answer no longer uses goes, one it needs comes), gofmt'd."""
+    """The file before with code's declarations put in, its standard-library imports fixed as
+    goimports would (one the answer no longer uses goes, one it needs comes), gofmt'd."""
     from gocoder.check.validate import fix_imports
 
     return gofmt(fix_imports(apply_code(before, code)), name)
@@ -89,7 +94,9 @@ def gofmt(src: str, name: str = "the file") -> str:
     """src as gofmt lays it out; a source gofmt rejects is an error naming its first line."""
     p = subprocess.run([_gofmt()], input=src, capture_output=True, text=True, timeout=60)
     if p.returncode != 0:
-        raise GocoderError(f"{name}: gofmt: {p.stderr.strip().splitlines()[0] if p.stderr.strip() else 'failed'}")
+        raise GocoderError(
+            f"{name}: gofmt: {p.stderr.strip().splitlines()[0] if p.stderr.strip() else 'failed'}"
+        )
     return p.stdout
 
 
@@ -97,7 +104,9 @@ def unified_diff(path: str, old: str, new: str) -> str:
     """A unified diff of old -> new with git's a/ b/ headers ("" when they are equal)."""
     lines = list(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
                                       f"a/{path}", f"b/{path}"))  # fmt: skip
-    return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines)
+    return "".join(
+        ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines
+    )
 
 
 @dataclass
@@ -117,20 +126,40 @@ class PackageTests:
         if not tests.exists():
             raise GocoderError(f"--tests {tests}: no such file or folder")
         if pkg.resolve() != context.resolve().parent:
-            raise GocoderError(f"--tests {tests}: not the package of --context {context} (its folder)")
+            raise GocoderError(
+                f"--tests {tests}: not the package of --context {context} (its folder)"
+            )
         self.name = context.name
         self.files = {p.name: p.read_text(encoding="utf-8") for p in sorted(pkg.glob("*.go"))}
-        self.tests = sorted({f.name for n, s in self.files.items() if n.endswith("_test.go") for f in funcs(s)
-                             if f.name.startswith("Test") and not f.recv and _TESTING_T.match(s, f.params)})
+        self.tests = sorted(
+            {
+                f.name
+                for n, s in self.files.items()
+                if n.endswith("_test.go")
+                for f in funcs(s)
+                if f.name.startswith("Test") and not f.recv and _TESTING_T.match(s, f.params)
+            }
+        )
         if not self.tests:
-            raise GocoderError(f"--tests {tests}: no Test functions in the package's _test.go files")
+            raise GocoderError(
+                f"--tests {tests}: no Test functions in the package's _test.go files"
+            )
         self.limits = limits or Limits(wall_s=60.0, cpu_s=60)
 
     def run(self, text: str) -> TestVerdict:
-        res: SandboxResult = run_go({**self.files, self.name: text}, mode="test", limits=self.limits)
+        res: SandboxResult = run_go(
+            {**self.files, self.name: text}, mode="test", limits=self.limits
+        )
         if res.status == "build_error":
-            first = next((ln for ln in res.build_output.splitlines() if re.match(r"^\S*\.go:\d+", ln)), "")
-            return TestVerdict(res.status, [], list(self.tests), "compile error: " + (first or res.build_output[:500]))
+            first = next(
+                (ln for ln in res.build_output.splitlines() if re.match(r"^\S*\.go:\d+", ln)), ""
+            )
+            return TestVerdict(
+                res.status,
+                [],
+                list(self.tests),
+                "compile error: " + (first or res.build_output[:500]),
+            )
         out = res.stdout + res.stderr
         failed = sorted(set(_FAILED.findall(out)))
         if res.passed:
@@ -168,17 +197,29 @@ class Change:
 
 def generate_change(cfg: Any, pr_desc: str, context: Path, tests: Path | None = None,
                     checkpoint: str | Path | None = None, repo: Path | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> Change:  # fmt: skip
+                    progress: Callable[[int, int], None] | None = None,
+                    retrieval: Any = None) -> Change:  # fmt: skip
     """`gocoder generate --context FILE [--tests PATH]`: the loop's answer as a change to FILE."""
     from gocoder.inference.generate import generate_for_pr
 
     try:
         before = context.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise GocoderError(f"{context}: cannot read the context file: {getattr(e, 'strerror', None) or e}") from None
+        raise GocoderError(
+            f"{context}: cannot read the context file: {getattr(e, 'strerror', None) or e}"
+        ) from None
     pkg = PackageTests(context, tests) if tests is not None else None
     judge = tests_callback(before, pkg, str(context)) if pkg is not None else None
-    res = generate_for_pr(cfg, pr_desc, context, checkpoint, tests=judge, repo=repo, progress=progress)
+    res = generate_for_pr(
+        cfg,
+        pr_desc,
+        context,
+        checkpoint,
+        tests=judge,
+        repo=repo,
+        progress=progress,
+        retrieval=retrieval,
+    )
     try:
         after = put_in(before, res.code, str(context))
     except GocoderError as e:

@@ -1,26 +1,26 @@
 """Weight-only quantization for shipped models, and the fake quantization that trains for it.
 
-Matrices are stored as int8, int6 or int4 with a bf16 scale per group of input columns (symmetric absmax:
-scale = absmax / qmax, as LLM.int8()'s and GPTQ's weight-only storage; int6 with quantization-aware
-training is what openai/parameter-golf's records ship), everything else as it was. Loading turns them back
-into floating weights, so the model code never sees an integer: the gain is the download and the 32 MB
-cap, not the arithmetic.
+Matrices are stored as int8, int6 or int4 with a bf16 scale per group of input columns (symmetric
+absmax: scale = absmax / qmax, as LLM.int8()'s and GPTQ's weight-only storage; int6 with
+quantization-aware training is what openai/parameter-golf's records ship), everything else as it
+was. Loading turns them back into floating weights, so the model code never sees an integer: the
+gain is the download and the 32 MB cap, not the arithmetic.
 
 On disk (safetensors), for a matrix W [out, in] with groups of g columns:
 - int8: `W` (int8 [out, in]) and `W.qscale` (bf16 [out, in/g]);
-- int6 / int4: `W.q6` / `W.q4` (uint8, bit-packed, row-major: four 6-bit values in three bytes, two 4-bit
-  values in a byte, the last byte(s) padded), `W.qscale` and `W.qshape` (int32 [2]: out, in).
+- int6 / int4: `W.q6` / `W.q4` (uint8, bit-packed, row-major: four 6-bit values in three bytes, two
+  4-bit values in a byte, the last byte(s) padded), `W.qscale` and `W.qshape` (int32 [2]: out, in).
 The group g is in/groups (a divisor of in, see `group_size`); the bits are in the key's suffix.
 
-The embedding (tied to the output head) keeps its own bits (`embed_bits`, int8 by default): its rows are
-looked up one at a time and each token's logit reads one row, so its error is not averaged away as a
-hidden matrix's is; parameter-golf's records keep it at int8 or fp16 for the same reason. Measured on the
-same tiny GPT as GROUP: int4 matrices cost +0.20% validation loss with an int8 embedding, +0.55% with an
-int4 one, for 8% fewer bytes.
+The embedding (tied to the output head) keeps its own bits (`embed_bits`, int8 by default): its rows
+are looked up one at a time and each token's logit reads one row, so its error is not averaged away
+as a hidden matrix's is; parameter-golf's records keep it at int8 or fp16 for the same reason.
+Measured on the same tiny GPT as GROUP: int4 matrices cost +0.20% validation loss with an int8
+embedding, +0.55% with an int4 one, for 8% fewer bytes.
 
-Quantization-aware training (`add_fake_quant`, applied by gocoder/training/train.py from outside the model) runs
-every 2-D weight through `fake_quant`, the same arithmetic as export, with a straight-through gradient: the
-weights a QAT run exports round-trip exactly.
+Quantization-aware training (`add_fake_quant`, applied by gocoder/training/train.py from outside the
+model) runs every 2-D weight through `fake_quant`, the same arithmetic as export, with a
+straight-through gradient: the weights a QAT run exports round-trip exactly.
 """
 
 from __future__ import annotations
@@ -32,23 +32,26 @@ SCALE, SHAPE = ".qscale", ".qshape"
 PACKED = {4: ".q4", 6: ".q6"}  # int8 is stored unpacked, as before int6/int4 existed
 QMAX = {4: 7, 6: 31, 8: 127}
 BITS = {"int8": 8, "int6": 6, "int4": 4}  # `gocoder export --quantize` names
-# columns a scale covers, by bits: 4-bit values need finer scales. On a 2-layer d=128 GPT trained 150 CPU
-# steps on GOROOT/src (bench/quant_loss.py), int4's validation loss change was +0.28% in groups of 128,
-# +0.20% in 64, +0.21% in 32; int6's +0.017% in 128, +0.010% in 64 (not worth 2% more bytes).
+# columns a scale covers, by bits: 4-bit values need finer scales. On a 2-layer d=128 GPT
+# trained 150 CPU steps on GOROOT/src (bench/quant_loss.py), int4's validation loss change
+# was +0.28% in groups of 128, +0.20% in 64, +0.21% in 32; int6's +0.017% in 128, +0.010%
+# in 64 (not worth 2% more bytes).
 GROUP = {4: 64, 6: 128, 8: 128}
 EMBED = "embed.weight"  # the token embedding and tied output head (gocoder/model/model.py)
 EMBED_BITS = 8
 
 
 def group_size(cols: int, group: int) -> int:
-    """The columns one scale covers: the largest divisor of cols that is <= group (448 columns in groups
-    of 128: 112), or the whole row when that divisor is under half the group (a prime width)."""
+    """The columns one scale covers: the largest divisor of cols that is <= group
+    (448 columns in groups of 128: 112), or the whole row when that divisor is under
+    half the group (a prime width)."""
     g = next(d for d in range(min(group, cols), 0, -1) if cols % d == 0)
     return g if 2 * g >= min(group, cols) else cols
 
 
 def quantize_tensor(w: torch.Tensor, bits: int, group: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(q, scale) of a matrix w [out, in]: q int8 [out, in] in [-qmax, qmax], scale bf16 [out, in/g].
+    """(q, scale) of a matrix w [out, in]: q int8 [out, in] in [-qmax,
+    qmax], scale bf16 [out, in/g].
     Computed in float32 from w as it is (a bf16 scale rounded first, then q = round(w / scale)), so
     that q * scale is the same number at export and in training."""
     rows, cols = w.shape
@@ -60,9 +63,10 @@ def quantize_tensor(w: torch.Tensor, bits: int, group: int) -> tuple[torch.Tenso
 
 
 def _bf16(x: torch.Tensor) -> torch.Tensor:
-    """x (float32, positive) rounded to the nearest bf16 (ties to even), kept as float32. On the bits, not
-    by .to(bfloat16): torch.compile's inductor drops a down-and-up cast inside a fused kernel (its
-    emulate_precision_casts is off by default), and QAT's scales would then differ from export's."""
+    """x (float32, positive) rounded to the nearest bf16 (ties to even), kept as float32.
+    On the bits, not by .to(bfloat16): torch.compile's inductor drops a down-and-up cast
+    inside a fused kernel (its emulate_precision_casts is off by default), and QAT's scales
+    would then differ from export's."""
     i = x.contiguous().view(torch.int32)
     i = (i + 0x7FFF + ((i >> 16) & 1)) & -65536  # round the low 16 bits of the mantissa away
     return i.view(torch.float32)
@@ -72,18 +76,23 @@ def fake_quant(w: torch.Tensor, bits: int, group: int) -> torch.Tensor:
     """w quantized and read back (float32, w's shape): what export then load gives for w."""
     q, scale = quantize_tensor(w, bits, group)
     rows, cols = w.shape
-    return (q.float().reshape(rows, scale.shape[1], -1) * scale.float()[..., None]).reshape(rows, cols)
+    return (q.float().reshape(rows, scale.shape[1], -1) * scale.float()[..., None]).reshape(
+        rows, cols
+    )
 
 
 def pack(q: torch.Tensor, bits: int) -> torch.Tensor:
-    """Signed ints in [-2^(bits-1), 2^(bits-1)) (any shape) as flat uint8: two 4-bit values a byte, or
-    four 6-bit values in three bytes (little-endian within each 24-bit word); the tail padded with zeros."""
+    """Signed ints in [-2^(bits-1), 2^(bits-1)) (any shape) as flat uint8: two 4-bit
+    values a byte, or four 6-bit values in three bytes (little-endian within each 24-bit
+    word); the tail padded with zeros."""
     per = {4: 2, 6: 4}[bits]
     u = q.flatten().to(torch.int32) + (1 << (bits - 1))  # unsigned: [0, 2^bits)
     u = torch.cat([u, u.new_zeros(-len(u) % per)]).reshape(-1, per)  # [words, per]
     word = sum(u[:, i] << (bits * i) for i in range(per))  # [words]: 8 or 24 bits each
     nbytes = bits * per // 8
-    return torch.stack([(word >> (8 * i)) & 0xFF for i in range(nbytes)], 1).flatten().to(torch.uint8)
+    return (
+        torch.stack([(word >> (8 * i)) & 0xFF for i in range(nbytes)], 1).flatten().to(torch.uint8)
+    )
 
 
 def unpack(data: torch.Tensor, bits: int, n: int) -> torch.Tensor:
@@ -101,16 +110,16 @@ def bits_for(name: str, bits: int, embed_bits: int) -> int:
 
 
 def is_matrix(w: torch.Tensor) -> bool:
-    """What export quantizes and QAT fake-quantizes: every floating 2-D tensor (norm weights, biases,
-    3-D parameters and integer tensors are kept as they are)."""
+    """What export quantizes and QAT fake-quantizes: every floating 2-D tensor (norm weights,
+    biases, 3-D parameters and integer tensors are kept as they are)."""
     return w.is_floating_point() and w.dim() == 2
 
 
 def quantize(tensors: dict[str, torch.Tensor], bits: int, group: int = 0,
              embed_bits: int = EMBED_BITS) -> dict[str, torch.Tensor]:
-    """The matrices of tensors at bits (8, 6 or 4; the embedding at embed_bits) with a scale per group of
-    input columns (group 0: GROUP[bits]); other tensors unchanged. Quantize float32 weights, not bf16
-    ones, for a QAT run's weights to round-trip exactly."""
+    """The matrices of tensors at bits (8, 6 or 4; the embedding at embed_bits) with a scale per
+    group of input columns (group 0: GROUP[bits]); other tensors unchanged. Quantize float32
+    weights, not bf16 ones, for a QAT run's weights to round-trip exactly."""
     out: dict[str, torch.Tensor] = {}
     for k, w in tensors.items():
         if not is_matrix(w):
@@ -131,9 +140,11 @@ def is_quantized(tensors: dict[str, torch.Tensor]) -> bool:
     return any(k.endswith(SCALE) for k in tensors)
 
 
-def dequantize(tensors: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """Floating weights again (dtype) from quantize's output (int8, int6 and int4 alike); other tensors
-    pass through."""
+def dequantize(
+    tensors: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    """Floating weights again (dtype) from quantize's output (int8, int6 and int4
+    alike); other tensors pass through."""
     out: dict[str, torch.Tensor] = {}
     for k, w in tensors.items():
         bits = next((b for b, suf in PACKED.items() if k.endswith(suf)), None)
@@ -147,16 +158,22 @@ def dequantize(tensors: dict[str, torch.Tensor], dtype: torch.dtype = torch.floa
             w = unpack(w, bits, rows * cols).reshape(rows, cols)
         s = tensors[name + SCALE]  # [out, groups]
         rows, cols = w.shape
-        out[name] = (w.float().reshape(rows, s.shape[1], -1) * s.float()[..., None]).reshape(rows, cols).to(dtype)
+        out[name] = (
+            (w.float().reshape(rows, s.shape[1], -1) * s.float()[..., None])
+            .reshape(rows, cols)
+            .to(dtype)
+        )
     return out
 
 
 # ------------------------------------------------------------------ quantization-aware training
 
 class FakeQuant(nn.Module):
-    """A parametrization (torch.nn.utils.parametrize): the weight the model sees is fake_quant(w) in the
-    forward pass and w's own in the backward (the straight-through estimator, w + (q(w) - w).detach()).
-    `on` is a plain attribute: torch.compile guards on it, so switching QAT on mid-run recompiles once."""
+    """A parametrization (torch.nn.utils.parametrize): the weight the model sees is
+    fake_quant(w) in the forward pass and w's own in the backward (the straight-through
+    estimator, w + (q(w) - w).detach()).
+    `on` is a plain attribute: torch.compile guards on it, so switching
+    QAT on mid-run recompiles once."""
 
     def __init__(self, bits: int, group: int):
         super().__init__()
@@ -173,7 +190,8 @@ def add_fake_quant(model: nn.Module, bits: int, group: int = 0, embed_bits: int 
     """Fake-quantize every 2-D parameter of model as `quantize` would store it (the embedding at
     embed_bits). The Parameter objects stay (optimizers built before keep them), and state_dict /
     load_state_dict keep the plain key names (`x.weight`, not parametrize's
-    `x.parametrizations.weight.original`): checkpoints, the EMA and resume see the model they saw before.
+    `x.parametrizations.weight.original`): checkpoints, the EMA and resume
+    see the model they saw before.
     Returns the number of parametrized weights."""
     from torch.nn.utils import parametrize
 

@@ -5,13 +5,13 @@ tag escaped, L(x) is a one-line field: backslash and newline C-escaped, then T):
 
     text     = prompt plan code validate
     prompt   = "<PROBLEM>" L(description) "\\n" T(details) "</PROBLEM>"
-               "<CONTEXT>" { related } "<FILE>" L(file) "\\n" T(before) "</FILE>" "</CONTEXT>" [refine]
-    related  = "<FILE>" L(file) "\\n" T(code) "</FILE>"      (context.related: retrieved declarations)
-    refine   = "<REFINE>" "<CODE>" T(previous code) "</CODE>"
+               "<CONTEXT>" { related } "<FILE>" L(file) "\\n" T(before)
+               "</FILE>" "</CONTEXT>" [refine]
+    related  = "<FILE>" L(file) "\\n" T(code) "</FILE>"      (context.related: retrieved
+    declarations) refine   = "<REFINE>" "<CODE>" T(previous code) "</CODE>"
                "<VALIDATE>" verdicts T(first diagnostic) "</VALIDATE>"
-    plan     = "<PLAN>" { "<STEP>" "<INTENT:I>" ["<TARGET:k>" L(name) "\\n"] T(description) } "</PLAN>"
-    code     = "<CODE>" T(code) "</CODE>"
-    validate = "<VALIDATE>" verdicts "</VALIDATE>"
+    plan     = "<PLAN>" { "<STEP>" "<INTENT:I>" ["<TARGET:k>" L(name) "\\n"] T(description) }
+    "</PLAN>" code     = "<CODE>" T(code) "</CODE>" validate = "<VALIDATE>" verdicts "</VALIDATE>"
     verdicts = ["<SYNTAX_OK>" | "<SYNTAX_ERR>"] ["<TEST_PASS>" | "<TEST_FAIL>"]   (absent = null)
 
 Escaping rule: a tag is "<" + BODY (e.g. "</CODE>" has BODY "/CODE>"). In field text every
@@ -23,15 +23,17 @@ as `<TARGET:type>` (the vocabulary has no struct kind), so it parses back as "ty
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gocoder import GocoderError
+from gocoder.record import Record, Refine, Validation
 
 SPECIAL_TOKENS = Path(__file__).resolve().parents[2] / "tokenizer" / "special_tokens.json"
 SYMBOL_GROUPS = ("structure", "intents", "targets", "validation")
@@ -65,7 +67,9 @@ def load_vocab(path: str | Path = SPECIAL_TOKENS) -> Vocab:
         # One "<" at the start and one ">" at the end: then no BODY is a prefix of another and
         # matches never overlap, which the escaping rule relies on.
         if not (isinstance(t, str) and re.fullmatch(r"<[^<>\\\s]+>", t)):
-            raise GocoderError(f"{path}: special token {t!r} must look like <NAME> (no spaces, <, > or \\)")
+            raise GocoderError(
+                f"{path}: special token {t!r} must look like <NAME> (no spaces, <, > or \\)"
+            )
     if len(set(symbols)) != len(symbols):
         raise GocoderError(f"{path}: duplicate special tokens")
     missing = [t for t in _GRAMMAR if t not in symbols]
@@ -103,167 +107,143 @@ def _unline(raw: str, where: int) -> str:
             return "\n"
         if m.group(1) == "\\":
             return "\\"
-        raise GocoderError(f"serialized text, char {where}: bad escape {m.group(0)!r} in a one-line field")
+        raise GocoderError(
+            f"serialized text, char {where}: bad escape {m.group(0)!r} in a one-line field"
+        )
 
     text = unescape(raw)
     return re.sub(r"\\(.|$)", one, text) if "\\" in text else text
 
 
-def _field(rec: dict[str, Any], path: str, default: Any = ...) -> Any:
-    node: Any = rec
-    for key in path.split("."):
-        if not isinstance(node, dict) or key not in node:
-            if default is not ...:
-                return default
-            raise GocoderError(f"record {rec.get('id', '?')}: missing field {path!r}")
-        node = node[key]
-    return node
-
-
-def _str(rec: dict[str, Any], path: str, default: Any = ...) -> str:
-    v = _field(rec, path, default)
-    if not isinstance(v, str):
-        raise GocoderError(f"record {rec.get('id', '?')}: field {path!r} must be a string, got {v!r}")
-    return v
-
-
-def _verdict(v: Any, yes: str, no: str, rec: dict[str, Any], path: str) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return yes if v else no
-    raise GocoderError(f"record {rec.get('id', '?')}: field {path!r} must be true, false or null, got {v!r}")
-
-
-def _validation(rec: dict[str, Any], path: str, diagnostic: str = "") -> str:
-    syn = _verdict(_field(rec, f"{path}.syntax", None), "<SYNTAX_OK>", "<SYNTAX_ERR>", rec, path)
-    tst = _verdict(_field(rec, f"{path}.tests", None), "<TEST_PASS>", "<TEST_FAIL>", rec, path)
+def _validation(v: Validation, diagnostic: str = "") -> str:
+    syn = "" if v.syntax is None else "<SYNTAX_OK>" if v.syntax else "<SYNTAX_ERR>"
+    tst = "" if v.tests is None else "<TEST_PASS>" if v.tests else "<TEST_FAIL>"
     return f"<VALIDATE>{syn}{tst}{escape(diagnostic)}</VALIDATE>"
 
 
-def _target(rec: dict[str, Any], i: int, target: str) -> tuple[str, str]:
+def _target(rec: Record, i: int, target: str) -> tuple[str, str]:
     kind, sep, name = target.partition(":")
     kind = "type" if kind == "struct" else kind  # the vocabulary's kinds: a struct is a type
     if not sep or kind not in load_vocab().target_kinds:
         raise GocoderError(
-            f"record {rec.get('id', '?')}: plan.steps[{i}].target {target!r} must be KIND:NAME "
+            f"record {rec.id}: plan.steps[{i}].target {target!r} must be KIND:NAME "
             f"with KIND one of {', '.join(load_vocab().target_kinds)}, struct"
         )
     return kind, name
 
 
-def serialized_fields(rec: dict[str, Any]) -> dict[str, Any]:
+def _verdicts(v: Validation) -> dict[str, bool | None]:
+    return {"syntax": v.syntax, "tests": v.tests}
+
+
+def serialized_fields(rec: Record | Mapping[str, Any]) -> dict[str, Any]:
     """The part of a record that serialize writes, as parse gives it back (struct -> type)."""
-    segments(rec)  # the same checks, and the same errors, as serialize
-    steps = []
-    for i, s in enumerate(_field(rec, "plan.steps")):
-        t = (s.get("target") if isinstance(s, dict) else None) or ""
-        target = "{}:{}".format(*_target(rec, i, t)) if t else ""
-        steps.append({"intent": s["intent"], "target": target, "description": s.get("description", "")})
+    r = Record.of(rec)
+    segments(r)  # the same checks, and the same errors, as serialize
+    assert r.solution is not None  # segments checked it
+    steps = [{"intent": s.intent, "target": ":".join(_target(r, i, s.target)) if s.target else "",
+              "description": s.description} for i, s in enumerate(r.steps)]
     out: dict[str, Any] = {
-        "problem": {"description": _str(rec, "problem.description"), "details": _str(rec, "problem.details", "")},
-        "context": {"file": _str(rec, "context.file", ""), "before": _str(rec, "context.before", "")},
+        "problem": {"description": r.problem.description, "details": r.problem.details},
+        "context": {"file": r.context.file, "before": r.context.before},
         "plan": {"steps": steps},
-        "solution": {"code": _str(rec, "solution.code"),
-                     "validation": {k: _field(rec, f"solution.validation.{k}", None) for k in ("syntax", "tests")}},
+        "solution": {"code": r.solution.code, "validation": _verdicts(r.solution.validation)},
     }
-    if _related(rec):
-        out["context"]["related"] = _related(rec)
-    if "refine" in rec:
-        out["refine"] = {"code": _str(rec, "refine.code"), "diagnostic": _str(rec, "refine.diagnostic", ""),
-                         "validation": {k: _field(rec, f"refine.validation.{k}", None) for k in ("syntax", "tests")}}
+    if r.context.related:
+        out["context"]["related"] = [{"file": x.file, "code": x.code} for x in r.context.related]
+    if r.refine is not None:
+        out["refine"] = {"code": r.refine.code, "diagnostic": r.refine.diagnostic,
+                         "validation": _verdicts(r.refine.validation)}
     return out
 
 
-def _related(rec: dict[str, Any]) -> list[dict[str, str]]:
-    """context.related: declarations retrieved from the repository (gocoder/inference/retrieve.py), each
-    {file, code}, written as <FILE> blocks before the file being changed ([] when absent)."""
-    rel = _field(rec, "context.related", [])
-    if not isinstance(rel, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("file"), str) and isinstance(r.get("code"), str) for r in rel):
-        raise GocoderError(f"record {rec.get('id', '?')}: field 'context.related' must be a list of {{file, code}} "
-                           "strings")
-    return [{"file": r["file"], "code": r["code"]} for r in rel]
+def _prompt(r: Record) -> str:
+    """The prompt segment: the problem, the context (context.related, declarations retrieved by
+    gocoder/inference/retrieve.py, as <FILE> blocks before the file being changed) and, when r has a
+    refine block, that block."""
+    out = (
+        f"<PROBLEM>{_line(r.problem.description)}\n{escape(r.problem.details)}</PROBLEM><CONTEXT>"
+        + "".join(f"<FILE>{_line(x.file)}\n{escape(x.code)}</FILE>" for x in r.context.related)
+        + f"<FILE>{_line(r.context.file)}\n{escape(r.context.before)}</FILE></CONTEXT>"
+    )
+    if r.refine is not None:
+        out += (f"<REFINE><CODE>{escape(r.refine.code)}</CODE>"
+                f"{_validation(r.refine.validation, r.refine.diagnostic)}")
+    return out
 
 
-def segments(rec: dict[str, Any], solution: bool = True) -> dict[str, str]:
+def segments(rec: Record | Mapping[str, Any], solution: bool = True) -> dict[str, str]:
     """{prompt, plan, code, validate}: their concatenation in this order is serialize(rec).
 
     prompt holds the problem, the context and, when rec has a `refine` field, the refine block.
-    With solution=False code and validate are "" (a generation prefix: the model writes `<CODE>` next).
+    With solution=False code and validate are "" (a generation prefix:
+    the model writes `<CODE>` next).
     """
-    prompt = (f"<PROBLEM>{_line(_str(rec, 'problem.description'))}\n{escape(_str(rec, 'problem.details', ''))}"
-              f"</PROBLEM><CONTEXT>"
-              + "".join(f"<FILE>{_line(r['file'])}\n{escape(r['code'])}</FILE>" for r in _related(rec))
-              + f"<FILE>{_line(_str(rec, 'context.file', ''))}\n"
-              f"{escape(_str(rec, 'context.before', ''))}</FILE></CONTEXT>")
-    if "refine" in rec:
-        prompt += (f"<REFINE><CODE>{escape(_str(rec, 'refine.code'))}</CODE>"
-                   f"{_validation(rec, 'refine.validation', _str(rec, 'refine.diagnostic', ''))}")
-    steps = _field(rec, "plan.steps")
-    if not isinstance(steps, list):
-        raise GocoderError(f"record {rec.get('id', '?')}: field 'plan.steps' must be a list")
+    r = Record.of(rec)
+    if r.plan is None:
+        raise GocoderError(f"record {r.id}: missing field 'plan.steps'")
     plan = ["<PLAN>"]
-    for i, s in enumerate(steps):
-        intent = s.get("intent") if isinstance(s, dict) else None
-        if intent not in load_vocab().intents:
-            raise GocoderError(f"record {rec.get('id', '?')}: plan.steps[{i}].intent {intent!r} must be one of "
+    for i, s in enumerate(r.plan.steps):
+        if s.intent not in load_vocab().intents:
+            raise GocoderError(f"record {r.id}: plan.steps[{i}].intent {s.intent!r} must be one of "
                                f"{', '.join(load_vocab().intents)}")
-        plan.append(f"<STEP><INTENT:{intent}>")
-        target = s.get("target") or ""
-        if not isinstance(target, str) or not isinstance(s.get("description", ""), str):
-            raise GocoderError(f"record {rec.get('id', '?')}: plan.steps[{i}] target and description must be strings")
-        if target:
-            kind, name = _target(rec, i, target)
+        plan.append(f"<STEP><INTENT:{s.intent}>")
+        if s.target:
+            kind, name = _target(r, i, s.target)
             plan.append(f"<TARGET:{kind}>{_line(name)}\n")
-        plan.append(escape(s.get("description", "")))
+        plan.append(escape(s.description))
     plan.append("</PLAN>")
-    out = {"prompt": prompt, "plan": "".join(plan), "code": "", "validate": ""}
+    out = {"prompt": _prompt(r), "plan": "".join(plan), "code": "", "validate": ""}
     if solution:
-        out["code"] = f"<CODE>{escape(_str(rec, 'solution.code'))}</CODE>"
-        out["validate"] = _validation(rec, "solution.validation")
+        if r.solution is None:
+            raise GocoderError(f"record {r.id}: missing field 'solution.code'")
+        out["code"] = f"<CODE>{escape(r.solution.code)}</CODE>"
+        out["validate"] = _validation(r.solution.validation)
     return out
 
 
-def serialize(rec: dict[str, Any]) -> str:
+def serialize(rec: Record | Mapping[str, Any]) -> str:
     """The record's training text (see the grammar in the module docstring)."""
     return "".join(segments(rec).values())
 
 
 # ------------------------------------------------ the contract between training and inference
-# The shards (gocoder/training/data.py) and the generation loop (gocoder/inference/generate.py) both build their repair
-# records, diagnostics and prompts here, so the text a model is trained on is the text it is prompted
-# with (tests/test_serialize.py pins it on gocheck's real verdicts).
+# The shards (gocoder/training/data.py) and the generation loop (gocoder/inference/generate.py) both
+# build their repair records, diagnostics and prompts here, so the text a model is trained on is the
+# text it is prompted with (tests/test_serialize.py pins it on gocheck's real verdicts).
 
 def format_diagnostic(d: Any) -> str:
     """'line:col: msg' for a gocheck Diagnostic (or anything with line/col/msg); a str as is."""
     return d if isinstance(d, str) else f"{d.line}:{d.col}: {d.msg}"
 
 
-def repair_record(rec: dict[str, Any], code: str, diagnostic: Any = "", *, syntax: bool | None = False,
-                  tests: bool | None = None) -> dict[str, Any]:
-    """rec with a refine block: the previous code and its first diagnostic only (the ones after it are
-    mostly cascades of the first), with the verdicts gocheck and the tests gave it."""
-    return dict(rec, refine={"code": code, "diagnostic": format_diagnostic(diagnostic),
-                             "validation": {"syntax": syntax, "tests": tests}})
+def repair_record(rec: Record | Mapping[str, Any], code: str, diagnostic: Any = "", *,
+                  syntax: bool | None = False, tests: bool | None = None) -> Record:
+    """rec with a refine block: the previous code and its first diagnostic only (the ones after
+    it are mostly cascades of the first), with the verdicts gocheck and the tests gave it."""
+    refine = Refine(code=code, diagnostic=format_diagnostic(diagnostic),
+                    validation=Validation(syntax=syntax, tests=tests))
+    return dataclasses.replace(Record.of(rec), refine=refine)
 
 
-def prompt(rec: dict[str, Any]) -> str:
-    """The prompt region of rec (with its refine block, if any): what the model writes a plan after."""
-    return segments(dict(rec, plan={"steps": []}), solution=False)["prompt"]
+def prompt(rec: Record | Mapping[str, Any]) -> str:
+    """The prompt region of rec (with its refine block, if any): what
+    the model writes a plan after."""
+    return _prompt(Record.of(rec))
 
 
 def prompt_budget(max_len: int, max_new: int) -> int:
-    """Prompt tokens kept when max_new of a context of max_len positions are left for the answer (half
-    the context at most): what inference fits a prompt to, and retrieval at training and inference alike
-    fills a prompt up to (gocoder/inference/generate.py Generator.prompt_keep, gocoder/training/related.py)."""
+    """Prompt tokens kept when max_new of a context of max_len positions are left for the
+    answer (half the context at most): what inference fits a prompt to, and retrieval at
+    training and inference alike fills a prompt up to (gocoder/inference/generate.py
+    Generator.prompt_keep, gocoder/training/related.py)."""
     return max(8, max_len - min(max_new, max_len // 2))
 
 
 def cut_points(n: int, keep: int) -> tuple[int, int]:
-    """(head, tail): a prompt of n tokens cut to keep is prompt[:head] + prompt[tail:]. Its middle goes:
-    the problem at the head and the refine block at the tail stay (the head gets keep // 2, at least one
-    token when keep > 0). Uncut: (n, n)."""
+    """(head, tail): a prompt of n tokens cut to keep is prompt[:head] + prompt[tail:]. Its
+    middle goes: the problem at the head and the refine block at the tail stay (the head gets
+    keep // 2, at least one token when keep > 0). Uncut: (n, n)."""
     if n <= keep:
         return n, n
     head = min(keep, max(1, keep // 2))
@@ -319,7 +299,8 @@ class _Reader:
 
 
 def parse(text: str) -> dict[str, Any]:
-    """Serialized text -> the record's serialized fields: parse(serialize(r)) == serialized_fields(r).
+    """Serialized text -> the record's serialized fields:
+    parse(serialize(r)) == serialized_fields(r).
 
     Strict: text that does not follow the grammar is a GocoderError naming the character offset.
     """

@@ -24,7 +24,7 @@ from typing import Any
 import sentencepiece as spm
 
 from gocoder import GocoderError
-from gocoder.records import iter_jsonl_inputs
+from gocoder.record import read_records
 from gocoder.text.serialize import SPECIAL_TOKENS, SYMBOL_GROUPS, load_vocab, serialize
 
 STEM = "gocoder"  # gocoder.model, gocoder.vocab, gocoder.json in a tokenizer folder
@@ -72,7 +72,9 @@ def go_files(root: str | Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.go") if p.is_file())
 
 
-def corpus_texts(input: str | Path | None = None, go_src: str | Path | None = None) -> Iterator[str]:
+def corpus_texts(
+    input: str | Path | None = None, go_src: str | Path | None = None
+) -> Iterator[str]:
     """Training text: serialized hierarchical records (a .jsonl file or folder), then raw .go files.
 
     Records of the valid and test splits are left out: the tokenizer must not see held-out text.
@@ -80,8 +82,8 @@ def corpus_texts(input: str | Path | None = None, go_src: str | Path | None = No
     if input is None and go_src is None:
         raise GocoderError("give --input (hierarchical JSONL) or --go-src (a folder of .go files)")
     if input is not None:
-        for _, rec in iter_jsonl_inputs(input):
-            if rec.get("split") not in ("valid", "test"):
+        for _, rec in read_records(input):
+            if rec.split not in ("valid", "test"):
                 yield serialize(rec)
     if go_src is not None:
         for p in go_files(go_src):
@@ -168,11 +170,21 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int =
     out.mkdir(parents=True, exist_ok=True)
     vocab = "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i)}\n" for i in range(sp.get_piece_size()))
     special = json.loads(SPECIAL_TOKENS.read_text(encoding="utf-8"))
-    meta = {"hash": _sha256(data), "model": f"{STEM}.model", "settings": args, "sample_chars": sample_chars,
-            "sample": stats, "train_seconds": round(seconds, 2), "sentencepiece": spm.__version__,
-            "special_tokens": {g: special[g] for g in ("control", *SYMBOL_GROUPS)}}
-    for name, blob in ((f"{STEM}.model", data), (f"{STEM}.vocab", vocab.encode("utf-8")),
-                       (f"{STEM}.json", (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())):
+    meta = {
+        "hash": _sha256(data),
+        "model": f"{STEM}.model",
+        "settings": args,
+        "sample_chars": sample_chars,
+        "sample": stats,
+        "train_seconds": round(seconds, 2),
+        "sentencepiece": spm.__version__,
+        "special_tokens": {g: special[g] for g in ("control", *SYMBOL_GROUPS)},
+    }
+    for name, blob in (
+        (f"{STEM}.model", data),
+        (f"{STEM}.vocab", vocab.encode("utf-8")),
+        (f"{STEM}.json", (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode()),
+    ):
         tmp = out / f".{name}.tmp"
         tmp.write_bytes(blob)
         os.replace(tmp, out / name)
@@ -180,16 +192,21 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int =
 
 
 class Tokenizer:
-    """Text <-> ids, byte-exact; the special-token ids the model and the engine use come from here."""
+    """Text <-> ids, byte-exact; the special-token ids the model and
+    the engine use come from here."""
 
     def __init__(self, model: bytes, meta: dict[str, Any], path: Path | None = None):
         self._model, self.meta, self.path = model, meta, path
         try:
             self._sp = spm.SentencePieceProcessor(model_proto=model)
         except RuntimeError as e:  # SentencePiece reports a proto it cannot parse as RuntimeError
-            raise GocoderError(f"{path or 'tokenizer'}: not a SentencePiece model ({str(e).strip()[:80]})") from None
+            raise GocoderError(
+                f"{path or 'tokenizer'}: not a SentencePiece model ({str(e).strip()[:80]})"
+            ) from None
         if self._sp.get_piece_size() == 0:  # SentencePiece loads an empty proto without a word
-            raise GocoderError(f"{path or 'tokenizer'}: empty SentencePiece model (no pieces): retrain it")
+            raise GocoderError(
+                f"{path or 'tokenizer'}: empty SentencePiece model (no pieces): retrain it"
+            )
         self._meta_ids = [self._sp.piece_to_id(f"<0x{b:02X}>") for b in META.encode("utf-8")]
         crossing = re.compile(f"[^{META}]{META}")
         # NOTE(gocoder): cutting long texts is exact for BPE (checked on all of GOROOT/src) but not
@@ -201,11 +218,15 @@ class Tokenizer:
         self._special = {s: self._sp.piece_to_id(s) for s in (*v.control.values(), *v.symbols)}
         stale = [s for s, i in self._special.items() if self._sp.id_to_piece(i) != s]
         if stale:
-            raise GocoderError(f"{path}: tokenizer lacks special tokens {stale[:3]} of {SPECIAL_TOKENS}: retrain it")
+            raise GocoderError(
+                f"{path}: tokenizer lacks special tokens {stale[:3]} of "
+                f"{SPECIAL_TOKENS}: retrain it"
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
-        """From a tokenizer folder or its .model file; the model's sha256 must match gocoder.json."""
+        """From a tokenizer folder or its .model file; the model's
+        sha256 must match gocoder.json."""
         path = Path(path)
         model_path = path / f"{STEM}.model" if path.is_dir() else path
         meta_path = model_path.with_suffix(".json")

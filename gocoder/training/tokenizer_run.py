@@ -21,12 +21,13 @@ from gocoder.collect.gosources import package_of
 from gocoder.collect.textparts import PART_GLOB, read_parts
 from gocoder.config import TokenizerConfig
 from gocoder.progress import Progress
-from gocoder.records import iter_jsonl_inputs
+from gocoder.record import read_records
 from gocoder.splits import HELD_OUT
 from gocoder.text.serialize import segments
 from gocoder.text.tokenizer import Tokenizer, corpus_texts, go_files, read_go, train_tokenizer
 
-BATCH_CHARS = 4_000_000  # texts per encode_batch call: big enough for the thread pool, bounded memory
+# texts per encode_batch call: big enough for the thread pool, bounded memory
+BATCH_CHARS = 4_000_000
 
 
 def _progress(console: Console, what: str) -> Progress:
@@ -48,38 +49,49 @@ def _is_text_parts(corpus: Path) -> bool:
 def _input_bytes(input: Path | None, go_src: Path | None) -> int:
     total = 0
     if input is not None:
-        files = sorted(input.glob("*.jsonl")) if input.is_dir() else [input] if input.exists() else []
+        files = (
+            sorted(input.glob("*.jsonl")) if input.is_dir() else [input] if input.exists() else []
+        )
         total += sum(f.stat().st_size for f in files)
     if go_src is not None:
         total += sum(p.stat().st_size for p in go_files(go_src))
     return total
 
 
-# Where `gocoder tokenizer train` writes without -o: never tokenizer.path, which by default is the shipped,
-# tracked tokenizer/ that the default model was trained with (one run of the README's example replaced it).
+# Where `gocoder tokenizer train` writes without -o: never tokenizer.path, which by default is
+# the shipped, tracked tokenizer/ that the default model was trained with (one run of the
+# README's example replaced it).
 TRAIN_OUT = Path("work/tokenizer")
 
 
 def train_from_config(cfg: TokenizerConfig, input: Path | None, go_src: Path | None,
                       out_dir: Path | None = None, console: Console | None = None,
                       text: Path | None = None) -> dict[str, Any]:
-    """`gocoder tokenizer train`: stream the corpus, train, save (to out_dir, else TRAIN_OUT); returns
-    gocoder.json's content."""
+    """`gocoder tokenizer train`: stream the corpus, train, save (to out_dir, else TRAIN_OUT);
+    returns gocoder.json's content."""
     console = console or Console(stderr=True, soft_wrap=True)
     out = Path(out_dir or TRAIN_OUT)
     prog = _progress(console, "tokenizer: reading")
     with prog:
-        # JSON escapes inflate the file size a little over the characters read: a bar, not a promise;
-        # none with xz text parts, whose size says little of the text's
+        # JSON escapes inflate the file size a little over the characters read: a bar, not a
+        # promise; none with xz text parts, whose size says little of the text's
         total = None if text is not None else _input_bytes(input, go_src) or None
         task = prog.add_task("tokenizer: bytes read", total=total)
         model = train_tokenizer(
-            train_texts(input, go_src, text, cfg.package_chars), out, cfg.vocab_size, cfg.model_type,
-            sample_chars=cfg.sample_chars, progress=lambda n: prog.advance(task, n),
-            max_sentence_length=cfg.max_sentence_length, max_piece_length=cfg.max_piece_length,
-            split_digits=cfg.split_digits, character_coverage=cfg.character_coverage,
-            sample_sentences=cfg.sample_sentences, threads=cfg.threads,
-            source=" and ".join(str(p) for p in (input, text, go_src) if p is not None) or "the input",
+            train_texts(input, go_src, text, cfg.package_chars),
+            out,
+            cfg.vocab_size,
+            cfg.model_type,
+            sample_chars=cfg.sample_chars,
+            progress=lambda n: prog.advance(task, n),
+            max_sentence_length=cfg.max_sentence_length,
+            max_piece_length=cfg.max_piece_length,
+            split_digits=cfg.split_digits,
+            character_coverage=cfg.character_coverage,
+            sample_sentences=cfg.sample_sentences,
+            threads=cfg.threads,
+            source=" and ".join(str(p) for p in (input, text, go_src) if p is not None)
+            or "the input",
         )
     tok = Tokenizer.load(model)
     return {"path": str(model), **tok.meta}
@@ -87,15 +99,17 @@ def train_from_config(cfg: TokenizerConfig, input: Path | None, go_src: Path | N
 
 def train_texts(input: Path | None, go_src: Path | None, text: Path | None = None,
                 package_chars: int = 0) -> Iterator[str]:
-    """corpus_texts (records, then .go files) with, between them, the Go files of the train split of a
-    corpus's text parts (`gocoder corpus build`).
+    """corpus_texts (records, then .go files) with, between them, the Go files of the train split of
+    a corpus's text parts (`gocoder corpus build`).
 
     package_chars > 0 caps what one package of the text parts gives: its files past the cap, in the
-    parts' order, are left out, as `corpus tokenize --max-package-tokens` leaves them out of the model's
-    training tokens (one SDK is a fifth of the corpus's bytes).
+    parts' order, are left out, as `corpus tokenize --max-package-tokens` leaves them out of the
+    model's training tokens (one SDK is a fifth of the corpus's bytes).
     """
     if input is None and go_src is None and text is None:
-        raise GocoderError("give --input (hierarchical JSONL), --text (corpus text parts) or --go-src (.go files)")
+        raise GocoderError(
+            "give --input (hierarchical JSONL), --text (corpus text parts) or --go-src (.go files)"
+        )
     if input is not None:
         yield from corpus_texts(input)
     if text is not None:
@@ -143,8 +157,8 @@ def corpus_items(corpus: Path) -> Iterator[tuple[str, str, dict[str, list[str]]]
 
     A .jsonl file or a folder holding .jsonl files is hierarchical records (the text is the
     serialized record; Go is its context and code); a folder of text parts (`gocoder corpus build`)
-    gives the Go files of its held-out splits (valid and test packages: the train split is what a tokenizer
-    is trained on); any other folder is walked for .go files.
+    gives the Go files of its held-out splits (valid and test packages: the train split is what a
+    tokenizer is trained on); any other folder is walked for .go files.
     """
     if _is_text_parts(corpus):
         for rec in read_parts(corpus):
@@ -157,12 +171,14 @@ def corpus_items(corpus: Path) -> Iterator[tuple[str, str, dict[str, list[str]]]
             text = read_go(p)
             yield str(p), text, {"go": [text]}
         return
-    for f, rec in iter_jsonl_inputs(corpus):
+    for f, rec in read_records(corpus):
         seg = segments(rec)
-        go = [rec["context"].get("before", ""), rec["solution"]["code"]]
-        desc = [rec["problem"]["description"], rec["problem"].get("details", "")]
-        yield f"{f}:{rec.get('id', '?')}", "".join(seg.values()), {"go": go, "plan": [seg["plan"]],
-                                                                     "description": desc}
+        go, desc = [rec.context.before, rec.code], [rec.problem.description, rec.problem.details]
+        yield (
+            f"{f}:{rec.id}",
+            "".join(seg.values()),
+            {"go": go, "plan": [seg["plan"]], "description": desc},
+        )
 
 
 def _first_diff(a: str, b: str) -> dict[str, Any]:
@@ -172,7 +188,8 @@ def _first_diff(a: str, b: str) -> dict[str, Any]:
 
 def evaluate_tokenizer(tok: Tokenizer, corpus: str | Path, show: int = 5, threads: int = -1,
                        console: Console | None = None) -> EvalReport:
-    """Round-trip every item of corpus through encode_batch/decode; measure chars/token and speed."""
+    """Round-trip every item of corpus through encode_batch/decode;
+    measure chars/token and speed."""
     corpus = Path(corpus)
     if not corpus.exists():
         raise GocoderError(f"--corpus {corpus}: no such file or folder")
@@ -220,7 +237,9 @@ def evaluate_tokenizer(tok: Tokenizer, corpus: str | Path, show: int = 5, thread
         raise GocoderError(f"--corpus {corpus}: no records or .go files")
     rep.chars, rep.tokens = total.chars, total.tokens
     rep.chars_per_token = {"all": _ratio(total), **{k: _ratio(c) for k, c in counts.items()}}
-    rep.encode_mb_per_s = round(rep.bytes / rep.encode_seconds / 1e6, 3) if rep.encode_seconds else 0.0
+    rep.encode_mb_per_s = (
+        round(rep.bytes / rep.encode_seconds / 1e6, 3) if rep.encode_seconds else 0.0
+    )
     rep.encode_seconds = round(rep.encode_seconds, 3)
     return rep
 

@@ -1,29 +1,31 @@
 """`gocoder train`: the joint multi-task loop over tokenized shards, with exact resume.
 
-Loss = w_plan * plan + w_code * code + w_ctrl * controller + w_halt * halting (each a masked mean over
-the examples still active in a segment, then a mean over segments: gocoder/model/model.py). AdamW (fused on
-CUDA), or Muon on the hidden matrices with AdamW on the rest (`train.optimizer`), linear warmup then
-cosine decay or a constant rate and a linear cool-down (`train.cooldown`), over the steps or over a
-wall-time budget (`train.schedule = "time"`: gocoder golf), gradient clipping, gradient accumulation,
-bf16 autocast on CUDA, opt-in torch.compile and DDP (torchrun: the same script on 1 or N GPUs), EMA of the
-weights, quantization-aware training (train.qat_bits: gocoder/model/quant.py's fake quantization,
-parametrized onto the matrices from outside), a curriculum of stages switched by step or by a validation
-metric, each stage reading its own data (record shards, or pretraining tokens packed into fixed rows).
+Over ~400 lines on purpose: everything here serves the one loop and is read with it (the state,
+the step, the prefetcher, the evaluation it logs, the run); golf.py, the benchmarks and the tests
+import its pieces from here.
 
-The loop is a state plus a step, as HRM's and TRM's are (`TrainState`, `train_step`): the step reads no
-host value (losses, grad norm and FLOPs stay on the device until the log interval, when one `.tolist()`
-reads them), so a compiled model settles into one graph per batch shape; batches are built ahead on a
-thread (`Prefetcher`), pinned, and copied without blocking; the EMA is one fused `_foreach_lerp_`.
+Loss = w_plan * plan + w_code * code + w_ctrl * controller + w_halt * halting (each a masked mean
+over the examples still active in a segment, then a mean over segments: gocoder/model/model.py).
+AdamW (fused on CUDA), or Muon on the hidden matrices with AdamW on the rest (`train.optimizer`),
+linear warmup then cosine decay or a constant rate and a linear cool-down (`train.cooldown`), over
+the steps or over a wall-time budget (`train.schedule = "time"`: gocoder golf), gradient clipping,
+gradient accumulation, bf16 autocast on CUDA, opt-in torch.compile and DDP (torchrun: the same
+script on 1 or N GPUs), EMA of the weights, quantization-aware training (train.qat_bits:
+gocoder/model/quant.py's fake quantization, parametrized onto the matrices from outside), a
+curriculum of stages switched by step or by a validation metric, each stage reading its own data
+(record shards, or pretraining tokens packed into fixed rows).
+
+The loop is a state plus a step, as HRM's and TRM's are (`TrainState`, `train_step`): the step
+reads no host value (losses, grad norm and FLOPs stay on the device until the log interval,
+when one `.tolist()` reads them), so a compiled model settles into one graph per batch shape;
+batches are built ahead on a thread (`Prefetcher`), pinned, and copied without blocking; the
+EMA is one fused `_foreach_lerp_`.
 `train()` is a short loop over a `Run`, whose methods are the rest: setup and resume, logging,
 evaluation, the curriculum's stages, checkpoints, the wall-time budget and the stop signals.
 
-NOTE(gocoder): ~800 lines, over the house's ~400, because everything here serves the one loop and is
-read with it (the state, the step, the prefetcher, the evaluation it logs, the run); golf.py, the
-benchmarks and the tests import its pieces from here.
-
-A checkpoint (gocoder/model/checkpoint.py) holds the weights, the EMA weights, config.json and state.pt
-(optimizer, scheduler, RNG, data position, curriculum stage). Resuming from it on CPU with a fixed seed
-gives the same losses as a run that never stopped (tests/test_train.py checks it).
+A checkpoint (gocoder/model/checkpoint.py) holds the weights, the EMA weights, config.json and
+state.pt (optimizer, scheduler, RNG, data position, curriculum stage). Resuming from it on CPU with
+a fixed seed gives the same losses as a run that never stopped (tests/test_train.py checks it).
 """
 
 from __future__ import annotations
@@ -55,11 +57,19 @@ from gocoder.model.quant import add_fake_quant, dequantize, quantize, set_fake_q
 from gocoder.records import JsonlWriter
 from gocoder.training.data import Shard, iter_batches, open_shard
 
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
+PEAK_BF16 = {
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10": 125e12,
+    "4090": 165e12,
+}
 
 
 def peak_flops(device: torch.device) -> float | None:
-    """Dense bf16 peak of the GPU, for MFU; None on CPU or an unknown GPU (MFU is then not reported)."""
+    """Dense bf16 peak of the GPU, for MFU; None on CPU or an unknown
+    GPU (MFU is then not reported)."""
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
@@ -68,14 +78,17 @@ def peak_flops(device: torch.device) -> float | None:
 
 def train_device(name: str) -> torch.device:
     """train.device as a torch device: "auto" is cuda when torch sees a GPU, else cpu."""
-    return torch.device(name if name != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    return torch.device(
+        name if name != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
 
 
 def lr_at(step: int, cfg: Any, elapsed_s: float = 0.0) -> float:
-    """Multiplier of cfg.lr: linear warmup, then down to min_lr_ratio at the schedule's end, which is
-    cfg.steps, or with cfg.schedule = "time" cfg.time_limit_s of training (elapsed_s so far). The decay is
-    a cosine over the whole schedule (cooldown 1), or constant and then linear over its last `cooldown`
-    share (the warm-up/stable/decay schedule of modded-nanogpt's and parameter-golf's fixed budgets)."""
+    """Multiplier of cfg.lr: linear warmup, then down to min_lr_ratio at the schedule's end,
+    which is cfg.steps, or with cfg.schedule = "time" cfg.time_limit_s of training (elapsed_s so
+    far). The decay is a cosine over the whole schedule (cooldown 1), or constant and then linear
+    over its last `cooldown` share (the warm-up/stable/decay schedule of modded-nanogpt's and
+    parameter-golf's fixed budgets)."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     t = schedule_progress(step, cfg, elapsed_s)
@@ -93,35 +106,58 @@ def schedule_progress(step: int, cfg: Any, elapsed_s: float = 0.0) -> float:
 
 
 def muon_params(model: torch.nn.Module) -> set[str]:
-    """The hidden matrices Muon updates: every 2-D weight but the token embedding (tied to the output head)
-    and small heads (a side under 32: the controller's verdict and decision), as Keller Jordan's Muon and
-    Moonlight leave embeddings, heads and vectors to AdamW."""
-    return {n for n, p in model.named_parameters() if p.dim() == 2 and n != "embed.weight" and min(p.shape) >= 32}
+    """The hidden matrices Muon updates: every 2-D weight but the token embedding (tied to the
+    output head) and small heads (a side under 32: the controller's verdict and decision), as
+    Keller Jordan's Muon and Moonlight leave embeddings, heads and vectors to AdamW."""
+    return {
+        n
+        for n, p in model.named_parameters()
+        if p.dim() == 2 and n != "embed.weight" and min(p.shape) >= 32
+    }
 
 
-def build_optimizers(model: torch.nn.Module, t: Any, device: torch.device) -> list[torch.optim.Optimizer]:
-    """AdamW over every parameter (weight decay on the matrices only), or, with train.optimizer = "muon",
-    torch.optim.Muon over the hidden matrices (Moonlight's AdamW-matched update size, so train.lr and
-    train.weight_decay keep their meaning) and AdamW over the rest. One schedule drives them all."""
+def build_optimizers(
+    model: torch.nn.Module, t: Any, device: torch.device
+) -> list[torch.optim.Optimizer]:
+    """AdamW over every parameter (weight decay on the matrices only), or, with
+    train.optimizer = "muon", torch.optim.Muon over the hidden matrices (Moonlight's
+    AdamW-matched update size, so train.lr and train.weight_decay keep their meaning) and
+    AdamW over the rest. One schedule drives them all."""
     hidden = muon_params(model) if t.optimizer == "muon" else set()
     named = [(n, p) for n, p in model.named_parameters() if n not in hidden]
     decay = [p for n, p in named if p.dim() >= 2]
     other = [p for n, p in named if p.dim() < 2]
     opts: list[torch.optim.Optimizer] = [
-        torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": other, "weight_decay": 0.0}],
-                          lr=t.lr, betas=(0.9, t.beta2), fused=device.type == "cuda")]
+        torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": t.weight_decay},
+                {"params": other, "weight_decay": 0.0},
+            ],
+            lr=t.lr,
+            betas=(0.9, t.beta2),
+            fused=device.type == "cuda",
+        )
+    ]
     if hidden:
         if not hasattr(torch.optim, "Muon"):
-            raise GocoderError(f'train.optimizer = "muon" needs torch >= 2.9 (torch.optim.Muon): {torch.__version__}')
+            raise GocoderError(
+                'train.optimizer = "muon" needs torch >= 2.9 (torch.optim.Muon): '
+                f"{torch.__version__}"
+            )
         mats = [p for n, p in model.named_parameters() if n in hidden]
-        opts.append(torch.optim.Muon(mats, lr=t.lr, weight_decay=t.weight_decay, adjust_lr_fn="match_rms_adamw"))
+        opts.append(
+            torch.optim.Muon(
+                mats, lr=t.lr, weight_decay=t.weight_decay, adjust_lr_fn="match_rms_adamw"
+            )
+        )
     return opts
 
 
 def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.nn.Module:
-    """Everything model.py leaves out: device, quantization-aware training, compile and DDP, applied from
-    outside. QAT (train.qat_bits) parametrizes every matrix with export's quantizer, switched on; the loop
-    switches it off before train.qat_start (gocoder.model.quant.set_fake_quant)."""
+    """Everything model.py leaves out: device, quantization-aware training, compile and DDP,
+    applied from outside. QAT (train.qat_bits) parametrizes every matrix with export's quantizer,
+    switched on; the loop switches it off before train.qat_start
+    (gocoder.model.quant.set_fake_quant)."""
     model.to(device)
     if cfg.qat_bits:  # before DDP and compile, which then see the parametrized weights
         add_fake_quant(model, cfg.qat_bits, cfg.qat_group, cfg.qat_embed_bits)
@@ -132,19 +168,27 @@ def prepare_model(model: GocoderModel, cfg: Any, device: torch.device) -> torch.
     wrapped: torch.nn.Module = model
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         ids = [device.index] if device.type == "cuda" else None
-        # the model's buffers (initial states, rotary tables) are constants: nothing to broadcast per step
+        # the model's buffers (initial states, rotary tables) are
+        # constants: nothing to broadcast per step
         ddp = torch.nn.parallel.DistributedDataParallel
         new_name = "forward_sync_buffers" in inspect.signature(ddp).parameters  # torch >= 2.13
-        wrapped = ddp(wrapped, device_ids=ids, **{"forward_sync_buffers" if new_name else "broadcast_buffers": False})
+        wrapped = ddp(
+            wrapped,
+            device_ids=ids,
+            **{"forward_sync_buffers" if new_name else "broadcast_buffers": False},
+        )
     if cfg.compile:  # after DDP, so that its optimizer splits graphs at the gradient buckets
         if device.type == "cuda":
-            model.attn_impl = "flex"  # packed rows: a fused kernel that skips the other files' blocks
-        # pretraining rows have one shape; record batches a few (train.bucket), and the recursive model's
-        # halted rows leave the batch: dynamo marks a dimension dynamic once it has seen it change
+            # packed rows: a fused kernel that skips the other files' blocks
+            model.attn_impl = "flex"
+        # pretraining rows have one shape; record batches a few (train.bucket), and the
+        # recursive model's halted rows leave the batch: dynamo marks a dimension
+        # dynamic once it has seen it change
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         if model.cfg.type == "gpt":
             wrapped = torch.compile(wrapped)
-        else:  # the segment is the region: one graph for all segments (the segment loop stays Python)
+        else:
+            # the segment is the region: one graph for all segments (the segment loop stays Python)
             model.compile_regions()
     return wrapped
 
@@ -156,8 +200,14 @@ def _setup_dist(cfg: Any) -> tuple[int, int, int]:
     try:
         rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
     except KeyError as e:
-        raise GocoderError(f"train.ddp=true needs torchrun's environment ({e.args[0]} is not set)") from None
-    backend = cfg.ddp_backend if cfg.ddp_backend != "auto" else ("nccl" if torch.cuda.is_available() else "gloo")
+        raise GocoderError(
+            f"train.ddp=true needs torchrun's environment ({e.args[0]} is not set)"
+        ) from None
+    backend = (
+        cfg.ddp_backend
+        if cfg.ddp_backend != "auto"
+        else ("nccl" if torch.cuda.is_available() else "gloo")
+    )
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend, rank=rank, world_size=world)
     return rank, world, local
@@ -165,8 +215,13 @@ def _setup_dist(cfg: Any) -> tuple[int, int, int]:
 
 def _git_sha() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -174,52 +229,78 @@ def _git_sha() -> str:
 # ------------------------------------------------------------------------------------- the loop
 
 def _loss(out: Any, t: Any, b: Any) -> torch.Tensor:
-    """The weighted sum of the record losses; a pretraining row (packed files: b.doc) is one text, whose loss
-    is the mean over all its T - 1 predicted tokens. (Weighted as a record, the row's one "plan" token, the
-    second of the row, weighed as much as its T - 2 code tokens together: half of every step's gradient
-    went to predicting 64 tokens a batch.)"""
+    """The weighted sum of the record losses; a pretraining row (packed files: b.doc) is one
+    text, whose loss is the mean over all its T - 1 predicted tokens. (Weighted as a record, the
+    row's one "plan" token, the second of the row, weighed as much as its T - 2 code tokens
+    together: half of every step's gradient went to predicting 64 tokens a batch.)"""
     if b.doc is not None:
         T = b.tokens.shape[1]
         return (out.plan_loss + (T - 2) * out.code_loss) / (T - 1)
-    return t.w_plan * out.plan_loss + t.w_code * out.code_loss + t.w_ctrl * out.ctrl_loss + t.w_halt * out.halt_loss
+    return (
+        t.w_plan * out.plan_loss
+        + t.w_code * out.code_loss
+        + t.w_ctrl * out.ctrl_loss
+        + t.w_halt * out.halt_loss
+    )
 
 
 @torch.no_grad()
-def evaluate(model: GocoderModel, shard: Any, cfg: Config, device: torch.device, tok: Any = None) -> dict:
-    """Validation losses over the first eval_batches batches, and (record shards, a tokenizer given) the
-    syntax-valid rate by gocheck of greedy samples written from the first eval_samples prompts."""
+def evaluate(
+    model: GocoderModel, shard: Any, cfg: Config, device: torch.device, tok: Any = None
+) -> dict:
+    """Validation losses over the first eval_batches batches, and (record shards, a
+    tokenizer given) the syntax-valid rate by gocheck of greedy samples written from
+    the first eval_samples prompts."""
     t, was = cfg.train, model.training
     model.eval()
-    sums = torch.zeros(4, device=device)  # plan, code, ctrl losses, mean segments: read once at the end
+    # plan, code, ctrl losses, mean segments: read once at the end
+    sums = torch.zeros(4, device=device)
     segs = []
     n = 0
     for i in range(0, min(len(shard), t.eval_batches * t.batch_size), t.batch_size):
         rows = list(range(i, min(i + t.batch_size, len(shard))))
-        out = model(shard.batch(rows, cfg.model.max_seq_len, shard.meta["pad_id"], t.bucket).to(device))
-        sums += torch.stack([out.plan_loss, out.code_loss, out.ctrl_loss, out.segments.mean()]).float()
+        out = model(
+            shard.batch(rows, cfg.model.max_seq_len, shard.meta["pad_id"], t.bucket).to(device)
+        )
+        sums += torch.stack(
+            [out.plan_loss, out.code_loss, out.ctrl_loss, out.segments.mean()]
+        ).float()
         segs.append(out.segments)
         n += 1
     vals = (sums / max(n, 1)).tolist()
     names = ("val_plan_loss", "val_code_loss", "val_ctrl_loss", "val_segments")
     res: dict[str, Any] = dict(zip(names, vals, strict=True))
-    hist = [0] * cfg.model.segments  # hist[i]: examples that halted after i + 1 segments (gocoder report plots it)
+    # hist[i]: examples that halted after i + 1 segments (gocoder report plots it)
+    hist = [0] * cfg.model.segments
     for s in torch.cat(segs).round().long().tolist() if segs else ():
         hist[min(max(s, 1), len(hist)) - 1] += 1
     res["val_segments_hist"] = hist
     if tok is not None and t.eval_samples > 0 and shard.kind == "records":
         from gocoder.check.validate import get_checker
 
-        clean = [i for i in range(len(shard)) if shard.index[i, shard.col["kind"]] == 0][: t.eval_samples]
-        codes = greedy_codes(model, shard, clean, tok, cfg.model.max_seq_len, cfg.generate.max_new_tokens, device)
-        # an empty answer (no <CODE> block, or nothing in it) is no valid Go, whatever a parser says of ""
+        clean = [i for i in range(len(shard)) if shard.index[i, shard.col["kind"]] == 0][
+            : t.eval_samples
+        ]
+        codes = greedy_codes(
+            model, shard, clean, tok, cfg.model.max_seq_len, cfg.generate.max_new_tokens, device
+        )
+        # an empty answer (no <CODE> block, or nothing in it) is no valid
+        # Go, whatever a parser says of ""
         checked = get_checker(cfg.validate).check_many([c for c in codes if c.strip()])
         res["val_syntax_valid"] = sum(r.ok for r in checked) / max(len(codes), 1)
     model.train(was)
     return res
 
 
-def greedy_codes(model: GocoderModel, shard: Shard, rows: list[int], tok: Any, max_len: int, max_new: int,
-                 device: torch.device) -> list[str]:
+def greedy_codes(
+    model: GocoderModel,
+    shard: Shard,
+    rows: list[int],
+    tok: Any,
+    max_len: int,
+    max_new: int,
+    device: torch.device,
+) -> list[str]:
     """Greedy plan-then-code continuations of the prompts of rows (cut to max_len, as in training),
     decoded to Go ("" when the model never opened a <CODE> block). Written by the KV-cached engine,
     which ends a row at the model's max_seq_len (the callers pass it as max_len) and at the first
@@ -246,8 +327,9 @@ def greedy_codes(model: GocoderModel, shard: Shard, rows: list[int], tok: Any, m
 
 @dataclasses.dataclass
 class TrainState:
-    """What a checkpoint holds, as HRM's and TRM's TrainState: the model, its EMA, the optimizer and the
-    schedule, and where the run stands (step, curriculum stage, data position, totals over all runs)."""
+    """What a checkpoint holds, as HRM's and TRM's TrainState: the model, its EMA, the
+    optimizer and the schedule, and where the run stands (step, curriculum stage, data
+    position, totals over all runs)."""
 
     model: GocoderModel
     opts: list[torch.optim.Optimizer]
@@ -259,22 +341,35 @@ class TrainState:
     flops: float = 0.0
     tokens: float = 0.0
     seconds: float = 0.0
-    # (EMA tensors, the live weights they follow): the weights as detached views, gathered once, not per step
-    _ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = dataclasses.field(default=None, repr=False)
+    # (EMA tensors, the live weights they follow): the weights as detached
+    # views, gathered once, not per step
+    _ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = dataclasses.field(
+        default=None, repr=False
+    )
 
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:
         """ema += (1 - decay) * (w - ema), one fused lerp over every tensor."""
         if self._ema_pairs is None:
-            live = self.model.state_dict()  # fp32 parameters and buffers: views of the weights, no copies
+            # fp32 parameters and buffers: views of the weights, no copies
+            live = self.model.state_dict()
             self._ema_pairs = ([self.ema[k] for k in live], list(live.values()))
         torch._foreach_lerp_(*self._ema_pairs, 1 - decay)
 
     def state_dict(self) -> dict[str, Any]:
-        st = {"optimizer": [o.state_dict() for o in self.opts], "scheduler": [s.state_dict() for s in self.scheds],
-              "rng_cpu": torch.get_rng_state(), "step": self.step, "stage": self.stage, "data": dict(self.pos),
-              "flops": self.flops, "tokens": self.tokens, "seconds": self.seconds}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():  # HRM's exploration draws on the GPU
+        st = {
+            "optimizer": [o.state_dict() for o in self.opts],
+            "scheduler": [s.state_dict() for s in self.scheds],
+            "rng_cpu": torch.get_rng_state(),
+            "step": self.step,
+            "stage": self.stage,
+            "data": dict(self.pos),
+            "flops": self.flops,
+            "tokens": self.tokens,
+            "seconds": self.seconds,
+        }
+        # HRM's exploration draws on the GPU
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
             st["rng_cuda"] = torch.cuda.get_rng_state()
         return st
 
@@ -283,8 +378,10 @@ class TrainState:
         if isinstance(opts, dict):  # written before train.optimizer existed: one AdamW
             opts, scheds = [opts], [scheds]
         if len(opts) != len(self.opts):
-            raise GocoderError(f"the checkpoint holds {len(opts)} optimizer(s), this run's train.optimizer "
-                               f"builds {len(self.opts)}: resume with the optimizer it was trained with")
+            raise GocoderError(
+                f"the checkpoint holds {len(opts)} optimizer(s), this run's train.optimizer "
+                f"builds {len(self.opts)}: resume with the optimizer it was trained with"
+            )
         for o, s in zip(self.opts, opts, strict=True):
             o.load_state_dict(s)
         for o, s in zip(self.scheds, scheds, strict=True):
@@ -292,15 +389,26 @@ class TrainState:
         torch.set_rng_state(st["rng_cpu"])
         if device.type == "cuda" and "rng_cuda" in st:
             torch.cuda.set_rng_state(st["rng_cuda"], device)
-        self.step, self.stage, self.pos, self.flops = st["step"], st["stage"], dict(st["data"]), st["flops"]
-        self.tokens, self.seconds = st.get("tokens", 0.0), st.get("seconds", 0.0)  # absent before they were kept
+        self.step, self.stage, self.pos, self.flops = (
+            st["step"],
+            st["stage"],
+            dict(st["data"]),
+            st["flops"],
+        )
+        # absent before they were kept
+        self.tokens, self.seconds = st.get("tokens", 0.0), st.get("seconds", 0.0)
 
 
-def train_step(state: TrainState, wrapped: torch.nn.Module, micro: list[tuple[Any, torch.Tensor]], t: Any,
-               autocast: Any) -> torch.Tensor:
-    """One optimizer step over grad_accum micro-batches ((batch, per-segment FLOPs per example), on the
-    device). Touches no host value: returns, on the device, [plan, code, ctrl, halt, loss, segments,
-    grad norm, FLOPs] for the loop to read at its log interval."""
+def train_step(
+    state: TrainState,
+    wrapped: torch.nn.Module,
+    micro: list[tuple[Any, torch.Tensor]],
+    t: Any,
+    autocast: Any,
+) -> torch.Tensor:
+    """One optimizer step over grad_accum micro-batches ((batch, per-segment FLOPs per example),
+    on the device). Touches no host value: returns, on the device, [plan, code, ctrl, halt, loss,
+    segments, grad norm, FLOPs] for the loop to read at its log interval."""
     acc = None  # [plan, code, ctrl, halt, loss, segments, FLOPs], summed over the micro-batches
     for i, (b, f) in enumerate(micro):
         sync = i == len(micro) - 1 or not hasattr(wrapped, "no_sync")
@@ -308,8 +416,21 @@ def train_step(state: TrainState, wrapped: torch.nn.Module, micro: list[tuple[An
             o = wrapped(b)
             loss = _loss(o, t, b)
         (loss / len(micro)).backward()
-        parts = torch.stack([o.plan_loss, o.code_loss, o.ctrl_loss, o.halt_loss, loss, o.segments.mean(),
-                             (f * o.segments).sum()]).detach().float()
+        parts = (
+            torch.stack(
+                [
+                    o.plan_loss,
+                    o.code_loss,
+                    o.ctrl_loss,
+                    o.halt_loss,
+                    loss,
+                    o.segments.mean(),
+                    (f * o.segments).sum(),
+                ]
+            )
+            .detach()
+            .float()
+        )
         acc = parts if acc is None else acc + parts
     gnorm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip, foreach=True)
     for o, s in zip(state.opts, state.scheds, strict=True):
@@ -319,24 +440,35 @@ def train_step(state: TrainState, wrapped: torch.nn.Module, micro: list[tuple[An
     if state.ema is not None:
         state.update_ema(ema_decay_at(state.step, t.ema_decay))
     state.step += 1
-    return torch.cat([acc[:6] / len(micro), gnorm.reshape(1).float(), acc[6:]])  # the means; FLOPs add up
+    # the means; FLOPs add up
+    return torch.cat([acc[:6] / len(micro), gnorm.reshape(1).float(), acc[6:]])
 
 
 def ema_decay_at(step: int, decay: float) -> float:
-    """The EMA's decay at optimizer step `step` (0-based), warmed up as timm's ModelEmaV2 and TRM do:
-    min(decay, (1 + step) / (10 + step)). A fixed 0.999 from the start kept 0.999^1900 = 15% of the random
-    initial weights in a 1,900-step run's EMA (its exported model); the warm-up forgets them within ~10x
-    fewer steps than the horizon."""
+    """The EMA's decay at optimizer step `step` (0-based), warmed up as timm's ModelEmaV2 and TRM
+    do: min(decay, (1 + step) / (10 + step)). A fixed 0.999 from the start kept 0.999^1900 = 15%
+    of the random initial weights in a 1,900-step run's EMA (its exported model); the warm-up
+    forgets them within ~10x fewer steps than the horizon."""
     return min(decay, (1 + step) / (10 + step))
 
 
 class Prefetcher:
-    """Batches built ahead on a background thread (pinned memory on a GPU), so the GPU never waits for
-    data. Each item carries the data position after it, so a checkpoint records what was consumed,
-    not what was built ahead."""
+    """Batches built ahead on a background thread (pinned memory on a GPU), so the GPU never
+    waits for data. Each item carries the data position after it, so a checkpoint records what
+    was consumed, not what was built ahead."""
 
-    def __init__(self, shard: Any, rows: np.ndarray, t: Any, mcfg: ModelConfig, pos: dict[str, int], seed: int,
-                 rank: int, world: int, device: torch.device):
+    def __init__(
+        self,
+        shard: Any,
+        rows: np.ndarray,
+        t: Any,
+        mcfg: ModelConfig,
+        pos: dict[str, int],
+        seed: int,
+        rank: int,
+        world: int,
+        device: torch.device,
+    ):
         import queue
         import threading
 
@@ -347,14 +479,17 @@ class Prefetcher:
         pin = device.type == "cuda"
 
         @functools.lru_cache(maxsize=4096)
-        def flops(total: int, code: int, plan: int) -> float:  # once per shape, not per example per step
+        # once per shape, not per example per step
+        def flops(total: int, code: int, plan: int) -> float:
             return train_flops(mcfg, total, code, 1.0, plan)
 
         def work() -> None:
             try:
                 while not self.stop.is_set():
                     b = shard.batch(next(it), mcfg.max_seq_len, shard.meta["pad_id"], t.bucket)
-                    lens = np.stack([b.total_len.numpy(), b.code_len.numpy(), b.plan_len.numpy()], 1)  # on the host
+                    lens = np.stack(
+                        [b.total_len.numpy(), b.code_len.numpy(), b.plan_len.numpy()], 1
+                    )  # on the host
                     f = torch.tensor([flops(*map(int, x)) for x in lens], dtype=torch.float32)
                     ntok = int(lens[:, 0].sum())
                     item = ((b.pin_memory(), f.pin_memory()) if pin else (b, f), ntok, dict(pos))
@@ -376,7 +511,11 @@ class Prefetcher:
         if isinstance(item, BaseException):
             raise item
         (b, f), ntok, pos = item
-        return (b.to(self.device, non_blocking=True), f.to(self.device, non_blocking=True)), ntok, pos
+        return (
+            (b.to(self.device, non_blocking=True), f.to(self.device, non_blocking=True)),
+            ntok,
+            pos,
+        )
 
     def close(self) -> None:
         self.stop.set()
@@ -395,7 +534,8 @@ def _log_line(m: dict[str, Any]) -> str:
 
 def _model_keys(model: dict[str, Any] | None) -> dict[str, Any]:
     """A model config as JSON holds it, with the defaults of fields added since it was written (a
-    checkpoint from before model.loop existed is the same model as one with loop = []; tuples are lists)."""
+    checkpoint from before model.loop existed is the same model as one
+    with loop = []; tuples are lists)."""
     try:
         full = to_dict(ModelConfig(**(model or {})))
     except TypeError:  # a key this version does not know: never the same model
@@ -404,16 +544,21 @@ def _model_keys(model: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def init_weights(path: str, model: dict[str, Any], tokenizer_hash: str) -> dict[str, torch.Tensor]:
-    """The float weights of the model folder `train.init` names (its EMA weights when it has them), checked
-    to be this run's model and tokenizer: a run continued from exported weights learns, never mis-loads."""
+    """The float weights of the model folder `train.init` names (its EMA weights when it has
+    them), checked to be this run's model and tokenizer: a run continued from exported
+    weights learns, never mis-loads."""
     meta, weights = float_weights(path)
     where = checkpoint_dir(path) / "config.json"
     theirs, ours = _model_keys(meta.get("model")), _model_keys(model)
     if theirs != ours:
         diff = sorted(k for k in ours if theirs.get(k) != ours[k])
-        raise GocoderError(f"{where}: train.init's model config differs from this run's ({', '.join(diff)})")
+        raise GocoderError(
+            f"{where}: train.init's model config differs from this run's ({', '.join(diff)})"
+        )
     if meta.get("tokenizer_hash") != tokenizer_hash:
-        raise GocoderError(f"{where}: train.init was trained with another tokenizer than this run's data")
+        raise GocoderError(
+            f"{where}: train.init was trained with another tokenizer than this run's data"
+        )
     return {k: v.float() for k, v in weights.items()}
 
 
@@ -746,7 +891,8 @@ def _end_dist() -> None:
 
 
 def _graphs() -> int:
-    """Graphs torch.compile has made in this process (constant after warm-up when nothing recompiles)."""
+    """Graphs torch.compile has made in this process (constant after
+    warm-up when nothing recompiles)."""
     from torch._dynamo.utils import counters
 
     return int(counters["stats"]["unique_graphs"])
@@ -758,8 +904,10 @@ def _is_tty() -> bool:
 
 def _ema_model(model: GocoderModel, ema: dict | None, mcfg: ModelConfig, device: torch.device,
                qat: Any = None) -> GocoderModel:
-    """The model to evaluate: a copy holding the EMA weights (TRM evaluates with them), else the model.
-    Under QAT (qat: the train config) the copy holds them as export stores them at train.qat_bits."""
+    """The model to evaluate: a copy holding the EMA weights (TRM
+    evaluates with them), else the model.
+    Under QAT (qat: the train config) the copy holds them as export
+    stores them at train.qat_bits."""
     if ema is None:
         return model
     m = GocoderModel(mcfg).to(device)
@@ -770,11 +918,18 @@ def _ema_model(model: GocoderModel, ema: dict | None, mcfg: ModelConfig, device:
 
 
 def _progress(on: bool, total: int, done: int):
-    """A rich progress bar on stderr (a TTY only): call it with (step, metrics), then (None, None)."""
+    """A rich progress bar on stderr (a TTY only): call it with
+    (step, metrics), then (None, None)."""
     if not on:
         return lambda *a: None
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     if not console.is_terminal:
