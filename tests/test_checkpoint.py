@@ -53,3 +53,15 @@ def test_no_state_is_an_empty_state(ckpt):
     _, final, _ = ckpt
     (final / "state.pt").unlink()
     assert load_train_state(final) == {}
+
+
+def test_a_gpt_sized_by_the_recursive_model_loads_from_its_json(tmp_path):
+    # gpt_layers 0 sizes the GPT from the recursive shape (a cached function of the config), and
+    # config.json holds model.loop as a list: the config read back must hash
+    from dataclasses import replace
+
+    cfg = replace(CFG, type="gpt", gpt_layers=0, loop=())
+    model = GocoderModel(cfg)
+    save_checkpoint(tmp_path / "run", 1, model, None, {"step": 1}, {"model": to_dict(cfg)})
+    loaded, _ = load_model(tmp_path / "run")
+    assert loaded.cfg.loop == () and len(loaded.gpt.blocks) == len(model.gpt.blocks) > 1

@@ -148,7 +148,9 @@ def model_config(meta: dict[str, Any], where: Path) -> ModelConfig:
     """The ModelConfig of a checkpoint's config.json (meta), or one
     line naming where it is unusable."""
     try:
-        return ModelConfig(**meta["model"])
+        # JSON has lists where the config has tuples (model.loop): a frozen config must hash
+        model = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
+        return ModelConfig(**model)
     except (KeyError, TypeError, ValueError) as e:
         raise GocoderError(f"{where}: no usable model config ({type(e).__name__}: {e})") from None
 
