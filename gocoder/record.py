@@ -171,6 +171,12 @@ class Step(_Node):
     description: str = ""
     FIELDS: ClassVar[tuple[str, ...]] = ("intent", "target", "description")
 
+    @property
+    def target_name(self) -> str:
+        """NAME of the target KIND:NAME@FILE (a method's Recv.Name); "" for none."""
+        kind, sep, rest = self.target.partition(":")
+        return rest.rsplit("@", 1)[0] if sep else ""
+
     @classmethod
     def read(cls, d: Mapping[str, Any], c: _Check, path: str) -> Step:
         return cls(intent=c.get(d, path, "intent", _STR), target=c.get(d, path, "target", _STR, ""),

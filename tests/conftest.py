@@ -159,3 +159,36 @@ def tiny_ckpt(tiny_corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
         return train_tiny(tiny_corpus[0], tmp_path_factory.mktemp("ckpt") / "run")
     finally:
         torch.set_num_threads(n)
+
+
+PARSE = '''package conf
+
+import "time"
+
+// ParseDuration reads a duration such as "3s" from a config value.
+func ParseDuration(s string) (time.Duration, error) {
+	return time.ParseDuration(s)
+}
+'''
+STACK = '''package ds
+
+// Stack is a LIFO of ints.
+type Stack struct{ items []int }
+
+// Push puts x on top of the stack.
+func (s *Stack) Push(x int) { s.items = append(s.items, x) }
+'''
+
+
+@pytest.fixture
+def decl_repo(tmp_path: Path) -> Path:
+    """Two packages of declarations to index (conf, ds), with a test file and vendor/ that
+    indexing skips (tests/test_retrieve.py, tests/test_retrieve_embed.py)."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "conf" / "parse.go").write_text(PARSE)
+    (tmp_path / "ds" / "stack.go").write_text(STACK)
+    (tmp_path / "ds" / "stack_test.go").write_text("package ds\n\nfunc helperForTests() {}\n")
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "v.go").write_text("package v\n\nfunc Vendored() {}\n")
+    return tmp_path

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from conftest import PARSE, STACK
 from typer.testing import CliRunner
 
 from gocoder import GocoderError
@@ -14,35 +15,10 @@ from gocoder.inference.retrieve import build_index, open_index, signature, split
 from gocoder.record import Record
 from gocoder.text.serialize import parse, prompt, serialize, serialized_fields
 
-PARSE = '''package conf
-
-import "time"
-
-// ParseDuration reads a duration such as "3s" from a config value.
-func ParseDuration(s string) (time.Duration, error) {
-	return time.ParseDuration(s)
-}
-'''
-STACK = '''package ds
-
-// Stack is a LIFO of ints.
-type Stack struct{ items []int }
-
-// Push puts x on top of the stack.
-func (s *Stack) Push(x int) { s.items = append(s.items, x) }
-'''
-
 
 @pytest.fixture
-def repo(tmp_path):
-    (tmp_path / "conf").mkdir()
-    (tmp_path / "ds").mkdir()
-    (tmp_path / "conf" / "parse.go").write_text(PARSE)
-    (tmp_path / "ds" / "stack.go").write_text(STACK)
-    (tmp_path / "ds" / "stack_test.go").write_text("package ds\n\nfunc helperForTests() {}\n")
-    (tmp_path / "vendor").mkdir()
-    (tmp_path / "vendor" / "v.go").write_text("package v\n\nfunc Vendored() {}\n")
-    return tmp_path
+def repo(decl_repo):
+    return decl_repo
 
 
 def test_identifiers_split_at_case_and_underscores():

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import STACK
 from typer.testing import CliRunner
 
 from gocoder import GocoderError
@@ -18,24 +19,6 @@ from gocoder.config import ModelConfig, RetrieveConfig, load_config
 from gocoder.inference.embed import Embedder
 from gocoder.inference.retrieve import build_index, embed_text, fuse, open_index
 from gocoder.model.model import GocoderModel
-
-PARSE = '''package conf
-
-import "time"
-
-// ParseDuration reads a duration such as "3s" from a config value.
-func ParseDuration(s string) (time.Duration, error) {
-	return time.ParseDuration(s)
-}
-'''
-STACK = '''package ds
-
-// Stack is a LIFO of ints.
-type Stack struct{ items []int }
-
-// Push puts x on top of the stack.
-func (s *Stack) Push(x int) { s.items = append(s.items, x) }
-'''
 
 
 class ByteTok:
@@ -70,14 +53,10 @@ class Counting(Embedder):
         return super().embed(texts)
 
 
-@pytest.fixture
-def repo(tmp_path):
-    (tmp_path / "conf").mkdir()
-    (tmp_path / "ds").mkdir()
-    (tmp_path / "conf" / "parse.go").write_text(PARSE)
-    (tmp_path / "ds" / "stack.go").write_text(STACK)
-    return tmp_path
 
+@pytest.fixture
+def repo(decl_repo):
+    return decl_repo
 
 @pytest.mark.parametrize("kind", ["gpt", "recursive"])
 @pytest.mark.parametrize("pooling", ["hidden", "embedding"])

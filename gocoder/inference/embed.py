@@ -10,7 +10,6 @@ measures them against BM25 on the PR benchmark.
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import Any
 
 import numpy as np
@@ -74,14 +73,8 @@ class Embedder:
                 T = max(len(ids[i]) for i in rows)
                 # [B, T]
                 tokens = torch.tensor([ids[i] + [0] * (T - len(ids[i])) for i in rows], device=dev)
-                valid = (
-                    torch.arange(T, device=dev)[None]
-                    < torch.tensor(
-                        [len(ids[i]) for i in rows],
-                        # [B, T]
-                        device=dev,
-                    )[:, None]
-                )
+                lens = torch.tensor([len(ids[i]) for i in rows], device=dev)
+                valid = torch.arange(T, device=dev)[None] < lens[:, None]  # [B, T]
                 z = self._states(tokens, valid)  # [B, T, d]
                 v = (z * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)  # [B, d]
                 out[rows] = torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy()
@@ -89,18 +82,6 @@ class Embedder:
 
     def _states(self, tokens: Any, valid: Any) -> Any:
         """The per-token states [B, T, d] that pooling averages."""
-        m = self.model
-        x = m.embed(tokens)  # [B, T, d]
         if self.pooling == "embedding":
-            return x
-        x = x * math.sqrt(m.cfg.d_model)
-        rope = m._rope(tokens.shape[1], tokens.device)
-        if m.cfg.type == "gpt":  # causal: right padding never reaches a real token
-            return m.gpt(x, None, rope)
-        # the planner is bidirectional over a prompt, padding keys
-        # hidden; no code, so no generator pass
-        mask = valid[:, None, None, :]  # [B, 1, 1, T]
-        z = m.h_init.expand_as(x)
-        for _ in range(m.cfg.segments * m.cfg.h_cycles):
-            z = m.planner(z + x, mask, rope)
-        return z
+            return self.model.embed(tokens)
+        return self.model.prompt_states(tokens, valid)

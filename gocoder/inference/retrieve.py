@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from gocoder import GocoderError
+from gocoder.fsio import atomic_write
 from gocoder.inference.embed import EMBED_TOKENS, Embedder  # noqa: F401 (EMBED_TOKENS: re-exported)
 from gocoder.inference.ranking import (  # noqa: F401 (Hit, fuse, split_ident: re-exported)
     METHODS,
@@ -214,9 +215,8 @@ def _source(root: Path, p: str) -> bytes:
 def _save(
     dest: Path, root: Path, files: dict[str, Any], drop_key: str = "", embed_key: str = ""
 ) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(
+    atomic_write(
+        dest,
         json.dumps(
             {
                 "version": INDEX_VERSION,
@@ -225,9 +225,8 @@ def _save(
                 "embed_key": embed_key,
                 "files": files,
             }
-        )
+        ),
     )
-    os.replace(tmp, dest)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -356,6 +356,20 @@ class GocoderModel(nn.Module):
         cap = self.cfg.logit_softcap
         return cap * torch.tanh(y / cap) if cap > 0 else y  # soft-capped (Gemma 2, modded-nanogpt)
 
+    def prompt_states(self, tokens: Tensor, valid: Tensor) -> Tensor:
+        """The final states [B, T, d] of right-padded prompts (valid [B, T] marks real tokens):
+        a GPT's stack, causal, so padding never reaches a real token; a recursive model's planner
+        after its passes, bidirectional with padding keys hidden (no code: no generator pass)."""
+        x = self.embed(tokens) * math.sqrt(self.cfg.d_model)  # [B, T, d]
+        rope = self._rope(tokens.shape[1], tokens.device)
+        if self.cfg.type == "gpt":
+            return self.gpt(x, None, rope)
+        mask = valid[:, None, None, :]  # [B, 1, 1, T]
+        z = self.h_init.expand_as(x)
+        for _ in range(self.cfg.segments * self.cfg.h_cycles):
+            z = self.planner(z + x, mask, rope)
+        return z
+
     def _rope(self, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
         if self._rope_cos.shape[0] < n or self._rope_cos.device != device:
             hd = self.cfg.d_model // self.cfg.n_heads

@@ -126,12 +126,8 @@ def answer_names(recs: list[dict[str, Any]]) -> list[set[str]]:
         get_checker().check_many([r.code for r in records], kind="auto", gofmt=False),
         strict=True,
     ):
-        names = {d.name for d in res.decls}
-        for s in rec.steps:
-            target = s.target or ""
-            if ":" in target:
-                names.add(target.split(":", 1)[1].rsplit("@", 1)[0])
-        out.append(names)
+        names = {d.name for d in res.decls} | {s.target_name for s in rec.steps}
+        out.append(names - {""})
     return out
 
 
