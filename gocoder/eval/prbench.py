@@ -42,8 +42,9 @@ import numpy as np
 from gocoder import GocoderError
 from gocoder.check.confine import Limits
 from gocoder.eval.prmine import build_prbench, git, git_dir, show  # noqa: F401 (re-exported)
+from gocoder.fsio import atomic_write
 from gocoder.record import Context, Problem, Record
-from gocoder.records import read_jsonl_numbered
+from gocoder.records import JsonlWriter, read_jsonl, read_jsonl_numbered
 from gocoder.text.gosource import func_body, funcs
 
 # a package's test binary: the limits `gocoder generate --tests` runs a package's tests under, with
@@ -209,9 +210,24 @@ def score_tests(p: dict[str, Any], code: str, repo: Path, trees: Path) -> dict[s
     "at-commit-STATUS": those Test functions do not pass at the commit, run as below). Where they
     apply: whether they pass with the answer put into the file at the parent (`tests_pass`), with
     the real declarations put in the same way (`reference_tests_pass`), and whether they fail
-    with the file at the parent (`tests_fail_before`)."""
-    from gocoder.inference.patch import put_in
+    with the file at the parent (`tests_fail_before`). What does not depend on the answer is
+    worked out once a problem and kept beside its trees (trees/SHA.tests.json), so that every
+    run of the benchmark after the first builds one test binary a problem, not four."""
+    memo = trees / f"{p['sha']}.tests.json"
+    if memo.exists():
+        ref = json.loads(memo.read_text(encoding="utf-8"))
+    else:
+        ref = _reference_tests(p, repo, trees)
+        atomic_write(memo, json.dumps(ref))
+    if ref["tests"] != "ok":
+        return ref
+    child = tree_at(repo, p["sha"], trees)
+    return {**ref, "tests_pass": _passes(p, code, child, ref["test_funcs"], head_module(repo))}
 
+
+def _reference_tests(p: dict[str, Any], repo: Path, trees: Path) -> dict[str, Any]:
+    """score_tests's part that holds for every answer: whether the tests apply, and how the real
+    declarations and the parent's file do."""
     tests = changed_tests(repo, p)
     if not tests:
         return {"tests": "no-test-change"}
@@ -219,16 +235,21 @@ def score_tests(p: dict[str, Any], code: str, repo: Path, trees: Path) -> dict[s
     status = run_tests(child, p["path"], p["after"], tests, module)
     if status != "ok":
         return {"tests": f"at-commit-{status}", "test_funcs": tests}
+    return {"tests": "ok", "test_funcs": tests,
+            "reference_tests_pass": _passes(p, p["answer"], child, tests, module),
+            "tests_fail_before": not _passes(p, None, child, tests, module)}
 
-    def passes(answer: str | None) -> bool:
-        try:
-            text = put_in(p["before"], answer, p["path"]) if answer is not None else p["before"]
-        except GocoderError:
-            return False
-        return run_tests(child, p["path"], text, tests, module) == "ok"
 
-    return {"tests": "ok", "test_funcs": tests, "tests_pass": passes(code),
-            "reference_tests_pass": passes(p["answer"]), "tests_fail_before": not passes(None)}
+def _passes(p: dict[str, Any], answer: str | None, child: Path, tests: list[str],
+            module: str) -> bool:
+    """The tests pass with answer put into the file at the parent (None: the parent's file)."""
+    from gocoder.inference.patch import put_in
+
+    try:
+        text = put_in(p["before"], answer, p["path"]) if answer is not None else p["before"]
+    except GocoderError:
+        return False
+    return run_tests(child, p["path"], text, tests, module) == "ok"
 
 
 def _gofmt(code: str) -> str | None:
@@ -247,12 +268,13 @@ def score(p: dict[str, Any], code: str, tree: Path) -> dict[str, Any]:
 
     r = check(code, kind="auto", gofmt=False)
     parses = bool(r.ok and r.decls)
-    mine, ref = _gofmt(code) or code, _gofmt(p["answer"]) or p["answer"]
+    formatted, ref = _gofmt(code), _gofmt(p["answer"]) or p["answer"]
+    mine = formatted or code
     row = {
         "id": p["id"],
         "parses": parses,
         "edit_similarity": round(edit_similarity(mine.strip(), ref.strip()), 4),
-        "exact": _gofmt(code) is not None and mine.strip() == ref.strip(),
+        "exact": formatted is not None and mine.strip() == ref.strip(),
     }
     try:
         after = put_in(p["before"], code, p["path"]) if parses else None
@@ -289,16 +311,11 @@ def run_prbench(
     emb = embedder_for(retrieval, gen) if retrieve else None
     out.mkdir(parents=True, exist_ok=True)
     res_path = out / "results.jsonl"
-    done = (
-        {json.loads(ln)["id"]: json.loads(ln) for ln in res_path.open()}
-        if res_path.exists()
-        else {}
-    )
     trees, t0 = out.parent / "trees", time.perf_counter()
     base: dict[str, bool] = {}
-    with res_path.open("a") as f:
+    with JsonlWriter(res_path) as f:
         for i, p in enumerate(problems):
-            if p["id"] in done:
+            if p["id"] in f.seen:
                 continue
             repo = repos_dir / p["repo"]
             tree = tree_at(repo, p["parent"], trees / p["repo"])
@@ -327,15 +344,14 @@ def run_prbench(
             if tests:
                 row.update(score_tests(p, code, repo, trees / p["repo"]))
             row["code"] = code
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            done[p["id"]] = row
+            f.write(row)
             log(
                 f"prbench: {i + 1}/{len(problems)} {p['id']}: parses={row['parses']} "
                 f"typechecks={row['typechecks']} sim={row['edit_similarity']} "
                 f"tests={row.get('tests', 'not run')}"
                 f"{' pass=' + str(row['tests_pass']) if 'tests_pass' in row else ''}"
             )
+    done = {r["id"]: r for r in read_jsonl(res_path)} if res_path.exists() else {}
     rows = [done[p["id"]] for p in problems if p["id"] in done]
     summary = summarize(rows, retrieve, time.perf_counter() - t0)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
