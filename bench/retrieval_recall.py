@@ -33,11 +33,12 @@ import numpy as np
 from gocoder.eval.prbench import tree_at
 from gocoder.inference.retrieve import Embedder, build_index
 from gocoder.records import read_jsonl_numbered
+from gocoder.text.gosource import COMMENT, IDENT, LITERAL
 
 KS = (1, 3, 5)
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENT = re.compile(IDENT)
 # Go comments and literals: their words are not identifiers of the code
-_NOT_CODE = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|`[^`]*`|\'(?:\\.|[^\'\\\n])*\'', re.S)
+_NOT_CODE = re.compile(f"{COMMENT}|{LITERAL}", re.S)
 
 
 class Memo:
